@@ -1,0 +1,39 @@
+# The two commands a fresh machine needs: `make demo` (the main job, offline) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Here torch 2.13.0 is a local CPU wheel; elsewhere pip fetches the normal build for your machine.
+TORCH ?= torch==2.13.0
+APT_PACKAGES := espeak-ng sox wamerican
+
+.PHONY: setup system-packages demo test test-all clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+setup: $(BIN)/.installed
+
+# Debian packages for regenerating the speech corpus (experiments/); the demo and tests do not need them.
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq $$missing; fi; fi
+
+demo: setup
+	WANDB_SILENT=true $(BIN)/python -m audiation.run model=random_small objective=unit model.layer=2 \
+		objective.unit=0,1 optimizer.steps=60 hydra.sweep.dir=outputs/demo --multirun
+	@echo "demo outputs: outputs/demo (audio, spectrograms, metrics.json, W&B offline runs)"
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-all: setup
+	$(BIN)/python -m pytest -q -m ""
+
+clean:
+	rm -rf outputs/runs outputs/sweeps outputs/demo

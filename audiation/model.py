@@ -1,0 +1,268 @@
+"""Model loading and layer access: the one place a speech encoder is opened, frozen and cut.
+
+Any wav2vec2-family encoder that `transformers.AutoModel` loads works (wav2vec2, HuBERT, WavLM,
+data2vec-audio): they share a conv feature encoder (`feature_extractor.conv_layers`) and a transformer
+(`encoder.layers`). Layer sizes are always read from the model config, never assumed.
+
+Layers are named as in `model.layer`:
+- `0`            the transformer's input (conv features, projected, plus positional conv), = HF hidden_states[0]
+- `1..L`         the output of transformer layer N, = HF hidden_states[N]
+- `conv1..convK` the output of conv layer K of the feature encoder (after its norm and GELU)
+- `logits`       the CTC head's outputs (one unit per vocabulary entry), only for `*ForCTC` checkpoints
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+
+from audiation.errors import AudiationError
+
+OFFLINE_HINT = (
+    "use model=tiny (the project's trained model), model=random_base (random weights), "
+    "or model.name=/path/to/a/save_pretrained/folder"
+)
+
+
+@dataclass(frozen=True)
+class Layer:
+    kind: str  # "transformer", "conv" or "logits"
+    index: int = 0
+
+    @property
+    def label(self) -> str:
+        """Short tag used in target and run names: L8, conv3, logits."""
+        return {"transformer": f"L{self.index}", "conv": f"conv{self.index}", "logits": "logits"}[self.kind]
+
+
+def parse_layer(spec, config) -> Layer:
+    """Turn a `model.layer` value into a Layer, or say in one line which values are valid."""
+    num_layers = config.num_hidden_layers
+    num_convs = len(config.conv_dim)
+    valid = f"valid: 0..{num_layers}, conv1..conv{num_convs}" + (", logits" if has_ctc_head(config) else "")
+    text = str(spec).strip().lower()
+    if re.fullmatch(r"-?\d+", text):
+        index = int(text)
+        if 0 <= index <= num_layers:
+            return Layer("transformer", index)
+    elif match := re.fullmatch(r"conv(\d+)", text):
+        index = int(match.group(1))
+        if 1 <= index <= num_convs:
+            return Layer("conv", index)
+    elif text == "logits" and has_ctc_head(config):
+        return Layer("logits")
+    raise AudiationError(f"model.layer={spec} is not a layer of this model ({valid})")
+
+
+def has_ctc_head(config) -> bool:
+    return any(arch.endswith("ForCTC") for arch in (config.architectures or []))
+
+
+def num_units(layer: Layer, config) -> int:
+    if layer.kind == "conv":
+        return config.conv_dim[layer.index - 1]
+    if layer.kind == "logits":
+        return config.vocab_size
+    return config.hidden_size
+
+
+def frame_geometry(layer: Layer, config) -> tuple[int, int]:
+    """(hop, receptive field) in input samples of one frame at this layer, from the conv stack.
+
+    Transformer layers see the whole signal through attention; their frame grid is the last conv's.
+    """
+    depth = layer.index if layer.kind == "conv" else len(config.conv_dim)
+    hop, field = 1, 1
+    for kernel, stride in zip(config.conv_kernel[:depth], config.conv_stride[:depth]):
+        field += (kernel - 1) * hop
+        hop *= stride
+    return hop, field
+
+
+def num_frames(layer: Layer, config, num_samples: int) -> int:
+    depth = layer.index if layer.kind == "conv" else len(config.conv_dim)
+    length = num_samples
+    for kernel, stride in zip(config.conv_kernel[:depth], config.conv_stride[:depth]):
+        length = (length - kernel) // stride + 1
+    if length < 1:
+        raise AudiationError(f"{num_samples} samples are too short for one frame at layer {layer.label}")
+    return length
+
+
+class _StopForward(Exception):
+    """Raised by a hook once the target layer has run, so no work is done above it."""
+
+
+class Encoder(nn.Module):
+    """A frozen speech encoder that returns one layer's activations, (batch, frames, units).
+
+    The forward pass stops right after the requested layer (a hook raises once it has the output), and
+    every hook is removed again whatever happens, so the model is left as it was found.
+    """
+
+    def __init__(self, model: nn.Module, normalize: bool, sample_rate: int, name: str):
+        super().__init__()
+        self.model = model.eval().requires_grad_(False)  # weight grads would cost 1.6x per step
+        self.base = model.base_model
+        self.head = getattr(model, "lm_head", None)
+        self.normalize = normalize
+        self.sample_rate = sample_rate
+        self.name = name
+
+    @property
+    def config(self):
+        return self.model.config
+
+    def preprocess(self, waveform: torch.Tensor) -> torch.Tensor:
+        """What the model's feature extractor does to raw audio, differentiably and per row."""
+        if not self.normalize:
+            return waveform
+        mean = waveform.mean(dim=-1, keepdim=True)
+        var = waveform.var(dim=-1, keepdim=True, unbiased=False)
+        return (waveform - mean) / torch.sqrt(var + 1e-7)
+
+    def _hook_point(self, layer: Layer) -> tuple[nn.Module, bool]:
+        """The module whose output (or, when the flag is True, whose input) is the layer's activation."""
+        if layer.kind == "conv":
+            return self.base.feature_extractor.conv_layers[layer.index - 1], False
+        layers = self.base.encoder.layers
+        if layer.index < len(layers):
+            return layers[layer.index], True
+        if getattr(self.config, "do_stable_layer_norm", False):
+            return self.base.encoder.layer_norm, False  # pre-LN models normalise after the last layer
+        return layers[-1], False
+
+    def forward(self, waveform: torch.Tensor, layer: Layer) -> torch.Tensor:
+        inputs = self.preprocess(waveform)
+        if layer.kind == "logits":
+            return self.head(self.base(inputs).last_hidden_state)
+        module, on_input = self._hook_point(layer)
+        captured = []
+
+        def grab(tensor):
+            captured.append(tensor[0] if isinstance(tensor, tuple) else tensor)
+            raise _StopForward
+
+        if on_input:
+            handle = module.register_forward_pre_hook(
+                lambda _m, args, kwargs: grab(args[0] if args else kwargs["hidden_states"]), with_kwargs=True
+            )
+        else:
+            handle = module.register_forward_hook(lambda _m, _args, output: grab(output))
+        try:
+            self.base(inputs)
+        except _StopForward:
+            pass
+        finally:
+            handle.remove()
+        activations = captured[0]
+        return activations.transpose(1, 2) if layer.kind == "conv" else activations
+
+
+# --- opening models ---------------------------------------------------------------------------------
+
+
+def _is_local(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or os.path.sep in name and Path(name).expanduser().exists()
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _pretrained_kwargs(name: str) -> dict:
+    """Where to read `name` from: a local folder, the HF cache, or the hub when it can be reached.
+
+    Checked up front so an offline machine gets one clear line instead of half a minute of retries.
+    """
+    if _is_local(name):
+        path = Path(name).expanduser()
+        if not (path / "config.json").is_file():
+            raise AudiationError(f"model.name={name}: no such model folder (expected {path / 'config.json'})")
+        return {"pretrained_model_name_or_path": str(path)}
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(name, local_files_only=True)
+        return {"pretrained_model_name_or_path": name, "local_files_only": True}
+    except OSError:
+        pass
+    if not _hub_reachable():
+        raise AudiationError(
+            f"model.name={name} is not in the Hugging Face cache and the hub cannot be reached; {OFFLINE_HINT}"
+        )
+    return {"pretrained_model_name_or_path": name}
+
+
+def load_config(model_cfg):
+    """The model's config only (a small JSON file): enough to validate layers and units cheaply."""
+    from omegaconf import OmegaConf
+    from transformers import AutoConfig
+
+    if model_cfg.random_init:
+        overrides = OmegaConf.to_container(model_cfg.config, resolve=True) if model_cfg.get("config") else {}
+        try:
+            return AutoConfig.for_model(model_cfg.architecture, **overrides)
+        except (ValueError, TypeError) as error:
+            raise AudiationError(f"model.config for {model_cfg.architecture}: {error}".splitlines()[0]) from None
+    try:
+        return AutoConfig.from_pretrained(**_pretrained_kwargs(model_cfg.name))
+    except AudiationError:
+        raise
+    except (OSError, ValueError) as error:
+        raise AudiationError(f"model.name={model_cfg.name} could not be opened: {error}".splitlines()[0]) from None
+
+
+def _normalizes_input(model_cfg) -> bool:
+    """Follow the feature extractor's `do_normalize` when the checkpoint ships one."""
+    if model_cfg.random_init:
+        return bool(model_cfg.normalize)
+    from transformers import AutoFeatureExtractor
+
+    try:
+        extractor = AutoFeatureExtractor.from_pretrained(**_pretrained_kwargs(model_cfg.name))
+    except OSError:
+        return bool(model_cfg.normalize)
+    return bool(getattr(extractor, "do_normalize", model_cfg.normalize))
+
+
+@functools.lru_cache(maxsize=2)
+def _load_cached(key: str, device: str) -> Encoder:
+    from omegaconf import OmegaConf
+    from transformers import AutoModel, AutoModelForCTC
+
+    model_cfg = OmegaConf.create(json.loads(key))
+    config = load_config(model_cfg)
+    if model_cfg.random_init:
+        with torch.random.fork_rng():
+            torch.manual_seed(model_cfg.init_seed)
+            model = AutoModel.from_config(config)
+    else:
+        loader = AutoModelForCTC if has_ctc_head(config) else AutoModel
+        model = loader.from_pretrained(**_pretrained_kwargs(model_cfg.name))
+    name = f"random:{model_cfg.architecture}" if model_cfg.random_init else model_cfg.name
+    return Encoder(model, _normalizes_input(model_cfg), model_cfg.sample_rate, name).to(device)
+
+
+def load_encoder(model_cfg, device: str | torch.device) -> Encoder:
+    """Open the encoder once per process and configuration: multirun jobs in one process share it."""
+    from omegaconf import OmegaConf
+
+    fields = {k: v for k, v in OmegaConf.to_container(model_cfg, resolve=True).items() if k != "layer"}
+    return _load_cached(json.dumps(fields, sort_keys=True), str(device))

@@ -1,0 +1,79 @@
+"""Parameterizations: the learnable tensors behind a batch of signals, one row per target.
+
+Each row is initialised from its own random stream (see `row_generators`), so a target's result does
+not depend on which other targets share its batch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def row_generators(seed: int, keys: list[int], device: str | torch.device = "cpu") -> list[torch.Generator]:
+    """One random stream per batch row, determined by (seed, the row's target key) only."""
+    generators = []
+    for key in keys:
+        generator = torch.Generator(device=device)
+        generator.manual_seed(hash((seed, key)) & 0x7FFF_FFFF_FFFF_FFFF)
+        generators.append(generator)
+    return generators
+
+
+def _normal_rows(generators: list[torch.Generator], shape: tuple[int, ...], device) -> torch.Tensor:
+    return torch.stack([torch.randn(shape, generator=g, device=device) for g in generators])
+
+
+class FFT(nn.Module):
+    """The seed's recipe: random normal spectrum, each coefficient scaled by 1/f, inverse real FFT.
+
+    The scale is (floor_hz / max(f, floor_hz)) ** decay with f in Hz, so it falls from 1 at the floor to
+    floor/Nyquist at the top (the seed's 1/(1+f) with f in cycles/sample only reached 0.67). Because Adam
+    takes steps of similar size on every coefficient, the same scale also sets how fast each band learns.
+    The waveform is rescaled so its initial RMS is `init_rms`, keeping it well above augmentation noise.
+    """
+
+    def __init__(
+        self,
+        generators: list[torch.Generator],
+        seconds: float,
+        sample_rate: int,
+        decay: float = 1.0,
+        floor_hz: float = 100.0,
+        init_rms: float = 0.1,
+        device: str | torch.device = "cpu",
+    ):
+        super().__init__()
+        self.num_samples = num_samples = round(seconds * sample_rate)
+        frequencies = torch.fft.rfftfreq(num_samples, d=1.0 / sample_rate)
+        scale = (floor_hz / frequencies.clamp(min=floor_hz)) ** decay
+        coefficients = _normal_rows(generators, (len(frequencies), 2), "cpu")
+        # Parseval: a unit-variance spectrum with this scale gives a waveform of this RMS.
+        rms = math.sqrt(2 * (scale**2).sum().item()) / num_samples
+        self.register_buffer("scale", (scale * init_rms / rms).to(device))
+        self.coefficients = nn.Parameter(coefficients.to(device))
+
+    def forward(self) -> torch.Tensor:
+        spectrum = torch.view_as_complex(self.coefficients) * self.scale
+        return torch.fft.irfft(spectrum, n=self.num_samples)
+
+
+class Waveform(nn.Module):
+    """Raw samples, initialised as white noise of RMS `init_rms`: the baseline the FFT one improves on."""
+
+    def __init__(
+        self,
+        generators: list[torch.Generator],
+        seconds: float,
+        sample_rate: int,
+        init_rms: float = 0.1,
+        device: str | torch.device = "cpu",
+    ):
+        super().__init__()
+        num_samples = round(seconds * sample_rate)
+        self.samples = nn.Parameter((init_rms * _normal_rows(generators, (num_samples,), "cpu")).to(device))
+
+    def forward(self) -> torch.Tensor:
+        return self.samples

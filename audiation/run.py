@@ -1,0 +1,263 @@
+"""`python -m audiation.run`: one Hydra job = one layer, one objective, one or many targets.
+
+    python -m audiation.run objective=channel model.layer=8
+    python -m audiation.run objective=unit model.layer=3 objective.unit=42
+    python -m audiation.run --multirun model.layer=1,6,12 objective.unit=0,1,2
+    python -m audiation.run model.layer=8 objective.unit=0:768 batch_size=64   # the fast path
+
+The job validates its config from the model's config file alone, before any weights load; then it
+audiates its targets batch by batch, writes every target's files as soon as its batch ends (a rerun into
+the same folder skips targets already complete), and finally the job's metrics, loss curve and W&B run.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from audiation import objectives, outputs, tracking
+from audiation.configs import construct
+from audiation.errors import AudiationError
+from audiation.model import Layer, frame_geometry, load_config, load_encoder, num_frames, num_units, parse_layer
+from audiation.parameterizations import row_generators
+from audiation.trainer import Result, audiate
+
+
+@dataclass
+class Plan:
+    """A validated job: everything decided before the model's weights are loaded."""
+
+    layer: Layer
+    targets: list[objectives.Target]
+    geometry: objectives.Geometry
+    frame: int | None  # the target frame of unit audiation, else None
+    device: str
+    batch_size: int
+
+
+def _positive(value, name: str, kind=float):
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise AudiationError(f"{name}={value} must be a positive number") from None
+    if not number > 0:
+        raise AudiationError(f"{name}={value} must be > 0")
+    return number
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise AudiationError(f"device={device} but no CUDA device is available (use device=auto or cpu)")
+    return device
+
+
+def plan(cfg: DictConfig) -> Plan:
+    """Check every user-facing value, reading only the model's config file. Raises AudiationError."""
+    _positive(cfg.optimizer.steps, "optimizer.steps", int)
+    seconds = _positive(cfg.parameterization.seconds, "parameterization.seconds")
+    _positive(cfg.optimizer.lr, "optimizer.lr")
+    batch_size = _positive(cfg.batch_size, "batch_size", int)
+    device = resolve_device(str(cfg.device))
+    config = load_config(cfg.model)
+    layer = parse_layer(cfg.model.layer, config)
+    sample_rate = cfg.model.sample_rate
+    samples = round(seconds * sample_rate)
+    hop, field = frame_geometry(layer, config)
+    geometry = objectives.Geometry(layer, samples, num_frames(layer, config, samples), num_units(layer, config),
+                                   hop, field, sample_rate)
+    targets = objectives.expand_targets(cfg.objective, layer, geometry.num_units)
+    frame = None
+    if "frame" in cfg.objective:
+        frame = geometry.middle_frame() if cfg.objective.frame is None else int(cfg.objective.frame)
+        if not 0 <= frame < geometry.num_frames:
+            raise AudiationError(f"objective.frame={frame} is out of range ({seconds:g} s at layer "
+                                 f"{layer.label} has frames 0..{geometry.num_frames - 1})")
+    return Plan(layer, targets, geometry, frame, device, batch_size)
+
+
+def set_threads(threads, device: str) -> None:
+    """CPU threads are set on purpose: beside a busy process, more threads can be several times slower."""
+    if device == "cpu" and threads != "auto":
+        torch.set_num_threads(_positive(threads, "threads", int))
+
+
+def _target_files(folder: Path, target: objectives.Target, result: Result, row: int, job: Plan, choices):
+    """Write one target's audio, spectrogram and metrics (metrics last: their presence means complete)."""
+    mark = None if job.frame is None else (job.frame * job.geometry.hop + job.geometry.field / 2) / job.geometry.sample_rate
+    files = outputs.write_audio(folder, result.signal[row], job.geometry.sample_rate)
+    files["spectrogram"] = outputs.write_spectrogram(folder / "spectrogram.png", result.signal[row],
+                                                     job.geometry.sample_rate, target.name, mark)
+    record = {
+        "name": target.name,
+        "layer": target.layer.label,
+        "unit": target.unit,
+        "direction_index": None if target.vector is None else target.key,
+        "objective": target.objective,
+        "frame": job.frame,
+        "initial_activation": float(result.initial["activation"][row]),
+        "final_activation": float(result.final["activation"][row]),
+        "initial_terms": {k: float(v[row]) for k, v in result.initial.items()},
+        "final_terms": {k: float(v[row]) for k, v in result.final.items()},
+        "steps": result.steps,
+        "stopped": result.stopped,
+        **choices,
+        "files": files,
+    }
+    if result.stopped is None:  # only a finished target counts as complete when a sweep resumes
+        outputs.write_json(folder / "target.json", record)
+    return record
+
+
+def _choices(cfg: DictConfig) -> dict:
+    """The options a user filters and compares runs by."""
+    model = f"random:{cfg.model.name}" if cfg.model.random_init else cfg.model.name
+    return {"model": model, "parameterization": cfg.parameterization._target_.rsplit(".", 1)[-1],
+            "augmentation": cfg.augmentation.name}
+
+
+def _run_name(targets: list[objectives.Target]) -> str:
+    """`L8-U42-channel` for one target, `L8-U0..L8-U63-channel` for a batch."""
+    first, last = targets[0].name, targets[-1].name
+    return first if len(targets) == 1 else f"{first.rsplit('-', 1)[0]}..{last}"
+
+
+def _audiate_batch(cfg: DictConfig, job: Plan, encoder, batch: list[objectives.Target], tracker, label: str):
+    generators = row_generators(cfg.seed, [t.key for t in batch], job.device)
+    sample_rate = job.geometry.sample_rate
+    parameterization = construct(cfg.parameterization, generators=generators, sample_rate=sample_rate,
+                                 device=job.device)
+    augment = construct(cfg.augmentation, sample_rate=sample_rate).to(job.device)
+    objective = objectives.build(cfg.objective, cfg.regularizer, job.geometry, batch)
+    optimizer = construct(cfg.optimizer, parameterization.parameters(), drop=("steps",))
+    names, offset = [t.name for t in batch], tracker.step
+
+    def on_log(first_step, terms, current_signal):
+        tracker.log_steps(offset + first_step, terms, names)
+        last_step = first_step + len(terms["loss"])
+        if tracker.wants_media(last_step):
+            tracker.log_media(offset + last_step, list(zip(names, current_signal())))
+
+    result = audiate(encoder, job.layer, objective, parameterization, augment, generators, optimizer,
+                     cfg.optimizer.steps, cfg.log_every, on_log, label)
+    tracker.step = offset + result.steps
+    tracker.log_media(tracker.step, list(zip(names, result.signal)))
+    return result
+
+
+def run_job(cfg: DictConfig, job_dir: Path, group: str | None) -> dict:
+    job = plan(cfg)
+    set_threads(cfg.threads, job.device)
+    choices = _choices(cfg)
+    targets_dir = job_dir / "targets"
+    todo = [t for t in job.targets if not (targets_dir / t.name / "target.json").is_file()]
+    if len(todo) < len(job.targets):
+        print(f"audiation: {len(job.targets) - len(todo)} of {len(job.targets)} targets already complete "
+              f"in {targets_dir}; audiating the other {len(todo)}", file=sys.stderr)
+    name = _run_name(job.targets)
+    objective = job.targets[0].objective
+    flat = {"layer": job.layer.label, "unit": OmegaConf.to_container(cfg.objective).get("unit"),
+            "objective": objective, **choices, "steps": cfg.optimizer.steps, "lr": cfg.optimizer.lr,
+            "seconds": cfg.parameterization.seconds, "seed": cfg.seed, "targets": len(job.targets)}
+    tracker = tracking.Tracker()
+    if todo:
+        tracker = tracking.start(cfg.logger, job_dir=job_dir, name=name, group=group, job_type=objective,
+                                 tags=[choices["model"].split("/")[-1], choices["parameterization"]],
+                                 config={**flat, "config": OmegaConf.to_container(cfg, resolve=True)},
+                                 sample_rate=job.geometry.sample_rate)
+    fresh, histories, seconds, steps, stopped = [], [], 0.0, 0, None
+    with tracker:
+        encoder = load_encoder(cfg.model, job.device) if todo else None
+        batches = [todo[i:i + job.batch_size] for i in range(0, len(todo), job.batch_size)]
+        for number, batch in enumerate(batches, 1):
+            label = f"{_run_name(batch)} [{number}/{len(batches)}]"
+            result = _audiate_batch(cfg, job, encoder, batch, tracker, label)
+            seconds, steps = seconds + result.seconds, steps + result.steps
+            histories.append(result.history)
+            fresh += [_target_files(targets_dir / t.name, t, result, i, job, choices) for i, t in enumerate(batch)]
+            if result.stopped:
+                stopped = result.stopped
+                break
+
+        records = _completed(targets_dir, job.targets, fresh)
+        metrics = {
+            "run": {"name": name, "group": group, "layer": job.layer.label, "objective": objective, **choices,
+                    "device": job.device, "seed": cfg.seed, "steps": cfg.optimizer.steps,
+                    "batch_size": job.batch_size, "targets": len(job.targets), "audiated_now": len(fresh),
+                    "wall_seconds": seconds, "steps_per_second": steps / seconds if seconds else None,
+                    "target_steps_per_second": sum(r["steps"] for r in fresh) / seconds if seconds else None,
+                    "stopped": stopped},
+            "targets": records,
+        }
+        outputs.write_json(job_dir / "metrics.json", metrics)
+        if histories:
+            outputs.write_loss_curve(job_dir / "loss_curve.png", _join(histories), name)
+        tracker.log_targets([{**{k: r[k] for k in ("name", "layer", "unit", "objective", "initial_activation",
+                                                   "final_activation")},
+                              "audio": r["files"]["wav_16bit"], "spectrogram": r["files"]["spectrogram"]}
+                             for r in records])
+        if stopped == "interrupted":
+            raise KeyboardInterrupt
+        if stopped:
+            raise AudiationError(f"job {name}: {stopped}; the last finite signal was saved in {targets_dir}")
+    return metrics
+
+
+def _completed(targets_dir: Path, targets, fresh: list[dict]) -> list[dict]:
+    """Every target's record in target order: this run's, or the one a previous run left complete."""
+    by_name = {r["name"]: r for r in fresh}
+    records = []
+    for target in targets:
+        path = targets_dir / target.name / "target.json"
+        if target.name in by_name:
+            records.append(by_name[target.name])
+        elif path.is_file():
+            records.append(json.loads(path.read_text()))
+    return records
+
+
+def _join(histories: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Stack the rows of every batch side by side (batches that stopped early are padded with NaN)."""
+    steps = max(len(next(iter(h.values()))) for h in histories)
+    joined = {}
+    for name in histories[0]:
+        parts = [np.pad(h[name], ((0, steps - len(h[name])), (0, 0)), constant_values=np.nan) for h in histories]
+        joined[name] = np.concatenate(parts, axis=1)
+    return joined
+
+
+def _group_and_dir() -> tuple[Path, str | None]:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra_cfg = HydraConfig.get()
+    group = Path(hydra_cfg.sweep.dir).name if hydra_cfg.mode == RunMode.MULTIRUN else None
+    return Path(hydra_cfg.runtime.output_dir), group
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    job_dir, group = _group_and_dir()
+    try:
+        metrics = run_job(cfg, job_dir, group)
+    except AudiationError as error:
+        print(f"audiation: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print(f"audiation: interrupted; what was finished is saved in {job_dir}", file=sys.stderr)
+        sys.exit(130)
+    run = metrics["run"]
+    print(f"audiation: {run['targets']} target(s) of {run['name']} in {job_dir} "
+          f"({run['wall_seconds']:.1f} s, {run['steps_per_second'] or 0:.2f} steps/s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""Train a tiny wav2vec2 CTC character recogniser on the espeak-ng corpus (one CPU thread).
+
+Architecture: wav2vec2-base's convolutional feature encoder geometry (320x downsampling, 20 ms
+frames, group-norm first layer, post-LN transformer) scaled down to a 4-layer, 144-wide
+transformer, so that tools written for wav2vec2-base run unchanged on it. Trained from scratch.
+
+    OMP_NUM_THREADS=1 python experiments/train_tiny.py --data data/corpus \
+        --out audiation/assets/tiny-w2v2-espeak --steps 5000 --seed 0
+
+The schedule depends only on --steps and --seed (not wall-clock). The model and processor are
+saved to --out at every evaluation and at the end; the curve goes to <log>/curve.csv.
+"""
+import argparse
+import csv
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+from transformers import (Wav2Vec2Config, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor,
+                          Wav2Vec2ForCTC, Wav2Vec2Processor)
+
+sys.path.insert(0, str(Path(__file__).parent))
+from eval_tiny import cer_report, load_split, transcribe, zero_mean_unit_var  # noqa: E402
+
+SR = 16000
+VOCAB = {"<pad>": 0, "<unk>": 1, "|": 2, "'": 3,
+         **{c: 4 + i for i, c in enumerate("abcdefghijklmnopqrstuvwxyz")}}
+
+
+def make_config(mask_time_prob):
+    return Wav2Vec2Config(
+        vocab_size=len(VOCAB), pad_token_id=0,
+        # wav2vec2-base feature-encoder geometry, narrower first layer (its cost dominates on CPU)
+        conv_dim=(64, 128, 128, 128, 128, 128, 128), conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+        conv_stride=(5, 2, 2, 2, 2, 2, 2), conv_bias=False, feat_extract_norm="group",
+        do_stable_layer_norm=False,
+        hidden_size=144, num_hidden_layers=4, num_attention_heads=4, intermediate_size=512,
+        num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=8,
+        hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0,
+        final_dropout=0.0, layerdrop=0.0,
+        # SpecAugment-style time masking on the transformer input (training only)
+        mask_time_prob=mask_time_prob, mask_time_length=5, mask_time_min_masks=0, mask_feature_prob=0.0,
+        ctc_loss_reduction="mean", ctc_zero_infinity=True,
+    )
+
+
+def make_processor(tmpdir):
+    (tmpdir / "vocab.json").write_text(json.dumps(VOCAB))
+    tok = Wav2Vec2CTCTokenizer(str(tmpdir / "vocab.json"), unk_token="<unk>", pad_token="<pad>",
+                               word_delimiter_token="|", bos_token=None, eos_token=None)
+    fe = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SR, padding_value=0.0,
+                                  do_normalize=True, return_attention_mask=True)
+    return Wav2Vec2Processor(feature_extractor=fe, tokenizer=tok)
+
+
+def encode_text(t):
+    return [VOCAB.get(c, 1) for c in t.lower().strip().replace(" ", "|")]
+
+
+def make_batches(lengths, max_samples, rng):
+    """Length-bucketed batches with <= max_samples of padded audio; jittered sort so that batch
+    composition changes from epoch to epoch."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i] * rng.uniform(0.9, 1.1))
+    batches, cur, cur_max = [], [], 0
+    for i in order:
+        m = max(cur_max, lengths[i])
+        if cur and m * (len(cur) + 1) > max_samples:
+            batches.append(cur)
+            cur, m = [], lengths[i]
+        cur.append(i)
+        cur_max = m
+    batches.append(cur)
+    rng.shuffle(batches)
+    return batches
+
+
+def augment(w, rng):
+    """Leading silence (p .5, 0-150 ms) and white noise (p .5, 15-40 dB SNR)."""
+    if rng.random() < 0.5:
+        w = np.concatenate([np.zeros(rng.randint(0, int(0.15 * SR)), np.float32), w])
+    if rng.random() < 0.5:
+        snr = rng.uniform(15, 40)
+        p = float(np.mean(w ** 2)) + 1e-10
+        w = w + np.random.default_rng(rng.getrandbits(32)).standard_normal(len(w)).astype(np.float32) \
+            * math.sqrt(p / 10 ** (snr / 10))
+    return w
+
+
+def lr_at(step, steps, peak, warmup, floor=0.05):
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    t = (step - warmup) / max(1, steps - warmup)
+    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=Path("data/corpus"))
+    p.add_argument("--out", type=Path, default=Path("audiation/assets/tiny-w2v2-espeak"))
+    p.add_argument("--log-dir", type=Path, default=Path("data/train-tiny"))
+    p.add_argument("--steps", type=int, default=5000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--warmup", type=int, default=300)
+    p.add_argument("--batch-seconds", type=float, default=16.0)
+    p.add_argument("--mask-time-prob", type=float, default=0.05)
+    p.add_argument("--eval-every", type=int, default=500)
+    p.add_argument("--eval-n", type=int, default=300, help="held-out utterances used in periodic evals")
+    a = p.parse_args()
+
+    torch.set_num_threads(1)
+    torch.manual_seed(a.seed)
+    np.random.seed(a.seed)
+    rng = random.Random(a.seed)
+    a.log_dir.mkdir(parents=True, exist_ok=True)
+    a.out.mkdir(parents=True, exist_ok=True)
+
+    t0 = time.time()
+    train = load_split(a.data / "train")
+    heldout = load_split(a.data / "heldout")
+    heldout = random.Random(a.seed).sample(heldout, min(a.eval_n, len(heldout)))
+    wavs = [r["audio"] for r in train]
+    labels = [encode_text(r["text"]) for r in train]
+    lengths = [len(w) + int(0.15 * SR) for w in wavs]  # budget for the leading-silence augmentation
+    print(f"loaded {len(train)} train / {len(heldout)} eval utterances in {time.time() - t0:.0f} s, "
+          f"{sum(len(w) for w in wavs) / SR / 3600:.2f} h of training audio")
+
+    processor = make_processor(a.log_dir)
+    model = Wav2Vec2ForCTC(make_config(a.mask_time_prob))
+    print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=a.lr, betas=(0.9, 0.98))
+    id2char = {i: c for c, i in VOCAB.items()}
+
+    def evaluate(step):
+        hyps = transcribe(model, [r["audio"] for r in heldout], id2char)
+        model.train()
+        return cer_report(heldout, hyps)["overall"]["cer"], hyps[:3]
+
+    def save():
+        model.save_pretrained(a.out, safe_serialization=True)
+        processor.save_pretrained(a.out)
+        processor.feature_extractor.save_pretrained(a.out)  # preprocessor_config.json, for older loaders
+
+    curve = open(a.log_dir / "curve.csv", "w", newline="")
+    log = csv.writer(curve)
+    log.writerow(["step", "elapsed_s", "lr", "loss", "heldout_cer"])
+    batches, epoch, loss_ema = [], 0, None
+    model.train()
+    t0 = time.time()
+    bar = tqdm(range(a.steps), desc="train", mininterval=30)
+    for step in bar:
+        if not batches:
+            batches = make_batches(lengths, a.batch_seconds * SR, rng)
+            epoch += 1
+        idx = batches.pop()
+        x, mask = zero_mean_unit_var([augment(wavs[i], rng) for i in idx])
+        lab = torch.full((len(idx), max(len(labels[i]) for i in idx)), -100, dtype=torch.long)
+        for j, i in enumerate(idx):
+            lab[j, :len(labels[i])] = torch.tensor(labels[i])
+        lr = lr_at(step, a.steps, a.lr, a.warmup)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        loss = model(x, attention_mask=mask, labels=lab).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        loss_ema = loss.item() if loss_ema is None else 0.98 * loss_ema + 0.02 * loss.item()
+        bar.set_postfix(loss=f"{loss_ema:.3f}", ep=epoch, lr=f"{lr:.1e}", refresh=False)
+        cer = ""
+        if (step + 1) % a.eval_every == 0 or step + 1 == a.steps:
+            cer, ex = evaluate(step)
+            save()
+            tqdm.write(f"step {step + 1} ({time.time() - t0:.0f} s) loss {loss_ema:.3f} "
+                       f"held-out CER {cer:.3f} e.g. {ex}")
+        if (step + 1) % 50 == 0 or cer != "":
+            log.writerow([step + 1, round(time.time() - t0, 1), f"{lr:.3e}", f"{loss_ema:.4f}",
+                          cer if cer == "" else f"{cer:.4f}"])
+            curve.flush()
+    print(f"done: {a.steps} steps, {epoch} epochs started, {time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
