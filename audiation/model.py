@@ -137,9 +137,7 @@ class Encoder(nn.Module):
         layers = self.base.encoder.layers
         if layer.index < len(layers):
             return layers[layer.index], True
-        if getattr(self.config, "do_stable_layer_norm", False):
-            return self.base.encoder.layer_norm, False  # pre-LN models normalise after the last layer
-        return layers[-1], False
+        return layers[-1], False  # pre-LN models' final LayerNorm is not part of any layer's output
 
     def forward(self, waveform: torch.Tensor, layer: Layer) -> torch.Tensor:
         inputs = self.preprocess(waveform)

@@ -1,0 +1,51 @@
+"""Shared fixtures. Nothing here touches the network: models are random-initialised configs or the
+project's own shipped model, and W&B runs offline into temporary folders."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_offline_home(tmp_path_factory):
+    """W&B and matplotlib write to $HOME unless told otherwise; keep tests inside a temp folder."""
+    home = tmp_path_factory.mktemp("home")
+    for name in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "MPLCONFIGDIR", "HF_HOME"):
+        os.environ[name] = str(home / name.lower())
+    os.environ.update(WANDB_SILENT="true", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    os.environ.pop("WANDB_API_KEY", None)
+    import torch
+
+    torch.set_num_threads(1)  # tests run beside other work; one thread is the predictable choice
+
+
+def compose(*overrides: str):
+    """The job config exactly as `python -m audiation.run <overrides>` would see it."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides))
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run `python -m audiation.run` in a subprocess, offline and quiet."""
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HF_HUB_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "audiation.run", *args], cwd=cwd or ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def small_encoder():
+    from audiation.model import load_encoder
+
+    return load_encoder(compose("model=random_small").model, "cpu")

@@ -1,0 +1,95 @@
+"""Audiation end to end, in process, on a small random wav2vec2: activations rise, unit audiation is
+local and selective, rows of a batch are independent, runs are deterministic, files are right."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from audiation.model import Layer
+from audiation.run import run_job
+from conftest import compose
+
+FAST = ["model=random_small", "logger=none", "optimizer.steps=30", "augmentation=none", "threads=1"]
+
+
+def audiate(tmp_path, *overrides):
+    return run_job(compose(*FAST, *overrides), tmp_path, None)
+
+
+def activations_of(encoder, wav_path, layer):
+    signal, rate = sf.read(wav_path, dtype="float32")
+    assert rate == 16000
+    with torch.no_grad():
+        return encoder(torch.from_numpy(signal)[None], layer)[0]
+
+
+@pytest.mark.parametrize("overrides", [
+    ["objective=unit", "objective.unit=3"],
+    ["objective=channel", "objective.unit=5"],
+    ["objective=layer", "model.layer=conv3"],  # post-LN transformer outputs have a pinned mean square
+    ["objective=direction", "objective.direction=[1,-1,0.5,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,2]"],
+])
+def test_each_objective_raises_its_target_over_30_steps(tmp_path, overrides):
+    target = audiate(tmp_path, *overrides)["targets"][0]
+    assert target["final_activation"] > target["initial_activation"] + 0.5, target
+
+
+def test_unit_audiation_is_local_in_time_and_selective(tmp_path, small_encoder):
+    target = audiate(tmp_path, "objective=unit", "objective.unit=7", "optimizer.steps=60")["targets"][0]
+    acts = activations_of(small_encoder, target["files"]["wav"], Layer("transformer", 2))
+    frame = target["frame"]
+    assert frame == acts.shape[0] // 2
+    others_in_time = torch.cat([acts[:frame - 2, 7], acts[frame + 3:, 7]])
+    assert acts[frame, 7] > others_in_time.max()
+    neighbours = torch.cat([acts[frame, :7], acts[frame, 8:]])
+    assert acts[frame, 7] > neighbours.max()
+    assert target["final_terms"]["silence"] < target["initial_terms"]["silence"]
+
+
+def test_batched_rows_equal_single_runs(tmp_path):
+    batched = audiate(tmp_path / "batch", "objective=channel", "objective.unit=[0,1,2,3]", "batch_size=4",
+                      "augmentation=standard")
+    single = audiate(tmp_path / "single", "objective=channel", "objective.unit=2", "augmentation=standard")
+    row = next(t for t in batched["targets"] if t["unit"] == 2)
+    alone = single["targets"][0]
+    np.testing.assert_allclose(sf.read(row["files"]["wav"])[0], sf.read(alone["files"]["wav"])[0],
+                               rtol=1e-4, atol=1e-6)
+    assert row["final_activation"] == pytest.approx(alone["final_activation"], rel=1e-4)
+    assert len({t["name"] for t in batched["targets"]}) == 4
+
+
+def test_units_given_as_a_range_are_chunked_into_batches(tmp_path):
+    metrics = audiate(tmp_path, "objective=channel", "objective.unit=4:9", "batch_size=2", "optimizer.steps=3")
+    assert [t["unit"] for t in metrics["targets"]] == [4, 5, 6, 7, 8]
+    assert all((tmp_path / "targets" / t["name"] / "target.json").is_file() for t in metrics["targets"])
+
+
+def test_same_seed_same_audio_other_seed_other_audio(tmp_path):
+    first = audiate(tmp_path / "a", "augmentation=strong", "optimizer.steps=5")["targets"][0]
+    again = audiate(tmp_path / "b", "augmentation=strong", "optimizer.steps=5")["targets"][0]
+    other = audiate(tmp_path / "c", "augmentation=strong", "optimizer.steps=5", "seed=1")["targets"][0]
+    read = lambda t: sf.read(t["files"]["wav"])[0]  # noqa: E731
+    np.testing.assert_array_equal(read(first), read(again))
+    assert not np.allclose(read(first), read(other))
+
+
+def test_output_files(tmp_path):
+    metrics = audiate(tmp_path, "parameterization.seconds=0.5", "optimizer.steps=5")
+    target = metrics["targets"][0]
+    signal, rate = sf.read(target["files"]["wav"])
+    assert rate == 16000 and len(signal) == 8000
+    assert sf.info(target["files"]["wav"]).subtype == "FLOAT"
+    pcm, rate = sf.read(target["files"]["wav_16bit"], dtype="int16")
+    assert rate == 16000 and len(pcm) == 8000 and sf.info(target["files"]["wav_16bit"]).subtype == "PCM_16"
+    assert 20 * np.log10(np.abs(pcm).max() / 32768) == pytest.approx(-1.0, abs=0.01)
+    for png in (target["files"]["spectrogram"], tmp_path / "loss_curve.png"):
+        with open(png, "rb") as file:
+            assert file.read(8) == b"\x89PNG\r\n\x1a\n"
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["run"]["steps_per_second"] > 0 and saved["run"]["wall_seconds"] > 0
+    assert {"layer", "unit", "objective", "initial_activation", "final_activation", "final_terms"} <= set(saved["targets"][0])

@@ -1,0 +1,98 @@
+"""The encoder wrapper: exact activations, an early stop, frozen weights, hooks always removed."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel
+
+from audiation.errors import AudiationError
+from audiation.model import Encoder, Layer, frame_geometry, num_frames, parse_layer
+
+SMALL = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64,
+             conv_dim=[16] * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
+
+
+def _encoder(model_type="wav2vec2", **overrides):
+    torch.manual_seed(0)
+    config = AutoConfig.for_model(model_type, **{**SMALL, **overrides})
+    return Encoder(AutoModel.from_config(config), normalize=True, sample_rate=16000, name=model_type)
+
+
+def _all_hooks(module):
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in module.modules())
+
+
+@pytest.mark.parametrize("model_type,overrides", [
+    ("wav2vec2", {}),
+    ("wav2vec2", {"do_stable_layer_norm": True, "feat_extract_norm": "layer"}),  # pre-LN, like -large
+    ("hubert", {}),
+    ("wavlm", {}),
+    ("data2vec-audio", {}),
+])
+def test_truncated_forward_equals_full_hidden_states(model_type, overrides):
+    encoder = _encoder(model_type, **overrides)
+    wave = torch.randn(2, 8000)
+    with torch.no_grad():
+        full = encoder.base(encoder.preprocess(wave), output_hidden_states=True).hidden_states
+        hooks_before = _all_hooks(encoder.model)  # transformers keeps hooks of its own for hidden_states
+        for index in range(encoder.config.num_hidden_layers + 1):
+            cut = encoder(wave, Layer("transformer", index))
+            torch.testing.assert_close(cut, full[index], rtol=1e-5, atol=1e-5)
+    assert _all_hooks(encoder.model) == hooks_before
+
+
+def test_conv_layers_match_the_feature_encoder():
+    encoder = _encoder()
+    wave = torch.randn(1, 8000)
+    with torch.no_grad():
+        features = encoder.base.feature_extractor(encoder.preprocess(wave))  # (batch, channels, frames)
+        last = encoder(wave, Layer("conv", 7))
+    torch.testing.assert_close(last, features.transpose(1, 2))
+    assert last.shape[1] == num_frames(Layer("conv", 7), encoder.config, 8000)
+
+
+def test_forward_stops_after_the_target_layer_and_weights_are_frozen():
+    encoder = _encoder()
+    calls = []
+    handles = [layer.register_forward_hook(lambda m, a, o, i=i: calls.append(i))
+               for i, layer in enumerate(encoder.base.encoder.layers)]
+    encoder(torch.randn(1, 8000, requires_grad=True), Layer("transformer", 1))
+    for handle in handles:
+        handle.remove()
+    assert calls == [0]  # layer 1's output needs encoder.layers[0] only; no layer above it ran
+    assert not any(p.requires_grad for p in encoder.parameters())
+
+
+def test_hooks_are_removed_when_the_forward_fails():
+    encoder = _encoder()
+    hooks_before = _all_hooks(encoder.model)
+    with pytest.raises(Exception):
+        encoder(torch.randn(1, 10), Layer("transformer", 2))  # too short for the conv stack
+    assert _all_hooks(encoder.model) == hooks_before
+
+
+def test_gradient_reaches_the_input():
+    encoder = _encoder()
+    wave = torch.randn(1, 8000, requires_grad=True)
+    encoder(wave, Layer("transformer", 2))[0, 10, 3].backward()
+    assert wave.grad is not None and wave.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("spec,expected", [(0, Layer("transformer", 0)), ("3", Layer("transformer", 3)),
+                                           ("conv2", Layer("conv", 2)), ("CONV7", Layer("conv", 7))])
+def test_parse_layer(spec, expected):
+    assert parse_layer(spec, AutoConfig.for_model("wav2vec2", **SMALL)) == expected
+
+
+@pytest.mark.parametrize("spec", [4, -1, "conv8", "conv0", "logits", "banana"])
+def test_parse_layer_rejects_with_the_valid_range(spec):
+    with pytest.raises(AudiationError, match=rf"model.layer={spec} .*valid: 0..3, conv1..conv7"):
+        parse_layer(spec, AutoConfig.for_model("wav2vec2", **SMALL))
+
+
+def test_frame_geometry_is_wav2vec2s_20ms_grid():
+    config = AutoConfig.for_model("wav2vec2")
+    assert frame_geometry(Layer("transformer", 6), config) == (320, 400)
+    assert frame_geometry(Layer("conv", 1), config) == (5, 10)
+    assert num_frames(Layer("transformer", 6), config, 16000) == 49
