@@ -25,9 +25,10 @@ system-packages:
 		else sudo apt-get update -qq && sudo apt-get install -y -qq $$missing; fi; fi
 
 demo: setup
-	WANDB_SILENT=true $(BIN)/python -m audiation.run model=random_small objective=unit model.layer=2 \
-		objective.unit=0,1 optimizer.steps=60 hydra.sweep.dir=outputs/demo --multirun
-	@echo "demo outputs: outputs/demo (audio, spectrograms, metrics.json, W&B offline runs)"
+	rm -rf outputs/demo
+	WANDB_SILENT=true $(BIN)/python -m audiation.run --multirun model=random_small model.layer=2 \
+		objective=unit,channel objective.unit=7 optimizer.steps=60 hydra.sweep.dir=outputs/demo
+	@echo "demo outputs: $(CURDIR)/outputs/demo/{0,1} (targets/*/audio_16bit.wav, spectrogram.png, metrics.json, loss_curve.png, wandb/)"
 
 test: setup
 	$(BIN)/python -m pytest -q

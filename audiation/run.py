@@ -65,6 +65,9 @@ def plan(cfg: DictConfig) -> Plan:
     _positive(cfg.optimizer.steps, "optimizer.steps", int)
     seconds = _positive(cfg.parameterization.seconds, "parameterization.seconds")
     _positive(cfg.optimizer.lr, "optimizer.lr")
+    for key, value in cfg.regularizer.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise AudiationError(f"regularizer.{key}={value} must be a number")
     batch_size = _positive(cfg.batch_size, "batch_size", int)
     device = resolve_device(str(cfg.device))
     config = load_config(cfg.model)
