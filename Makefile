@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # Here torch 2.13.0 is a local CPU wheel; elsewhere pip fetches the normal build for your machine.
 TORCH ?= torch==2.13.0
-APT_PACKAGES := espeak-ng sox wamerican
+APT_PACKAGES := espeak-ng sox wamerican chromium
 
 .PHONY: setup system-packages demo test test-all clean
 
@@ -17,7 +17,8 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
-# Debian packages for regenerating the speech corpus (experiments/); the demo and tests do not need them.
+# Debian packages: espeak-ng, sox and wamerican regenerate the speech corpus (experiments/); chromium runs
+# the gallery's browser test (skipped without it). The demo needs none of them.
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

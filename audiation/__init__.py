@@ -12,3 +12,5 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
+
+from audiation import configs  # noqa: E402,F401  (registers the ${asset:...} config resolver)

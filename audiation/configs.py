@@ -7,8 +7,16 @@ plain values plus the live objects.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+# `${asset:name}` in a config is a folder shipped inside the package (the project's own model and data),
+# found wherever the package is installed.
+OmegaConf.register_new_resolver("asset", lambda name: str(ASSETS / name), replace=True)
 
 
 def construct(group: DictConfig, *args, drop: tuple[str, ...] = (), **live):

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -240,12 +241,21 @@ def _normalizes_input(model_cfg) -> bool:
     return bool(getattr(extractor, "do_normalize", model_cfg.normalize))
 
 
+def _compile_layers(encoder: Encoder) -> None:
+    """torch.compile each transformer layer's forward, not the model's __call__: the hooks that cut the
+    forward stay in plain Python. The layers share one shape, so they share compiled code; the conv
+    layers (a different shape each) are left eager."""
+    for module in encoder.base.encoder.layers:
+        module.forward = torch.compile(module.forward)
+
+
 @functools.lru_cache(maxsize=2)
-def _load_cached(key: str, device: str) -> Encoder:
+def _load_cached(key: str, device: str, compile_layers: bool) -> Encoder:
     from omegaconf import OmegaConf
     from transformers import AutoModel, AutoModelForCTC
 
     model_cfg = OmegaConf.create(json.loads(key))
+    print(f"audiation: loading model {model_cfg.name} on {device}", file=sys.stderr)
     config = load_config(model_cfg)
     if model_cfg.random_init:
         with torch.random.fork_rng():
@@ -255,12 +265,15 @@ def _load_cached(key: str, device: str) -> Encoder:
         loader = AutoModelForCTC if has_ctc_head(config) else AutoModel
         model = loader.from_pretrained(**_pretrained_kwargs(model_cfg.name))
     name = f"random:{model_cfg.architecture}" if model_cfg.random_init else model_cfg.name
-    return Encoder(model, _normalizes_input(model_cfg), model_cfg.sample_rate, name).to(device)
+    encoder = Encoder(model, _normalizes_input(model_cfg), model_cfg.sample_rate, name).to(device)
+    if compile_layers:
+        _compile_layers(encoder)
+    return encoder
 
 
-def load_encoder(model_cfg, device: str | torch.device) -> Encoder:
+def load_encoder(model_cfg, device: str | torch.device, compile_layers: bool = False) -> Encoder:
     """Open the encoder once per process and configuration: multirun jobs in one process share it."""
     from omegaconf import OmegaConf
 
     fields = {k: v for k, v in OmegaConf.to_container(model_cfg, resolve=True).items() if k != "layer"}
-    return _load_cached(json.dumps(fields, sort_keys=True), str(device))
+    return _load_cached(json.dumps(fields, sort_keys=True), str(device), bool(compile_layers))

@@ -90,19 +90,19 @@ def unit(
     """One unit at one frame (default: the middle one), its neighbours at that frame discouraged, and
     silence encouraged away from the samples that frame sees: the seed's unit audiation."""
     frame = geometry.middle_frame() if frame is None else frame
-    rows = torch.arange(len(unit))
+    rows = torch.arange(len(unit), device=unit.device)
 
     def target(acts, _signal):
-        return acts[rows, frame, unit.to(acts.device)]
+        return acts[rows, frame, unit]
 
     def neighbour_level(acts, _signal):
         at_frame = acts[:, frame, :].abs()
-        others = at_frame.sum(dim=1) - at_frame[rows, unit.to(acts.device)]
+        others = at_frame.sum(dim=1) - at_frame[rows, unit]
         return others / (acts.shape[2] - 1)
 
     objective = Objective("activation", target) - neighbours * Objective("neighbours", neighbour_level)
     if silence:
-        objective = objective - silence * silence_outside(geometry, frame, silence_margin_ms)
+        objective = objective - silence * silence_outside(geometry, frame, silence_margin_ms, unit.device)
     return objective
 
 
@@ -110,7 +110,7 @@ def channel(geometry: Geometry, unit: torch.Tensor) -> Objective:
     """One unit over every frame."""
 
     def target(acts, _signal):
-        return acts[:, :, unit.to(acts.device)].diagonal(dim1=0, dim2=2).mean(dim=0)
+        return acts.gather(2, unit.view(-1, 1, 1).expand(-1, acts.shape[1], 1)).squeeze(2).mean(dim=1)
 
     return Objective("activation", target)
 
@@ -125,7 +125,7 @@ def direction(geometry: Geometry, direction: torch.Tensor) -> Objective:
     unit_vectors = direction / direction.norm(dim=1, keepdim=True)
 
     def target(acts, _signal):
-        return torch.einsum("btc,bc->bt", acts, unit_vectors.to(acts)).mean(dim=1)
+        return torch.einsum("btc,bc->bt", acts, unit_vectors.to(acts.dtype)).mean(dim=1)
 
     return Objective("activation", target)
 
@@ -138,29 +138,29 @@ def power() -> Objective:
     return Objective("power", lambda _acts, signal: signal.pow(2).mean(dim=1))
 
 
-def high_frequency(geometry: Geometry, cutoff_hz: float) -> Objective:
+def high_frequency(geometry: Geometry, cutoff_hz: float, device="cpu") -> Objective:
     """Share of the signal's spectral energy above `cutoff_hz`: penalises hiss."""
-    frequencies = torch.fft.rfftfreq(geometry.num_samples, d=1.0 / geometry.sample_rate)
-    above = frequencies > cutoff_hz
+    frequencies = torch.fft.rfftfreq(geometry.num_samples, d=1.0 / geometry.sample_rate, device=device)
+    above = (frequencies > cutoff_hz).float()
 
     def share(_acts, signal):
         energy = torch.fft.rfft(signal).abs().pow(2)
-        return energy[:, above.to(signal.device)].sum(dim=1) / (energy.sum(dim=1) + 1e-12)
+        return (energy * above).sum(dim=1) / (energy.sum(dim=1) + 1e-12)
 
     return Objective("high_frequency", share)
 
 
-def silence_outside(geometry: Geometry, frame: int, margin_ms: float) -> Objective:
+def silence_outside(geometry: Geometry, frame: int, margin_ms: float, device="cpu") -> Objective:
     """Share of the signal's energy outside the samples `frame` sees (plus a margin each side)."""
     margin = int(margin_ms * geometry.sample_rate / 1000)
     start = max(frame * geometry.hop - margin, 0)
     stop = min(frame * geometry.hop + geometry.field + margin, geometry.num_samples)
-    outside = torch.ones(geometry.num_samples, dtype=torch.bool)
-    outside[start:stop] = False
+    outside = torch.ones(geometry.num_samples, device=device)
+    outside[start:stop] = 0
 
     def share(_acts, signal):
         energy = signal.pow(2)
-        return energy[:, outside.to(signal.device)].sum(dim=1) / (energy.sum(dim=1) + 1e-12)
+        return (energy * outside).sum(dim=1) / (energy.sum(dim=1) + 1e-12)
 
     return Objective("silence", share)
 
@@ -247,16 +247,19 @@ def expand_targets(objective_cfg, layer: Layer, num_units: int) -> list[Target]:
     return [Target(name, layer, key=0)]
 
 
-def build(objective_cfg, regularizer_cfg, geometry: Geometry, targets: list[Target]) -> Objective:
-    """The full objective for one batch of targets: the target's objective minus the regularisers."""
+def build(objective_cfg, regularizer_cfg, geometry: Geometry, targets: list[Target], device="cpu") -> Objective:
+    """The full objective for one batch of targets: the target's objective minus the regularisers.
+
+    Index tensors and masks are made on `device` once, so the loop never copies them per step."""
     batch_field = {}
     if "unit" in objective_cfg:
-        batch_field["unit"] = torch.tensor([t.unit for t in targets])
+        batch_field["unit"] = torch.tensor([t.unit for t in targets], device=device)
     elif "direction" in objective_cfg:
-        batch_field["direction"] = torch.from_numpy(np.stack([t.vector for t in targets]))
+        batch_field["direction"] = torch.from_numpy(np.stack([t.vector for t in targets])).to(device)
     objective = construct(objective_cfg, geometry, **batch_field)
     if regularizer_cfg.power:
         objective = objective - regularizer_cfg.power * power()
     if regularizer_cfg.high_frequency:
-        objective = objective - regularizer_cfg.high_frequency * high_frequency(geometry, regularizer_cfg.cutoff_hz)
+        objective = objective - regularizer_cfg.high_frequency * high_frequency(geometry, regularizer_cfg.cutoff_hz,
+                                                                                 device)
     return objective

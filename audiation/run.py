@@ -27,7 +27,7 @@ from audiation.configs import construct
 from audiation.errors import AudiationError
 from audiation.model import Layer, frame_geometry, load_config, load_encoder, num_frames, num_units, parse_layer
 from audiation.parameterizations import row_generators
-from audiation.trainer import Result, audiate
+from audiation.trainer import Result, audiate, largest_batch
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Plan:
     geometry: objectives.Geometry
     frame: int | None  # the target frame of unit audiation, else None
     device: str
-    batch_size: int
+    batch_size: int | str  # "auto": the largest that fits, found once the model is loaded
 
 
 def _positive(value, name: str, kind=float):
@@ -68,7 +68,9 @@ def plan(cfg: DictConfig) -> Plan:
     for key, value in cfg.regularizer.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise AudiationError(f"regularizer.{key}={value} must be a number")
-    batch_size = _positive(cfg.batch_size, "batch_size", int)
+    batch_size = "auto" if cfg.batch_size == "auto" else _positive(cfg.batch_size, "batch_size", int)
+    if cfg.precision not in ("fp32", "bf16"):
+        raise AudiationError(f"precision={cfg.precision} is not one of fp32, bf16")
     device = resolve_device(str(cfg.device))
     config = load_config(cfg.model)
     layer = parse_layer(cfg.model.layer, config)
@@ -87,10 +89,13 @@ def plan(cfg: DictConfig) -> Plan:
     return Plan(layer, targets, geometry, frame, device, batch_size)
 
 
-def set_threads(threads, device: str) -> None:
-    """CPU threads are set on purpose: beside a busy process, more threads can be several times slower."""
-    if device == "cpu" and threads != "auto":
-        torch.set_num_threads(_positive(threads, "threads", int))
+def set_backends(cfg: DictConfig, device: str) -> None:
+    """CPU threads are set on purpose: beside a busy process, more threads can be several times slower.
+    On GPUs, TF32 matmuls are ~free accuracy-wise for this use and much faster on Ampere and later."""
+    if device == "cpu" and cfg.threads != "auto":
+        torch.set_num_threads(_positive(cfg.threads, "threads", int))
+    if device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(cfg.tf32)
 
 
 def _target_files(folder: Path, target: objectives.Target, result: Result, row: int, job: Plan, choices):
@@ -139,7 +144,7 @@ def _audiate_batch(cfg: DictConfig, job: Plan, encoder, batch: list[objectives.T
     parameterization = construct(cfg.parameterization, generators=generators, sample_rate=sample_rate,
                                  device=job.device)
     augment = construct(cfg.augmentation, sample_rate=sample_rate).to(job.device)
-    objective = objectives.build(cfg.objective, cfg.regularizer, job.geometry, batch)
+    objective = objectives.build(cfg.objective, cfg.regularizer, job.geometry, batch, job.device)
     optimizer = construct(cfg.optimizer, parameterization.parameters(), drop=("steps",))
     names, offset = [t.name for t in batch], tracker.step
 
@@ -150,7 +155,7 @@ def _audiate_batch(cfg: DictConfig, job: Plan, encoder, batch: list[objectives.T
             tracker.log_media(offset + last_step, list(zip(names, current_signal())))
 
     result = audiate(encoder, job.layer, objective, parameterization, augment, generators, optimizer,
-                     cfg.optimizer.steps, cfg.log_every, on_log, label)
+                     cfg.optimizer.steps, cfg.log_every, on_log, label, cfg.precision)
     tracker.step = offset + result.steps
     tracker.log_media(tracker.step, list(zip(names, result.signal)))
     return result
@@ -158,7 +163,7 @@ def _audiate_batch(cfg: DictConfig, job: Plan, encoder, batch: list[objectives.T
 
 def run_job(cfg: DictConfig, job_dir: Path, group: str | None) -> dict:
     job = plan(cfg)
-    set_threads(cfg.threads, job.device)
+    set_backends(cfg, job.device)
     choices = _choices(cfg)
     targets_dir = job_dir / "targets"
     todo = [t for t in job.targets if not (targets_dir / t.name / "target.json").is_file()]
@@ -178,7 +183,11 @@ def run_job(cfg: DictConfig, job_dir: Path, group: str | None) -> dict:
                                  sample_rate=job.geometry.sample_rate)
     fresh, histories, seconds, steps, stopped = [], [], 0.0, 0, None
     with tracker:
-        encoder = load_encoder(cfg.model, job.device) if todo else None
+        encoder = load_encoder(cfg.model, job.device, cfg.compile) if todo else None
+        if job.batch_size == "auto" and todo:
+            job.batch_size = largest_batch(encoder, job.layer, job.geometry.num_samples, len(todo), job.device,
+                                           cfg.precision)
+            print(f"audiation: batch_size=auto chose {job.batch_size}", file=sys.stderr)
         batches = [todo[i:i + job.batch_size] for i in range(0, len(todo), job.batch_size)]
         for number, batch in enumerate(batches, 1):
             label = f"{_run_name(batch)} [{number}/{len(batches)}]"

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from audiation.errors import AudiationError
 from audiation.model import Encoder, Layer
 from audiation.objectives import Objective
 
@@ -57,13 +58,17 @@ def audiate(
     log_every: int = 10,
     on_log: Callable[[int, dict[str, np.ndarray], Callable[[], np.ndarray]], None] | None = None,
     description: str = "audiating",
+    precision: str = "fp32",
 ) -> Result:
     """Maximise `objective` for `steps` steps. Ctrl-C or a non-finite loss ends the loop early; the
     result then holds the last finite signal and says why in `stopped`.
 
     `on_log(first_step, terms, current_signal)` gets each fetched block of steps: terms are
     (steps, rows) arrays; `current_signal()` computes the signal on demand (for media).
+    `precision="bf16"` runs the encoder under bfloat16 autocast; the objective stays in float32.
     """
+    autocast = torch.autocast(next(parameterization.parameters()).device.type, dtype=torch.bfloat16,
+                              enabled=precision == "bf16")
     started = time.perf_counter()
     initial, _ = evaluate(encoder, layer, objective, parameterization())
     names = list(initial) + ["loss"]
@@ -96,7 +101,9 @@ def audiate(
         for step in bar:
             optimizer.zero_grad(set_to_none=True)
             signal = parameterization()
-            total, terms = objective(encoder(augment(signal, generators), layer), signal)
+            with autocast:
+                activations = encoder(augment(signal, generators), layer)
+            total, terms = objective(activations.float(), signal)
             loss = -total  # maximise the objective
             loss.sum().backward()
             optimizer.step()
@@ -135,3 +142,37 @@ def audiate(
         stopped=stopped,
         final_activations=activations.float().cpu().numpy(),
     )
+
+
+def largest_batch(encoder: Encoder, layer: Layer, num_samples: int, limit: int, device: str,
+                  precision: str = "fp32") -> int:
+    """The largest power-of-two batch (up to `limit`) whose forward+backward fits in GPU memory.
+
+    On the CPU, batching barely lowers the cost per target, so this is simply min(limit, 16).
+    """
+    if not device.startswith("cuda"):
+        return min(limit, 16)
+
+    def probe(size: int):
+        wave = torch.randn(size, num_samples, device=device, requires_grad=True)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            encoder(wave, layer).float().pow(2).mean().backward()
+        torch.cuda.synchronize(device)
+
+    fits, size = 0, 1
+    while True:
+        try:
+            probe(size)
+        except torch.cuda.OutOfMemoryError:
+            break
+        finally:
+            torch.cuda.empty_cache()
+        fits = size
+        if size == limit:
+            break
+        size = min(2 * size, limit)
+    if not fits:
+        free, total = torch.cuda.mem_get_info(device)
+        raise AudiationError(f"batch_size=auto: even one target of {num_samples} samples at layer {layer.label} "
+                             f"does not fit in GPU memory ({free / 2**30:.1f} of {total / 2**30:.1f} GiB free)")
+    return fits

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+import audiation  # noqa: F401  (registers config resolvers before any compose)
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
