@@ -96,3 +96,15 @@ def test_frame_geometry_is_wav2vec2s_20ms_grid():
     assert frame_geometry(Layer("transformer", 6), config) == (320, 400)
     assert frame_geometry(Layer("conv", 1), config) == (5, 10)
     assert num_frames(Layer("transformer", 6), config, 16000) == 49
+
+
+def test_bf16_autocast_agrees_with_fp32_within_3_percent(small_encoder):
+    """The README's stated tolerance for precision=bf16: relative L2 error of a layer's activations."""
+    torch.manual_seed(0)
+    wave = 0.1 * torch.randn(2, 16000)
+    for index in range(small_encoder.config.num_hidden_layers + 1):
+        with torch.no_grad():
+            exact = small_encoder(wave, Layer("transformer", index))
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                approx = small_encoder(wave, Layer("transformer", index)).float()
+        assert ((approx - exact).norm() / exact.norm()) < 0.03

@@ -41,3 +41,18 @@ def test_parallel_launchers_run_a_two_job_sweep(tmp_path, launcher):
     assert result.returncode == 0, result.stderr[-2000:]
     units = [json.loads((tmp_path / job / "metrics.json").read_text())["targets"][0]["unit"] for job in ("0", "1")]
     assert units == [0, 1]
+
+
+def test_a_batched_job_writes_every_targets_files_and_one_table_row_each(tmp_path):
+    metrics = run_job(compose("model=random_small", "logger.mode=offline", "objective=channel",
+                              "objective.unit=0:8", "batch_size=8", "optimizer.steps=3"), tmp_path, None)
+    assert metrics["run"]["targets"] == 8
+    for target in metrics["targets"]:
+        assert all((tmp_path / "targets" / target["name"] / f).is_file()
+                   for f in ("audio.wav", "audio_16bit.wav", "spectrogram.png", "target.json"))
+    (run,) = (tmp_path / "wandb").glob("offline-run-*")
+    (table,) = (run / "files" / "media" / "table").glob("targets_*.table.json")
+    data = json.loads(table.read_text())
+    assert len(data["data"]) == 8
+    assert {"layer", "unit", "final_activation", "audio", "spectrogram"} <= set(data["columns"])
+    assert sorted(row[data["columns"].index("unit")] for row in data["data"]) == list(range(8))
