@@ -27,7 +27,6 @@ import base64
 import html
 import json
 import math
-import re
 import sys
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
 from audiation.errors import AudiationError
-from audiation.outputs import atomic
+from audiation.outputs import atomic, natural_key, read_jobs
 
 # Record fields the card shows in its own way; every other numeric field is listed as it is.
 _SHOWN = {"unit", "initial_activation", "final_activation"}
@@ -85,11 +84,6 @@ update();
 """
 
 
-def _natural(text: str) -> list:
-    """Sort key that orders digits as numbers: L2 < L10, 2/9 < 10/0."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text.lower())]
-
-
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -107,19 +101,6 @@ def _text(value) -> str:
 
 def _data_uri(path: Path, mime: str) -> str | None:
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}" if path.is_file() else None
-
-
-def _jobs(folder: Path) -> list[tuple[Path, dict]]:
-    """(job folder, metrics) for every metrics.json of an audiation job under `folder`, in natural order."""
-    jobs = []
-    for path in sorted(folder.rglob("metrics.json"), key=lambda p: _natural(str(p.relative_to(folder)))):
-        try:
-            metrics = json.loads(path.read_text())
-        except (OSError, ValueError) as error:
-            raise AudiationError(f"cannot read {path}: {error}") from None
-        if isinstance(metrics, dict) and isinstance(metrics.get("targets"), list):  # others are not ours
-            jobs.append((path.parent, metrics))
-    return jobs
 
 
 def _overrides(job: Path) -> list[str]:
@@ -171,15 +152,15 @@ def write_gallery(folder: Path, out: Path | None = None) -> Path:
     folder = Path(folder)
     if not folder.is_dir():
         raise AudiationError(f"{folder}: no such folder")
-    jobs = _jobs(folder)
+    jobs = read_jobs(folder)
     records = [(job, record) for job, metrics in jobs for record in metrics["targets"]]
     if not records:
         raise AudiationError(f"no metrics.json with targets under {folder}")
-    layer_rank = {label: i for i, label in enumerate(sorted({str(r["layer"]) for _, r in records}, key=_natural))}
+    layer_rank = {label: i for i, label in enumerate(sorted({str(r["layer"]) for _, r in records}, key=natural_key))}
     extra = sorted({k for _, r in records for k, v in r.items() if k not in _SHOWN and _is_number(v)})
     # The page's first order, which every later sort keeps among ties: layer, unit, then job.
     records.sort(key=lambda jr: (layer_rank[str(jr[1]["layer"])], _number(jr[1].get("unit")) is None,
-                                 _number(jr[1].get("unit")) or 0, _natural(str(jr[0].relative_to(folder)))))
+                                 _number(jr[1].get("unit")) or 0, natural_key(str(jr[0].relative_to(folder)))))
     sorts = {"layer": "layer", "unit": "unit", "final_activation": "final activation",
              "gain": "activation gain", **{k: k for k in extra}}
     e = html.escape

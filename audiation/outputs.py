@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from audiation.errors import AudiationError
 
 PEAK_DBFS = -1.0
 
@@ -68,7 +71,7 @@ def log_spectrogram(signal: np.ndarray, sample_rate: int, n_fft: int = 512, hop:
     return np.maximum(db, db.max() - 80)
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # files only, never a window
@@ -79,7 +82,7 @@ def _pyplot():
 
 def write_spectrogram(path: Path, signal: np.ndarray, sample_rate: int, title: str,
                       mark_seconds: float | None = None) -> str:
-    plt = _pyplot()
+    plt = pyplot()
     db = log_spectrogram(signal, sample_rate)
     figure, axes = plt.subplots(figsize=(7, 3.2), dpi=100)
     image = axes.imshow(db, origin="lower", aspect="auto", cmap="magma",
@@ -98,7 +101,7 @@ def write_spectrogram(path: Path, signal: np.ndarray, sample_rate: int, title: s
 
 def write_loss_curve(path: Path, history: dict[str, np.ndarray], title: str) -> str:
     """One panel per term: the mean over targets, with the range of targets shaded."""
-    plt = _pyplot()
+    plt = pyplot()
     names = [n for n in history if len(history[n])]
     figure, axes = plt.subplots(1, max(len(names), 1), figsize=(3.2 * max(len(names), 1), 2.8), dpi=100,
                                 squeeze=False)
@@ -115,3 +118,21 @@ def write_loss_curve(path: Path, history: dict[str, np.ndarray], title: str) -> 
         figure.savefig(temporary, format="png")
     plt.close(figure)
     return str(path)
+
+
+def natural_key(text: str) -> list:
+    """Sort key that orders digits as numbers: L2 < L10, 2/9 < 10/0."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text.lower())]
+
+
+def read_jobs(folder: Path) -> list[tuple[Path, dict]]:
+    """(job folder, metrics) for every metrics.json of an audiation job under `folder`, in natural order."""
+    jobs = []
+    for path in sorted(folder.rglob("metrics.json"), key=lambda p: natural_key(str(p.relative_to(folder)))):
+        try:
+            metrics = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise AudiationError(f"cannot read {path}: {error}") from None
+        if isinstance(metrics, dict) and isinstance(metrics.get("targets"), list):  # others are not ours
+            jobs.append((path.parent, metrics))
+    return jobs

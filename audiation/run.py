@@ -22,12 +22,17 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from audiation import objectives, outputs, tracking
+from audiation import objectives, outputs, quality, tracking
 from audiation.configs import construct
 from audiation.errors import AudiationError
 from audiation.model import Layer, frame_geometry, load_config, load_encoder, num_frames, num_units, parse_layer
 from audiation.parameterizations import row_generators
 from audiation.trainer import Result, audiate, largest_batch
+
+
+# The per-target numbers in the W&B table (beside audio and spectrogram): what users sort by.
+TABLE_COLUMNS = ("name", "layer", "unit", "objective", "initial_activation", "final_activation",
+                 "robust_activation", "selectivity", "silence_ratio_db", "activation_ratio", "activation_ratio_p99")
 
 
 @dataclass
@@ -98,8 +103,8 @@ def set_backends(cfg: DictConfig, device: str) -> None:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(cfg.tf32)
 
 
-def _target_files(folder: Path, target: objectives.Target, result: Result, row: int, job: Plan, choices):
-    """Write one target's audio, spectrogram and metrics (metrics last: their presence means complete)."""
+def _target_files(folder: Path, target: objectives.Target, result: Result, row: int, job: Plan, extra: dict):
+    """Write one target's audio, spectrogram and record (the record last: its presence means complete)."""
     mark = None if job.frame is None else (job.frame * job.geometry.hop + job.geometry.field / 2) / job.geometry.sample_rate
     files = outputs.write_audio(folder, result.signal[row], job.geometry.sample_rate)
     files["spectrogram"] = outputs.write_spectrogram(folder / "spectrogram.png", result.signal[row],
@@ -117,7 +122,7 @@ def _target_files(folder: Path, target: objectives.Target, result: Result, row: 
         "final_terms": {k: float(v[row]) for k, v in result.final.items()},
         "steps": result.steps,
         "stopped": result.stopped,
-        **choices,
+        **extra,
         "files": files,
     }
     if result.stopped is None:  # only a finished target counts as complete when a sweep resumes
@@ -138,7 +143,8 @@ def _run_name(targets: list[objectives.Target]) -> str:
     return first if len(targets) == 1 else f"{first.rsplit('-', 1)[0]}..{last}"
 
 
-def _audiate_batch(cfg: DictConfig, job: Plan, encoder, batch: list[objectives.Target], tracker, label: str):
+def _audiate_batch(cfg: DictConfig, job: Plan, encoder, batch: list[objectives.Target], tracker, label: str,
+                   unit_stats):
     generators = row_generators(cfg.seed, [t.key for t in batch], job.device)
     sample_rate = job.geometry.sample_rate
     parameterization = construct(cfg.parameterization, generators=generators, sample_rate=sample_rate,
@@ -158,7 +164,18 @@ def _audiate_batch(cfg: DictConfig, job: Plan, encoder, batch: list[objectives.T
                      cfg.optimizer.steps, cfg.log_every, on_log, label, cfg.precision)
     tracker.step = offset + result.steps
     tracker.log_media(tracker.step, list(zip(names, result.signal)))
-    return result
+    scores = quality.measure(encoder, job.layer, objective, augment, result.signal, batch, result.final,
+                             job.geometry, job.frame, cfg.seed, cfg.quality.draws, unit_stats)
+    return result, scores
+
+
+def _unit_statistics(cfg: DictConfig, job: Plan) -> dict[str, np.ndarray] | None:
+    """Each unit's max and 99th percentile over `quality.data` (cached), for activation ratios."""
+    if not cfg.quality.data:
+        return None
+    from audiation.examples import unit_statistics
+
+    return unit_statistics(cfg.model, job.layer, cfg.quality.data, cfg.quality.cache_dir, job.device)
 
 
 def run_job(cfg: DictConfig, job_dir: Path, group: str | None) -> dict:
@@ -184,6 +201,7 @@ def run_job(cfg: DictConfig, job_dir: Path, group: str | None) -> dict:
     fresh, histories, seconds, steps, stopped = [], [], 0.0, 0, None
     with tracker:
         encoder = load_encoder(cfg.model, job.device, cfg.compile) if todo else None
+        unit_stats = _unit_statistics(cfg, job) if todo else None
         if job.batch_size == "auto" and todo:
             job.batch_size = largest_batch(encoder, job.layer, job.geometry.num_samples, len(todo), job.device,
                                            cfg.precision)
@@ -191,10 +209,11 @@ def run_job(cfg: DictConfig, job_dir: Path, group: str | None) -> dict:
         batches = [todo[i:i + job.batch_size] for i in range(0, len(todo), job.batch_size)]
         for number, batch in enumerate(batches, 1):
             label = f"{_run_name(batch)} [{number}/{len(batches)}]"
-            result = _audiate_batch(cfg, job, encoder, batch, tracker, label)
+            result, scores = _audiate_batch(cfg, job, encoder, batch, tracker, label, unit_stats)
             seconds, steps = seconds + result.seconds, steps + result.steps
             histories.append(result.history)
-            fresh += [_target_files(targets_dir / t.name, t, result, i, job, choices) for i, t in enumerate(batch)]
+            fresh += [_target_files(targets_dir / t.name, t, result, i, job, {**choices, **scores[i]})
+                      for i, t in enumerate(batch)]
             if result.stopped:
                 stopped = result.stopped
                 break
@@ -212,10 +231,8 @@ def run_job(cfg: DictConfig, job_dir: Path, group: str | None) -> dict:
         outputs.write_json(job_dir / "metrics.json", metrics)
         if histories:
             outputs.write_loss_curve(job_dir / "loss_curve.png", _join(histories), name)
-        tracker.log_targets([{**{k: r[k] for k in ("name", "layer", "unit", "objective", "initial_activation",
-                                                   "final_activation")},
-                              "audio": r["files"]["wav_16bit"], "spectrogram": r["files"]["spectrogram"]}
-                             for r in records])
+        tracker.log_targets([{**{k: r.get(k) for k in TABLE_COLUMNS}, "audio": r["files"]["wav_16bit"],
+                              "spectrogram": r["files"]["spectrogram"]} for r in records])
         if stopped == "interrupted":
             raise KeyboardInterrupt
         if stopped:

@@ -4,7 +4,6 @@ folder and one finished offline W&B run per job, in one group."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
