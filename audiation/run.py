@@ -76,6 +76,8 @@ def plan(cfg: DictConfig) -> Plan:
     batch_size = "auto" if cfg.batch_size == "auto" else _positive(cfg.batch_size, "batch_size", int)
     if cfg.precision not in ("fp32", "bf16"):
         raise AudiationError(f"precision={cfg.precision} is not one of fp32, bf16")
+    if cfg.quality.data and not Path(cfg.quality.data).expanduser().is_dir():
+        raise AudiationError(f"quality.data={cfg.quality.data} is not a folder")
     device = resolve_device(str(cfg.device))
     config = load_config(cfg.model)
     layer = parse_layer(cfg.model.layer, config)

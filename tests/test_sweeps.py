@@ -56,3 +56,16 @@ def test_a_batched_job_writes_every_targets_files_and_one_table_row_each(tmp_pat
     assert len(data["data"]) == 8
     assert {"layer", "unit", "final_activation", "audio", "spectrogram"} <= set(data["columns"])
     assert sorted(row[data["columns"].index("unit")] for row in data["data"]) == list(range(8))
+
+
+def test_a_failing_wandb_never_costs_the_local_files(tmp_path, monkeypatch, capsys):
+    import wandb
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no W&B today")
+
+    monkeypatch.setattr(wandb, "init", broken)
+    metrics = run_job(compose("model=random_small", "logger.mode=offline", "optimizer.steps=3"), tmp_path, None)
+    assert "W&B disabled for this job (RuntimeError: no W&B today)" in capsys.readouterr().err
+    assert (tmp_path / "metrics.json").is_file()
+    assert (tmp_path / "targets" / metrics["targets"][0]["name"] / "audio_16bit.wav").is_file()
