@@ -118,10 +118,23 @@ class Encoder(nn.Module):
         self.normalize = normalize
         self.sample_rate = sample_rate
         self.name = name
+        self.vocabulary: list[str] | None = None  # CTC tokens by id, set by the loader when there are any
 
     @property
     def config(self):
         return self.model.config
+
+    @torch.no_grad()
+    def transcribe(self, waveform: torch.Tensor) -> list[str]:
+        """Greedy CTC decoding of each row (CTC checkpoints only): what the model itself hears."""
+        if self.head is None or self.vocabulary is None:
+            raise AudiationError(f"{self.name} has no CTC head and vocabulary to transcribe with")
+        blank = self.config.pad_token_id
+        texts = []
+        for ids in self(waveform, Layer("logits")).argmax(dim=-1).tolist():
+            kept = [i for n, i in enumerate(ids) if i != blank and (n == 0 or i != ids[n - 1])]
+            texts.append("".join(self.vocabulary[i] for i in kept).replace("|", " ").strip())
+        return texts
 
     def preprocess(self, waveform: torch.Tensor) -> torch.Tensor:
         """What the model's feature extractor does to raw audio, differentiably and per row."""
@@ -228,6 +241,18 @@ def load_config(model_cfg):
         raise AudiationError(f"model.name={model_cfg.name} could not be opened: {error}".splitlines()[0]) from None
 
 
+def _vocabulary(name: str, size: int) -> list[str] | None:
+    """The CTC tokenizer's tokens by id, or None when the checkpoint ships no tokenizer."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(**_pretrained_kwargs(name))
+    except (OSError, ValueError):
+        return None
+    by_id = {i: token for token, i in tokenizer.get_vocab().items()}
+    return [by_id.get(i, "") for i in range(size)]
+
+
 def _normalizes_input(model_cfg) -> bool:
     """Follow the feature extractor's `do_normalize` when the checkpoint ships one."""
     if model_cfg.random_init:
@@ -266,6 +291,8 @@ def _load_cached(key: str, device: str, compile_layers: bool) -> Encoder:
         model = loader.from_pretrained(**_pretrained_kwargs(model_cfg.name))
     name = f"random:{model_cfg.architecture}" if model_cfg.random_init else model_cfg.name
     encoder = Encoder(model, _normalizes_input(model_cfg), model_cfg.sample_rate, name).to(device)
+    if encoder.head is not None:
+        encoder.vocabulary = _vocabulary(model_cfg.name, config.vocab_size)
     if compile_layers:
         _compile_layers(encoder)
     return encoder
