@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 APT_PACKAGES := espeak-ng sox wamerican chromium
 
-.PHONY: setup system-packages demo test test-all clean
+.PHONY: setup system-packages demo test test-all clean clean-cache
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,4 +38,7 @@ test-all: setup
 	$(BIN)/python -m pytest -q -m ""
 
 clean:
-	rm -rf outputs/runs outputs/sweeps outputs/demo
+	rm -rf outputs/runs outputs/sweeps outputs/demo outputs/examples
+
+clean-cache:  # dataset activation caches: slow to rebuild on large data
+	rm -rf outputs/cache

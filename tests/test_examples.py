@@ -1,0 +1,263 @@
+"""Dataset examples (`python -m audiation.examples`): the activation cache is built once and reused without
+the model, unreadable files are skipped by name, any rate and channel count is read as 16 kHz mono, nested
+corpora are found, and the command writes clips, spectrograms and examples.json. On the project's `tiny`
+model and its shipped speech slice."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import CONF, ROOT, compose
+
+from audiation import data, examples
+from audiation.errors import AudiationError
+from audiation.model import load_config, load_encoder, num_frames, parse_layer
+
+SLICE = ROOT / "audiation" / "assets" / "speech-slice"
+VOCAB = ROOT / "audiation" / "assets" / "tiny-w2v2-espeak" / "vocab.json"
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    """A copy of the shipped tiny model: a cache is keyed by the model files' mtimes, so a model being
+    retrained in place must not change between two runs of one test."""
+    folder = tmp_path_factory.mktemp("model") / "tiny-w2v2-espeak"
+    shutil.copytree(ROOT / "audiation" / "assets" / "tiny-w2v2-espeak", folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_folder):
+    return compose("model=tiny", f"model.name={tiny_folder}").model
+
+
+def _open(model_cfg, layer_spec, folder, cache_dir, factory):
+    """ActivationCache.open as the command line calls it, with the encoder factory given."""
+    config = load_config(model_cfg)
+    layer = parse_layer(layer_spec, config)
+    return examples.ActivationCache.open(data.list_audio(folder), layer, config, examples.model_fingerprint(model_cfg),
+                                         examples.model_tag(model_cfg), cache_dir, factory, model_cfg.sample_rate)
+
+
+def _slice_files(folder: Path, count: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in sorted(SLICE.glob("*.flac"))[:count]:
+        shutil.copy2(source, folder / source.name)
+    return sorted(folder.iterdir())
+
+
+def _no_model():
+    raise AssertionError("the model was asked for although the cache exists")
+
+
+def test_cache_is_built_once_then_reused_without_the_model(tiny, tmp_path, monkeypatch):
+    _slice_files(tmp_path / "data", 3)
+    calls = []
+
+    def factory():
+        calls.append(1)
+        return load_encoder(tiny, "cpu")
+
+    first = _open(tiny, 1, tmp_path / "data", tmp_path / "cache", factory)
+    assert calls == [1]
+    second = _open(tiny, 1, tmp_path / "data", tmp_path / "cache", _no_model)
+    assert second.folder == first.folder and [p.name for p in (tmp_path / "cache").iterdir()] == [first.folder.name]
+    acts = np.asarray(second.activations, dtype=np.float32)
+    assert acts.shape == (first.num_frames, 144) and second.activations.dtype == np.float16
+    assert np.array_equal(second.stats["max"], acts.max(axis=0))
+    np.testing.assert_allclose(second.stats["p99"], np.percentile(acts, 99, axis=0), rtol=1e-6)
+    np.testing.assert_allclose(second.stats["mean_abs"], np.abs(acts).mean(axis=0), rtol=1e-5)
+    assert sum(p.num_frames for p in second.pieces) == second.num_frames
+
+    monkeypatch.setattr(examples, "load_encoder", lambda *_a, **_k: _no_model())  # the public helper too
+    stats = examples.unit_statistics(tiny, 1, tmp_path / "data", tmp_path / "cache", "cpu")
+    assert set(stats) == {"max", "p99", "mean_abs"} and all(v.shape == (144,) for v in stats.values())
+    assert np.array_equal(stats["max"], first.stats["max"])
+
+    changed = min((tmp_path / "data").iterdir())  # an edited file is new data: a new cache
+    os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
+    _open(tiny, 1, tmp_path / "data", tmp_path / "cache", factory)
+    assert calls == [1, 1] and len(list((tmp_path / "cache").iterdir())) == 2  # no partial folders left
+
+
+def test_unreadable_files_are_skipped_by_name_and_the_rest_processed(tiny, tmp_path, capsys):
+    good = _slice_files(tmp_path / "data", 2)
+    (tmp_path / "data" / "bad.flac").write_bytes(np.random.default_rng(0).bytes(5000))
+    (tmp_path / "data" / "empty.wav").write_bytes(b"")
+    cache = _open(tiny, 1, tmp_path / "data", tmp_path / "cache", lambda: load_encoder(tiny, "cpu"))
+    err = capsys.readouterr().err
+    for name in ("bad.flac", "empty.wav"):
+        assert f"audiation: warning: skipped {tmp_path / 'data' / name}: " in err
+    assert cache.files == [str(p) for p in good]
+    assert sorted(Path(s["file"]).name for s in cache.skipped) == ["bad.flac", "empty.wav"]
+
+    _open(tiny, 1, tmp_path / "data", tmp_path / "cache", _no_model)  # reused, and still says what it lacks
+    assert "skipped" in capsys.readouterr().err and "bad.flac" in err
+
+
+def test_a_44k_stereo_wav_is_read_as_16k_mono_with_the_right_frames(tiny, tmp_path):
+    rate, seconds = 44100, 1.5
+    t = np.arange(int(rate * seconds)) / rate
+    tone = np.sin(2 * np.pi * 440 * t)
+    (tmp_path / "data").mkdir()
+    sf.write(tmp_path / "data" / "stereo.wav", np.stack([0.5 * tone, 0.1 * tone], axis=1), rate, subtype="PCM_16")
+    signal = data.read_audio(tmp_path / "data" / "stereo.wav", 16000)
+    assert signal.ndim == 1 and signal.dtype == np.float32 and len(signal) == 24000
+    middle = signal[4000:-4000]
+    assert abs(np.sqrt(np.mean(middle ** 2)) - 0.3 / math.sqrt(2)) < 0.005  # the mean of the two channels
+    cache = _open(tiny, 4, tmp_path / "data", tmp_path / "cache", lambda: load_encoder(tiny, "cpu"))
+    config = load_config(tiny)
+    assert cache.num_frames == num_frames(parse_layer(4, config), config, 24000) == 74
+    assert cache.pieces[0].duration == pytest.approx(1.5)
+    file, centre = cache.locate(73)
+    assert file.endswith("stereo.wav") and centre == pytest.approx((73 * 320 + 400 / 2) / 16000)
+
+
+def test_long_files_go_through_the_model_in_pieces_on_the_frame_grid(tiny, tmp_path):
+    longest = max(SLICE.glob("*.flac"), key=lambda p: sf.info(p).frames)
+    (tmp_path / "data").mkdir()
+    sf.write(tmp_path / "data" / "long.flac", sf.read(longest, dtype="float32")[0][:24000], 16000)
+    config = load_config(tiny)
+    layer = parse_layer(2, config)
+    cache = examples.ActivationCache.open(data.list_audio(tmp_path / "data"), layer, config,
+                                          examples.model_fingerprint(tiny), "tiny", tmp_path / "cache",
+                                          lambda: load_encoder(tiny, "cpu"), 16000, max_seconds=0.5)
+    assert [(p.offset_seconds, p.first_frame, p.num_frames) for p in cache.pieces] == [
+        (0.0, 0, 24), (0.5, 24, 24), (1.0, 48, 24)]
+    assert cache.locate(30)[1] == pytest.approx(0.5 + (6 * 320 + 400 / 2) / 16000)
+    middle = torch.from_numpy(data.read_audio(tmp_path / "data" / "long.flac", 16000)[8000:16000])
+    with torch.inference_mode():
+        alone = load_encoder(tiny, "cpu")(middle[None], layer)[0].numpy()  # the piece, normalised on its own
+    np.testing.assert_allclose(np.asarray(cache.activations[24:48], dtype=np.float32), alone, atol=1e-2, rtol=1e-2)
+
+
+def test_an_empty_or_missing_folder_is_one_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no audio here")
+    with pytest.raises(AudiationError, match=r"data.path=.*empty contains no audio files \(.wav, .flac, .ogg"):
+        data.list_audio(tmp_path / "empty")
+    with pytest.raises(AudiationError, match="no such folder"):
+        data.list_audio(tmp_path / "missing")
+
+
+def test_a_librispeech_style_tree_is_found_with_its_transcripts(tmp_path):
+    root = tmp_path / "LibriSpeech" / "dev-clean"
+    sources = sorted(SLICE.glob("*.flac"))
+    made = []
+    for speaker, chapter, utterance, suffix in (("84", "121123", 0, ".flac"), ("84", "121123", 1, ".flac"),
+                                                ("174", "50561", 0, ".FLAC"), ("1272", "128104", 3, ".WAV")):
+        folder = root / speaker / chapter
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{speaker}-{chapter}-{utterance:04d}{suffix}"
+        if suffix == ".WAV":
+            sf.write(path, sf.read(sources[0])[0], 16000)
+        else:
+            shutil.copy(sources[len(made)], path)
+        made.append(path)
+    (root / "84" / "121123" / "84-121123.trans.txt").write_text("84-121123-0000 GO DO YOU HEAR\n"
+                                                               "84-121123-0001 BUT IN LESS THAN FIVE MINUTES\n")
+    assert data.list_audio(tmp_path / "LibriSpeech") == sorted(p.resolve() for p in made)
+    assert data.transcript(made[1]) == "BUT IN LESS THAN FIVE MINUTES"
+    assert data.transcript(made[2]) is None
+    assert data.transcript(sources[1]).strip()  # the slice's metadata.tsv
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HF_HUB_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "audiation.examples", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_cli_writes_clips_spectrograms_and_json_then_reuses_the_cache(tiny_folder, tmp_path):
+    common = ["model=tiny", f"model.name={tiny_folder}", "model.layer=4", f"data.path={SLICE}", f"data.cache_dir={tmp_path / 'cache'}",
+              "top_k=3", "threads=1"]
+    result = _cli(*common, "units=[3,10]", "logger=none", f"hydra.run.dir={tmp_path / 'job'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "audiation: top-3 examples of 2 unit(s) of L4 from 160 files" in result.stdout
+    summary = json.loads((tmp_path / "job" / "examples.json").read_text())
+    assert summary["layer"] == "L4" and summary["files"] == 160 and summary["skipped"] == []
+    assert [u["unit"] for u in summary["units"]] == [3, 10]
+    for unit in summary["units"]:
+        found = unit["examples"]
+        assert [e["rank"] for e in found] == [1, 2, 3]
+        assert found[0]["activation"] == unit["stats"]["max"]  # the best example is the unit's maximum
+        assert unit["stats"]["max"] >= unit["stats"]["p99"]
+        assert all(a["activation"] >= b["activation"] for a, b in itertools.pairwise(found))
+        for example in found:
+            assert example["clip"] == f"examples/L4-U{unit['unit']}/{example['rank']}.wav"
+            clip, rate = sf.read(tmp_path / "job" / example["clip"])
+            assert rate == 16000 and clip.shape == (16000,)
+            assert (tmp_path / "job" / example["spectrogram"]).stat().st_size > 1000
+            assert 0 < example["time_seconds"] < sf.info(example["file"]).duration and example["text"]
+        for a in found:  # one moment per example: same file only when min_gap_seconds apart
+            assert all(a is b or a["file"] != b["file"] or abs(a["time_seconds"] - b["time_seconds"]) >= 1.0
+                       for b in found)
+
+    again = _cli(*common, "units=5", "logger=wandb", f"hydra.run.dir={tmp_path / 'again'}")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "loading model" not in again.stderr and (tmp_path / "again" / "examples" / "L4-U5" / "3.wav").is_file()
+    runs = list((tmp_path / "again" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("run-*.wandb"))
+
+    inspect = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--summary", "--json", str(runs[0])],
+                             capture_output=True, text=True, check=True)
+    run = json.loads(inspect.stdout)
+    assert run["state"] == "finished" and run["name"] == "L4-examples"
+    assert run["tags"] == ["tiny-w2v2-espeak", "examples"]
+    assert run["summary"]["examples"]["_type"] == "table-file" and run["summary"]["examples"]["nrows"] == 3
+
+
+def _compose(*overrides: str):
+    """The config exactly as `python -m audiation.examples <overrides>` would see it."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return hydra_compose(config_name="examples", overrides=list(overrides))
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ([], "data.path is required"),
+    (["data.path=/no/such/folder"], "data.path=/no/such/folder: no such folder"),
+    (["data.path=EMPTY"], "contains no audio files (.wav, .flac, .ogg, searched recursively)"),
+    (["units=144"], "units=144 is out of range for layer L4 (valid: 0..143)"),
+    (["units=[1,x]"], "units=x is not a unit index"),
+    (["model.layer=9"], "model.layer=9 is not a layer of this model (valid: 0..4, conv1..conv7, logits)"),
+    (["top_k=0"], "top_k=0 must be > 0"),
+    (["clip_seconds=-1"], "clip_seconds=-1 must be > 0"),
+    (["min_gap_seconds=-0.5"], "min_gap_seconds=-0.5 must be >= 0"),
+])
+def test_bad_input_is_one_line_before_any_model_loads(tmp_path, monkeypatch, overrides, message):
+    """What `main` prints as `audiation: error: ...` with exit code 2 (the same handler as audiation.run)."""
+    (tmp_path / "empty").mkdir()
+    overrides = [o.replace("EMPTY", str(tmp_path / "empty")) for o in overrides]
+    if not any(o.startswith("data.path") for o in overrides) and overrides:
+        overrides.append(f"data.path={SLICE}")
+    monkeypatch.setattr(examples, "load_encoder", lambda *_a, **_k: _no_model())
+    with pytest.raises(AudiationError) as error:
+        examples.plan(_compose("model=tiny", *overrides))
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_the_s_logit_prefers_utterances_with_an_s(tiny, tmp_path):
+    """The CTC output for "s" is highest in speech that has an "s": its top-5 transcripts contain one more
+    often than the slice's utterances do on average."""
+    letter = json.loads(VOCAB.read_text())["s"]
+    cache = _open(tiny, "logits", SLICE, tmp_path / "cache", lambda: load_encoder(tiny, "cpu"))
+    found = examples.top_examples(cache, letter, k=5, min_gap_seconds=math.inf)
+    assert len({e.file for e in found}) == 5
+    texts = [data.transcript(e.file) for e in found]
+    base_rate = np.mean(["s" in data.transcript(f) for f in cache.files])
+    assert sum("s" in t for t in texts) > 5 * base_rate, (texts, base_rate)
