@@ -31,10 +31,10 @@ def normalize_text(t):
     return " ".join(t.lower().split())
 
 
-def load_split(folder):
+def load_split(folder, limit=None):
     """Rows of metadata.tsv (column 'path' or 'file') with the waveform as float32 under 'audio'."""
     folder = Path(folder)
-    rows = list(csv.DictReader(open(folder / "metadata.tsv"), delimiter="\t"))
+    rows = list(csv.DictReader(open(folder / "metadata.tsv"), delimiter="\t"))[:limit]
     for r in rows:
         r["audio"], sr = sf.read(folder / r.get("path", r.get("file")), dtype="float32")
         assert sr == 16000
@@ -187,6 +187,7 @@ def main():
     p.add_argument("--data", default="data/corpus/heldout")
     p.add_argument("--json", type=Path, default=None, help="write the report (and samples) here")
     p.add_argument("--show", type=int, default=10, help="print this many example transcripts")
+    p.add_argument("--limit", type=int, default=None, help="only the first N utterances")
     p.add_argument("--units", type=int, default=0,
                    help="also rank character-selective units on the first N utterances")
     a = p.parse_args()
@@ -195,7 +196,7 @@ def main():
     model = Wav2Vec2ForCTC.from_pretrained(a.model)
     vocab = Wav2Vec2Processor.from_pretrained(a.model).tokenizer.get_vocab()
     id2char = {i: c for c, i in vocab.items()}
-    rows = load_split(a.data)
+    rows = load_split(a.data, a.limit)
     hyps = transcribe(model, [r["audio"] for r in rows], id2char)
     rep = cer_report(rows, hyps)
     for k, v in rep.items():

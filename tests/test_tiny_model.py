@@ -4,10 +4,8 @@ held-out speech slice as its model card says, and its units mean something."""
 from __future__ import annotations
 
 import csv
-import json
 import re
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
