@@ -49,7 +49,9 @@ class Augment(nn.Module):
         # One uniform draw in [-1, 1) per row for each of: stretch, shift, gain.
         draws = torch.stack([torch.rand(3, generator=g, device=device) for g in generators]) * 2 - 1
         if self.stretch or self.max_shift:
-            signal = self._warp(signal, 1 + self.stretch * draws[:, :1], torch.round(self.max_shift * draws[:, 1:2]))
+            shift = torch.round(self.max_shift * draws[:, 1:2])
+            signal = (self._warp(signal, 1 + self.stretch * draws[:, :1], shift) if self.stretch
+                      else self._shift(signal, shift))
         if self.gain_db:
             signal = signal * 10 ** (self.gain_db * draws[:, 2:3] / 20)
         if self.noise_snr_db is not None:
@@ -57,6 +59,13 @@ class Augment(nn.Module):
             rms = signal.detach().pow(2).mean(dim=1, keepdim=True).sqrt()
             signal = signal + noise * rms * 10 ** (-self.noise_snr_db / 20)
         return signal
+
+    @staticmethod
+    def _shift(signal: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        """out[n] = signal[n - shift], zero outside: an integer shift needs one gather, not _warp's two."""
+        length = signal.shape[1]
+        index = torch.arange(length, device=signal.device) - shift.long()
+        return signal.gather(1, index.clamp(0, length - 1)) * ((index >= 0) & (index < length))
 
     @staticmethod
     def _warp(signal: torch.Tensor, rate: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:

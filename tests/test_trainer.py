@@ -75,3 +75,9 @@ def test_augment_shift_noise_and_stretch():
     stretched = Augment(16000, stretch=0.1)(ramp, row_generators(0, [5]))
     assert abs(stretched[0, 500]) < 1e-6  # stretched about the middle
     assert torch.equal(Augment(16000)(signal, generators), signal)
+
+
+def test_integer_shift_equals_the_general_warp():
+    signal = torch.randn(4, 1000)
+    shift = torch.tensor([[-7.0], [0.0], [3.0], [250.0]])
+    torch.testing.assert_close(Augment._shift(signal, shift), Augment._warp(signal, torch.ones(4, 1), shift))

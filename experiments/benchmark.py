@@ -1,0 +1,348 @@
+"""Cost of one audiation step against its floor and against a straight port of the 2021 seed.
+
+    python experiments/benchmark.py                                   # CUDA if present: batches 1,16,64
+    python experiments/benchmark.py --device cpu --batches 1,4 --repeats 5 --warmup 1 --json out.json
+
+Model: wav2vec2-base's architecture with random weights (`model=random_base`: the same compute as the real
+checkpoint, no download); 1 s of audio (16,000 samples). Seconds per step, median and min, for each
+(layer, batch) cell and three methods:
+
+- step: the project's own loop, run for real: `audiation.trainer.audiate` on objects built as
+  `audiation.run._audiate_batch` builds them from the composed config (`objective=channel`, one unit per
+  row, `parameterization=fft`, `augmentation=standard`, Adam, small `power` and `high_frequency`
+  regularisers, `log_every` = all steps so it syncs once). An optimizer post-step hook marks the end of
+  every step; one step is the time from the end of one to the end of the next, i.e. exactly one pass of
+  the loop body (zero_grad, FFT parameterization, Augment, encoder cut at the layer, objective, backward,
+  Adam, history row). The no-grad evaluations `audiate` runs before and after the loop are outside every
+  interval.
+- floor: forward + backward to the input through the same encoder cut after the layer, weights frozen,
+  loss = activations.sum(). No audiation step can be cheaper.
+- naive: a straight port of the seed, for ONE target (its cost per target-step): the full
+  `Wav2Vec2ForCTC` with trainable weights, `output_hidden_states=True`, a complex spectrum through `ifft`
+  scaled by 1/(1+|f|), roll + noise augmentation, then 4 more Adam steps on an L2 penalty of the signal
+  (the seed's regulariser ran as extra optimizer steps).
+
+Interleaving: floor and naive run inside that hook, between two steps of the loop, in alternating order,
+so the three share every slow or fast stretch of a shared machine. On CUDA every timed piece ends with a
+synchronize (the real loop syncs every `log_every` steps instead; one sync per step costs ~nothing at
+these sizes).
+
+Ratios: step/floor of the medians and of the minima (on a shared CPU noise only ever adds time, so the
+minima are the better estimate of the uncontended cost), and of the medians of process CPU seconds (on a
+CPU with one thread: the work done, without the waits for a core that another process causes); naive
+per target over step per target, i.e. naive / (step / batch).
+
+Peak memory, per batch size in a fresh spawned process (a process's peak only ever grows, so one process
+cannot give per-size peaks): the project step at the deepest requested layer, and naive once. On CPU it
+is the whole process's peak RSS, torch and the weights included; on CUDA `torch.cuda.max_memory_allocated`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import platform
+import statistics
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
+from tqdm.auto import tqdm
+
+from audiation import objectives
+from audiation.configs import construct
+from audiation.model import Layer, load_config, load_encoder
+from audiation.parameterizations import row_generators
+from audiation.run import plan, resolve_device
+from audiation.trainer import audiate
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def compose(model: str, layer: int, batch: int, device: str, steps: int):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = hydra_compose(config_name="config", overrides=[
+            f"model={model}", f"model.layer={layer}", "objective=channel", "parameterization=fft",
+            "augmentation=standard", "optimizer=adam", "logger=none", f"device={device}", f"batch_size={batch}",
+            "regularizer.power=0.01", "regularizer.high_frequency=0.01",
+            f"optimizer.steps={steps}", f"log_every={steps}"])
+    cfg.objective.unit = f"0:{batch}"  # one unit per row; set here because ':' is override syntax
+    return cfg
+
+
+def sync(device: str):
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+# --- the three methods --------------------------------------------------------------------------------------
+
+
+def project_loop(cfg, encoder, label: str):
+    """The project's loop on one batch of targets, built as audiation.run._audiate_batch builds it."""
+    job = plan(cfg)
+    generators = row_generators(cfg.seed, [t.key for t in job.targets], job.device)
+    rate = job.geometry.sample_rate
+    parameterization = construct(cfg.parameterization, generators=generators, sample_rate=rate, device=job.device)
+    augment = construct(cfg.augmentation, sample_rate=rate).to(job.device)
+    objective = objectives.build(cfg.objective, cfg.regularizer, job.geometry, job.targets, job.device)
+    optimizer = construct(cfg.optimizer, parameterization.parameters(), drop=("steps",))
+    return audiate(encoder, job.layer, objective, parameterization, augment, generators, optimizer,
+                   cfg.optimizer.steps, cfg.log_every, description=label, precision=cfg.precision)
+
+
+def floor_method(encoder, layer: int, batch: int, samples: int, device: str):
+    """One step of the floor per call (as naive_method's function: one step of naive)."""
+    target = Layer("transformer", layer)
+    wave = torch.randn(batch, samples, device=device, requires_grad=True)
+
+    def run():
+        wave.grad = None
+        encoder(wave, target).sum().backward()
+
+    return run
+
+
+class SeedSignal(torch.nn.Module):
+    """The seed's parameterization: a full complex spectrum scaled by 1/(1+|f|), f in cycles/sample."""
+
+    def __init__(self, samples: int, device: str):
+        super().__init__()
+        self.real = torch.nn.Parameter(1e-3 * torch.randn(samples, device=device))
+        self.imag = torch.nn.Parameter(1e-3 * torch.randn(samples, device=device))
+        self.register_buffer("scale", 1 / (1 + torch.fft.fftfreq(samples, device=device).abs()))
+
+    def forward(self):
+        return torch.fft.ifft(torch.complex(self.real, self.imag) * self.scale).real
+
+
+def build_naive(model_cfg, device: str):
+    """The same architecture (Wav2Vec2Config() for random_base) with a CTC head, random weights."""
+    from transformers import Wav2Vec2ForCTC
+
+    # eval() as from_pretrained leaves it (no dropout or time masking); weights keep requires_grad=True.
+    return Wav2Vec2ForCTC(load_config(model_cfg)).to(device).eval()
+
+
+def naive_method(model, layer: int, samples: int, device: str, extra_steps: int = 4, max_shift: int = 160):
+    signal = SeedSignal(samples, device)
+    optimizer = torch.optim.Adam(signal.parameters(), lr=0.01)
+
+    def augment(x):
+        shift = int(torch.randint(-max_shift, max_shift + 1, ()))
+        return torch.roll(x, shift) + 7e-4 * torch.randn_like(x)
+
+    def run():
+        optimizer.zero_grad()
+        model.zero_grad(set_to_none=True)  # the seed let weight grads pile up; dropping them is cheaper
+        hidden = model(augment(signal())[None], output_hidden_states=True).hidden_states[layer]
+        hidden[0, :, 0].mean().backward()  # the sign does not change the cost
+        optimizer.step()
+        for _ in range(extra_steps):  # the seed's regulariser: separate optimizer steps
+            optimizer.zero_grad()
+            signal().pow(2).mean().backward()
+            optimizer.step()
+
+    return run
+
+
+# --- timing -----------------------------------------------------------------------------------------------
+
+
+def clock() -> tuple[float, float]:
+    """Wall and process CPU seconds. With one thread on a shared CPU, CPU time leaves out the time the
+    thread waited for a core, so it is the steadier measure of the work itself; on CUDA only wall counts."""
+    return time.perf_counter(), time.process_time()
+
+
+def since(start: tuple[float, float]) -> tuple[float, float]:
+    now = clock()
+    return now[0] - start[0], now[1] - start[1]
+
+
+def timed(run, device: str) -> tuple[float, float]:
+    sync(device)
+    start = clock()
+    run()
+    sync(device)
+    return since(start)
+
+
+def time_cell(cfg, encoder, others: dict, label: str) -> dict[str, list[tuple[float, float]]]:
+    """Run the project's loop for cfg.optimizer.steps steps; between two steps, run `others` once each.
+
+    Returns (wall, CPU) seconds per step for "step" (steps - 1 intervals: the first step has no start
+    mark) and for each of `others` (one per interval)."""
+    device = cfg.device
+    times = {"step": [], **{name: [] for name in others}}
+    order, marks, busy = list(others), [], False
+
+    def between_steps(*_):
+        nonlocal busy
+        if busy:  # the naive method's own Adam steps come through this global hook too
+            return
+        busy = True
+        sync(device)
+        if marks:
+            times["step"].append(since(marks[-1]))
+        if len(times["step"]) < cfg.optimizer.steps - 1:
+            order.reverse()  # alternate which method follows the step
+            for name in order:
+                times[name].append(timed(others[name], device))
+        marks.append(clock())
+        busy = False
+
+    handle = register_optimizer_step_post_hook(between_steps)
+    try:
+        result = project_loop(cfg, encoder, label)
+    finally:
+        handle.remove()
+    assert result.stopped is None and len(times["step"]) == cfg.optimizer.steps - 1, result.stopped
+    return times
+
+
+def rss_gb(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak) of this process. Not ru_maxrss: Linux carries it over from the
+    parent through fork+exec, so a spawned child would report the parent's size."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":")) * 1024 / 1e9
+
+
+def memory_probe(method: str, model: str, layer: int, batch: int, device: str, threads: int):
+    """Runs in a fresh spawned process: (memory after setup, peak over two steps), GB."""
+    torch.set_num_threads(threads)
+    cfg = compose(model, layer, batch, device, steps=2)
+    cuda = device.startswith("cuda")
+    if method == "naive":
+        naive = naive_method(build_naive(cfg.model, device), layer, plan(cfg).geometry.num_samples, device)
+    else:
+        encoder = load_encoder(cfg.model, device)
+
+    def run():
+        if method == "naive":
+            naive(), naive()
+        else:
+            project_loop(cfg, encoder, "memory")
+
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    setup = torch.cuda.memory_allocated() / 1e9 if cuda else rss_gb("VmRSS")
+    run()
+    return setup, torch.cuda.max_memory_allocated() / 1e9 if cuda else rss_gb("VmHWM")
+
+
+def in_fresh_process(*args):
+    pool = mp.get_context("spawn").Pool(1)
+    try:
+        return pool.apply(memory_probe, args)
+    finally:
+        pool.close()  # a clean exit, not Pool.__exit__'s terminate(): that leaks the child's semaphores
+        pool.join()
+
+
+# --- main -------------------------------------------------------------------------------------------------
+
+
+def cpu_name() -> str:
+    try:
+        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--model", default="random_base", help="a conf/model option (random_small for a smoke run)")
+    parser.add_argument("--layers", type=ints, default=[1, 6, 12])
+    parser.add_argument("--batches", type=ints, default=None, help="default 1,16,64 on CUDA, 1,4 on CPU")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    # One thread by default: beside another busy process, 2 threads were up to 7x slower than 1 on this
+    # kind of 2-core machine (OpenMP threads spin-wait on the busy core), and 1 thread gives stable ratios.
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--naive", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--json", type=Path, default=None, help="save the raw per-step times here")
+    args = parser.parse_args()
+
+    device = resolve_device(args.device)
+    if device == "cpu":
+        torch.set_num_threads(args.threads)
+    batches = args.batches or ([1, 16, 64] if device.startswith("cuda") else [1, 4])
+    steps = args.warmup + args.repeats + 1
+    cfg = compose(args.model, args.layers[0], 1, device, steps)
+    if device.startswith("cuda"):  # as audiation.run sets it; applies to all three methods alike
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(cfg.get("tf32", False))
+    samples = round(cfg.parameterization.seconds * cfg.model.sample_rate)  # conf: 1 s at 16 kHz
+    encoder = load_encoder(cfg.model, device)
+    naive_model = build_naive(cfg.model, device) if args.naive else None
+
+    cells, rows = [], []
+    for batch, layer in tqdm([(b, n) for b in batches for n in args.layers], desc="cells"):
+        others = {"floor": floor_method(encoder, layer, batch, samples, device)}
+        if args.naive:
+            others["naive"] = naive_method(naive_model, layer, samples, device)
+        cell_cfg = compose(args.model, layer, batch, device, steps)
+        times = {k: v[args.warmup:] for k, v in time_cell(cell_cfg, encoder, others, f"L{layer} x{batch}").items()}
+        wall = {k: [w for w, _ in v] for k, v in times.items()}
+        cpu = {k: [c for _, c in v] for k, v in times.items()}
+        cells.append({"layer": layer, "batch": batch, "seconds": wall, "cpu_seconds": cpu})
+        rows.append((layer, batch, {k: (statistics.median(v), min(v), statistics.median(cpu[k]))
+                                    for k, v in wall.items()}))
+
+    name = torch.cuda.get_device_name() if device.startswith("cuda") else cpu_name()
+    print(f"\n{args.model}, {samples} samples, {device} ({name}), torch {torch.__version__}, "
+          f"threads {torch.get_num_threads()}, {args.repeats} repeats after {args.warmup} warm-up; s/step")
+    header = (f"{'layer':>5} {'batch':>5} {'floor med/min':>14} {'step med/min':>14}  {'naive med':>9}  "
+              f"{'step/floor med/min/cpu':>22}  {'naive/step per unit med/cpu':>27}")
+    print(header + "\n" + "-" * len(header))
+    on_cpu = device == "cpu"  # process CPU time means nothing while the host waits for a GPU
+    for layer, batch, stat in rows:
+        (fmed, fmin, fcpu), (smed, smin, scpu) = stat["floor"], stat["step"]
+        naive = f"{stat['naive'][0]:9.3f}" if "naive" in stat else f"{'-':>9}"
+        per_unit = f"{stat['naive'][0] / (smed / batch):18.1f}x" if "naive" in stat else f"{'-':>19}"
+        per_unit_cpu = f"{stat['naive'][2] / (scpu / batch):5.1f}x" if "naive" in stat and on_cpu else "    -"
+        ratio_cpu = f"{scpu / fcpu:4.2f}" if on_cpu else "   -"
+        print(f"{layer:5d} {batch:5d} {fmed:7.3f}/{fmin:6.3f} {smed:7.3f}/{smin:6.3f}  {naive}  "
+              f"{smed / fmed:12.2f}/{smin / fmin:4.2f}/{ratio_cpu}  {per_unit} /{per_unit_cpu}")
+    print("(ratios of medians, and of minima; cpu: of medians of process CPU seconds)")
+
+    memory = {}
+
+    def save():  # after the timings and again after the memory probes, so a failed probe loses nothing
+        if args.json:
+            args.json.write_text(json.dumps({
+                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "device": device,
+                "device_name": name, "torch": torch.__version__, "threads": torch.get_num_threads(),
+                "model": args.model, "samples": samples, "warmup": args.warmup, "repeats": args.repeats,
+                "cells": cells, "memory_gb": memory}, indent=1))
+
+    save()
+    if args.memory:
+        deepest = max(args.layers)
+        for batch in tqdm(batches, desc="memory"):
+            memory[f"step L{deepest} x{batch}"] = in_fresh_process("step", args.model, deepest, batch, device,
+                                                                  args.threads)
+        if args.naive:
+            memory[f"naive L{deepest} x1"] = in_fresh_process("naive", args.model, deepest, 1, device, args.threads)
+        save()
+    if memory:
+        unit = "GB allocated" if device.startswith("cuda") else "GB RSS of the whole process"
+        print(f"\npeak memory, {unit} (in brackets: after setup, before the first step)")
+        for key, (setup, peak) in memory.items():
+            print(f"  {key:16s} {peak:6.2f}  ({setup:.2f})")
+
+
+if __name__ == "__main__":
+    main()
