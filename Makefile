@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 APT_PACKAGES := espeak-ng sox wamerican chromium
 
-.PHONY: setup system-packages demo test test-slow test-all clean clean-cache
+.PHONY: setup system-packages demo corpus speech-slice tiny-model tiny-eval test test-slow test-all clean clean-cache
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,11 +25,27 @@ system-packages:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
 		else sudo apt-get update -qq && sudo apt-get install -y -qq $$missing; fi; fi
 
+# A unit and a channel audiation of unit 64 of the last layer of the project's own trained model (an
+# "s"-selective unit, see its MODEL_CARD.md), offline, in a minute or two on CPU.
 demo: setup
 	rm -rf outputs/demo
-	WANDB_SILENT=true $(BIN)/python -m audiation.run --multirun model=random_small model.layer=2 \
-		objective=unit,channel objective.unit=7 optimizer.steps=60 hydra.sweep.dir=outputs/demo
-	@echo "demo outputs: $(CURDIR)/outputs/demo/{0,1} (targets/*/audio_16bit.wav, spectrogram.png, metrics.json, loss_curve.png, wandb/)"
+	WANDB_SILENT=true $(BIN)/python -m audiation.run --multirun model=tiny model.layer=4 \
+		objective=unit,channel objective.unit=64 logger.mode=offline hydra.sweep.dir=outputs/demo
+	@echo "demo outputs: $(CURDIR)/outputs/demo/index.html (gallery), outputs/demo/{0,1}/targets/*/audio_16bit.wav,"
+	@echo "  spectrogram.png, metrics.json, loss_curve.png, wandb/ (sync later: wandb sync outputs/demo/*/wandb/offline-run-*)"
+
+# The project's model and data, regenerated from scratch (see audiation/assets/tiny-w2v2-espeak/MODEL_CARD.md).
+corpus: setup system-packages
+	OMP_NUM_THREADS=1 $(BIN)/python experiments/make_corpus.py --out data/corpus --n-train 20000 --n-heldout 1500 --seed 0
+
+speech-slice: corpus
+	$(BIN)/python experiments/make_corpus.py --out data/corpus --slice audiation/assets/speech-slice --seed 0
+
+tiny-model: corpus
+	OMP_NUM_THREADS=1 $(BIN)/python experiments/train_tiny.py --data data/corpus --out audiation/assets/tiny-w2v2-espeak
+
+tiny-eval: setup
+	OMP_NUM_THREADS=1 $(BIN)/python experiments/eval_tiny.py --data data/corpus/heldout --units 500 --json data/eval-heldout.json
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -32,7 +32,10 @@ class FFT(nn.Module):
     The scale is (floor_hz / max(f, floor_hz)) ** decay with f in Hz, so it falls from 1 at the floor to
     floor/Nyquist at the top (the seed's 1/(1+f) with f in cycles/sample only reached 0.67). Because Adam
     takes steps of similar size on every coefficient, the same scale also sets how fast each band learns.
-    The waveform is rescaled so its initial RMS is `init_rms`, keeping it well above augmentation noise.
+    `rms` sets the level: the waveform's RMS when every coefficient has unit variance. Coefficients start
+    at `init_std` (Lucid's 0.01), small next to what Adam's steps add, so the result is what the objective
+    asked for rather than the random start (scaling both together would change nothing: the model
+    normalises its input).
     """
 
     def __init__(
@@ -42,17 +45,18 @@ class FFT(nn.Module):
         sample_rate: int,
         decay: float = 1.0,
         floor_hz: float = 100.0,
-        init_rms: float = 0.1,
+        rms: float = 0.1,
+        init_std: float = 0.01,
         device: str | torch.device = "cpu",
     ):
         super().__init__()
         self.num_samples = num_samples = round(seconds * sample_rate)
         frequencies = torch.fft.rfftfreq(num_samples, d=1.0 / sample_rate)
         scale = (floor_hz / frequencies.clamp(min=floor_hz)) ** decay
-        coefficients = _normal_rows(generators, (len(frequencies), 2), "cpu")
+        coefficients = init_std * _normal_rows(generators, (len(frequencies), 2), "cpu")
         # Parseval: a unit-variance spectrum with this scale gives a waveform of this RMS.
-        rms = math.sqrt(2 * (scale**2).sum().item()) / num_samples
-        self.register_buffer("scale", (scale * init_rms / rms).to(device))
+        unit_rms = math.sqrt(2 * (scale**2).sum().item()) / num_samples
+        self.register_buffer("scale", (scale * rms / unit_rms).to(device))
         self.coefficients = nn.Parameter(coefficients.to(device))
 
     def forward(self) -> torch.Tensor:
@@ -61,19 +65,19 @@ class FFT(nn.Module):
 
 
 class Waveform(nn.Module):
-    """Raw samples, initialised as white noise of RMS `init_rms`: the baseline the FFT one improves on."""
+    """Raw samples, initialised as white noise of RMS `init_std`: the baseline the FFT one improves on."""
 
     def __init__(
         self,
         generators: list[torch.Generator],
         seconds: float,
         sample_rate: int,
-        init_rms: float = 0.1,
+        init_std: float = 0.01,
         device: str | torch.device = "cpu",
     ):
         super().__init__()
         num_samples = round(seconds * sample_rate)
-        self.samples = nn.Parameter((init_rms * _normal_rows(generators, (num_samples,), "cpu")).to(device))
+        self.samples = nn.Parameter((init_std * _normal_rows(generators, (num_samples,), "cpu")).to(device))
 
     def forward(self) -> torch.Tensor:
         return self.samples

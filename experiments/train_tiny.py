@@ -5,7 +5,7 @@ frames, group-norm first layer, post-LN transformer) scaled down to a 4-layer, 1
 transformer, so that tools written for wav2vec2-base run unchanged on it. Trained from scratch.
 
     OMP_NUM_THREADS=1 python experiments/train_tiny.py --data data/corpus \
-        --out audiation/assets/tiny-w2v2-espeak --steps 5000 --seed 0
+        --out audiation/assets/tiny-w2v2-espeak --steps 2600 --seed 0
 
 The schedule depends only on --steps and --seed (not wall-clock). The model and processor are
 saved to --out at every evaluation and at the end; the curve goes to <log>/curve.csv.
@@ -104,7 +104,7 @@ def main():
     p.add_argument("--data", type=Path, default=Path("data/corpus"))
     p.add_argument("--out", type=Path, default=Path("audiation/assets/tiny-w2v2-espeak"))
     p.add_argument("--log-dir", type=Path, default=Path("data/train-tiny"))
-    p.add_argument("--steps", type=int, default=5000)
+    p.add_argument("--steps", type=int, default=2600)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=int, default=300)
@@ -112,8 +112,8 @@ def main():
     p.add_argument("--mask-time-prob", type=float, default=0.0)
     p.add_argument("--conv-lr-mult", type=float, default=0.1,
                    help="learning-rate factor for the conv feature encoder (cf. fairseq's feature_grad_mult)")
-    p.add_argument("--eval-every", type=int, default=500)
-    p.add_argument("--eval-n", type=int, default=300, help="held-out utterances used in periodic evals")
+    p.add_argument("--eval-every", type=int, default=400)
+    p.add_argument("--eval-n", type=int, default=200, help="held-out utterances used in periodic evals")
     a = p.parse_args()
 
     torch.set_num_threads(1)
