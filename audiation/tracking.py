@@ -37,7 +37,6 @@ def resolve_mode(mode: str) -> str:
 class Tracker:
     """The no-op tracker (`logger=none`); WandbTracker overrides what it records."""
 
-    run_dir: Path | None = None
     step = 0  # optimisation steps of every batch in this job so far: the x-axis of the run
 
     def log_steps(self, first_step: int, terms: dict[str, np.ndarray], row_names: list[str]) -> None: ...
@@ -78,7 +77,6 @@ class WandbTracker(Tracker):
         )
         self.run.define_metric("optimisation_step")
         self.run.define_metric("*", step_metric="optimisation_step")
-        self.run_dir = Path(self.run.dir).parent
 
     def _guard(self, action):
         """Run a W&B call; on failure warn once and stop using W&B for this job."""

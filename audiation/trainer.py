@@ -8,7 +8,7 @@ loop checks for NaN/inf and keeps a copy of the last finite parameters: no other
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -31,19 +31,13 @@ class Result:
     steps: int
     seconds: float
     stopped: str | None = None  # why the loop ended early: "interrupted" or a NaN/inf message
-    final_activations: np.ndarray | None = field(default=None, repr=False)  # (rows, frames, units)
-
-    @property
-    def steps_per_second(self) -> float:
-        return self.steps / self.seconds if self.seconds else 0.0
 
 
 @torch.no_grad()
 def evaluate(encoder: Encoder, layer: Layer, objective: Objective, signal: torch.Tensor):
-    """Objective terms and activations on the clean signal (no augmentation): the reported numbers."""
-    activations = encoder(signal, layer)
-    _, terms = objective(activations, signal)
-    return {name: value.float().cpu().numpy() for name, value in terms.items()}, activations
+    """Objective terms on the clean signal (no augmentation): the reported numbers."""
+    _, terms = objective(encoder(signal, layer).float(), signal)
+    return {name: value.float().cpu().numpy() for name, value in terms.items()}
 
 
 def audiate(
@@ -70,7 +64,7 @@ def audiate(
     autocast = torch.autocast(next(parameterization.parameters()).device.type, dtype=torch.bfloat16,
                               enabled=precision == "bf16")
     started = time.perf_counter()
-    initial, _ = evaluate(encoder, layer, objective, parameterization())
+    initial = evaluate(encoder, layer, objective, parameterization())
     names = list(initial) + ["loss"]
     history = None
     fetched: dict[str, list[np.ndarray]] = {name: [] for name in names}
@@ -130,7 +124,7 @@ def audiate(
         parameterization.load_state_dict(last_finite)
     with torch.no_grad():
         signal = parameterization()
-    final, activations = evaluate(encoder, layer, objective, signal)
+    final = evaluate(encoder, layer, objective, signal)
     return Result(
         signal=signal.float().cpu().numpy(),
         initial=initial,
@@ -140,7 +134,6 @@ def audiate(
         steps=done,
         seconds=time.perf_counter() - started,
         stopped=stopped,
-        final_activations=activations.float().cpu().numpy(),
     )
 
 
