@@ -60,12 +60,12 @@ def _wandb_run(run_dir):
     return summary, history
 
 
-def test_multirun_makes_a_job_folder_and_an_offline_wandb_run_per_job(tmp_path):
+def test_multirun_makes_a_job_folder_and_an_offline_wandb_run_per_job_in_one_group(tmp_path):
     sweep = tmp_path / "my-sweep"
-    result = run_cli("--multirun", "model=random_small", "objective.unit=0,1", "optimizer.steps=12",
+    result = run_cli("--multirun", "model=random_small", "objective.unit=0,1,2", "optimizer.steps=12",
                      "logger.media_every=5", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-2000:]
-    for job, unit in (("0", 0), ("1", 1)):
+    for job, unit in (("0", 0), ("1", 1), ("2", 2)):
         folder = sweep / job
         metrics = json.loads((folder / "metrics.json").read_text())
         assert [t["unit"] for t in metrics["targets"]] == [unit]
@@ -78,8 +78,9 @@ def test_multirun_makes_a_job_folder_and_an_offline_wandb_run_per_job(tmp_path):
         assert [h["optimisation_step"] for h in history if "loss/mean" in h] == list(range(12))
         media = [h["optimisation_step"] for h in history if f"audio/L2-U{unit}-unit.path" in h]
         assert media == [10, 12]  # every media_every steps (at the next fetch) and at the end
+        assert all(f"spectrogram/L2-U{unit}-unit.path" in h for h in history if f"audio/L2-U{unit}-unit.path" in h)
         assert list((runs[0] / "files" / "media" / "table").glob("targets_*.table.json"))
-    groups = {json.loads(line)["run"]["run_group"] for job in ("0", "1")
+    groups = {json.loads(line)["run"]["run_group"] for job in ("0", "1", "2")
               for line in subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json",
                                           str(next((sweep / job / "wandb").glob("offline-run-*")))],
                                          capture_output=True, text=True).stdout.splitlines()
