@@ -13,6 +13,8 @@ from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
 ASSETS = Path(__file__).resolve().parent / "assets"
+# The Hydra config groups, by absolute path: entry points then find them however they are imported.
+CONF = str(Path(__file__).resolve().parents[1] / "conf")
 
 # `${asset:name}` in a config is a folder shipped inside the package (the project's own model and data),
 # found wherever the package is installed.

@@ -48,6 +48,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from audiation import data, outputs, tracking
+from audiation.configs import CONF
 from audiation.errors import AudiationError
 from audiation.model import (
     Layer,
@@ -535,7 +536,7 @@ def run_job(cfg: DictConfig, job_dir: Path, group: str | None) -> dict:
     return summary
 
 
-@hydra.main(config_path="../conf", config_name="examples", version_base="1.3")
+@hydra.main(config_path=CONF, config_name="examples", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     from audiation.run import _group_and_dir
 

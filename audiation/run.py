@@ -23,7 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from audiation import objectives, outputs, quality, tracking
-from audiation.configs import construct
+from audiation.configs import CONF, construct
 from audiation.errors import AudiationError
 from audiation.model import Layer, frame_geometry, load_config, load_encoder, num_frames, num_units, parse_layer
 from audiation.parameterizations import row_generators
@@ -274,7 +274,7 @@ def _group_and_dir() -> tuple[Path, str | None]:
     return Path(hydra_cfg.runtime.output_dir), group
 
 
-@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+@hydra.main(config_path=CONF, config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     job_dir, group = _group_and_dir()
     try:
@@ -291,4 +291,8 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Call the copy of `main` in the importable module `audiation.run`, not this `__main__` one: parallel
+    # launchers (joblib, submitit) pickle the task function, and only an importable one pickles by name.
+    from audiation.run import main as importable_main
+
+    importable_main()
