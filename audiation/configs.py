@@ -28,3 +28,14 @@ def construct(group: DictConfig, *args, drop: tuple[str, ...] = (), **live):
     for key in drop:
         values.pop(key, None)
     return target(*args, **{**values, **live})
+
+
+def hydra_job_folder() -> tuple[Path, str | None]:
+    """The running Hydra job's output folder, and in a multirun the sweep folder's name: the W&B group,
+    stable across launchers (a `${now:}` name would differ from job to job)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra_cfg = HydraConfig.get()
+    group = Path(hydra_cfg.sweep.dir).name if hydra_cfg.mode == RunMode.MULTIRUN else None
+    return Path(hydra_cfg.runtime.output_dir), group

@@ -48,8 +48,8 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from audiation import data, outputs, tracking
-from audiation.configs import CONF
-from audiation.errors import AudiationError
+from audiation.configs import CONF, hydra_job_folder
+from audiation.errors import AudiationError, run_or_exit
 from audiation.model import (
     Layer,
     frame_geometry,
@@ -538,18 +538,9 @@ def run_job(cfg: DictConfig, job_dir: Path, group: str | None) -> dict:
 
 @hydra.main(config_path=CONF, config_name="examples", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    from audiation.run import _group_and_dir
-
-    job_dir, group = _group_and_dir()
-    try:
-        summary = run_job(cfg, job_dir, group)
-    except AudiationError as error:
-        print(f"audiation: error: {error}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print(f"audiation: interrupted; no partial cache is kept, and {job_dir} holds what was written",
-              file=sys.stderr)
-        sys.exit(130)
+    job_dir, group = hydra_job_folder()
+    summary = run_or_exit(run_job, cfg, job_dir, group,
+                          interrupted=f"no partial cache is kept, and {job_dir} holds what was written")
     print(f"audiation: top-{summary['top_k']} examples of {len(summary['units'])} unit(s) of {summary['layer']} "
           f"from {summary['files']} files in {job_dir}")
 

@@ -23,8 +23,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from audiation import objectives, outputs, quality, tracking
-from audiation.configs import CONF, construct
-from audiation.errors import AudiationError
+from audiation.configs import CONF, construct, hydra_job_folder
+from audiation.errors import AudiationError, run_or_exit
 from audiation.model import Layer, frame_geometry, load_config, load_encoder, num_frames, num_units, parse_layer
 from audiation.parameterizations import row_generators
 from audiation.trainer import Result, audiate, largest_batch
@@ -265,26 +265,10 @@ def _join(histories: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return joined
 
 
-def _group_and_dir() -> tuple[Path, str | None]:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    hydra_cfg = HydraConfig.get()
-    group = Path(hydra_cfg.sweep.dir).name if hydra_cfg.mode == RunMode.MULTIRUN else None
-    return Path(hydra_cfg.runtime.output_dir), group
-
-
 @hydra.main(config_path=CONF, config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    job_dir, group = _group_and_dir()
-    try:
-        metrics = run_job(cfg, job_dir, group)
-    except AudiationError as error:
-        print(f"audiation: error: {error}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print(f"audiation: interrupted; what was finished is saved in {job_dir}", file=sys.stderr)
-        sys.exit(130)
+    job_dir, group = hydra_job_folder()
+    metrics = run_or_exit(run_job, cfg, job_dir, group, interrupted=f"what was finished is saved in {job_dir}")
     run = metrics["run"]
     print(f"audiation: {run['targets']} target(s) of {run['name']} in {job_dir} "
           f"({run['wall_seconds']:.1f} s, {run['steps_per_second'] or 0:.2f} steps/s)")
