@@ -159,7 +159,7 @@ def _audiate_batch(cfg: DictConfig, job: Plan, encoder, batch: list[objectives.T
     def on_log(first_step, terms, current_signal):
         tracker.log_steps(offset + first_step, terms, names)
         last_step = first_step + len(terms["loss"])
-        if tracker.wants_media(last_step):
+        if last_step < cfg.optimizer.steps and tracker.wants_media(last_step):  # the end is logged below
             tracker.log_media(offset + last_step, list(zip(names, current_signal())))
 
     result = audiate(encoder, job.layer, objective, parameterization, augment, generators, optimizer,

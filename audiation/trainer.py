@@ -85,7 +85,9 @@ def audiate(
             raise FloatingPointError(f"the loss became NaN/inf at step {first + 1}")
         for i, name in enumerate(names):
             fetched[name].append(chunk[:, i])
-        last_finite = {k: v.detach().clone() for k, v in parameterization.state_dict().items()}
+        state = {k: v.detach().clone() for k, v in parameterization.state_dict().items()}
+        if all(torch.isfinite(v).all() for v in state.values()):  # a finite loss can still step to inf
+            last_finite = state
         if on_log is not None:
             on_log(done, {name: chunk[:, i] for i, name in enumerate(names)}, current_signal)
         done = upto
