@@ -22,8 +22,9 @@ def row_generators(seed: int, keys: list[int], device: str | torch.device = "cpu
     return generators
 
 
-def _normal_rows(generators: list[torch.Generator], shape: tuple[int, ...], device) -> torch.Tensor:
-    return torch.stack([torch.randn(shape, generator=g, device=device) for g in generators])
+def _normal_rows(generators: list[torch.Generator], shape: tuple[int, ...]) -> torch.Tensor:
+    # A generator can only feed draws on its own device (a CUDA one into a CPU randn crashed every GPU run).
+    return torch.stack([torch.randn(shape, generator=g, device=g.device) for g in generators])
 
 
 class FFT(nn.Module):
@@ -53,7 +54,7 @@ class FFT(nn.Module):
         self.num_samples = num_samples = round(seconds * sample_rate)
         frequencies = torch.fft.rfftfreq(num_samples, d=1.0 / sample_rate)
         scale = (floor_hz / frequencies.clamp(min=floor_hz)) ** decay
-        coefficients = init_std * _normal_rows(generators, (len(frequencies), 2), "cpu")
+        coefficients = init_std * _normal_rows(generators, (len(frequencies), 2)).cpu()
         # Parseval: a unit-variance spectrum with this scale gives a waveform of this RMS.
         unit_rms = math.sqrt(2 * (scale**2).sum().item()) / num_samples
         self.register_buffer("scale", (scale * rms / unit_rms).to(device))
@@ -77,7 +78,7 @@ class Waveform(nn.Module):
     ):
         super().__init__()
         num_samples = round(seconds * sample_rate)
-        self.samples = nn.Parameter((init_std * _normal_rows(generators, (num_samples,), "cpu")).to(device))
+        self.samples = nn.Parameter((init_std * _normal_rows(generators, (num_samples,)).cpu()).to(device))
 
     def forward(self) -> torch.Tensor:
         return self.samples
