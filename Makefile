@@ -29,8 +29,7 @@ system-packages:
 # "s"-selective unit, see its MODEL_CARD.md), offline, in a minute or two on CPU.
 demo: setup
 	rm -rf outputs/demo
-	WANDB_SILENT=true $(BIN)/python -m audiation.run --multirun model=tiny model.layer=4 \
-		objective=unit,channel objective.unit=64 logger.mode=offline hydra.sweep.dir=outputs/demo
+	$(BIN)/python -m audiation.run --multirun experiment=demo   # conf/experiment/demo.yaml
 	@echo "demo outputs: $(CURDIR)/outputs/demo/index.html (gallery), outputs/demo/{0,1}/targets/*/audio_16bit.wav,"
 	@echo "  spectrogram.png, metrics.json, loss_curve.png, wandb/ (sync later: wandb sync outputs/demo/*/wandb/offline-run-*)"
 

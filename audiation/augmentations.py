@@ -1,13 +1,15 @@
 """Augmentations applied to every optimisation step: differentiable, batched, on the signal's device.
 
-Each row draws from its own generator (see `parameterizations.row_generators`), so rows stay
-independent of each other, and nothing here waits on the device.
+Each row draws from its own stream (`randomness.Streams`), so rows stay independent of each other; a
+step's draws are two calls for the whole batch, and nothing here waits on the device.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from audiation.randomness import Streams
 
 
 class Augment(nn.Module):
@@ -28,10 +30,8 @@ class Augment(nn.Module):
         noise_snr_db: float | None = None,
         stretch: float = 0.0,
         gain_db: float = 0.0,
-        name: str = "custom",
     ):
         super().__init__()
-        self.name = name
         self.max_shift = int(round(max_shift_ms * sample_rate / 1000))
         self.noise_snr_db = noise_snr_db
         self.stretch = stretch
@@ -41,13 +41,12 @@ class Augment(nn.Module):
     def is_identity(self) -> bool:
         return not (self.max_shift or self.noise_snr_db is not None or self.stretch or self.gain_db)
 
-    def forward(self, signal: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+    def forward(self, signal: torch.Tensor, streams: Streams) -> torch.Tensor:
         if self.is_identity:
             return signal
-        batch, length = signal.shape
-        device = signal.device
+        length = signal.shape[1]
         # One uniform draw in [-1, 1) per row for each of: stretch, shift, gain.
-        draws = torch.stack([torch.rand(3, generator=g, device=device) for g in generators]) * 2 - 1
+        draws = streams.uniform(3) * 2 - 1
         if self.stretch or self.max_shift:
             shift = torch.round(self.max_shift * draws[:, 1:2])
             signal = (self._warp(signal, 1 + self.stretch * draws[:, :1], shift) if self.stretch
@@ -55,7 +54,7 @@ class Augment(nn.Module):
         if self.gain_db:
             signal = signal * 10 ** (self.gain_db * draws[:, 2:3] / 20)
         if self.noise_snr_db is not None:
-            noise = torch.stack([torch.randn(length, generator=g, device=device) for g in generators])
+            noise = streams.normal(length)
             rms = signal.detach().pow(2).mean(dim=1, keepdim=True).sqrt()
             signal = signal + noise * rms * 10 ** (-self.noise_snr_db / 20)
         return signal

@@ -1,33 +1,36 @@
-"""Building objects from config groups.
+"""Where the Hydra configs are, and the little Hydra plumbing the entry points share.
 
-Hydra's `instantiate` turns keyword arguments into config nodes, which mangles live objects (tensors,
-generators, dataclasses). So a group's `_target_` is looked up and called directly with the group's
-plain values plus the live objects.
+`conf/` sits at the top of the checkout (the design card asks for it) and is shipped inside the wheel as
+`audiation/conf` (pyproject.toml maps it there), so an installed package finds its configs from any folder.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from hydra.utils import get_method
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
-ASSETS = Path(__file__).resolve().parent / "assets"
-# The Hydra config groups, by absolute path: entry points then find them however they are imported.
-CONF = str(Path(__file__).resolve().parents[1] / "conf")
+PACKAGE = Path(__file__).resolve().parent
+ASSETS = PACKAGE / "assets"
+# The config groups, by absolute path: installed (in the wheel) or in a checkout (editable install).
+CONF = str(PACKAGE / "conf" if (PACKAGE / "conf" / "config.yaml").is_file() else PACKAGE.parent / "conf")
 
 # `${asset:name}` in a config is a folder shipped inside the package (the project's own model and data),
 # found wherever the package is installed.
 OmegaConf.register_new_resolver("asset", lambda name: str(ASSETS / name), replace=True)
 
 
-def construct(group: DictConfig, *args, drop: tuple[str, ...] = (), **live):
-    """Call `group._target_` with the group's values (minus `drop`), overridden by `live`."""
-    values = OmegaConf.to_container(group, resolve=True)
-    target = get_method(values.pop("_target_"))
-    for key in drop:
-        values.pop(key, None)
-    return target(*args, **{**values, **live})
+def compose(*overrides: str, config_name: str = "config"):
+    """The config exactly as `python -m audiation.run <overrides>` (or `examples`) composes it, without
+    running anything: for tests, benchmarks and notebooks."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():  # inside a running Hydra app (a sweep's callback)
+        return hydra_compose(config_name=config_name, overrides=list(overrides))
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=list(overrides))
 
 
 def hydra_job_folder() -> tuple[Path, str | None]:
@@ -39,3 +42,28 @@ def hydra_job_folder() -> tuple[Path, str | None]:
     hydra_cfg = HydraConfig.get()
     group = Path(hydra_cfg.sweep.dir).name if hydra_cfg.mode == RunMode.MULTIRUN else None
     return Path(hydra_cfg.runtime.output_dir), group
+
+
+def save_job_config(job_dir: Path, cfg) -> None:
+    """`.hydra/config.yaml` and `.hydra/overrides.yaml`, written by the job once its config has been
+    checked (Hydra's own copy is turned off: it would overwrite a finished job's with a refused rerun's)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    folder = Path(job_dir) / ".hydra"
+    folder.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, folder / "config.yaml")
+    OmegaConf.save(OmegaConf.create(list(HydraConfig.get().overrides.task)), folder / "overrides.yaml")
+
+
+def discard_if_empty(job_dir: Path) -> None:
+    """Remove a job folder that a failed or refused job left empty (but for its lock file), and its date
+    folder (`outputs/runs/<date>`) if that is empty too."""
+    job_dir = Path(job_dir)
+    try:
+        if {p.name for p in job_dir.iterdir()} == {".audiation.lock"}:
+            (job_dir / ".audiation.lock").unlink()
+        job_dir.rmdir()  # only ever removes an empty folder
+        if job_dir.parent.name[:1].isdigit():
+            job_dir.parent.rmdir()
+    except OSError:
+        pass

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import re
 import socket
-import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -27,6 +27,8 @@ import torch
 from torch import nn
 
 from audiation.errors import AudiationError
+
+log = logging.getLogger(__name__)
 
 OFFLINE_HINT = (
     "use model=tiny (the project's trained model), model=random_base (random weights), "
@@ -43,6 +45,38 @@ class Layer:
     def label(self) -> str:
         """Short tag used in target and run names: L8, conv3, logits."""
         return {"transformer": f"L{self.index}", "conv": f"conv{self.index}", "logits": "logits"}[self.kind]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which encoder to open: everything about the model except the layer (`builder.model_spec` makes one
+    from the `model` config group)."""
+
+    name: str  # a hub id, a local save_pretrained folder, or for random models the option's name
+    random_init: bool = False
+    architecture: str = "wav2vec2"  # the model type of a random model
+    config: dict = field(default_factory=dict, hash=False)  # config overrides of a random model
+    init_seed: int = 0
+    normalize: bool = True  # used when the checkpoint ships no feature extractor config
+    sample_rate: int = 16000
+
+    @property
+    def short_name(self) -> str:
+        """The model's one display name: `tiny-w2v2-espeak`, `wav2vec2-base`, `random_base`."""
+        return Path(str(self.name).rstrip("/")).name or "model"
+
+    def key(self) -> str:
+        return json.dumps(self.__dict__, sort_keys=True)
+
+    def fingerprint(self) -> dict:
+        """What identifies the model's activations: the spec and, for a local folder, the size and mtime of
+        its files, so retrained weights in the same folder never reuse an old cache."""
+        fields = dict(self.__dict__)
+        folder = Path(self.name).expanduser()
+        if not self.random_init and folder.is_dir():
+            fields["files"] = {p.name: [p.stat().st_size, p.stat().st_mtime_ns]
+                               for p in sorted(folder.iterdir()) if p.is_file()}
+        return fields
 
 
 def parse_layer(spec, config) -> Layer:
@@ -222,23 +256,21 @@ def _pretrained_kwargs(name: str) -> dict:
     return {"pretrained_model_name_or_path": name}
 
 
-def load_config(model_cfg):
+def load_config(spec: ModelSpec):
     """The model's config only (a small JSON file): enough to validate layers and units cheaply."""
-    from omegaconf import OmegaConf
     from transformers import AutoConfig
 
-    if model_cfg.random_init:
-        overrides = OmegaConf.to_container(model_cfg.config, resolve=True) if model_cfg.get("config") else {}
+    if spec.random_init:
         try:
-            return AutoConfig.for_model(model_cfg.architecture, **overrides)
+            return AutoConfig.for_model(spec.architecture, **spec.config)
         except (ValueError, TypeError) as error:
-            raise AudiationError(f"model.config for {model_cfg.architecture}: {error}".splitlines()[0]) from None
+            raise AudiationError(f"model.config for {spec.architecture}: {error}".splitlines()[0]) from None
     try:
-        return AutoConfig.from_pretrained(**_pretrained_kwargs(model_cfg.name))
+        return AutoConfig.from_pretrained(**_pretrained_kwargs(spec.name))
     except AudiationError:
         raise
     except (OSError, ValueError) as error:
-        raise AudiationError(f"model.name={model_cfg.name} could not be opened: {error}".splitlines()[0]) from None
+        raise AudiationError(f"model.name={spec.name} could not be opened: {error}".splitlines()[0]) from None
 
 
 def _vocabulary(name: str, size: int) -> list[str] | None:
@@ -253,17 +285,17 @@ def _vocabulary(name: str, size: int) -> list[str] | None:
     return [by_id.get(i, "") for i in range(size)]
 
 
-def _normalizes_input(model_cfg) -> bool:
+def _normalizes_input(spec: ModelSpec) -> bool:
     """Follow the feature extractor's `do_normalize` when the checkpoint ships one."""
-    if model_cfg.random_init:
-        return bool(model_cfg.normalize)
+    if spec.random_init:
+        return spec.normalize
     from transformers import AutoFeatureExtractor
 
     try:
-        extractor = AutoFeatureExtractor.from_pretrained(**_pretrained_kwargs(model_cfg.name))
+        extractor = AutoFeatureExtractor.from_pretrained(**_pretrained_kwargs(spec.name))
     except OSError:
-        return bool(model_cfg.normalize)
-    return bool(getattr(extractor, "do_normalize", model_cfg.normalize))
+        return spec.normalize
+    return bool(getattr(extractor, "do_normalize", spec.normalize))
 
 
 def _compile_layers(encoder: Encoder) -> None:
@@ -276,31 +308,29 @@ def _compile_layers(encoder: Encoder) -> None:
 
 @functools.lru_cache(maxsize=2)
 def _load_cached(key: str, device: str, compile_layers: bool) -> Encoder:
-    from omegaconf import OmegaConf
     from transformers import AutoModel, AutoModelForCTC
+    from transformers.utils import logging as transformers_logging
 
-    model_cfg = OmegaConf.create(json.loads(key))
-    print(f"audiation: loading model {model_cfg.name} on {device}", file=sys.stderr)
-    config = load_config(model_cfg)
-    if model_cfg.random_init:
+    transformers_logging.set_verbosity_error()  # a quiet console: no weight-loading bars or notices
+    transformers_logging.disable_progress_bar()
+    spec = ModelSpec(**json.loads(key))
+    log.info("loading model %s on %s", spec.short_name, device)
+    config = load_config(spec)
+    if spec.random_init:
         with torch.random.fork_rng():
-            torch.manual_seed(model_cfg.init_seed)
+            torch.manual_seed(spec.init_seed)
             model = AutoModel.from_config(config)
     else:
         loader = AutoModelForCTC if has_ctc_head(config) else AutoModel
-        model = loader.from_pretrained(**_pretrained_kwargs(model_cfg.name))
-    name = f"random:{model_cfg.architecture}" if model_cfg.random_init else model_cfg.name
-    encoder = Encoder(model, _normalizes_input(model_cfg), model_cfg.sample_rate, name).to(device)
+        model = loader.from_pretrained(**_pretrained_kwargs(spec.name))
+    encoder = Encoder(model, _normalizes_input(spec), spec.sample_rate, spec.short_name).to(device)
     if encoder.head is not None:
-        encoder.vocabulary = _vocabulary(model_cfg.name, config.vocab_size)
+        encoder.vocabulary = _vocabulary(spec.name, config.vocab_size)
     if compile_layers:
         _compile_layers(encoder)
     return encoder
 
 
-def load_encoder(model_cfg, device: str | torch.device, compile_layers: bool = False) -> Encoder:
-    """Open the encoder once per process and configuration: multirun jobs in one process share it."""
-    from omegaconf import OmegaConf
-
-    fields = {k: v for k, v in OmegaConf.to_container(model_cfg, resolve=True).items() if k != "layer"}
-    return _load_cached(json.dumps(fields, sort_keys=True), str(device), bool(compile_layers))
+def load_encoder(spec: ModelSpec, device: str | torch.device, compile_layers: bool = False) -> Encoder:
+    """Open the encoder once per process and spec: multirun jobs in one process share it."""
+    return _load_cached(spec.key(), str(device), bool(compile_layers))

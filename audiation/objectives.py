@@ -4,23 +4,18 @@ An `Objective` maps a layer's activations (batch, frames, units) and the signal 
 score per row, to be MAXIMISED. Objectives combine linearly: `unit + 0.5 * power - silence`. Each keeps
 its named terms so their values can be logged apart; the term called "activation" is the target's.
 
-Targets come from the `objective` config group: `unit`/`channel` take `objective.unit` (an int, a list,
-"a:b" or "all"), `direction` takes vectors, `layer` has a single target. A batch of targets is one batch
-of signals, one row each, and rows never mix: every score is per row.
+A batch of targets is one batch of signals, one row each, and rows never mix: every score is per row.
+The objective factories take plain tensors and numbers; `builder` makes them from the config.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from audiation.configs import construct
-from audiation.errors import AudiationError
 from audiation.model import Layer
 
 Term = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -64,7 +59,6 @@ class Objective:
 class Geometry:
     """What an objective needs to know about the signal and the layer's frames."""
 
-    layer: Layer
     num_samples: int
     num_frames: int
     num_units: int
@@ -74,6 +68,15 @@ class Geometry:
 
     def middle_frame(self) -> int:
         return self.num_frames // 2
+
+    def frame_samples(self, frame: int, margin_ms: float = 0.0) -> tuple[int, int]:
+        """(start, stop) of the input samples `frame` sees, widened by `margin_ms` on each side."""
+        margin = int(margin_ms * self.sample_rate / 1000)
+        start = frame * self.hop
+        return max(start - margin, 0), min(start + self.field + margin, self.num_samples)
+
+    def frame_centre_seconds(self, frame: int) -> float:
+        return (frame * self.hop + self.field / 2) / self.sample_rate
 
 
 # --- target activations -----------------------------------------------------------------------------
@@ -106,7 +109,7 @@ def unit(
     return objective
 
 
-def channel(geometry: Geometry, unit: torch.Tensor) -> Objective:
+def channel(unit: torch.Tensor) -> Objective:
     """One unit over every frame."""
 
     def target(acts, _signal):
@@ -115,12 +118,12 @@ def channel(geometry: Geometry, unit: torch.Tensor) -> Objective:
     return Objective("activation", target)
 
 
-def layer(geometry: Geometry) -> Objective:
+def layer() -> Objective:
     """Deep dream: the mean square activation of the whole layer."""
     return Objective("activation", lambda acts, _signal: acts.pow(2).mean(dim=(1, 2)))
 
 
-def direction(geometry: Geometry, direction: torch.Tensor) -> Objective:
+def direction(direction: torch.Tensor) -> Objective:
     """The projection of every frame on a unit-length vector of the layer's space, averaged."""
     unit_vectors = direction / direction.norm(dim=1, keepdim=True)
 
@@ -152,9 +155,7 @@ def high_frequency(geometry: Geometry, cutoff_hz: float, device="cpu") -> Object
 
 def silence_outside(geometry: Geometry, frame: int, margin_ms: float, device="cpu") -> Objective:
     """Share of the signal's energy outside the samples `frame` sees (plus a margin each side)."""
-    margin = int(margin_ms * geometry.sample_rate / 1000)
-    start = max(frame * geometry.hop - margin, 0)
-    stop = min(frame * geometry.hop + geometry.field + margin, geometry.num_samples)
+    start, stop = geometry.frame_samples(frame, margin_ms)
     outside = torch.ones(geometry.num_samples, device=device)
     outside[start:stop] = 0
 
@@ -165,12 +166,15 @@ def silence_outside(geometry: Geometry, frame: int, margin_ms: float, device="cp
     return Objective("silence", share)
 
 
-# --- targets from the config ------------------------------------------------------------------------
+# --- targets -----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Target:
-    """One row of an audiation: what it maximises, and the key that seeds its random stream."""
+    """One row of an audiation: what it maximises, and the key that seeds its random stream.
+
+    `objective` is the objective's label (the config option's `name`, never a Python name), so target
+    names, and with them resumed folders, survive any renaming in the code."""
 
     objective: str
     layer: Layer
@@ -185,81 +189,3 @@ class Target:
         if self.vector is not None:
             return f"{self.layer.label}-D{self.key}-{self.objective}"
         return f"{self.layer.label}-{self.objective}"
-
-
-def objective_name(objective_cfg) -> str:
-    return objective_cfg._target_.rsplit(".", 1)[-1]
-
-
-def parse_units(spec, num_units: int, where: str) -> list[int]:
-    """`objective.unit` as a list: an int, a list of ints, "a:b[:step]" or "all"."""
-    valid = f"valid: 0..{num_units - 1}"
-    if isinstance(spec, str) and spec.strip() == "all":
-        return list(range(num_units))
-    if isinstance(spec, str) and re.fullmatch(r"\s*\d*\s*:\s*\d*\s*(:\s*\d+\s*)?", spec):
-        units = list(range(num_units))[slice(*(int(p) if p.strip() else None for p in spec.split(":")))]
-        if not units:
-            raise AudiationError(f"objective.unit={spec} selects no units of {where} ({valid})")
-        return units
-    values = [spec] if isinstance(spec, (str, int)) else list(spec)
-    units = []
-    for value in values:
-        try:
-            number = int(str(value))
-        except ValueError:
-            raise AudiationError(f"objective.unit={value} is not a unit index ({valid})") from None
-        if not 0 <= number < num_units:
-            raise AudiationError(f"objective.unit={number} is out of range for {where} ({valid})")
-        units.append(number)
-    return units
-
-
-def parse_directions(spec, num_units: int) -> np.ndarray:
-    """`objective.direction`: a .npy path (one vector or a stack of them) or an inline list."""
-    if isinstance(spec, str):
-        path = Path(spec).expanduser()
-        if not path.is_file():
-            raise AudiationError(f"objective.direction={spec}: no such .npy file")
-        try:
-            vectors = np.load(path)
-        except (OSError, ValueError) as error:
-            raise AudiationError(f"objective.direction={spec} could not be read: {error}") from None
-    else:
-        vectors = np.asarray(list(spec), dtype=np.float32)
-    vectors = np.atleast_2d(vectors).astype(np.float32)
-    if vectors.ndim != 2 or vectors.shape[1] != num_units:
-        raise AudiationError(
-            f"objective.direction has shape {vectors.shape}; expected ({num_units},) or (k, {num_units})"
-        )
-    if not np.all(np.linalg.norm(vectors, axis=1) > 0):
-        raise AudiationError("objective.direction contains a zero vector")
-    return vectors
-
-
-def expand_targets(objective_cfg, layer: Layer, num_units: int) -> list[Target]:
-    name = objective_name(objective_cfg)
-    if "unit" in objective_cfg:
-        units = parse_units(objective_cfg.unit, num_units, f"layer {layer.label}")
-        return [Target(name, layer, key=u, unit=u) for u in units]
-    if "direction" in objective_cfg:
-        vectors = parse_directions(objective_cfg.direction, num_units)
-        return [Target(name, layer, key=i, vector=v) for i, v in enumerate(vectors)]
-    return [Target(name, layer, key=0)]
-
-
-def build(objective_cfg, regularizer_cfg, geometry: Geometry, targets: list[Target], device="cpu") -> Objective:
-    """The full objective for one batch of targets: the target's objective minus the regularisers.
-
-    Index tensors and masks are made on `device` once, so the loop never copies them per step."""
-    batch_field = {}
-    if "unit" in objective_cfg:
-        batch_field["unit"] = torch.tensor([t.unit for t in targets], device=device)
-    elif "direction" in objective_cfg:
-        batch_field["direction"] = torch.from_numpy(np.stack([t.vector for t in targets])).to(device)
-    objective = construct(objective_cfg, geometry, **batch_field)
-    if regularizer_cfg.power:
-        objective = objective - regularizer_cfg.power * power()
-    if regularizer_cfg.high_frequency:
-        objective = objective - regularizer_cfg.high_frequency * high_frequency(geometry, regularizer_cfg.cutoff_hz,
-                                                                                 device)
-    return objective

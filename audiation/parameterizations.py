@@ -1,7 +1,7 @@
 """Parameterizations: the learnable tensors behind a batch of signals, one row per target.
 
-Each row is initialised from its own random stream (see `row_generators`), so a target's result does
-not depend on which other targets share its batch.
+Each row is initialised from its own random stream (`randomness.Streams`), so a target's result does
+not depend on which other targets share its batch, nor on the device.
 """
 
 from __future__ import annotations
@@ -11,20 +11,7 @@ import math
 import torch
 from torch import nn
 
-
-def row_generators(seed: int, keys: list[int], device: str | torch.device = "cpu") -> list[torch.Generator]:
-    """One random stream per batch row, determined by (seed, the row's target key) only."""
-    generators = []
-    for key in keys:
-        generator = torch.Generator(device=device)
-        generator.manual_seed(hash((seed, key)) & 0x7FFF_FFFF_FFFF_FFFF)
-        generators.append(generator)
-    return generators
-
-
-def _normal_rows(generators: list[torch.Generator], shape: tuple[int, ...]) -> torch.Tensor:
-    # A generator can only feed draws on its own device (a CUDA one into a CPU randn crashed every GPU run).
-    return torch.stack([torch.randn(shape, generator=g, device=g.device) for g in generators])
+from audiation.randomness import Streams
 
 
 class FFT(nn.Module):
@@ -41,24 +28,22 @@ class FFT(nn.Module):
 
     def __init__(
         self,
-        generators: list[torch.Generator],
+        streams: Streams,
         seconds: float,
         sample_rate: int,
         decay: float = 1.0,
         floor_hz: float = 100.0,
         rms: float = 0.1,
         init_std: float = 0.01,
-        device: str | torch.device = "cpu",
     ):
         super().__init__()
         self.num_samples = num_samples = round(seconds * sample_rate)
-        frequencies = torch.fft.rfftfreq(num_samples, d=1.0 / sample_rate)
+        frequencies = torch.fft.rfftfreq(num_samples, d=1.0 / sample_rate, device=streams.device)
         scale = (floor_hz / frequencies.clamp(min=floor_hz)) ** decay
-        coefficients = init_std * _normal_rows(generators, (len(frequencies), 2)).cpu()
         # Parseval: a unit-variance spectrum with this scale gives a waveform of this RMS.
         unit_rms = math.sqrt(2 * (scale**2).sum().item()) / num_samples
-        self.register_buffer("scale", (scale * rms / unit_rms).to(device))
-        self.coefficients = nn.Parameter(coefficients.to(device))
+        self.register_buffer("scale", scale * rms / unit_rms)
+        self.coefficients = nn.Parameter(init_std * streams.normal(len(frequencies), 2))
 
     def forward(self) -> torch.Tensor:
         spectrum = torch.view_as_complex(self.coefficients) * self.scale
@@ -70,15 +55,14 @@ class Waveform(nn.Module):
 
     def __init__(
         self,
-        generators: list[torch.Generator],
+        streams: Streams,
         seconds: float,
         sample_rate: int,
         init_std: float = 0.01,
-        device: str | torch.device = "cpu",
     ):
         super().__init__()
         num_samples = round(seconds * sample_rate)
-        self.samples = nn.Parameter((init_std * _normal_rows(generators, (num_samples,)).cpu()).to(device))
+        self.samples = nn.Parameter(init_std * streams.normal(num_samples))
 
     def forward(self) -> torch.Tensor:
         return self.samples

@@ -2,39 +2,43 @@
 
 Reads every job's metrics.json under the folder and summarises each quality number per layer (count,
 median, quartiles, share above 1 for activation ratios) as a Markdown table on stdout and in
-`report.md`, the same numbers in `report.csv`, and a box plot per measure in `report.png`.
+`report.md`, the same numbers in `report.csv`, and a box plot per measure in `report.png`. Targets whose
+optimisation was interrupted or stopped are left out, and the report says how many.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from audiation.errors import AudiationError
-from audiation.outputs import pyplot, atomic, natural_key, read_jobs
-
-MEASURES = ("final_activation", "activation_ratio", "activation_ratio_p99", "robust_activation", "selectivity",
-            "silence_ratio_db")
+from audiation.errors import AudiationError, run_or_exit
+from audiation.outputs import atomic, pyplot
+from audiation.results import MEASURES, natural_key, read_jobs
 
 
-def collect(folder: Path) -> dict[str, dict[str, np.ndarray]]:
-    """{measure: {layer: values}} over every target under `folder`, NaN and missing values left out."""
+
+def collect(folder: Path) -> tuple[dict[str, dict[str, np.ndarray]], int]:
+    """({measure: {layer: values}} over every finished target under `folder`, NaN and missing values left
+    out; the number of unfinished targets left out)."""
     values: dict[str, dict[str, list[float]]] = {m: {} for m in MEASURES}
     jobs = read_jobs(folder)
     if not jobs:
         raise AudiationError(f"no audiation results (metrics.json) under {folder}")
+    unfinished = 0
     for _, metrics in jobs:
         for target in metrics["targets"]:
+            if target.get("stopped"):
+                unfinished += 1
+                continue
             for measure in MEASURES:
                 value = target.get(measure)
                 if isinstance(value, (int, float)) and np.isfinite(value):
                     values[measure].setdefault(str(target["layer"]), []).append(float(value))
     return {m: {layer: np.array(v) for layer, v in sorted(by_layer.items(), key=lambda kv: natural_key(kv[0]))}
-            for m, by_layer in values.items() if by_layer}
+            for m, by_layer in values.items() if by_layer}, unfinished
 
 
 def summary_rows(collected: dict[str, dict[str, np.ndarray]]) -> list[dict]:
@@ -54,13 +58,17 @@ def write_report(folder: Path) -> Path:
     folder = Path(folder)
     if not folder.is_dir():
         raise AudiationError(f"{folder} is not a folder")
-    collected = collect(folder)
+    collected, unfinished = collect(folder)
+    if not collected:
+        raise AudiationError(f"no finished targets under {folder} ({unfinished} unfinished)")
     rows = summary_rows(collected)
     columns = ["measure", "layer", "targets", "median", "q1", "q3", "min", "max", "share_above_1"]
     cell = lambda v: "" if v is None else f"{v:.3g}" if isinstance(v, float) else str(v)  # noqa: E731
     table = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     table += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
     markdown = "\n".join(table) + "\n"
+    if unfinished:
+        markdown += f"\n{unfinished} unfinished target(s) (interrupted or stopped) are left out.\n"
     with atomic(folder / "report.md") as temporary:
         temporary.write_text(f"# Audiation report: {folder.name}\n\n{markdown}")
     with atomic(folder / "report.csv") as temporary, open(temporary, "w", newline="") as file:
@@ -91,12 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m audiation.report", description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="a sweep or run folder")
     args = parser.parse_args(argv)
-    try:
-        path = write_report(args.folder)
-    except AudiationError as error:
-        print(f"audiation: error: {error}", file=sys.stderr)
-        sys.exit(2)
-    print(f"audiation: report in {path} (and report.csv, report.png)", file=sys.stderr)
+    path = run_or_exit(write_report, args.folder, saved=lambda: "no report was written")
+    print(f"audiation: report in {path} (and report.csv, report.png)")
 
 
 if __name__ == "__main__":

@@ -7,12 +7,14 @@ always finished (with the job's exit code), so the next job of a multirun never 
 
 from __future__ import annotations
 
+import logging
 import netrc
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 ROWS_LOGGED_APART = 4  # batched jobs log mean/min/max of every term, plus this many rows on their own
 
@@ -48,6 +50,8 @@ class Tracker:
 
     def log_targets(self, rows: list[dict]) -> None: ...
 
+    def log_examples(self, rows: list[dict]) -> None: ...
+
     def finish(self, exit_code: int = 0) -> None: ...
 
     def __enter__(self):
@@ -70,10 +74,13 @@ class WandbTracker(Tracker):
         self._guard(lambda: self._init(logger_cfg, job_dir, name, group, job_type, tags, config))
 
     def _init(self, logger_cfg, job_dir, name, group, job_type, tags, config):
+        verbose = bool(logger_cfg.get("verbose", False))
         self.run = self.wandb.init(
             project=logger_cfg.project, entity=logger_cfg.entity, dir=str(job_dir),
             mode=resolve_mode(logger_cfg.mode), name=name, group=group, job_type=job_type, tags=tags,
             config=config, reinit="finish_previous",
+            # W&B's banner is ~25 lines per run; its console capture would also copy every progress bar.
+            settings=self.wandb.Settings(silent=not verbose, console="auto" if verbose else "off"),
         )
         self.run.define_metric("optimisation_step")
         self.run.define_metric("*", step_metric="optimisation_step")
@@ -85,8 +92,8 @@ class WandbTracker(Tracker):
         try:
             action()
         except Exception as error:  # noqa: BLE001 - any W&B failure must leave the local results alone
-            print(f"audiation: warning: W&B disabled for this job ({type(error).__name__}: {error}); "
-                  "local files are unaffected", file=sys.stderr)
+            log.warning("warning: W&B disabled for this job (%s: %s); local files are unaffected",
+                        type(error).__name__, error)
             self.wandb = None
 
     def log_steps(self, first_step, terms, row_names):
@@ -135,6 +142,22 @@ class WandbTracker(Tracker):
         if rows:
             self._guard(log)
 
+    def log_examples(self, rows):
+        """The `examples` table of `audiation.examples`: one row per (unit, rank) with its clip."""
+
+        def log():
+            columns = ["unit", "rank", "audio", "spectrogram", "file", "time", "activation", "text"]
+            table = self.wandb.Table(columns=columns)
+            for row in rows:
+                table.add_data(row["unit"], row["rank"], self.wandb.Audio(row["audio"]),
+                               self.wandb.Image(row["spectrogram"]), row["file"], row["time"], row["activation"],
+                               row["text"])
+            self.run.log({"examples": table})
+            self.run.summary.update({"units": len({r["unit"] for r in rows}), "example_rows": len(rows)})
+
+        if rows:
+            self._guard(log)
+
     def finish(self, exit_code=0):
         if self.run is not None:
             run, self.run = self.run, None
@@ -143,16 +166,17 @@ class WandbTracker(Tracker):
 
 def spectrogram_image(signal: np.ndarray, sample_rate: int) -> np.ndarray:
     """An RGB picture of the log spectrogram (low frequencies at the bottom), cheap enough to log often."""
-    from matplotlib import colormaps
+    import torch
 
-    from audiation.outputs import log_spectrogram
+    from audiation.outputs import palette, spectrogram_indices
 
-    db = log_spectrogram(signal, sample_rate)
-    scaled = (db - db.min()) / max(db.max() - db.min(), 1e-9)
-    return (colormaps["magma"](scaled[::-1])[..., :3] * 255).astype(np.uint8)
+    indices, _hop = spectrogram_indices(torch.from_numpy(np.asarray(signal, dtype=np.float32))[None], sample_rate)
+    colours = np.array(palette(), dtype=np.uint8).reshape(-1, 3)
+    return colours[indices[0]]
 
 
 def start(logger_cfg, **kwargs) -> Tracker:
+    """The job's tracker: W&B when the `logger` group is enabled, else the no-op one."""
     if logger_cfg is None or not logger_cfg.get("enabled", False):
         return Tracker()
     return WandbTracker(logger_cfg, **kwargs)

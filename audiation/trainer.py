@@ -17,7 +17,32 @@ from tqdm.auto import tqdm
 
 from audiation.errors import AudiationError
 from audiation.model import Encoder, Layer
-from audiation.objectives import Objective
+from audiation.objectives import Objective, Target
+from audiation.randomness import Streams
+from audiation.runtime import autocast
+
+
+@dataclass
+class Batch:
+    """One batch of targets and everything the loop needs for them, one row per target."""
+
+    targets: list[Target]
+    streams: Streams
+    parameterization: torch.nn.Module  # () -> (rows, samples)
+    augment: Callable[[torch.Tensor, Streams], torch.Tensor]
+    objective: Objective
+    optimizer: torch.optim.Optimizer
+
+    @property
+    def names(self) -> list[str]:
+        return [t.name for t in self.targets]
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    steps: int
+    log_every: int = 10  # steps between fetching loss terms from the device: the loop's only sync
+    precision: str = "fp32"  # "bf16": the encoder under bfloat16 autocast; the objective stays float32
 
 
 @dataclass
@@ -31,6 +56,7 @@ class Result:
     steps: int
     seconds: float
     stopped: str | None = None  # why the loop ended early: "interrupted" or a NaN/inf message
+    stalled: np.ndarray | None = None  # per row: the optimisation did not move the target at all
 
 
 @torch.no_grad()
@@ -43,26 +69,21 @@ def evaluate(encoder: Encoder, layer: Layer, objective: Objective, signal: torch
 def audiate(
     encoder: Encoder,
     layer: Layer,
-    objective: Objective,
-    parameterization: torch.nn.Module,
-    augment: Callable[[torch.Tensor, list], torch.Tensor],
-    generators: list[torch.Generator],
-    optimizer: torch.optim.Optimizer,
-    steps: int,
-    log_every: int = 10,
+    batch: Batch,
+    settings: LoopSettings,
     on_log: Callable[[int, dict[str, np.ndarray], Callable[[], np.ndarray]], None] | None = None,
     description: str = "audiating",
-    precision: str = "fp32",
 ) -> Result:
-    """Maximise `objective` for `steps` steps. Ctrl-C or a non-finite loss ends the loop early; the
-    result then holds the last finite signal and says why in `stopped`.
+    """Maximise the batch's objective for `settings.steps` steps. Ctrl-C (or SIGTERM, which the command
+    line turns into KeyboardInterrupt) or a non-finite loss ends the loop early; the result then holds
+    the last finite signal and says why in `stopped`.
 
     `on_log(first_step, terms, current_signal)` gets each fetched block of steps: terms are
     (steps, rows) arrays; `current_signal()` computes the signal on demand (for media).
-    `precision="bf16"` runs the encoder under bfloat16 autocast; the objective stays in float32.
     """
-    autocast = torch.autocast(next(parameterization.parameters()).device.type, dtype=torch.bfloat16,
-                              enabled=precision == "bf16")
+    objective, parameterization, optimizer = batch.objective, batch.parameterization, batch.optimizer
+    steps, log_every = settings.steps, settings.log_every
+    mixed = autocast(batch.streams.device, settings.precision)
     started = time.perf_counter()
     initial = evaluate(encoder, layer, objective, parameterization())
     names = list(initial) + ["loss"]
@@ -97,8 +118,8 @@ def audiate(
         for step in bar:
             optimizer.zero_grad(set_to_none=True)
             signal = parameterization()
-            with autocast:
-                activations = encoder(augment(signal, generators), layer)
+            with mixed:
+                activations = encoder(batch.augment(signal, batch.streams), layer)
             total, terms = objective(activations.float(), signal)
             loss = -total  # maximise the objective
             loss.sum().backward()
@@ -127,47 +148,64 @@ def audiate(
     with torch.no_grad():
         signal = parameterization()
     final = evaluate(encoder, layer, objective, signal)
+    # Adam's state overflows on huge gradients (e.g. regularizer.power=1e38) and then steps by exactly 0.
+    state_finite = all(torch.isfinite(v).all() for state in optimizer.state.values() for v in state.values()
+                       if torch.is_tensor(v))
+    stalled = (final["activation"] == initial["activation"]) | (not state_finite) if done else None
     return Result(
         signal=signal.float().cpu().numpy(),
         initial=initial,
         final=final,
-        history={name: np.concatenate(parts) if parts else np.zeros((0, len(generators)))
+        history={name: np.concatenate(parts) if parts else np.zeros((0, len(batch.targets)))
                  for name, parts in fetched.items()},
         steps=done,
         seconds=time.perf_counter() - started,
         stopped=stopped,
+        stalled=stalled,
     )
 
 
-def largest_batch(encoder: Encoder, layer: Layer, num_samples: int, limit: int, device: str,
-                  precision: str = "fp32") -> int:
-    """The largest power-of-two batch (up to `limit`) whose forward+backward fits in GPU memory.
+def batch_candidates(limit: int) -> list[int]:
+    """Batch sizes worth timing: 16 and up (smaller ones never win on a GPU), powers of two and 1.5x them,
+    and `limit` itself (all targets in one batch)."""
+    sizes = {size for k in range(4, 16) for size in (2**k, 3 * 2 ** (k - 1)) if size <= limit}
+    return sorted(sizes | {limit})
 
-    On the CPU, batching barely lowers the cost per target, so this is simply min(limit, 16).
+
+def fastest_batch(encoder: Encoder, layer: Layer, num_samples: int, targets: int, device: str,
+                  precision: str = "fp32") -> int:
+    """The batch size that audiates `targets` targets soonest: each candidate's forward+backward is timed
+    until one no longer fits in GPU memory, and the cost of the whole job (batches needed x time per
+    batch) decides. Per-target cost is not monotonic in the batch size on GPUs (fp32 batches 128-256 were
+    10x slower per target than 64 or 768 on an H200), so the largest that fits is not the answer.
+
+    On the CPU, batching barely lowers the cost per target, so this is simply min(targets, 16).
     """
     if not device.startswith("cuda"):
-        return min(limit, 16)
+        return min(targets, 16)
 
-    def probe(size: int):
+    def seconds_per_step(size: int) -> float:
         wave = torch.randn(size, num_samples, device=device, requires_grad=True)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            encoder(wave, layer).float().pow(2).mean().backward()
-        torch.cuda.synchronize(device)
+        times = []
+        for _ in range(2):  # the first run pays for cuDNN's algorithm search
+            start = time.perf_counter()
+            with autocast(device, precision):
+                encoder(wave, layer).float().pow(2).mean().backward()
+            torch.cuda.synchronize(device)
+            times.append(time.perf_counter() - start)
+        return times[-1]
 
-    fits, size = 0, 1
-    while True:
+    costs = {}
+    for size in batch_candidates(targets):
         try:
-            probe(size)
+            costs[size] = -(-targets // size) * seconds_per_step(size)
         except torch.cuda.OutOfMemoryError:
             break
         finally:
             torch.cuda.empty_cache()
-        fits = size
-        if size == limit:
-            break
-        size = min(2 * size, limit)
-    if not fits:
+    if not costs:
         free, total = torch.cuda.mem_get_info(device)
-        raise AudiationError(f"batch_size=auto: even one target of {num_samples} samples at layer {layer.label} "
-                             f"does not fit in GPU memory ({free / 2**30:.1f} of {total / 2**30:.1f} GiB free)")
-    return fits
+        raise AudiationError(f"batch_size=auto: even {min(targets, 16)} targets of {num_samples} samples at layer "
+                             f"{layer.label} do not fit in GPU memory ({free / 2**30:.1f} of {total / 2**30:.1f} GiB "
+                             "free); set batch_size lower")
+    return min(costs, key=costs.get)

@@ -7,8 +7,8 @@ Model: wav2vec2-base's architecture with random weights (`model=random_base`: th
 checkpoint, no download); 1 s of audio (16,000 samples). Seconds per step, median and min, for each
 (layer, batch) cell and three methods:
 
-- step: the project's own loop, run for real: `audiation.trainer.audiate` on objects built as
-  `audiation.run._audiate_batch` builds them from the composed config (`objective=channel`, one unit per
+- step: the project's own loop, run for real: `audiation.trainer.audiate` on objects built by
+  `audiation.builder.build_batch` from the composed config, as every job builds them (`objective=channel`, one unit per
   row, `parameterization=fft`, `augmentation=standard`, Adam, small `power` and `high_frequency`
   regularisers, `log_every` = all steps so it syncs once). An optimizer post-step hook marks the end of
   every step; one step is the time from the end of one to the end of the next, i.e. exactly one pass of
@@ -52,26 +52,18 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 from tqdm.auto import tqdm
 
-from audiation import objectives
-from audiation.configs import construct
+from audiation import configs
+from audiation.builder import build_batch, model_spec, plan
 from audiation.model import Layer, load_config, load_encoder
-from audiation.parameterizations import row_generators
-from audiation.run import plan, resolve_device
+from audiation.runtime import configure, resolve_device
 from audiation.trainer import audiate
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def compose(model: str, layer: int, batch: int, device: str, steps: int):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = hydra_compose(config_name="config", overrides=[
-            f"model={model}", f"model.layer={layer}", "objective=channel", "parameterization=fft",
-            "augmentation=standard", "optimizer=adam", "logger=none", f"device={device}", f"batch_size={batch}",
-            "regularizer.power=0.01", "regularizer.high_frequency=0.01",
-            f"optimizer.steps={steps}", f"log_every={steps}"])
+    cfg = configs.compose(
+        f"model={model}", f"model.layer={layer}", "objective=channel", "parameterization=fft",
+        "augmentation=standard", "optimizer=adam", "logger=none", f"device={device}", f"batch_size={batch}",
+        "regularizer.power=0.01", "regularizer.high_frequency=0.01", f"steps={steps}", f"log_every={steps}")
     cfg.objective.unit = f"0:{batch}"  # one unit per row; set here because ':' is override syntax
     return cfg
 
@@ -85,16 +77,9 @@ def sync(device: str):
 
 
 def project_loop(cfg, encoder, label: str):
-    """The project's loop on one batch of targets, built as audiation.run._audiate_batch builds it."""
+    """The project's loop on one batch of targets, built as every job builds it."""
     job = plan(cfg)
-    generators = row_generators(cfg.seed, [t.key for t in job.targets], job.device)
-    rate = job.geometry.sample_rate
-    parameterization = construct(cfg.parameterization, generators=generators, sample_rate=rate, device=job.device)
-    augment = construct(cfg.augmentation, sample_rate=rate).to(job.device)
-    objective = objectives.build(cfg.objective, cfg.regularizer, job.geometry, job.targets, job.device)
-    optimizer = construct(cfg.optimizer, parameterization.parameters(), drop=("steps",))
-    return audiate(encoder, job.layer, objective, parameterization, augment, generators, optimizer,
-                   cfg.optimizer.steps, cfg.log_every, description=label, precision=cfg.precision)
+    return audiate(encoder, job.layer, build_batch(cfg, job, job.targets), job.settings, description=label)
 
 
 def floor_method(encoder, layer: int, batch: int, samples: int, device: str):
@@ -127,7 +112,7 @@ def build_naive(model_cfg, device: str):
     from transformers import Wav2Vec2ForCTC
 
     # eval() as from_pretrained leaves it (no dropout or time masking); weights keep requires_grad=True.
-    return Wav2Vec2ForCTC(load_config(model_cfg)).to(device).eval()
+    return Wav2Vec2ForCTC(load_config(model_spec(model_cfg))).to(device).eval()
 
 
 def naive_method(model, layer: int, samples: int, device: str, extra_steps: int = 4, max_shift: int = 160):
@@ -175,7 +160,7 @@ def timed(run, device: str) -> tuple[float, float]:
 
 
 def time_cell(cfg, encoder, others: dict, label: str) -> dict[str, list[tuple[float, float]]]:
-    """Run the project's loop for cfg.optimizer.steps steps; between two steps, run `others` once each.
+    """Run the project's loop for cfg.steps steps; between two steps, run `others` once each.
 
     Returns (wall, CPU) seconds per step for "step" (steps - 1 intervals: the first step has no start
     mark) and for each of `others` (one per interval)."""
@@ -191,7 +176,7 @@ def time_cell(cfg, encoder, others: dict, label: str) -> dict[str, list[tuple[fl
         sync(device)
         if marks:
             times["step"].append(since(marks[-1]))
-        if len(times["step"]) < cfg.optimizer.steps - 1:
+        if len(times["step"]) < cfg.steps - 1:
             order.reverse()  # alternate which method follows the step
             for name in order:
                 times[name].append(timed(others[name], device))
@@ -203,7 +188,7 @@ def time_cell(cfg, encoder, others: dict, label: str) -> dict[str, list[tuple[fl
         result = project_loop(cfg, encoder, label)
     finally:
         handle.remove()
-    assert result.stopped is None and len(times["step"]) == cfg.optimizer.steps - 1, result.stopped
+    assert result.stopped is None and len(times["step"]) == cfg.steps - 1, result.stopped
     return times
 
 
@@ -222,7 +207,7 @@ def memory_probe(method: str, model: str, layer: int, batch: int, device: str, t
     if method == "naive":
         naive = naive_method(build_naive(cfg.model, device), layer, plan(cfg).geometry.num_samples, device)
     else:
-        encoder = load_encoder(cfg.model, device)
+        encoder = load_encoder(model_spec(cfg.model), device)
 
     def run():
         if method == "naive":
@@ -277,15 +262,12 @@ def main():
     args = parser.parse_args()
 
     device = resolve_device(args.device)
-    if device == "cpu":
-        torch.set_num_threads(args.threads)
     batches = args.batches or ([1, 16, 64] if device.startswith("cuda") else [1, 4])
     steps = args.warmup + args.repeats + 1
     cfg = compose(args.model, args.layers[0], 1, device, steps)
-    if device.startswith("cuda"):  # as audiation.run sets it; applies to all three methods alike
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(cfg.get("tf32", False))
+    configure(device, args.threads, cfg.tf32)  # as every job sets it; applies to all three methods alike
     samples = round(cfg.parameterization.seconds * cfg.model.sample_rate)  # conf: 1 s at 16 kHz
-    encoder = load_encoder(cfg.model, device)
+    encoder = load_encoder(model_spec(cfg.model), device)
     naive_model = build_naive(cfg.model, device) if args.naive else None
 
     cells, rows = [], []

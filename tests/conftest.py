@@ -29,13 +29,18 @@ def _quiet_offline_home(tmp_path_factory):
     torch.set_num_threads(1)  # tests run beside other work; one thread is the predictable choice
 
 
-def compose(*overrides: str):
+def compose(*overrides: str, config_name: str = "config"):
     """The job config exactly as `python -m audiation.run <overrides>` would see it."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from audiation.configs import compose as compose_config
 
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=list(overrides))
+    return compose_config(*overrides, config_name=config_name)
+
+
+def spec(*overrides: str):
+    """The ModelSpec of `model=...` overrides."""
+    from audiation.builder import model_spec
+
+    return model_spec(compose(*overrides).model)
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -50,4 +55,4 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subproce
 def small_encoder():
     from audiation.model import load_encoder
 
-    return load_encoder(compose("model=random_small").model, "cpu")
+    return load_encoder(spec("model=random_small"), "cpu")

@@ -11,14 +11,18 @@ import soundfile as sf
 import torch
 
 from audiation.model import Layer
-from audiation.run import run_job
+from audiation.jobs import audiate_folder
 from conftest import compose
 
-FAST = ["model=random_small", "logger=none", "optimizer.steps=30", "augmentation=none", "threads=1"]
+FAST = ["model=random_small", "logger=none", "steps=30", "augmentation=none", "threads=1"]
 
 
 def audiate(tmp_path, *overrides):
-    return run_job(compose(*FAST, *overrides), tmp_path, None)
+    """Run a job into tmp_path; its records' file paths made absolute for reading."""
+    metrics = audiate_folder(compose(*FAST, *overrides), tmp_path, None)
+    for record in metrics["targets"]:
+        record["files"] = {k: tmp_path / v for k, v in record["files"].items()}
+    return metrics
 
 
 def activations_of(encoder, wav_path, layer):
@@ -40,7 +44,7 @@ def test_each_objective_raises_its_target_over_30_steps(tmp_path, overrides):
 
 
 def test_unit_audiation_is_local_in_time_and_selective(tmp_path, small_encoder):
-    target = audiate(tmp_path, "objective=unit", "objective.unit=7", "optimizer.steps=60")["targets"][0]
+    target = audiate(tmp_path, "objective=unit", "objective.unit=7", "steps=60")["targets"][0]
     acts = activations_of(small_encoder, target["files"]["wav"], Layer("transformer", 2))
     frame = target["frame"]
     assert frame == acts.shape[0] // 2
@@ -64,22 +68,22 @@ def test_batched_rows_equal_single_runs(tmp_path):
 
 
 def test_units_given_as_a_range_are_chunked_into_batches(tmp_path):
-    metrics = audiate(tmp_path, "objective=channel", "objective.unit=4:9", "batch_size=2", "optimizer.steps=3")
+    metrics = audiate(tmp_path, "objective=channel", "objective.unit=4:9", "batch_size=2", "steps=3")
     assert [t["unit"] for t in metrics["targets"]] == [4, 5, 6, 7, 8]
     assert all((tmp_path / "targets" / t["name"] / "target.json").is_file() for t in metrics["targets"])
 
 
 def test_same_seed_same_audio_other_seed_other_audio(tmp_path):
-    first = audiate(tmp_path / "a", "augmentation=strong", "optimizer.steps=5")["targets"][0]
-    again = audiate(tmp_path / "b", "augmentation=strong", "optimizer.steps=5")["targets"][0]
-    other = audiate(tmp_path / "c", "augmentation=strong", "optimizer.steps=5", "seed=1")["targets"][0]
+    first = audiate(tmp_path / "a", "augmentation=strong", "steps=5")["targets"][0]
+    again = audiate(tmp_path / "b", "augmentation=strong", "steps=5")["targets"][0]
+    other = audiate(tmp_path / "c", "augmentation=strong", "steps=5", "seed=1")["targets"][0]
     read = lambda t: sf.read(t["files"]["wav"])[0]  # noqa: E731
     np.testing.assert_array_equal(read(first), read(again))
     assert not np.allclose(read(first), read(other))
 
 
 def test_output_files(tmp_path):
-    metrics = audiate(tmp_path, "parameterization.seconds=0.5", "optimizer.steps=5")
+    metrics = audiate(tmp_path, "parameterization.seconds=0.5", "steps=5")
     target = metrics["targets"][0]
     signal, rate = sf.read(target["files"]["wav"])
     assert rate == 16000 and len(signal) == 8000
@@ -92,4 +96,5 @@ def test_output_files(tmp_path):
             assert file.read(8) == b"\x89PNG\r\n\x1a\n"
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["run"]["steps_per_second"] > 0 and saved["run"]["wall_seconds"] > 0
+    assert saved["targets"][0]["files"]["wav"] == "targets/L2-U0-unit/audio.wav"  # relative: the folder can move
     assert {"layer", "unit", "objective", "initial_activation", "final_activation", "final_terms"} <= set(saved["targets"][0])

@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import CONF, ROOT, compose
+from conftest import ROOT, compose
 
-from audiation import data, examples
+from audiation import activations, data, jobs
+from audiation.builder import model_spec
 from audiation.errors import AudiationError
 from audiation.model import load_config, load_encoder, num_frames, parse_layer
 
@@ -39,15 +40,15 @@ def tiny_folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny(tiny_folder):
-    return compose("model=tiny", f"model.name={tiny_folder}").model
+    return model_spec(compose("model=tiny", f"model.name={tiny_folder}").model)
 
 
-def _open(model_cfg, layer_spec, folder, cache_dir, factory):
+def _open(spec, layer_spec, folder, cache_dir, factory):
     """ActivationCache.open as the command line calls it, with the encoder factory given."""
-    config = load_config(model_cfg)
+    config = load_config(spec)
     layer = parse_layer(layer_spec, config)
-    return examples.ActivationCache.open(data.list_audio(folder), layer, config, examples.model_fingerprint(model_cfg),
-                                         examples.model_tag(model_cfg), cache_dir, factory, model_cfg.sample_rate)
+    return activations.ActivationCache.open(data.list_audio(folder), layer, config, spec.fingerprint(),
+                                            spec.short_name, cache_dir, factory, spec.sample_rate)
 
 
 def _slice_files(folder: Path, count: int) -> list[Path]:
@@ -80,8 +81,9 @@ def test_cache_is_built_once_then_reused_without_the_model(tiny, tmp_path, monke
     np.testing.assert_allclose(second.stats["mean_abs"], np.abs(acts).mean(axis=0), rtol=1e-5)
     assert sum(p.num_frames for p in second.pieces) == second.num_frames
 
-    monkeypatch.setattr(examples, "load_encoder", lambda *_a, **_k: _no_model())  # the public helper too
-    stats = examples.unit_statistics(tiny, 1, tmp_path / "data", tmp_path / "cache", "cpu")
+    monkeypatch.setattr(activations, "load_encoder", lambda *_a, **_k: _no_model())  # the public helper too
+    config = load_config(tiny)
+    stats = activations.unit_statistics(tiny, parse_layer(1, config), config, tmp_path / "data", tmp_path / "cache")
     assert set(stats) == {"max", "p99", "mean_abs"} and all(v.shape == (144,) for v in stats.values())
     assert np.array_equal(stats["max"], first.stats["max"])
 
@@ -130,9 +132,9 @@ def test_long_files_go_through_the_model_in_pieces_on_the_frame_grid(tiny, tmp_p
     sf.write(tmp_path / "data" / "long.flac", sf.read(longest, dtype="float32")[0][:24000], 16000)
     config = load_config(tiny)
     layer = parse_layer(2, config)
-    cache = examples.ActivationCache.open(data.list_audio(tmp_path / "data"), layer, config,
-                                          examples.model_fingerprint(tiny), "tiny", tmp_path / "cache",
-                                          lambda: load_encoder(tiny, "cpu"), 16000, max_seconds=0.5)
+    cache = activations.ActivationCache.open(data.list_audio(tmp_path / "data"), layer, config, tiny.fingerprint(),
+                                             "tiny", tmp_path / "cache", lambda: load_encoder(tiny, "cpu"), 16000,
+                                             max_seconds=0.5)
     assert [(p.offset_seconds, p.first_frame, p.num_frames) for p in cache.pieces] == [
         (0.0, 0, 24), (0.5, 24, 24), (1.0, 48, 24)]
     assert cache.locate(30)[1] == pytest.approx(0.5 + (6 * 320 + 400 / 2) / 16000)
@@ -221,11 +223,7 @@ def test_cli_writes_clips_spectrograms_and_json_then_reuses_the_cache(tiny_folde
 
 def _compose(*overrides: str):
     """The config exactly as `python -m audiation.examples <overrides>` would see it."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return hydra_compose(config_name="examples", overrides=list(overrides))
+    return compose(*overrides, config_name="examples")
 
 
 @pytest.mark.parametrize("overrides,message", [
@@ -245,9 +243,9 @@ def test_bad_input_is_one_line_before_any_model_loads(tmp_path, monkeypatch, ove
     overrides = [o.replace("EMPTY", str(tmp_path / "empty")) for o in overrides]
     if not any(o.startswith("data.path") for o in overrides) and overrides:
         overrides.append(f"data.path={SLICE}")
-    monkeypatch.setattr(examples, "load_encoder", lambda *_a, **_k: _no_model())
+    monkeypatch.setattr(jobs, "load_encoder", lambda *_a, **_k: _no_model())
     with pytest.raises(AudiationError) as error:
-        examples.plan(_compose("model=tiny", *overrides))
+        jobs.examples_plan(_compose("model=tiny", *overrides))
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
@@ -256,7 +254,7 @@ def test_the_s_logit_prefers_utterances_with_an_s(tiny, tmp_path):
     often than the slice's utterances do on average."""
     letter = json.loads(VOCAB.read_text())["s"]
     cache = _open(tiny, "logits", SLICE, tmp_path / "cache", lambda: load_encoder(tiny, "cpu"))
-    found = examples.top_examples(cache, letter, k=5, min_gap_seconds=math.inf)
+    found = activations.top_examples(cache, letter, k=5, min_gap_seconds=math.inf)
     assert len({e.file for e in found}) == 5
     texts = [data.transcript(e.file) for e in found]
     base_rate = np.mean(["s" in data.transcript(f) for f in cache.files])

@@ -15,8 +15,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from audiation.errors import AudiationError
-from audiation.gallery import GalleryCallback, write_gallery
-from audiation.run import run_job
+from audiation.callbacks import Gallery
+from audiation.page import write_gallery
+from audiation.jobs import audiate_folder
 from conftest import ROOT, compose, run_cli
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -31,18 +32,17 @@ def cards(page: str) -> list[tuple[str, str]]:
 def batched(tmp_path_factory) -> Path:
     """One job of 8 channel targets in one batch, run in process (a subprocess costs seconds of imports)."""
     folder = tmp_path_factory.mktemp("batched")
-    run_job(compose("model=random_small", "logger=none", "objective=channel", "objective.unit=0:8", "batch_size=8",
-                    "optimizer.steps=3", "threads=1"), folder, None)
+    audiate_folder(compose("model=random_small", "logger=none", "objective=channel", "objective.unit=0:8", "batch_size=8",
+                    "steps=3", "threads=1"), folder, None)
     return folder
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    """A multirun of 3 one-target jobs with the gallery callback (`++`: whether conf/config.yaml has it or not)."""
+    """A multirun of 3 one-target jobs with the gallery callback of conf/config.yaml."""
     folder = tmp_path_factory.mktemp("sweep")
     result = run_cli("--multirun", "model=random_small", "logger=none", "objective.unit=0,1,10",
-                     "optimizer.steps=3", "threads=1", f"hydra.sweep.dir={folder}",
-                     "++hydra.callbacks.gallery._target_=audiation.gallery.GalleryCallback")
+                     "steps=3", "threads=1", f"hydra.sweep.dir={folder}")
     assert result.returncode == 0, result.stderr
     return folder, result
 
@@ -67,14 +67,14 @@ def test_multirun_callback_writes_the_sweep_gallery(sweep):
 
 
 def test_callback_only_warns_when_there_is_nothing_to_show(tmp_path, capsys):
-    GalleryCallback().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    Gallery().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
     assert "audiation: warning: no gallery written: no metrics.json" in capsys.readouterr().err
 
 
 def test_a_moved_folder_still_finds_its_files(batched, tmp_path):
     moved = shutil.copytree(batched, tmp_path / "elsewhere")
     metrics = json.loads((moved / "metrics.json").read_text())
-    for record in metrics["targets"]:  # the absolute paths of the run now point nowhere
+    for record in metrics["targets"]:  # even records whose paths point nowhere
         record["files"] = {key: f"/gone/{Path(path).name}" for key, path in record["files"].items()}
     (moved / "metrics.json").write_text(json.dumps(metrics))
     page = write_gallery(moved, tmp_path / "out.html").read_text()

@@ -98,13 +98,23 @@ def test_frame_geometry_is_wav2vec2s_20ms_grid():
     assert num_frames(Layer("transformer", 6), config, 16000) == 49
 
 
-def test_bf16_autocast_agrees_with_fp32_within_3_percent(small_encoder):
-    """The README's stated tolerance for precision=bf16: relative L2 error of a layer's activations."""
-    torch.manual_seed(0)
-    wave = 0.1 * torch.randn(2, 16000)
-    for index in range(small_encoder.config.num_hidden_layers + 1):
+def test_bf16_autocast_agrees_with_fp32_within_3_percent_on_the_trained_model():
+    """The README's stated tolerance for precision=bf16 (relative L2 error of a layer's activations), where
+    it means something: the trained `tiny` model on speech. (A tiny random model is no test of it: on CPUs
+    with native bf16 its activations differ by ~30%, on others by <1%.)"""
+    import soundfile as sf
+
+    from audiation.configs import ASSETS
+    from audiation.model import load_encoder
+    from conftest import spec
+
+    tiny = load_encoder(spec("model=tiny"), "cpu")
+    speech = [p for p in sorted((ASSETS / "speech-slice").glob("*.flac")) if sf.info(p).frames >= 16000][:2]
+    wave = torch.stack([torch.from_numpy(sf.read(p, dtype="float32")[0][:16000]) for p in speech])
+    for label in ["conv1", "conv7"] + [str(i) for i in range(tiny.config.num_hidden_layers + 1)] + ["logits"]:
+        layer = parse_layer(label, tiny.config)
         with torch.no_grad():
-            exact = small_encoder(wave, Layer("transformer", index))
+            exact = tiny(wave, layer)
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                approx = small_encoder(wave, Layer("transformer", index)).float()
-        assert ((approx - exact).norm() / exact.norm()) < 0.03
+                approx = tiny(wave, layer).float()
+        assert ((approx - exact).norm() / exact.norm()) < 0.03, label

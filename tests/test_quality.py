@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
-from audiation.model import Layer
 from audiation.objectives import Geometry
 from audiation.quality import silence_ratio_db
 from audiation.report import write_report
-from audiation.run import run_job
+from audiation.jobs import audiate_folder
 from conftest import compose
 
 
 def test_silence_ratio_compares_power_away_from_and_at_the_frame():
-    geometry = Geometry(Layer("transformer", 1), 16000, 49, 32, 320, 400, 16000)
+    geometry = Geometry(16000, 49, 32, 320, 400, 16000)
     signal = np.full((2, 16000), 0.01)
     signal[:, 24 * 320:24 * 320 + 400] = 0.1  # 20 dB louder at frame 24
     signal[1] = 0.1
@@ -23,8 +24,8 @@ def test_silence_ratio_compares_power_away_from_and_at_the_frame():
 
 def test_every_target_gets_quality_numbers_and_a_sweep_gets_a_report(tmp_path):
     for layer in (1, 2):
-        run_job(compose("model=random_small", "logger=none", f"model.layer={layer}", "objective.unit=0:3",
-                        "optimizer.steps=5", "quality.draws=2"), tmp_path / f"job{layer}", None)
+        audiate_folder(compose("model=random_small", "logger=none", f"model.layer={layer}", "objective.unit=0:3",
+                        "steps=5", "quality.draws=2"), tmp_path / f"job{layer}", None)
     report = write_report(tmp_path).read_text()
     for layer in ("L1", "L2"):
         assert f"| selectivity | {layer} | 3 |" in report and f"| robust_activation | {layer} | 3 |" in report
@@ -33,12 +34,13 @@ def test_every_target_gets_quality_numbers_and_a_sweep_gets_a_report(tmp_path):
 
 
 def test_activation_ratio_is_final_over_the_datasets_max(tmp_path, monkeypatch):
-    import audiation.run
+    import audiation.jobs
 
     stats = {"max": np.linspace(-1, 2, 32), "p99": np.full(32, 0.5), "mean_abs": np.ones(32)}
-    monkeypatch.setattr(audiation.run, "_unit_statistics", lambda cfg, job: stats)
-    metrics = run_job(compose("model=random_small", "logger=none", "objective=channel", "objective.unit=[0,31]",
-                              "optimizer.steps=3"), tmp_path, None)
+    monkeypatch.setattr(audiation.jobs, "open_cache", lambda *args: SimpleNamespace(stats=stats))
+    (tmp_path / "data").mkdir()
+    metrics = audiate_folder(compose("model=random_small", "logger=none", "objective=channel", "objective.unit=[0,31]",
+                                     "steps=3", f"quality.data={tmp_path / 'data'}"), tmp_path / "job", None)
     low, high = metrics["targets"]
     assert np.isnan(low["activation_ratio"])  # the unit never fires on the data: no ratio
     assert high["activation_ratio"] == pytest.approx(high["final_activation"] / 2.0)

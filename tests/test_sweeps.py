@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from audiation.run import run_job
+from audiation.jobs import audiate_folder
 from conftest import compose, run_cli
 
 
 def test_multirun_loads_the_model_once_per_process(tmp_path):
-    result = run_cli("--multirun", "model=random_small", "objective.unit=0,1,2", "optimizer.steps=3",
+    result = run_cli("--multirun", "model=random_small", "objective.unit=0,1,2", "steps=3",
                      "logger=none", f"hydra.sweep.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stderr.count("audiation: loading model") == 1
@@ -20,13 +20,13 @@ def test_multirun_loads_the_model_once_per_process(tmp_path):
 
 def test_a_rerun_redoes_only_unfinished_targets(tmp_path):
     cfg = compose("model=random_small", "logger=none", "objective=channel", "objective.unit=0:4",
-                  "batch_size=2", "optimizer.steps=3")
-    first = run_job(cfg, tmp_path, None)
+                  "batch_size=2", "steps=3")
+    first = audiate_folder(cfg, tmp_path, None)
     assert first["run"]["audiated_now"] == 4
     # As if the job had been killed while the batch holding unit 3 ran: its record never got written.
     (tmp_path / "targets" / "L2-U3-channel" / "target.json").unlink()
     kept = (tmp_path / "targets" / "L2-U0-channel" / "audio.wav").stat().st_mtime_ns
-    second = run_job(cfg, tmp_path, None)
+    second = audiate_folder(cfg, tmp_path, None)
     assert second["run"]["audiated_now"] == 1
     assert [t["unit"] for t in second["targets"]] == [0, 1, 2, 3]
     assert (tmp_path / "targets" / "L2-U0-channel" / "audio.wav").stat().st_mtime_ns == kept
@@ -37,15 +37,15 @@ def test_a_rerun_redoes_only_unfinished_targets(tmp_path):
 @pytest.mark.parametrize("launcher", ["local_processes", "submitit_local"])
 def test_parallel_launchers_run_a_two_job_sweep(tmp_path, launcher):
     result = run_cli("--multirun", f"hydra/launcher={launcher}", "model=random_small", "objective.unit=0,1",
-                     "optimizer.steps=3", "threads=1", "logger=none", f"hydra.sweep.dir={tmp_path}")
+                     "steps=3", "threads=1", "logger=none", f"hydra.sweep.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-2000:]
     units = [json.loads((tmp_path / job / "metrics.json").read_text())["targets"][0]["unit"] for job in ("0", "1")]
     assert units == [0, 1]
 
 
 def test_a_batched_job_writes_every_targets_files_and_one_table_row_each(tmp_path):
-    metrics = run_job(compose("model=random_small", "logger.mode=offline", "objective=channel",
-                              "objective.unit=0:8", "batch_size=8", "optimizer.steps=3"), tmp_path, None)
+    metrics = audiate_folder(compose("model=random_small", "logger.mode=offline", "objective=channel",
+                              "objective.unit=0:8", "batch_size=8", "steps=3"), tmp_path, None)
     assert metrics["run"]["targets"] == 8
     for target in metrics["targets"]:
         assert all((tmp_path / "targets" / target["name"] / f).is_file()
@@ -65,7 +65,7 @@ def test_a_failing_wandb_never_costs_the_local_files(tmp_path, monkeypatch, caps
         raise RuntimeError("no W&B today")
 
     monkeypatch.setattr(wandb, "init", broken)
-    metrics = run_job(compose("model=random_small", "logger.mode=offline", "optimizer.steps=3"), tmp_path, None)
+    metrics = audiate_folder(compose("model=random_small", "logger.mode=offline", "steps=3"), tmp_path, None)
     assert "W&B disabled for this job (RuntimeError: no W&B today)" in capsys.readouterr().err
     assert (tmp_path / "metrics.json").is_file()
     assert (tmp_path / "targets" / metrics["targets"][0]["name"] / "audio_16bit.wav").is_file()

@@ -14,8 +14,8 @@ import torch
 
 from audiation.configs import ASSETS
 from audiation.model import load_encoder
-from audiation.run import run_job
-from conftest import compose
+from audiation.jobs import audiate_folder
+from conftest import compose, spec
 
 CARD = ASSETS / "tiny-w2v2-espeak" / "MODEL_CARD.md"
 SLICE = ASSETS / "speech-slice"
@@ -35,7 +35,7 @@ def character_error_rate(pairs: list[tuple[str, str]]) -> float:
 
 @pytest.fixture(scope="module")
 def tiny():
-    return load_encoder(compose("model=tiny").model, "cpu")
+    return load_encoder(spec("model=tiny"), "cpu")
 
 
 def test_the_shipped_model_hears_the_slice_at_the_cards_cer(tiny):
@@ -52,10 +52,11 @@ def test_the_shipped_model_hears_the_slice_at_the_cards_cer(tiny):
 def _audiate_letter(tmp_path, tiny, letter: str, *overrides: str) -> tuple[str, float]:
     """Audiate the CTC output of `letter`; return what the model hears and the energy share above 3 kHz."""
     unit = tiny.vocabulary.index(letter)
-    metrics = run_job(compose("model=tiny", "model.layer=logits", "objective=channel", f"objective.unit={unit}",
-                              "optimizer.steps=150", "logger=none", "threads=1", "quality.draws=0", *overrides),
+    metrics = audiate_folder(compose("model=tiny", "model.layer=logits", "objective=channel", f"objective.unit={unit}",
+                              "steps=150", "logger=none", "threads=1", "quality.draws=0", *overrides),
                       tmp_path / f"{letter}{len(overrides)}", None)
-    signal, rate = sf.read(metrics["targets"][0]["files"]["wav"], dtype="float32")
+    signal, rate = sf.read(tmp_path / f"{letter}{len(overrides)}" / metrics["targets"][0]["files"]["wav"],
+                           dtype="float32")
     spectrum = np.abs(np.fft.rfft(signal)) ** 2
     frequencies = np.fft.rfftfreq(len(signal), 1 / rate)
     return tiny.transcribe(torch.from_numpy(signal)[None])[0], spectrum[frequencies > 3000].sum() / spectrum.sum()

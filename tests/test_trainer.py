@@ -8,17 +8,18 @@ import torch
 
 from audiation.augmentations import Augment
 from audiation.model import Layer
-from audiation.objectives import Objective
-from audiation.parameterizations import FFT, row_generators
-from audiation.trainer import audiate
+from audiation.objectives import Objective, Target
+from audiation.parameterizations import FFT
+from audiation.randomness import Streams
+from audiation.trainer import Batch, LoopSettings, audiate
 
 
 def _run(encoder, objective, steps=30, log_every=5):
-    generators = row_generators(0, [0])
-    signal = FFT(generators, seconds=0.5, sample_rate=16000)
+    streams = Streams(0, [0])
+    signal = FFT(streams, seconds=0.5, sample_rate=16000)
     optimizer = torch.optim.Adam(signal.parameters(), lr=0.05)
-    return audiate(encoder, Layer("transformer", 2), objective, signal, Augment(16000), generators,
-                   optimizer, steps, log_every)
+    batch = Batch([Target("test", Layer("transformer", 2), 0)], streams, signal, Augment(16000), objective, optimizer)
+    return audiate(encoder, Layer("transformer", 2), batch, LoopSettings(steps, log_every))
 
 
 def _failing_at(step_to_fail, error=None):
@@ -63,18 +64,17 @@ def test_objectives_combine_linearly():
 
 def test_augment_shift_noise_and_stretch():
     signal = torch.randn(3, 16000)
-    generators = row_generators(0, [0, 1, 2])
-    shifted = Augment(16000, max_shift_ms=5)(signal, generators)
+    shifted = Augment(16000, max_shift_ms=5)(signal, Streams(0, [0, 1, 2]))
     shifts = [next(s for s in range(-80, 81) if torch.equal(torch.roll(signal[i], s)[100:-100], shifted[i, 100:-100]))
               for i in range(3)]
     assert len(set(shifts)) > 1  # each row draws its own shift
-    noisy = Augment(16000, noise_snr_db=20)(signal, row_generators(0, [0, 1, 2]))
+    noisy = Augment(16000, noise_snr_db=20)(signal, Streams(0, [0, 1, 2]))
     snr = 10 * torch.log10(signal.pow(2).mean(1) / (noisy - signal).pow(2).mean(1))
     assert torch.allclose(snr, torch.full((3,), 20.0), atol=0.5)
     ramp = torch.linspace(-1, 1, 1001)[None]
-    stretched = Augment(16000, stretch=0.1)(ramp, row_generators(0, [5]))
+    stretched = Augment(16000, stretch=0.1)(ramp, Streams(0, [5]))
     assert abs(stretched[0, 500]) < 1e-6  # stretched about the middle
-    assert torch.equal(Augment(16000)(signal, generators), signal)
+    assert torch.equal(Augment(16000)(signal, Streams(0, [0, 1, 2])), signal)
 
 
 def test_integer_shift_equals_the_general_warp():

@@ -1,0 +1,62 @@
+"""Hydra callbacks of a multirun (registered under `hydra.callbacks` in conf/config.yaml).
+
+- `CheckSweep`: before the first job runs, compose and check the sweep's jobs (each swept value at
+  least once), reading only model config files; a bad one stops the sweep with one line, exit 2.
+- `Gallery`: write `<sweep dir>/index.html` when the multirun ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+
+from audiation import builder, configs, page
+from audiation.errors import AudiationError
+
+log = logging.getLogger(__name__)
+
+
+def sweep_jobs(overrides: list[str], params: dict | None = None) -> list[list[str]]:
+    """Override lists that cover every swept value at least once: the first job, then each other value
+    of each swept key with the rest as in the first job (a sum over keys, not their product)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(
+        [f"{k}={v}" for k, v in (params or {}).items()] + list(overrides))
+    choices = []
+    for override in parsed:
+        key = override.get_key_element()
+        values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.get_value_element_as_str()]
+        choices.append([f"{key}={value}" for value in values])
+    first = [values[0] for values in choices]
+    jobs = [first]
+    for i, values in enumerate(choices):
+        jobs += [first[:i] + [value] + first[i + 1:] for value in values[1:]]
+    return jobs
+
+
+class CheckSweep(Callback):
+    def on_multirun_start(self, config, **kwargs) -> None:
+        sweeper = str(config.hydra.sweeper.get("_target_", ""))
+        if not sweeper.endswith("BasicSweeper"):
+            return  # other sweepers choose their jobs as they go
+        params = dict(config.hydra.sweeper.get("params") or {})
+        jobs = sweep_jobs(list(config.hydra.overrides.task), params)
+        for overrides in jobs:
+            try:
+                builder.plan(configs.compose(*overrides, config_name=config.hydra.job.config_name))
+            except AudiationError as error:
+                print(f"audiation: error: in the job {' '.join(overrides)}: {error}", file=sys.stderr)
+                sys.exit(2)
+        log.info("checked %d job configs covering every value of the sweep", len(jobs))
+
+
+class Gallery(Callback):
+    def on_multirun_end(self, config, **kwargs) -> None:
+        try:
+            print(f"audiation: gallery in {page.write_gallery(Path(config.hydra.sweep.dir))}")
+        except Exception as error:  # noqa: BLE001 - the results are safe on disk; a missing page must not fail
+            log.warning("warning: no gallery written: %s", error)

@@ -1,0 +1,384 @@
+"""Jobs: what a command does with a folder, below the command lines and above the core.
+
+`AudiationJob` (for `python -m audiation.run`) checks everything before any work, takes the folder's
+lock, then audiates its targets batch by batch; each batch's files are written by a background thread
+while the next batch optimises, and the job's metrics, history, loss curve and W&B run come at the end.
+`examples_job` (for `python -m audiation.examples`) writes the top natural examples of units.
+
+A rerun into the same folder skips targets that are complete with the same settings, refuses (before any
+work) targets made with other settings unless `redo=true`, and keeps the earlier runs' timing and loss
+histories.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from audiation import builder, data, outputs, quality, results, tracking
+from audiation.activations import STATS, ActivationCache, Example, clip_around, open_cache, top_examples
+from audiation.errors import AudiationError
+from audiation.model import load_config, load_encoder, num_units, parse_layer
+from audiation.objectives import Target
+from audiation.runtime import configure
+from audiation.trainer import Result, audiate, fastest_batch
+
+log = logging.getLogger(__name__)
+
+# Config keys that shape a target's result; the rest (device, logging, batch size, quality) do not.
+RESULT_KEYS = ("model", "objective", "parameterization", "augmentation", "optimizer", "steps", "seed",
+               "regularizer", "precision")
+
+
+class FolderLock:
+    """An exclusive lock on a job folder: a second run into it stops at once. The operating system drops
+    the lock when the process ends, however it ends, so a crashed run never leaves it stuck."""
+
+    def __init__(self, folder: Path):
+        self.path = Path(folder) / ".audiation.lock"
+        self.handle = None
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.handle.close()
+            raise AudiationError(f"{self.path.parent} is in use by another run; wait for it or choose another "
+                                 "folder") from None
+        return self
+
+    def __exit__(self, *_exc):
+        self.handle.close()
+        return False
+
+
+def result_settings(cfg: DictConfig) -> dict:
+    """Everything that shapes a target's result, flattened to dotted keys (`optimizer.lr`)."""
+    values = OmegaConf.to_container(OmegaConf.masked_copy(cfg, list(RESULT_KEYS)), resolve=True)
+    for key in ("unit", "direction"):  # which target a row is, not how it is made
+        values["objective"].pop(key, None)
+    flat = {}
+
+    def walk(prefix, node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        else:
+            flat[prefix] = node
+
+    walk("", values)
+    return flat
+
+
+def target_settings(settings: dict, target: Target) -> dict:
+    if target.vector is None:
+        return settings
+    return {**settings, "objective.direction": hashlib.sha256(target.vector.tobytes()).hexdigest()[:16]}
+
+
+class AudiationJob:
+    """One audiation job in one folder: `with AudiationJob(cfg, folder) as job: job.run()`.
+
+    Entering checks the config (reading only the model's config file), takes the folder's lock and
+    decides which targets to audiate; any problem is an AudiationError before anything is written."""
+
+    def __init__(self, cfg: DictConfig, job_dir: Path, group: str | None = None):
+        self.cfg, self.job_dir, self.group = cfg, Path(job_dir), group
+        self.plan = builder.plan(cfg)
+        self.settings = result_settings(cfg)
+        self.lock = FolderLock(self.job_dir)
+
+    def __enter__(self):
+        self.lock.__enter__()
+        try:
+            self.todo = self._todo()
+        except BaseException:
+            self.lock.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        return self.lock.__exit__(*exc)
+
+    def _todo(self) -> list[Target]:
+        """The targets to audiate now; refuses targets that are complete with other settings."""
+        todo, differing = [], {}
+        for target in self.plan.targets:
+            record = results.read_record(self.job_dir, target.name)
+            if record is None:
+                todo.append(target)
+                continue
+            changed = results.settings_difference(record.get("settings") or {}, target_settings(self.settings, target))
+            if changed:
+                differing[target.name] = (changed, record.get("settings") or {})
+                if self.cfg.redo:
+                    todo.append(target)
+        if differing and not self.cfg.redo:
+            (name, (keys, old)), *_ = differing.items()
+            new = target_settings(self.settings, next(t for t in self.plan.targets if t.name == name))
+            shown = ", ".join(f"{k}: {old.get(k)} -> {new.get(k)}" for k in keys[:4]) + (" ..." if len(keys) > 4 else "")
+            raise AudiationError(f"{len(differing)} target(s) in {self.job_dir} were made with other settings "
+                                 f"({shown}); use a new folder, or redo=true to audiate them again")
+        done = len(self.plan.targets) - len(todo)
+        if done:
+            log.info("%d of %d targets already complete in %s; audiating the other %d", done, len(self.plan.targets),
+                     self.job_dir, len(todo))
+        return todo
+
+    @property
+    def name(self) -> str:
+        """`L8-U42-channel` for one target, `L8-U0..L8-U63-channel` for several."""
+        return batch_name(self.plan.targets)
+
+    def run(self) -> dict:
+        cfg, plan = self.cfg, self.plan
+        started = time.perf_counter()
+        configure(plan.device, builder.threads(cfg.threads), cfg.tf32)
+        previous = (results.read_metrics(self.job_dir) or {}).get("run", {})
+        histories = {name: h for name, h in results.read_history(self.job_dir).items()
+                     if name in {t.name for t in plan.targets}}
+        loop_seconds, target_steps, stopped, fresh = 0.0, 0, None, {}
+        tracker = tracking.Tracker()
+        if self.todo:
+            tracker = tracking.start(cfg.logger, job_dir=self.job_dir, name=self.name, group=self.group,
+                                     job_type=plan.objective, tags=[plan.labels["model"], plan.labels["parameterization"]],
+                                     config=self._tracker_config(), sample_rate=plan.geometry.sample_rate)
+        with tracker, outputs.Writer() as writer:
+            try:
+                for result, batch, records in self._batches(tracker, writer):
+                    loop_seconds += result.seconds
+                    target_steps += result.steps * len(batch)
+                    fresh.update({r["name"]: r for r in records})
+                    histories.update({t.name: {k: v[:, i] for k, v in result.history.items()}
+                                      for i, t in enumerate(batch)})
+                    if result.stopped:
+                        stopped = result.stopped
+                        break
+            except KeyboardInterrupt:  # between batches (quality numbers, files): what is finished is kept
+                stopped = "interrupted"
+            writer.flush()
+            records = [fresh.get(t.name) or results.read_record(self.job_dir, t.name) for t in plan.targets]
+            records = [r for r in records if r is not None]
+            metrics = self._metrics(records, previous, loop_seconds, target_steps, len(fresh), stopped,
+                                    time.perf_counter() - started)
+            results.write_metrics(self.job_dir, metrics)
+            if histories:
+                joined = results.write_history(self.job_dir, histories)
+                outputs.write_loss_curve(self.job_dir / "loss_curve.png", joined, self.name)
+            tracker.log_targets([results.table_row(self.job_dir, r) for r in records])
+            if stopped == "interrupted":
+                raise KeyboardInterrupt
+            if stopped:
+                raise AudiationError(f"job {self.name}: {stopped}; the last finite signal was saved in "
+                                     f"{self.job_dir / 'targets'}")
+        return metrics
+
+    def _tracker_config(self) -> dict:
+        cfg, plan = self.cfg, self.plan
+        flat = {"layer": plan.layer.label, "unit": OmegaConf.to_container(cfg.objective).get("unit"),
+                **plan.labels, "steps": plan.settings.steps, "lr": cfg.optimizer.lr,
+                "seconds": cfg.parameterization.seconds, "seed": cfg.seed, "targets": len(plan.targets)}
+        return {**flat, "config": OmegaConf.to_container(cfg, resolve=True)}
+
+    def _batches(self, tracker: tracking.Tracker, writer: outputs.Writer):
+        """Audiate the targets to do, batch by batch: yields (result, targets, records); each batch's files
+        are queued on the writer before the next batch starts."""
+        cfg, plan = self.cfg, self.plan
+        encoder = load_encoder(plan.spec, plan.device, cfg.compile)
+        stats = None
+        if cfg.quality.data:
+            stats = open_cache(plan.spec, plan.layer, load_config(plan.spec), cfg.quality.data, cfg.quality.cache_dir,
+                               plan.device).stats
+        settings = quality.QualitySettings(int(cfg.quality.draws), int(cfg.seed), stats)
+        size = plan.batch_size
+        if size == "auto":
+            size = fastest_batch(encoder, plan.layer, plan.geometry.num_samples, len(self.todo), plan.device,
+                                 plan.settings.precision)
+            log.info("batch_size=auto chose %d", size)
+        chunks = [self.todo[i:i + size] for i in range(0, len(self.todo), size)]
+        for number, targets in enumerate(chunks, 1):
+            batch = builder.build_batch(cfg, plan, targets)
+            offset, names = tracker.step, batch.names
+
+            def on_log(first_step, terms, current_signal, offset=offset, names=names):
+                tracker.log_steps(offset + first_step, terms, names)
+                last_step = first_step + len(terms["loss"])
+                if last_step < plan.settings.steps and tracker.wants_media(last_step):  # the end is logged below
+                    tracker.log_media(offset + last_step, list(zip(names, current_signal())))
+
+            label = f"{batch_name(targets)} [{number}/{len(chunks)}]"
+            result = audiate(encoder, plan.layer, batch, plan.settings, on_log, label)
+            tracker.step = offset + result.steps
+            tracker.log_media(tracker.step, list(zip(names, result.signal)))
+            scores = quality.measure(encoder, plan.layer, batch, result.signal, result.final, plan.geometry,
+                                     plan.frame, settings)
+            records = [self._record(result, i, t, scores[i]) for i, t in enumerate(targets)]
+            self._write_files(result, records, writer)
+            yield result, targets, records
+
+    def _record(self, result: Result, row: int, target: Target, scores: dict) -> dict:
+        plan = self.plan
+        stalled = bool(result.stalled is not None and result.stalled[row])
+        return {
+            "name": target.name, "layer": target.layer.label, "unit": target.unit,
+            "direction_index": None if target.vector is None else target.key,
+            "objective": target.objective, "frame": plan.frame,
+            "initial_activation": float(result.initial["activation"][row]),
+            "final_activation": float(result.final["activation"][row]),
+            "initial_terms": {k: float(v[row]) for k, v in result.initial.items()},
+            "final_terms": {k: float(v[row]) for k, v in result.final.items()},
+            "steps": result.steps, "stopped": result.stopped, "no_progress": stalled,
+            **plan.labels, **scores,
+            "settings": target_settings(self.settings, target),
+            "files": results.target_files(target.name),
+        }
+
+    def _write_files(self, result: Result, records: list[dict], writer: outputs.Writer) -> None:
+        """Queue one batch's files: spectrograms computed here for the whole batch on the device, the
+        encoding and writing on the writer's thread, each target's record last (it marks it complete)."""
+        plan, job_dir = self.plan, self.job_dir
+        rate = plan.geometry.sample_rate
+        signal = torch.from_numpy(result.signal).to(plan.device)
+        indices, hop = outputs.spectrogram_indices(signal, rate)
+        mark = None if plan.frame is None else plan.geometry.frame_centre_seconds(plan.frame)
+        stalled = [r["name"] for r in records if r["no_progress"]]
+        if stalled:
+            log.warning("warning: %d target(s) did not move at all (%s); the optimiser's state overflowed or "
+                        "the objective has no gradient: check the regularizer weights", len(stalled),
+                        ", ".join(stalled[:3]) + (" ..." if len(stalled) > 3 else ""))
+
+        def write(row: int, record: dict):
+            folder, files = results.target_folder(job_dir, record["name"]), record["files"]
+            outputs.write_wav(job_dir / files["wav"], result.signal[row], rate, "FLOAT")
+            outputs.write_wav(job_dir / files["wav_16bit"], result.signal[row], rate, "PCM_16")
+            outputs.write_bytes(job_dir / files["spectrogram"], outputs.spectrogram_png(
+                indices[row], hop, result.signal.shape[1], rate, record["name"], mark))
+            if result.stopped is None:  # only a finished target counts as complete when a job resumes
+                results.write_record(job_dir, record)
+            else:
+                (folder / results.RECORD).unlink(missing_ok=True)
+
+        for row, record in enumerate(records):
+            writer.submit(lambda row=row, record=record: write(row, record))
+
+    def _metrics(self, records, previous: dict, loop_seconds: float, target_steps: int, audiated: int,
+                 stopped: str | None, wall_seconds: float) -> dict:
+        plan = self.plan
+        loop_total = previous.get("loop_seconds", 0.0) + loop_seconds
+        steps_total = previous.get("target_steps", 0) + target_steps
+        run = {"name": self.name, "group": self.group, "layer": plan.layer.label, **plan.labels,
+               "device": plan.device, "seed": self.cfg.seed, "steps": plan.settings.steps,
+               "batch_size": plan.batch_size, "targets": len(plan.targets), "complete": sum(
+                   r.get("stopped") is None for r in records),
+               "audiated_now": audiated, "runs": previous.get("runs", 0) + 1,
+               "wall_seconds": previous.get("wall_seconds", 0.0) + wall_seconds, "loop_seconds": loop_total,
+               "target_steps": steps_total,
+               "target_steps_per_second": steps_total / loop_total if loop_total else None,
+               "steps_per_second": steps_total / max(len(records), 1) / loop_total if loop_total else None,
+               "stopped": stopped}
+        return {"run": run, "targets": records}
+
+
+def batch_name(targets: list[Target]) -> str:
+    first, last = targets[0].name, targets[-1].name
+    return first if len(targets) == 1 else f"{first.rsplit('-', 1)[0]}..{last}"
+
+
+def audiate_folder(cfg: DictConfig, job_dir: Path, group: str | None = None) -> dict:
+    """Run one audiation job into `job_dir` and return its metrics (the library call behind `audiation.run`)."""
+    with AudiationJob(cfg, job_dir, group) as job:
+        return job.run()
+
+
+# --- dataset examples --------------------------------------------------------------------------------------
+
+
+def examples_plan(cfg: DictConfig):
+    """Check an examples job's values, reading only the model's config file and listing the data."""
+    builder.number(cfg.top_k, "top_k", int)
+    builder.number(cfg.clip_seconds, "clip_seconds")
+    builder.number(cfg.min_gap_seconds, "min_gap_seconds", strict=False, finite=False)  # inf: one per file
+    builder.number(cfg.data.max_seconds, "data.max_seconds")
+    builder.threads(cfg.threads)
+    builder.check_logger(cfg.logger)
+    if OmegaConf.is_missing(cfg.data, "path") or cfg.data.path in (None, ""):
+        raise AudiationError("data.path is required: the folder of audio files to search (data.path=/path/to/audio)")
+    device = builder.resolve_device(cfg.device)
+    spec = builder.model_spec(cfg.model)
+    config = load_config(spec)
+    layer = parse_layer(cfg.model.layer, config)
+    units = builder.parse_units(cfg.units, num_units(layer, config), f"layer {layer.label}", name="units")
+    files = data.list_audio(cfg.data.path)
+    return spec, config, layer, units, files, device
+
+
+def write_examples_of_unit(job_dir: Path, cache: ActivationCache, unit: int, found: list[Example], label: str,
+                           clip_seconds: float, read) -> dict:
+    """One unit's clips, spectrograms and record (paths relative to the job folder)."""
+    name = f"{label}-U{unit}"
+    folder = job_dir / "examples" / name
+    records = []
+    for example in found:
+        signal = read(example.file)
+        clip = clip_around(signal, example.time_seconds, clip_seconds, cache.sample_rate)
+        start = round(example.time_seconds * cache.sample_rate) - len(clip) // 2
+        mark = example.time_seconds - start / cache.sample_rate
+        wav, png = folder / f"{example.rank}.wav", folder / f"{example.rank}.png"
+        with outputs.atomic(wav) as temporary:
+            sf.write(temporary, np.clip(clip, -1, 1), cache.sample_rate, subtype="PCM_16", format="WAV")
+        title = f"{name} #{example.rank}: {Path(example.file).name} at {example.time_seconds:.2f} s ({example.activation:.3g})"
+        outputs.write_spectrogram(png, clip, cache.sample_rate, title, mark)
+        records.append({"rank": example.rank, "file": example.file, "time_seconds": round(example.time_seconds, 4),
+                        "activation": example.activation, "clip": str(wav.relative_to(job_dir)),
+                        "spectrogram": str(png.relative_to(job_dir)), "text": data.transcript(example.file)})
+    stats = {key: float(cache.stats[key][unit]) for key in STATS}
+    return {"name": name, "layer": label, "unit": unit, "stats": stats, "examples": records}
+
+
+def examples_job(cfg: DictConfig, job_dir: Path, group: str | None = None) -> dict:
+    """The top natural examples of each unit into `job_dir` (the library call behind `audiation.examples`)."""
+    spec, config, layer, units, files, device = examples_plan(cfg)
+    configure(device, builder.threads(cfg.threads))
+    cache = ActivationCache.open(files, layer, config, spec.fingerprint(), spec.short_name, cfg.data.cache_dir,
+                                 lambda: load_encoder(spec, device), spec.sample_rate, cfg.data.max_seconds)
+    last: dict[str, np.ndarray] = {}
+
+    def read(file: str) -> np.ndarray:  # the same file often serves several units in a row
+        if file not in last:
+            last.clear()
+            last[file] = data.read_audio(file, spec.sample_rate)
+        return last[file]
+
+    found = []
+    for unit, values in cache.columns(units):
+        examples = top_examples(cache, unit, int(cfg.top_k), float(cfg.min_gap_seconds), values)
+        found.append(write_examples_of_unit(job_dir, cache, unit, examples, layer.label, float(cfg.clip_seconds), read))
+    gap = float(cfg.min_gap_seconds)
+    summary = {
+        "model": spec.short_name, "layer": layer.label, "data": str(Path(cfg.data.path).expanduser().resolve()),
+        "cache": str(cache.folder), "files": len(cache.files), "skipped": cache.skipped, "frames": cache.num_frames,
+        "audio_seconds": cache.meta["audio_seconds"], "sample_rate": spec.sample_rate, "top_k": int(cfg.top_k),
+        "clip_seconds": float(cfg.clip_seconds), "min_gap_seconds": gap if math.isfinite(gap) else None,  # JSON has no inf
+        "units": found,
+    }
+    outputs.write_json(job_dir / "examples.json", summary)
+    rows = [{"unit": u["unit"], "rank": e["rank"], "audio": str(job_dir / e["clip"]),
+             "spectrogram": str(job_dir / e["spectrogram"]), "file": e["file"], "time": e["time_seconds"],
+             "activation": e["activation"], "text": e["text"]} for u in found for e in u["examples"]]
+    config_ = {"layer": layer.label, "units": OmegaConf.to_container(cfg).get("units"), "model": spec.short_name,
+               "data": summary["data"], "top_k": summary["top_k"], "config": OmegaConf.to_container(cfg, resolve=True)}
+    with tracking.start(cfg.logger, job_dir=job_dir, name=f"{layer.label}-examples", group=group, job_type="examples",
+                        tags=[spec.short_name, "examples"], config=config_, sample_rate=spec.sample_rate) as tracker:
+        tracker.log_examples(rows)
+    return summary

@@ -1,0 +1,52 @@
+"""Where the work runs and how it talks: the device, CPU threads, GPU matmul precision, and the console.
+
+`configure` is the one place threads and TF32 are set. `ConsoleHandler` is the logging handler Hydra's
+job logging uses (conf/shared.yaml): "audiation: <message>" lines on stderr, written through tqdm so a
+progress bar is never broken by them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import torch
+from tqdm.auto import tqdm
+
+from audiation.errors import AudiationError
+
+
+def resolve_device(device: str) -> str:
+    """`auto` = CUDA when available, else CPU; a CUDA device asked for on a machine without one is an error."""
+    device = str(device)
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise AudiationError(f"device={device} but no CUDA device is available (use device=auto or cpu)")
+    return device
+
+
+def configure(device: str, threads: int | None = None, tf32: bool = True) -> None:
+    """CPU threads are set on purpose: beside a busy process, more threads can be several times slower.
+    On GPUs, TF32 matmuls cost nothing that matters here and are much faster on Ampere and later; cuDNN's
+    autotuner picks the fastest conv algorithm per shape (the loop repeats one shape many times)."""
+    if device == "cpu" and threads:
+        torch.set_num_threads(threads)
+    if device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(tf32)
+        torch.backends.cudnn.benchmark = True
+
+
+def autocast(device: str | torch.device, precision: str):
+    """bfloat16 autocast for `precision="bf16"`, a no-op context for fp32."""
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+class ConsoleHandler(logging.Handler):
+    """One line per message on stderr, through `tqdm.write`, so a progress bar is redrawn below it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must never break the job
+            self.handleError(record)

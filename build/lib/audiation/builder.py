@@ -1,0 +1,290 @@
+"""The config boundary: a composed Hydra config in, checked values and plain objects out.
+
+Everything below this module (model, objectives, parameterizations, augmentations, trainer, quality)
+takes plain objects and never sees a config; the command lines (`run`, `examples`), the jobs and the
+benchmark build through here, so each option means the same thing everywhere.
+
+- `plan(cfg)` checks every value of an audiation job, reading only the model's config file (no
+  weights), and says what is wrong in one line (AudiationError);
+- `build_batch(cfg, plan, targets)` makes one batch's objects: random streams, signal, augmentation,
+  objective, optimizer;
+- `model_spec`, `parse_units`, `number`: the pieces other entry points share.
+
+Group options are called through their `_target_` with the node's plain values plus the live objects
+the callable asks for by name (`streams`, `sample_rate`, `geometry`, `unit`, ...). Hydra's `instantiate`
+would turn live objects (tensors, streams) into config nodes. A node's `name` is its label in target
+names and W&B, never passed on.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from hydra.utils import get_method
+from omegaconf import DictConfig, OmegaConf
+
+from audiation import objectives
+from audiation.errors import AudiationError
+from audiation.model import Layer, ModelSpec, frame_geometry, load_config, num_frames, num_units, parse_layer
+from audiation.objectives import Geometry, Objective, Target
+from audiation.randomness import Streams
+from audiation.runtime import resolve_device
+from audiation.trainer import Batch, LoopSettings
+
+LOGGER_MODES = ("auto", "online", "offline", "disabled")
+
+
+def number(value, name: str, kind=float, minimum: float = 0.0, strict: bool = True):
+    """`value` as a `kind` (int or float) above `minimum` (or at it, when not strict), else one line."""
+    if isinstance(value, bool):
+        raise AudiationError(f"{name}={value} must be a number")
+    try:
+        number_ = float(value)
+    except (TypeError, ValueError):
+        raise AudiationError(f"{name}={value} must be a number") from None
+    if math.isnan(number_):
+        raise AudiationError(f"{name}={value} must be a number")
+    if kind is int:
+        if not number_.is_integer():
+            raise AudiationError(f"{name}={value} must be a whole number")
+        number_ = int(number_)
+    if number_ < minimum or (strict and number_ == minimum):
+        raise AudiationError(f"{name}={value} must be {'>' if strict else '>='} {minimum:g}")
+    return number_
+
+
+def construct(node: DictConfig, *args, **live):
+    """Call `node._target_` with the node's values (minus its `name` label) plus those of `live` that
+    the callable's signature names."""
+    values = OmegaConf.to_container(node, resolve=True)
+    values.pop("name", None)
+    target = get_method(values.pop("_target_"))
+    try:
+        parameters = inspect.signature(target).parameters
+    except (TypeError, ValueError):  # builtins without a signature: give them everything
+        parameters = live
+    return target(*args, **values, **{k: v for k, v in live.items() if k in parameters})
+
+
+def model_spec(model_cfg: DictConfig) -> ModelSpec:
+    """The `model` group minus `layer` (the layer is the target's, not the model's)."""
+    values = OmegaConf.to_container(model_cfg, resolve=True)
+    values.pop("layer", None)
+    return ModelSpec(name=str(values["name"]), random_init=bool(values.get("random_init", False)),
+                     architecture=values.get("architecture", "wav2vec2"), config=values.get("config") or {},
+                     init_seed=int(values.get("init_seed", 0)), normalize=bool(values.get("normalize", True)),
+                     sample_rate=int(values.get("sample_rate", 16000)))
+
+
+def threads(value) -> int | None:
+    return None if value == "auto" else number(value, "threads", int)
+
+
+# --- targets ---------------------------------------------------------------------------------------------
+
+
+def parse_units(spec, count: int, where: str, name: str = "objective.unit") -> list[int]:
+    """Units as a list: an int, a list of ints, "a:b[:step]" or "all". Out of range (a range past the end
+    included) and repeated units are errors."""
+    valid = f"valid: 0..{count - 1}"
+    if isinstance(spec, str) and spec.strip() == "all":
+        return list(range(count))
+    if isinstance(spec, str) and re.fullmatch(r"\s*\d*\s*:\s*\d*\s*(:\s*\d+\s*)?", spec):
+        start, stop, *step = (int(p) if p.strip() else None for p in spec.split(":"))
+        if (stop or 0) > count or (start or 0) >= count:
+            raise AudiationError(f"{name}={spec} runs past the last unit of {where} ({valid})")
+        units = list(range(count))[slice(start, stop, *step)]
+        if not units:
+            raise AudiationError(f"{name}={spec} selects no units of {where} ({valid})")
+        return units
+    values = [spec] if isinstance(spec, (str, int, float)) else list(spec)
+    units = []
+    for value in values:
+        text = str(value).strip()
+        if not re.fullmatch(r"-?\d+", text):
+            raise AudiationError(f"{name}={value} is not a unit index ({valid})")
+        unit = int(text)
+        if not 0 <= unit < count:
+            raise AudiationError(f"{name}={unit} is out of range for {where} ({valid})")
+        if unit in units:
+            raise AudiationError(f"{name} names unit {unit} twice: each target once")
+        units.append(unit)
+    return units
+
+
+def parse_directions(spec, count: int) -> np.ndarray:
+    """`objective.direction`: a .npy path (one vector or a stack of them) or an inline list."""
+    if isinstance(spec, str):
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise AudiationError(f"objective.direction={spec}: no such .npy file")
+        try:
+            vectors = np.load(path)
+        except (OSError, ValueError) as error:
+            raise AudiationError(f"objective.direction={spec} could not be read: {error}") from None
+    else:
+        try:
+            vectors = np.asarray(list(spec), dtype=np.float32)
+        except (TypeError, ValueError):
+            raise AudiationError("objective.direction must be a .npy path or a list of numbers") from None
+    vectors = np.atleast_2d(vectors).astype(np.float32)
+    if vectors.ndim != 2 or vectors.shape[1] != count:
+        raise AudiationError(f"objective.direction has shape {vectors.shape}; expected ({count},) or (k, {count})")
+    if not np.all(np.isfinite(vectors)) or not np.all(np.linalg.norm(vectors, axis=1) > 0):
+        raise AudiationError("objective.direction contains a zero or non-finite vector")
+    return vectors
+
+
+def expand_targets(objective_cfg: DictConfig, layer: Layer, count: int) -> list[Target]:
+    """The rows of a job: one per unit, per direction, or the one whole-layer target."""
+    label = str(objective_cfg.name)
+    if "unit" in objective_cfg:
+        units = parse_units(objective_cfg.unit, count, f"layer {layer.label}")
+        return [Target(label, layer, key=u, unit=u) for u in units]
+    if "direction" in objective_cfg:
+        if OmegaConf.is_missing(objective_cfg, "direction"):
+            raise AudiationError("objective.direction is required: a .npy path or an inline list")
+        vectors = parse_directions(objective_cfg.direction, count)
+        return [Target(label, layer, key=i, vector=v) for i, v in enumerate(vectors)]
+    return [Target(label, layer, key=0)]
+
+
+# --- the job plan ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """A checked audiation job: everything decided before the model's weights are loaded."""
+
+    spec: ModelSpec
+    layer: Layer
+    targets: list[Target]
+    geometry: Geometry
+    frame: int | None  # the target frame of unit audiation, else None
+    device: str
+    batch_size: int | str  # "auto": chosen once the model is loaded
+    settings: LoopSettings
+    labels: dict = field(default_factory=dict)  # what runs are filtered and compared by
+
+    @property
+    def objective(self) -> str:
+        return self.targets[0].objective
+
+
+def labels(cfg: DictConfig) -> dict:
+    """The options a user filters and compares runs by, from the options' own `name` labels."""
+    return {"model": model_spec(cfg.model).short_name, "objective": str(cfg.objective.name),
+            "parameterization": str(cfg.parameterization.name), "augmentation": str(cfg.augmentation.name)}
+
+
+def plan(cfg: DictConfig) -> Plan:
+    """Check every user-facing value, reading only the model's config file. Raises AudiationError."""
+    steps = number(cfg.steps, "steps", int)
+    settings = LoopSettings(steps=steps, log_every=number(cfg.log_every, "log_every", int),
+                            precision=str(cfg.precision))
+    seconds = number(cfg.parameterization.seconds, "parameterization.seconds")
+    number(cfg.optimizer.lr, "optimizer.lr")
+    for key, value in cfg.regularizer.items():
+        number(value, f"regularizer.{key}", minimum=-math.inf)
+    for key in ("max_shift_ms", "stretch", "gain_db"):
+        if key in cfg.augmentation:
+            number(cfg.augmentation[key], f"augmentation.{key}", strict=False)
+    if cfg.augmentation.get("stretch", 0) >= 1:
+        raise AudiationError(f"augmentation.stretch={cfg.augmentation.stretch} must be < 1")
+    batch_size = "auto" if cfg.batch_size == "auto" else number(cfg.batch_size, "batch_size", int)
+    if cfg.precision not in ("fp32", "bf16"):
+        raise AudiationError(f"precision={cfg.precision} is not one of fp32, bf16")
+    number(cfg.quality.draws, "quality.draws", int, strict=False)
+    if cfg.quality.data and not Path(cfg.quality.data).expanduser().is_dir():
+        raise AudiationError(f"quality.data={cfg.quality.data} is not a folder")
+    check_logger(cfg.logger)
+    threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    spec = model_spec(cfg.model)
+    config = load_config(spec)
+    layer = parse_layer(cfg.model.layer, config)
+    samples = round(seconds * spec.sample_rate)
+    check_memory(samples, config, 1 if batch_size == "auto" else batch_size, device, seconds)
+    hop, receptive = frame_geometry(layer, config)
+    geometry = Geometry(samples, num_frames(layer, config, samples), num_units(layer, config), hop, receptive,
+                        spec.sample_rate)
+    targets = expand_targets(cfg.objective, layer, geometry.num_units)
+    frame = None
+    if "frame" in cfg.objective:
+        frame = geometry.middle_frame() if cfg.objective.frame is None else int(cfg.objective.frame)
+        if not 0 <= frame < geometry.num_frames:
+            raise AudiationError(f"objective.frame={frame} is out of range ({seconds:g} s at layer "
+                                 f"{layer.label} has frames 0..{geometry.num_frames - 1})")
+    return Plan(spec, layer, targets, geometry, frame, device, batch_size, settings, labels(cfg))
+
+
+def check_logger(logger_cfg) -> None:
+    if logger_cfg is not None and logger_cfg.get("enabled", False) and logger_cfg.mode not in LOGGER_MODES:
+        raise AudiationError(f"logger.mode={logger_cfg.mode} is not one of {', '.join(LOGGER_MODES)}")
+
+
+# Peak bytes of a forward+backward per input sample and first-conv channel: measured 3.9 GB for 64 x 1 s
+# of wav2vec2-base at layer 12 on a GPU, i.e. ~2.4 KB per sample, ~4.7 per sample and channel; rounded up.
+BYTES_PER_SAMPLE_AND_CHANNEL = 6
+
+
+def check_memory(samples: int, config, batch: int, device: str, seconds: float) -> None:
+    """Refuse, before allocating, a signal whose forward+backward cannot fit in this machine's memory."""
+    need = BYTES_PER_SAMPLE_AND_CHANNEL * config.conv_dim[0] * samples * batch
+    if device.startswith("cuda"):
+        available, _total = torch.cuda.mem_get_info(torch.device(device))
+        where = "GPU memory"
+    else:
+        try:
+            with open("/proc/meminfo") as meminfo:
+                available = next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable"))
+        except (OSError, StopIteration):
+            return
+        where = "memory"
+    if need > available:
+        fits = seconds * available / need
+        raise AudiationError(f"parameterization.seconds={seconds:g} x batch {batch} needs about {need / 2**30:.0f} GiB; "
+                             f"{available / 2**30:.0f} GiB of {where} is free (about {fits:.0f} s fits)")
+
+
+# --- one batch's objects ---------------------------------------------------------------------------------
+
+
+def build_objective(cfg: DictConfig, plan_: Plan, targets: list[Target]) -> Objective:
+    """The target's objective minus the regularisers, its index tensors made on the device once."""
+    device, geometry = plan_.device, plan_.geometry
+    live = {"geometry": geometry}
+    if targets[0].unit is not None:
+        live["unit"] = torch.tensor([t.unit for t in targets], device=device)
+    elif targets[0].vector is not None:
+        live["direction"] = torch.from_numpy(np.stack([t.vector for t in targets])).to(device)
+    node = OmegaConf.masked_copy(cfg.objective, [k for k in cfg.objective if k not in ("unit", "direction")])
+    if plan_.frame is not None:
+        node.frame = plan_.frame
+    objective = construct(node, **live)
+    regularizer = cfg.regularizer
+    if regularizer.power:
+        objective = objective - regularizer.power * objectives.power()
+    if regularizer.high_frequency:
+        objective = objective - regularizer.high_frequency * objectives.high_frequency(
+            geometry, regularizer.cutoff_hz, device)
+    return objective
+
+
+def build_augment(cfg: DictConfig, plan_: Plan):
+    return construct(cfg.augmentation, sample_rate=plan_.geometry.sample_rate).to(plan_.device)
+
+
+def build_batch(cfg: DictConfig, plan_: Plan, targets: list[Target]) -> Batch:
+    """Everything one batch of targets needs in the loop, one row per target."""
+    streams = Streams(cfg.seed, [t.key for t in targets], plan_.device)
+    parameterization = construct(cfg.parameterization, streams=streams, sample_rate=plan_.geometry.sample_rate)
+    optimizer = construct(cfg.optimizer, parameterization.parameters())
+    return Batch(targets, streams, parameterization, build_augment(cfg, plan_), build_objective(cfg, plan_, targets),
+                 optimizer)

@@ -1,0 +1,115 @@
+"""Natural audio in: find the audio files of a folder and read them as the model hears them.
+
+    files = list_audio("/data/LibriSpeech/dev-clean")      # recursive, sorted; .wav .flac .ogg, any case
+    signal = read_audio(files[0], 16000)                    # float32, mono, resampled with soxr
+
+A file that cannot be read is reported on stderr by name (`audiation: warning: skipped <path>: <reason>`)
+by `warn_skipped`, and the caller goes on with the others. A missing folder, or one without audio files,
+is an AudiationError with one line.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from audiation.errors import AudiationError
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+class UnreadableAudio(Exception):
+    """One file could not be decoded (corrupt, empty, not audio): skip it and go on."""
+
+
+def list_audio(path: str | Path, name: str = "data.path") -> list[Path]:
+    """Every audio file under `path` (recursively, following symlinked folders once), as sorted absolute
+    paths. `path` may also be a single audio file. Raises AudiationError when there is nothing to read."""
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise AudiationError(f"{name}={path}: no such folder")
+    root = root.resolve()
+    if root.is_file():
+        if root.suffix.lower() not in AUDIO_SUFFIXES:
+            raise AudiationError(f"{name}={path} is not an audio file ({', '.join(AUDIO_SUFFIXES)})")
+        return [root]
+    files, seen = [], set()
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a symlink loop: each real folder is walked once
+            subfolders[:] = []
+            continue
+        seen.add(real)
+        subfolders.sort()
+        files += [Path(folder) / n for n in names if Path(n).suffix.lower() in AUDIO_SUFFIXES]
+    if not files:
+        raise AudiationError(f"{name}={path} contains no audio files ({', '.join(AUDIO_SUFFIXES)}, searched "
+                             "recursively)")
+    return sorted(files)
+
+
+def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
+    """The file as float32 mono at `sample_rate`: channels averaged, resampled with soxr (high quality).
+
+    Raises UnreadableAudio with the reason when the file cannot be decoded or holds no samples."""
+    try:
+        signal, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as error:  # noqa: BLE001 - libsndfile reports corrupt data in several ways
+        raise UnreadableAudio(_reason(error)) from None
+    if signal.size == 0:
+        raise UnreadableAudio("no audio samples")
+    mono = signal.mean(axis=1) if signal.shape[1] > 1 else signal[:, 0]
+    if not np.isfinite(mono).all():
+        raise UnreadableAudio("non-finite samples")
+    if rate != sample_rate:
+        import soxr
+
+        mono = soxr.resample(mono, rate, sample_rate, quality="HQ")
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def _reason(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return (text[-1] if text else type(error).__name__).strip()
+
+
+def warn_skipped(path, reason: str) -> None:
+    print(f"audiation: warning: skipped {path}: {reason}", file=sys.stderr)
+
+
+@functools.lru_cache(maxsize=256)
+def _transcripts(folder: Path) -> dict[str, str]:
+    """{file name or stem: text} from the folder's `metadata.tsv` (columns `file` and `text`) and any
+    LibriSpeech `*.trans.txt` (`<utterance id> <text>` per line)."""
+    texts: dict[str, str] = {}
+    tsv = folder / "metadata.tsv"
+    try:
+        if tsv.is_file():
+            with tsv.open(newline="", encoding="utf-8") as handle:
+                for row in csv.DictReader(handle, delimiter="\t"):
+                    if row.get("file") and row.get("text") is not None:
+                        texts[row["file"].strip()] = row["text"].strip()
+        for trans in sorted(folder.glob("*.trans.txt")):
+            for line in trans.read_text(encoding="utf-8").splitlines():
+                utterance, _, text = line.strip().partition(" ")
+                if utterance:
+                    texts.setdefault(utterance, text.strip())
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return texts
+    return texts
+
+
+def transcript(path: str | Path) -> str | None:
+    """The text a metadata.tsv or LibriSpeech .trans.txt next to the file gives for it, else None."""
+    path = Path(path)
+    texts = _transcripts(path.parent)
+    for key in (path.name, path.stem):
+        if key in texts:
+            return texts[key]
+    return None

@@ -1,0 +1,191 @@
+"""Objectives: what an audiation maximises, as small composable objects (after Lucid's optvis).
+
+An `Objective` maps a layer's activations (batch, frames, units) and the signal (batch, samples) to one
+score per row, to be MAXIMISED. Objectives combine linearly: `unit + 0.5 * power - silence`. Each keeps
+its named terms so their values can be logged apart; the term called "activation" is the target's.
+
+A batch of targets is one batch of signals, one row each, and rows never mix: every score is per row.
+The objective factories take plain tensors and numbers; `builder` makes them from the config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from audiation.model import Layer
+
+Term = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class Objective:
+    def __init__(self, name: str, term: Term):
+        self.terms: list[tuple[float, str, Term]] = [(1.0, name, term)]
+
+    @classmethod
+    def _of(cls, terms):
+        objective = cls.__new__(cls)
+        objective.terms = terms
+        return objective
+
+    def __call__(self, activations: torch.Tensor, signal: torch.Tensor):
+        """(total score per row, {term name: unweighted value per row})."""
+        values = {name: term(activations, signal) for _, name, term in self.terms}
+        total = sum(weight * values[name] for weight, name, _ in self.terms)
+        return total, values
+
+    def __add__(self, other: Objective) -> Objective:
+        return Objective._of(self.terms + other.terms)
+
+    def __mul__(self, weight: float) -> Objective:
+        return Objective._of([(weight * w, name, term) for w, name, term in self.terms])
+
+    __rmul__ = __mul__
+
+    def __neg__(self) -> Objective:
+        return self * -1.0
+
+    def __sub__(self, other: Objective) -> Objective:
+        return self + (-other)
+
+    def __repr__(self) -> str:
+        return " + ".join(f"{w:g}*{name}" for w, name, _ in self.terms)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """What an objective needs to know about the signal and the layer's frames."""
+
+    num_samples: int
+    num_frames: int
+    num_units: int
+    hop: int  # samples between frames
+    field: int  # samples one conv frame sees
+    sample_rate: int
+
+    def middle_frame(self) -> int:
+        return self.num_frames // 2
+
+    def frame_samples(self, frame: int, margin_ms: float = 0.0) -> tuple[int, int]:
+        """(start, stop) of the input samples `frame` sees, widened by `margin_ms` on each side."""
+        margin = int(margin_ms * self.sample_rate / 1000)
+        start = frame * self.hop
+        return max(start - margin, 0), min(start + self.field + margin, self.num_samples)
+
+    def frame_centre_seconds(self, frame: int) -> float:
+        return (frame * self.hop + self.field / 2) / self.sample_rate
+
+
+# --- target activations -----------------------------------------------------------------------------
+
+
+def unit(
+    geometry: Geometry,
+    unit: torch.Tensor,
+    frame: int | None = None,
+    neighbours: float = 0.5,
+    silence: float = 1.0,
+    silence_margin_ms: float = 25.0,
+) -> Objective:
+    """One unit at one frame (default: the middle one), its neighbours at that frame discouraged, and
+    silence encouraged away from the samples that frame sees: the seed's unit audiation."""
+    frame = geometry.middle_frame() if frame is None else frame
+    rows = torch.arange(len(unit), device=unit.device)
+
+    def target(acts, _signal):
+        return acts[rows, frame, unit]
+
+    def neighbour_level(acts, _signal):
+        at_frame = acts[:, frame, :].abs()
+        others = at_frame.sum(dim=1) - at_frame[rows, unit]
+        return others / (acts.shape[2] - 1)
+
+    objective = Objective("activation", target) - neighbours * Objective("neighbours", neighbour_level)
+    if silence:
+        objective = objective - silence * silence_outside(geometry, frame, silence_margin_ms, unit.device)
+    return objective
+
+
+def channel(unit: torch.Tensor) -> Objective:
+    """One unit over every frame."""
+
+    def target(acts, _signal):
+        return acts.gather(2, unit.view(-1, 1, 1).expand(-1, acts.shape[1], 1)).squeeze(2).mean(dim=1)
+
+    return Objective("activation", target)
+
+
+def layer() -> Objective:
+    """Deep dream: the mean square activation of the whole layer."""
+    return Objective("activation", lambda acts, _signal: acts.pow(2).mean(dim=(1, 2)))
+
+
+def direction(direction: torch.Tensor) -> Objective:
+    """The projection of every frame on a unit-length vector of the layer's space, averaged."""
+    unit_vectors = direction / direction.norm(dim=1, keepdim=True)
+
+    def target(acts, _signal):
+        return torch.einsum("btc,bc->bt", acts, unit_vectors.to(acts.dtype)).mean(dim=1)
+
+    return Objective("activation", target)
+
+
+# --- regularisers (terms to subtract) ---------------------------------------------------------------
+
+
+def power() -> Objective:
+    """Mean square of the signal: keeps its level from drifting (the model normalises its input)."""
+    return Objective("power", lambda _acts, signal: signal.pow(2).mean(dim=1))
+
+
+def high_frequency(geometry: Geometry, cutoff_hz: float, device="cpu") -> Objective:
+    """Share of the signal's spectral energy above `cutoff_hz`: penalises hiss."""
+    frequencies = torch.fft.rfftfreq(geometry.num_samples, d=1.0 / geometry.sample_rate, device=device)
+    above = (frequencies > cutoff_hz).float()
+
+    def share(_acts, signal):
+        energy = torch.fft.rfft(signal).abs().pow(2)
+        return (energy * above).sum(dim=1) / (energy.sum(dim=1) + 1e-12)
+
+    return Objective("high_frequency", share)
+
+
+def silence_outside(geometry: Geometry, frame: int, margin_ms: float, device="cpu") -> Objective:
+    """Share of the signal's energy outside the samples `frame` sees (plus a margin each side)."""
+    start, stop = geometry.frame_samples(frame, margin_ms)
+    outside = torch.ones(geometry.num_samples, device=device)
+    outside[start:stop] = 0
+
+    def share(_acts, signal):
+        energy = signal.pow(2)
+        return (energy * outside).sum(dim=1) / (energy.sum(dim=1) + 1e-12)
+
+    return Objective("silence", share)
+
+
+# --- targets -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """One row of an audiation: what it maximises, and the key that seeds its random stream.
+
+    `objective` is the objective's label (the config option's `name`, never a Python name), so target
+    names, and with them resumed folders, survive any renaming in the code."""
+
+    objective: str
+    layer: Layer
+    key: int
+    unit: int | None = None
+    vector: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        if self.unit is not None:
+            return f"{self.layer.label}-U{self.unit}-{self.objective}"
+        if self.vector is not None:
+            return f"{self.layer.label}-D{self.key}-{self.objective}"
+        return f"{self.layer.label}-{self.objective}"

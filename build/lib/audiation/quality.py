@@ -1,0 +1,73 @@
+"""Quality measures of finished audiations, against the same model, layer and unit.
+
+- `activation_ratio`, `activation_ratio_p99`: the final activation over the unit's maximum (and 99th
+  percentile) on a dataset of natural speech: above 1 means the audiation drives the unit further
+  than any natural input did. Needs dataset statistics (`quality.data=`).
+- `selectivity` (unit objective): the target activation over the mean |activation| of the other units
+  at that frame.
+- `silence_ratio_db` (unit objective): mean power of the signal away from the target frame relative to
+  near it, in dB (lower is quieter elsewhere).
+- `robust_activation`: the target activation under fresh augmentations never used in optimisation,
+  averaged over `draws` draws: what survives small shifts and noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from audiation.model import Encoder, Layer
+from audiation.objectives import Geometry
+from audiation.randomness import Streams
+from audiation.trainer import Batch
+
+FRESH_STREAM = 1_000_003  # offsets the seed so robustness draws never repeat the optimisation's draws
+
+
+@dataclass(frozen=True)
+class QualitySettings:
+    draws: int = 4  # fresh augmentation draws for robust_activation (0: not measured)
+    seed: int = 0
+    unit_stats: dict[str, np.ndarray] | None = None  # per-unit "max" and "p99" over natural audio
+
+
+def silence_ratio_db(signal: np.ndarray, geometry: Geometry, frame: int) -> np.ndarray:
+    """Per row: 10 log10(mean power outside the frame's samples / mean power inside them)."""
+    start, stop = geometry.frame_samples(frame)
+    inside = np.zeros(signal.shape[1], dtype=bool)
+    inside[start:stop] = True
+    power = signal.astype(np.float64) ** 2
+    return 10 * np.log10((power[:, ~inside].mean(axis=1) + 1e-20) / (power[:, inside].mean(axis=1) + 1e-20))
+
+
+@torch.no_grad()
+def robust_activation(encoder: Encoder, layer: Layer, batch: Batch, signal: torch.Tensor, seed: int,
+                      draws: int) -> np.ndarray:
+    streams = Streams(seed + FRESH_STREAM, [t.key for t in batch.targets], signal.device)
+    total = torch.zeros(len(batch.targets), device=signal.device)
+    for _ in range(draws):
+        _, terms = batch.objective(encoder(batch.augment(signal, streams), layer).float(), signal)
+        total += terms["activation"]
+    return (total / draws).cpu().numpy()
+
+
+def measure(encoder: Encoder, layer: Layer, batch: Batch, signal: np.ndarray, final_terms: dict[str, np.ndarray],
+            geometry: Geometry, frame: int | None, settings: QualitySettings) -> list[dict[str, float]]:
+    """One dict of quality numbers per target (row of `signal`)."""
+    final = final_terms["activation"]
+    columns: dict[str, np.ndarray] = {}
+    if settings.draws > 0:
+        columns["robust_activation"] = robust_activation(
+            encoder, layer, batch, torch.from_numpy(signal).to(batch.streams.device), settings.seed, settings.draws)
+    if frame is not None:
+        columns["selectivity"] = final / np.maximum(final_terms["neighbours"], 1e-9)
+        columns["silence_ratio_db"] = silence_ratio_db(signal, geometry, frame)
+    units = [t.unit for t in batch.targets]
+    if settings.unit_stats is not None and None not in units:
+        for name, statistic in (("activation_ratio", "max"), ("activation_ratio_p99", "p99")):
+            reference = settings.unit_stats[statistic][units]
+            # A ratio to a non-positive reference has no meaning: such units never fire on the data.
+            columns[name] = np.where(reference > 0, final / np.where(reference > 0, reference, 1), np.nan)
+    return [{name: float(values[row]) for name, values in columns.items()} for row in range(len(batch.targets))]

@@ -1,0 +1,107 @@
+"""`python -m audiation.report <sweep folder>`: how far a sweep's audiations go, layer by layer.
+
+Reads every job's metrics.json under the folder and summarises each quality number per layer (count,
+median, quartiles, share above 1 for activation ratios) as a Markdown table on stdout and in
+`report.md`, the same numbers in `report.csv`, and a box plot per measure in `report.png`. Targets whose
+optimisation was interrupted or stopped are left out, and the report says how many.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from audiation.errors import AudiationError, run_or_exit
+from audiation.outputs import atomic, pyplot
+from audiation.results import MEASURES, natural_key, read_jobs
+
+
+
+def collect(folder: Path) -> tuple[dict[str, dict[str, np.ndarray]], int]:
+    """({measure: {layer: values}} over every finished target under `folder`, NaN and missing values left
+    out; the number of unfinished targets left out)."""
+    values: dict[str, dict[str, list[float]]] = {m: {} for m in MEASURES}
+    jobs = read_jobs(folder)
+    if not jobs:
+        raise AudiationError(f"no audiation results (metrics.json) under {folder}")
+    unfinished = 0
+    for _, metrics in jobs:
+        for target in metrics["targets"]:
+            if target.get("stopped"):
+                unfinished += 1
+                continue
+            for measure in MEASURES:
+                value = target.get(measure)
+                if isinstance(value, (int, float)) and np.isfinite(value):
+                    values[measure].setdefault(str(target["layer"]), []).append(float(value))
+    return {m: {layer: np.array(v) for layer, v in sorted(by_layer.items(), key=lambda kv: natural_key(kv[0]))}
+            for m, by_layer in values.items() if by_layer}, unfinished
+
+
+def summary_rows(collected: dict[str, dict[str, np.ndarray]]) -> list[dict]:
+    rows = []
+    for measure, by_layer in collected.items():
+        for layer, values in by_layer.items():
+            q1, median, q3 = np.percentile(values, [25, 50, 75])
+            row = {"measure": measure, "layer": layer, "targets": len(values), "median": median, "q1": q1, "q3": q3,
+                   "min": values.min(), "max": values.max()}
+            if measure.startswith("activation_ratio"):
+                row["share_above_1"] = float((values > 1).mean())
+            rows.append(row)
+    return rows
+
+
+def write_report(folder: Path) -> Path:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise AudiationError(f"{folder} is not a folder")
+    collected, unfinished = collect(folder)
+    if not collected:
+        raise AudiationError(f"no finished targets under {folder} ({unfinished} unfinished)")
+    rows = summary_rows(collected)
+    columns = ["measure", "layer", "targets", "median", "q1", "q3", "min", "max", "share_above_1"]
+    cell = lambda v: "" if v is None else f"{v:.3g}" if isinstance(v, float) else str(v)  # noqa: E731
+    table = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    table += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
+    markdown = "\n".join(table) + "\n"
+    if unfinished:
+        markdown += f"\n{unfinished} unfinished target(s) (interrupted or stopped) are left out.\n"
+    with atomic(folder / "report.md") as temporary:
+        temporary.write_text(f"# Audiation report: {folder.name}\n\n{markdown}")
+    with atomic(folder / "report.csv") as temporary, open(temporary, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    _plot(collected, folder / "report.png", folder.name)
+    print(markdown, end="")
+    return folder / "report.md"
+
+
+def _plot(collected: dict[str, dict[str, np.ndarray]], path: Path, title: str) -> None:
+    plt = pyplot()
+    figure, axes = plt.subplots(1, len(collected), figsize=(3.6 * len(collected), 3.2), dpi=100, squeeze=False)
+    for axis, (measure, by_layer) in zip(axes[0], collected.items()):
+        axis.boxplot(list(by_layer.values()), tick_labels=list(by_layer.keys()))
+        if measure.startswith("activation_ratio"):
+            axis.axhline(1.0, color="grey", linestyle="--", linewidth=1)  # the dataset's own maximum
+        axis.set(title=measure, xlabel="layer")
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    with atomic(path) as temporary:
+        figure.savefig(temporary, format="png")
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m audiation.report", description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path, help="a sweep or run folder")
+    args = parser.parse_args(argv)
+    path = run_or_exit(write_report, args.folder, saved=lambda: "no report was written")
+    print(f"audiation: report in {path} (and report.csv, report.png)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""`python -m audiation.run`: one Hydra job = one layer, one objective, one or many targets.
+
+    python -m audiation.run objective=channel model.layer=8
+    python -m audiation.run objective=unit model.layer=3 objective.unit=42
+    python -m audiation.run --multirun model.layer=1,6,12 objective.unit=0,1,2
+    python -m audiation.run model.layer=8 objective.unit=0:768 batch_size=64   # the fast path
+
+The work is `audiation.jobs.AudiationJob`; this module only composes, runs it and reports.
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from audiation import configs, page
+from audiation.errors import run_or_exit
+from audiation.jobs import AudiationJob
+from audiation.results import TARGET_FILES
+
+
+@hydra.main(config_path=configs.CONF, config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    job_dir, group = configs.hydra_job_folder()
+
+    def job():
+        try:
+            with AudiationJob(cfg, job_dir, group) as audiation_job:
+                configs.save_job_config(job_dir, cfg)  # only now that the job is valid and the folder is ours
+                return audiation_job.run()
+        except BaseException:
+            configs.discard_if_empty(job_dir)
+            raise
+
+    def saved() -> str:
+        count = sum(1 for _ in job_dir.glob(f"targets/*/{TARGET_FILES['wav']}"))
+        return (f"{count} target(s) saved in {job_dir} (an interrupted batch as its last finite signal); "
+                f"rerun with hydra.run.dir={job_dir} to finish")
+
+    def gallery_of_sweep():  # an interrupted sweep still gets the page of what it finished
+        if group is not None:
+            try:
+                page.write_gallery(job_dir.parent)
+            except Exception:  # noqa: BLE001 - the results are safe on disk either way
+                pass
+
+    metrics = run_or_exit(job, saved=saved, on_stop=gallery_of_sweep)
+    run = metrics["run"]
+    print(f"audiation: {run['targets']} target(s) of {run['name']} in {job_dir} "
+          f"({run['wall_seconds']:.1f} s, {run['steps_per_second'] or 0:.2f} steps/s)")
+
+
+if __name__ == "__main__":
+    # Call the copy of `main` in the importable module `audiation.run`, not this `__main__` one: parallel
+    # launchers (joblib, submitit) pickle the task function, and only an importable one pickles by name.
+    from audiation.run import main as importable_main
+
+    importable_main()

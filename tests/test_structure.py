@@ -1,0 +1,81 @@
+"""The shape of the code: no import cycles, no module imports a command line, and every option of every
+config group composes and builds."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audiation.builder import build_batch, plan
+from conftest import CONF, ROOT, compose
+
+PACKAGE = ROOT / "audiation"
+COMMAND_LINES = {"audiation.run", "audiation.examples", "audiation.gallery", "audiation.report"}
+
+
+def _imports() -> dict[str, set[str]]:
+    """{module: audiation modules it imports}, top-level and function-level imports alike."""
+    graph = {}
+    for path in PACKAGE.glob("*.py"):
+        name = f"audiation.{path.stem}" if path.stem != "__init__" else "audiation"
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name.startswith("audiation")}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("audiation"):
+                found.add(node.module)
+                found |= {f"{node.module}.{a.name}" for a in node.names}
+        graph[name] = {m for m in found if m != name}
+    return {name: {m for m in deps if m in graph} for name, deps in graph.items()}
+
+
+def test_no_import_cycles_and_no_module_imports_a_command_line():
+    graph = _imports()
+    assert len(graph) > 15
+    for module, deps in graph.items():
+        assert not deps & COMMAND_LINES, f"{module} imports the command line {deps & COMMAND_LINES}"
+
+    def visit(module, path):
+        for dep in graph[module] - {"audiation"}:  # the package __init__ only registers a resolver
+            assert dep not in path, f"import cycle: {' -> '.join(path + [dep])}"
+            visit(dep, path + [dep])
+
+    for module in graph:
+        visit(module, [module])
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+SETS = [f"model={m}" for m in _options("model") if m != "wav2vec2_base"]  # that one needs the hub
+SETS += [f"{g}={o}" for g in ("objective", "parameterization", "augmentation", "optimizer", "logger")
+         for o in _options(g)]
+
+
+@pytest.mark.parametrize("option", SETS)
+def test_every_option_of_every_group_composes_and_builds(option, tmp_path):
+    overrides = ["model=random_small", "steps=1", option]
+    if option == "objective=direction":
+        np.save(tmp_path / "d.npy", np.ones(32, dtype=np.float32))
+        overrides.append(f"objective.direction={tmp_path / 'd.npy'}")
+    if option == "objective=layer":
+        overrides.append("model.layer=conv3")
+    cfg = compose(*overrides)
+    job = plan(cfg)
+    batch = build_batch(cfg, job, job.targets[:1])
+    signal = batch.parameterization()
+    assert signal.shape == (1, job.geometry.num_samples)
+    assert batch.augment(signal, batch.streams).shape == signal.shape
+    group, choice = option.split("=")
+    if group in ("objective", "parameterization", "augmentation"):
+        assert job.labels[group] == choice  # labels come from the options' names, not from Python
+
+
+def test_the_demo_experiment_is_a_sweep_of_the_tiny_models_unit_64():
+    cfg = compose("experiment=demo")
+    assert cfg.model.layer == 4 and cfg.objective.unit == 64 and cfg.logger.mode == "offline"
+    assert plan(cfg).spec.short_name == "tiny-w2v2-espeak"
