@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 APT_PACKAGES := espeak-ng sox wamerican chromium
 
-.PHONY: setup system-packages demo corpus speech-slice tiny-model tiny-eval test test-slow test-all clean clean-cache
+.PHONY: setup system-packages demo gpu-check corpus speech-slice tiny-model tiny-eval test test-slow test-all clean clean-cache
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ demo: setup
 	$(BIN)/python -m audiation.run --multirun experiment=demo   # conf/experiment/demo.yaml
 	@echo "demo outputs: $(CURDIR)/outputs/demo/index.html (gallery), outputs/demo/{0,1}/targets/*/audio_16bit.wav,"
 	@echo "  spectrogram.png, metrics.json, loss_curve.png, wandb/ (sync later: wandb sync outputs/demo/*/wandb/offline-run-*)"
+
+# Every path on CUDA (objectives, signals, augmentations, bf16, compile, batch_size=auto, quality.data,
+# examples, resume), a table of pass/fail and seconds: run it whenever a GPU is at hand (CI has none).
+gpu-check: setup
+	$(BIN)/python experiments/gpu_check.py
 
 # The project's model and data, regenerated from scratch (see audiation/assets/tiny-w2v2-espeak/MODEL_CARD.md).
 corpus: setup system-packages

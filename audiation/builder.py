@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,30 @@ def model_spec(model_cfg: DictConfig) -> ModelSpec:
                      architecture=values.get("architecture", "wav2vec2"), config=values.get("config") or {},
                      init_seed=int(values.get("init_seed", 0)), normalize=bool(values.get("normalize", True)),
                      sample_rate=int(values.get("sample_rate", 16000)))
+
+
+def writable_folder(path, name: str) -> Path:
+    """A folder that exists or can be made and written to, else one line naming the option."""
+    if path is None or not str(path).strip():
+        raise AudiationError(f"{name} is empty: it must name a folder")
+    folder = Path(str(path)).expanduser()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise AudiationError(f"{name}={path} cannot be a folder: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise AudiationError(f"{name}={path} is not writable ({existing} is read-only for this user)")
+    return folder
+
+
+def check_output_overrides(argv: list[str]) -> None:
+    """The job folders given on the command line (`hydra.run.dir=`, `hydra.sweep.dir=`), checked before
+    Hydra makes them: Hydra's own failure is a traceback, or an empty value writes into the current folder."""
+    for argument in argv:
+        key, sep, value = argument.lstrip("+").partition("=")
+        if sep and key in ("hydra.run.dir", "hydra.sweep.dir") and "${" not in value:
+            writable_folder(value, key)
 
 
 def threads(value) -> int | None:
@@ -201,8 +226,10 @@ def plan(cfg: DictConfig) -> Plan:
     if cfg.precision not in ("fp32", "bf16"):
         raise AudiationError(f"precision={cfg.precision} is not one of fp32, bf16")
     number(cfg.quality.draws, "quality.draws", int, strict=False)
-    if cfg.quality.data and not Path(cfg.quality.data).expanduser().is_dir():
-        raise AudiationError(f"quality.data={cfg.quality.data} is not a folder")
+    if cfg.quality.data:
+        if not Path(cfg.quality.data).expanduser().is_dir():
+            raise AudiationError(f"quality.data={cfg.quality.data} is not a folder")
+        writable_folder(cfg.quality.cache_dir, "quality.cache_dir")
     check_logger(cfg.logger)
     threads(cfg.threads)
     device = resolve_device(cfg.device)
@@ -210,11 +237,11 @@ def plan(cfg: DictConfig) -> Plan:
     config = load_config(spec)
     layer = parse_layer(cfg.model.layer, config)
     samples = round(seconds * spec.sample_rate)
-    check_memory(samples, config, 1 if batch_size == "auto" else batch_size, device, seconds)
+    targets = expand_targets(cfg.objective, layer, num_units(layer, config))
+    check_memory(samples, config, 1 if batch_size == "auto" else min(batch_size, len(targets)), device, seconds)
     hop, receptive = frame_geometry(layer, config)
     geometry = Geometry(samples, num_frames(layer, config, samples), num_units(layer, config), hop, receptive,
                         spec.sample_rate)
-    targets = expand_targets(cfg.objective, layer, geometry.num_units)
     frame = None
     if "frame" in cfg.objective:
         frame = geometry.middle_frame() if cfg.objective.frame is None else int(cfg.objective.frame)
@@ -249,8 +276,8 @@ def check_memory(samples: int, config, batch: int, device: str, seconds: float) 
         where = "memory"
     if need > available:
         fits = seconds * available / need
-        raise AudiationError(f"parameterization.seconds={seconds:g} x batch {batch} needs about {need / 2**30:.0f} GiB; "
-                             f"{available / 2**30:.0f} GiB of {where} is free (about {fits:.0f} s fits)")
+        raise AudiationError(f"parameterization.seconds={seconds:g} needs about {need / 2**30:.0f} GiB for a batch of "
+                             f"{batch}; {available / 2**30:.0f} GiB of {where} is free (about {fits:.0f} s fits)")
 
 
 # --- one batch's objects ---------------------------------------------------------------------------------

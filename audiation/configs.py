@@ -58,10 +58,14 @@ def save_job_config(job_dir: Path, cfg) -> None:
 def discard_if_empty(job_dir: Path) -> None:
     """Remove a job folder that a failed or refused job left empty (but for its lock file), and its date
     folder (`outputs/runs/<date>`) if that is empty too."""
+    import fcntl
+
     job_dir = Path(job_dir)
     try:
         if {p.name for p in job_dir.iterdir()} == {".audiation.lock"}:
-            (job_dir / ".audiation.lock").unlink()
+            with open(job_dir / ".audiation.lock", "a+") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises while another run holds it: keep it
+                (job_dir / ".audiation.lock").unlink()
         job_dir.rmdir()  # only ever removes an empty folder
         if job_dir.parent.name[:1].isdigit():
             job_dir.parent.rmdir()

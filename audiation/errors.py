@@ -20,7 +20,11 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, delivered as an interruption so every `except KeyboardInterrupt` saves work for it too."""
 
 
-def _terminate(_signum, _frame):
+_received = set()  # the signals that stopped this process's job: the loop re-raises a plain KeyboardInterrupt
+
+
+def _terminate(signum, _frame):
+    _received.add(signum)
     raise Terminated
 
 
@@ -35,7 +39,7 @@ def run_or_exit(job: Callable, *args, saved: Callable[[], str], on_stop: Callabl
         sys.exit(2)
     except KeyboardInterrupt as interruption:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # saving must not be interrupted again
-        terminated = isinstance(interruption, Terminated)
+        terminated = isinstance(interruption, Terminated) or signal.SIGTERM in _received
         if on_stop is not None:
             on_stop()
         print(f"audiation: {'terminated (SIGTERM)' if terminated else 'interrupted'}; {saved()}", file=sys.stderr)

@@ -37,4 +37,9 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    import sys
+
+    from audiation.builder import check_output_overrides
+
+    run_or_exit(check_output_overrides, sys.argv[1:], saved=lambda: "nothing was written")
     main()

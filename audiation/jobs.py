@@ -202,6 +202,8 @@ class AudiationJob:
                                plan.device).stats
         settings = quality.QualitySettings(int(cfg.quality.draws), int(cfg.seed), stats)
         size = plan.batch_size
+        if not self.todo:
+            return
         if size == "auto":
             size = fastest_batch(encoder, plan.layer, plan.geometry.num_samples, len(self.todo), plan.device,
                                  plan.settings.precision)
@@ -251,6 +253,7 @@ class AudiationJob:
         rate = plan.geometry.sample_rate
         signal = torch.from_numpy(result.signal).to(plan.device)
         indices, hop = outputs.spectrogram_indices(signal, rate)
+        outputs.palette()  # imports matplotlib here: an import racing between two threads leaves it half-made
         mark = None if plan.frame is None else plan.geometry.frame_centre_seconds(plan.frame)
         stalled = [r["name"] for r in records if r["no_progress"]]
         if stalled:
@@ -314,6 +317,7 @@ def examples_plan(cfg: DictConfig):
     builder.check_logger(cfg.logger)
     if OmegaConf.is_missing(cfg.data, "path") or cfg.data.path in (None, ""):
         raise AudiationError("data.path is required: the folder of audio files to search (data.path=/path/to/audio)")
+    builder.writable_folder(cfg.data.cache_dir, "data.cache_dir")
     device = builder.resolve_device(cfg.device)
     spec = builder.model_spec(cfg.model)
     config = load_config(spec)

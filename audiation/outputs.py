@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 import soundfile as sf
 import torch
+from PIL import Image, ImageDraw
 
 
 PEAK_DBFS = -1.0
@@ -121,8 +122,6 @@ def spectrogram_png(indices: np.ndarray, hop: int, num_samples: int, sample_rate
     """One spectrogram picture as PNG bytes: time (s) and frequency (kHz) axes, a title, and the target
     frame as a dashed cyan line. A palette image (~25-60 KB) drawn with Pillow, not a matplotlib figure
     (~0.2 s and ~250 KB each)."""
-    from PIL import Image, ImageDraw
-
     rows, columns = indices.shape
     width, height = MARGIN_LEFT + columns + MARGIN_RIGHT, MARGIN_TOP + rows + MARGIN_BOTTOM
     image = Image.new("P", (width, height), WHITE)

@@ -53,6 +53,10 @@ def main(cfg: DictConfig) -> None:
 if __name__ == "__main__":
     # Call the copy of `main` in the importable module `audiation.run`, not this `__main__` one: parallel
     # launchers (joblib, submitit) pickle the task function, and only an importable one pickles by name.
+    import sys
+
+    from audiation.builder import check_output_overrides
     from audiation.run import main as importable_main
 
+    run_or_exit(check_output_overrides, sys.argv[1:], saved=lambda: "nothing was written")
     importable_main()

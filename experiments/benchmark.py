@@ -32,6 +32,12 @@ minima are the better estimate of the uncontended cost), and of the medians of p
 CPU with one thread: the work done, without the waits for a core that another process causes); naive
 per target over step per target, i.e. naive / (step / batch).
 
+Files (`--files`, default on): what a job costs around the loop, per target, measured end to end: a
+1-target job and a 32-target job of `model=random_small` (1 step, W&B offline, quality numbers on), and
+(wall - loop) of the 32-target job minus that of the 1-target job, over 31: the cost each extra target
+adds in spectrograms, PNGs, WAVs, records, quality numbers and the W&B table. And random draws per step
+(calls to `Streams`, each a fixed few kernels) at batch 1 and batch 64: they must not grow with the batch.
+
 Peak memory, per batch size in a fresh spawned process (a process's peak only ever grows, so one process
 cannot give per-size peaks): the project step at the deepest requested layer, and naive once. On CPU it
 is the whole process's peak RSS, torch and the weights included; on CUDA `torch.cuda.max_memory_allocated`.
@@ -231,6 +237,45 @@ def in_fresh_process(*args):
         pool.join()
 
 
+# --- around the loop ---------------------------------------------------------------------------------------
+
+
+def files_cost(device: str, targets: int = 32, repeats: int = 3) -> dict:
+    """Seconds per extra target outside the loop: ((wall - loop) at `targets`) - ((wall - loop) at 1), / (targets - 1).
+    The job's own clock (metrics.json) is used, so model loading and imports are outside both."""
+    import tempfile
+
+    from audiation.jobs import audiate_folder
+
+    def outside_loop(count: int) -> float:
+        cfg = configs.compose("model=random_small", "objective=channel", "steps=1", "logger=wandb",
+                              "logger.mode=offline", f"device={device}", f"batch_size={count}", "threads=1")
+        cfg.objective.unit = f"0:{count}"
+        with tempfile.TemporaryDirectory() as folder:
+            run = audiate_folder(cfg, Path(folder))["run"]
+        return run["wall_seconds"] - run["loop_seconds"]
+
+    outside_loop(1)  # warm-up: W&B, Pillow and matplotlib imports, the colour map
+    one = [outside_loop(1) for _ in range(repeats)]
+    many = [outside_loop(targets) for _ in range(repeats)]
+    per_target = (statistics.median(many) - statistics.median(one)) / (targets - 1)
+    return {"targets": targets, "outside_loop_1": one, f"outside_loop_{targets}": many, "per_target": per_target}
+
+
+def draws_per_step(device: str, batches=(1, 64), steps: int = 3) -> dict[int, float]:
+    """Calls to the batch's random streams per optimisation step, at each batch size."""
+    counts = {}
+    for batch in batches:
+        cfg = compose("random_small", 2, batch, device, steps)
+        cfg.augmentation.stretch, cfg.augmentation.gain_db = 0.1, 6.0  # every augmentation draws
+        job = plan(cfg)
+        objects = build_batch(cfg, job, job.targets)
+        before = objects.streams.draws
+        audiate(load_encoder(job.spec, device), job.layer, objects, job.settings, description=f"draws x{batch}")
+        counts[batch] = (objects.streams.draws - before) / steps
+    return counts
+
+
 # --- main -------------------------------------------------------------------------------------------------
 
 
@@ -258,6 +303,8 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--naive", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--files", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time everything around the loop per target, and count random draws per step")
     parser.add_argument("--json", type=Path, default=None, help="save the raw per-step times here")
     args = parser.parse_args()
 
@@ -300,7 +347,7 @@ def main():
               f"{smed / fmed:12.2f}/{smin / fmin:4.2f}/{ratio_cpu}  {per_unit} /{per_unit_cpu}")
     print("(ratios of medians, and of minima; cpu: of medians of process CPU seconds)")
 
-    memory = {}
+    memory, around = {}, {}
 
     def save():  # after the timings and again after the memory probes, so a failed probe loses nothing
         if args.json:
@@ -308,8 +355,16 @@ def main():
                 "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "device": device,
                 "device_name": name, "torch": torch.__version__, "threads": torch.get_num_threads(),
                 "model": args.model, "samples": samples, "warmup": args.warmup, "repeats": args.repeats,
-                "cells": cells, "memory_gb": memory}, indent=1))
+                "cells": cells, "memory_gb": memory, "around_the_loop": around}, indent=1))
 
+    if args.files:
+        around["draws_per_step"] = draws_per_step(device)
+        around["files"] = files_cost(device)
+        files, count = around["files"], around["files"]["targets"]
+        print(f"\naround the loop (model=random_small, 1 s, W&B offline): {files['per_target'] * 1000:.1f} ms per extra "
+              f"target (outside-loop seconds, median of 3: 1 target {statistics.median(files['outside_loop_1']):.2f}, "
+              f"{count} targets {statistics.median(files[f'outside_loop_{count}']):.2f})")
+        print("random draws per step: " + ", ".join(f"batch {b}: {n:g}" for b, n in around["draws_per_step"].items()))
     save()
     if args.memory:
         deepest = max(args.layers)

@@ -1,0 +1,178 @@
+"""Faults a cluster user meets, through real subprocesses and signals: SIGTERM saves like Ctrl-C, a rerun
+refuses other settings and keeps its history, one run per folder, a sweep is checked before its first
+job, an optimisation that cannot move says so, and every bad input is one line, exit 2, no folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audiation.jobs import FolderLock, audiate_folder
+from audiation.report import write_report
+from conftest import ROOT, compose, run_cli
+
+SMALL = ["model=random_small", "logger=none", "threads=1"]
+
+
+def _start(*args: str, log) -> subprocess.Popen:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
+    return subprocess.Popen([sys.executable, "-m", "audiation.run", *args], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for(path, text: str, process, seconds: float = 120):
+    deadline = time.time() + seconds
+    while time.time() < deadline and process.poll() is None:
+        if text in path.read_text():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"never saw {text!r}: {path.read_text()[-2000:]}")
+
+
+def test_sigterm_saves_the_running_batch_and_says_so(tmp_path):
+    job = tmp_path / "job"
+    with open(tmp_path / "log", "w") as log:
+        process = _start(*SMALL, "logger=wandb", "objective.unit=0:3", "steps=100000", f"hydra.run.dir={job}",
+                         log=log)
+        _wait_for(tmp_path / "log", "step/s", process)
+        time.sleep(1.0)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=120) == 143
+    out = (tmp_path / "log").read_text()
+    assert "audiation: terminated (SIGTERM); 3 target(s) saved in" in out and "Traceback" not in out
+    for unit in range(3):
+        signal_, rate = sf.read(job / "targets" / f"L2-U{unit}-unit" / "audio.wav")
+        assert rate == 16000 and np.isfinite(signal_).all() and np.abs(signal_).max() > 0
+        assert not (job / "targets" / f"L2-U{unit}-unit" / "target.json").exists()  # redone on resume
+    metrics = json.loads((job / "metrics.json").read_text())
+    assert metrics["run"]["stopped"] == "interrupted" and all(t["steps"] > 0 for t in metrics["targets"])
+    (run,) = (job / "wandb").glob("offline-run-*")
+    summary = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--summary", "--json", str(run)],
+                             capture_output=True, text=True, check=True).stdout
+    assert json.loads(summary)["state"] in ("finished", "failed", "crashed", "killed")  # finished by us, not left open
+    assert list(run.glob("run-*.wandb"))
+
+
+def test_a_rerun_with_other_settings_is_refused_before_any_work_unless_redo(tmp_path):
+    assert run_cli(*SMALL, "steps=3", f"hydra.run.dir={tmp_path}").returncode == 0
+    overrides = (tmp_path / ".hydra" / "overrides.yaml").read_text()
+    metrics = (tmp_path / "metrics.json").read_text()
+    refused = run_cli(*SMALL, "steps=3", "optimizer.lr=0.5", f"hydra.run.dir={tmp_path}")
+    assert refused.returncode == 2
+    assert ("1 target(s) in" in refused.stderr and "optimizer.lr: 0.05 -> 0.5" in refused.stderr
+            and "redo=true" in refused.stderr)
+    assert (tmp_path / ".hydra" / "overrides.yaml").read_text() == overrides  # nothing rewritten
+    assert (tmp_path / "metrics.json").read_text() == metrics
+    redone = run_cli(*SMALL, "steps=3", "optimizer.lr=0.5", "redo=true", f"hydra.run.dir={tmp_path}")
+    assert redone.returncode == 0, redone.stderr
+    record = json.loads((tmp_path / "targets" / "L2-U0-unit" / "target.json").read_text())
+    assert record["settings"]["optimizer.lr"] == 0.5
+
+
+def test_a_rerun_keeps_timing_and_every_targets_history_and_auto_batch_works_when_all_are_done(tmp_path):
+    cfg = compose(*SMALL, "objective=channel", "objective.unit=0:4", "batch_size=2", "steps=3")
+    first = audiate_folder(cfg, tmp_path)
+    (tmp_path / "targets" / "L2-U3-channel" / "target.json").unlink()
+    second = audiate_folder(cfg, tmp_path)
+    assert second["run"]["audiated_now"] == 1 and second["run"]["runs"] == 2
+    assert second["run"]["wall_seconds"] > first["run"]["wall_seconds"] and second["run"]["steps_per_second"] > 0
+    with np.load(tmp_path / "history.npz") as history:
+        assert list(history["names"]) == [f"L2-U{u}-channel" for u in range(4)]
+        assert history["loss"].shape == (3, 4) and np.isfinite(history["loss"]).all()
+    cfg.batch_size = "auto"
+    third = audiate_folder(cfg, tmp_path)  # nothing to do: no batch size to choose, no crash
+    assert third["run"]["audiated_now"] == 0 and third["run"]["wall_seconds"] >= second["run"]["wall_seconds"]
+
+
+def test_one_run_per_folder_and_a_dead_runs_lock_does_not_stick(tmp_path):
+    with FolderLock(tmp_path):
+        busy = run_cli(*SMALL, "steps=2", f"hydra.run.dir={tmp_path}")
+    assert busy.returncode == 2 and "is in use by another run" in busy.stderr
+    crashed = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys; h = open(sys.argv[1], 'a+'); "
+                                "fcntl.flock(h, fcntl.LOCK_EX); os._exit(9)", str(tmp_path / ".audiation.lock")])
+    assert crashed.wait() == 9
+    assert run_cli(*SMALL, "steps=2", f"hydra.run.dir={tmp_path}").returncode == 0
+
+
+def test_a_sweep_is_checked_before_its_first_job(tmp_path):
+    result = run_cli("--multirun", "model=tiny", "logger=none", "model.layer=1,6,3", "steps=2",
+                     f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert result.returncode == 2
+    assert "model.layer=6 is not a layer of this model" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "sweep" / "0").exists()  # no job ran
+
+
+def test_an_optimisation_that_cannot_move_says_so(tmp_path):
+    result = run_cli(*SMALL, "steps=5", "regularizer.power=1e38", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0
+    assert "did not move at all" in result.stderr
+    assert json.loads((tmp_path / "targets" / "L2-U0-unit" / "target.json").read_text())["no_progress"] is True
+
+
+def test_the_report_leaves_out_unfinished_targets_and_says_how_many(tmp_path):
+    def record(unit, stopped=None):
+        return {"name": f"L2-U{unit}-unit", "layer": "L2", "unit": unit, "final_activation": float(unit),
+                "stopped": stopped}
+
+    (tmp_path / "metrics.json").write_text(json.dumps({"run": {}, "targets": [
+        record(1), record(2), record(3, "interrupted")]}))
+    report = write_report(tmp_path).read_text()
+    assert "| final_activation | L2 | 2 |" in report and "1 unfinished target(s)" in report
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["objective.unit=1.5"], "objective.unit=1.5 is not a unit index"),
+    (["log_every=0"], "log_every=0 must be > 0"),
+    (["parameterization.seconds=1e6"], "needs about"),
+    (["logger=wandb", "logger.mode=bogus"], "logger.mode=bogus is not one of auto, online, offline, disabled"),
+    (["augmentation.max_shift_ms=-5"], "augmentation.max_shift_ms=-5 must be >= 0"),
+    (["quality.draws=-1"], "quality.draws=-1 must be >= 0"),
+    (["objective.unit=[1,1]"], "names unit 1 twice"),
+    (["objective=channel", "objective.unit=0:999"], "objective.unit=0:999 runs past the last unit of layer L2"),
+    (["quality.data=audiation/assets/speech-slice", "quality.cache_dir=/etc/passwd/cache"],
+     "quality.cache_dir=/etc/passwd/cache cannot be a folder"),
+    (["regularizer.power=nan"], "regularizer.power=nan must be a finite number"),
+])
+def test_bad_input_is_one_line_exit_2_and_leaves_no_folder(tmp_path, overrides, message):
+    job = tmp_path / "2026-01-01" / "job"
+    result = run_cli(*SMALL, *overrides, f"hydra.run.dir={job}")
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not job.exists() and not job.parent.exists()
+
+
+@pytest.mark.parametrize("value,message", [("/etc/passwd/run", "cannot be a folder: /etc/passwd is a file"),
+                                           ("", "hydra.run.dir is empty")])
+def test_an_unusable_job_folder_is_one_line(value, message):
+    result = run_cli(*SMALL, f"hydra.run.dir={value}")
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_console_is_quiet(tmp_path):
+    result = run_cli("--multirun", *SMALL, "logger=wandb", "logger.mode=offline", "objective.unit=0,1", "steps=3",
+                     f"hydra.sweep.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert not [line for line in lines if line.startswith("wandb")], lines  # W&B's banner only when verbose
+    assert len([line for line in lines if "step/s" not in line]) <= 10, lines
+
+
+def test_an_interrupted_sweep_still_gets_its_gallery(tmp_path):
+    sweep = tmp_path / "sweep"
+    with open(tmp_path / "log", "w") as log:
+        process = _start("--multirun", *SMALL, "objective.unit=0,1", "steps=100000", f"hydra.sweep.dir={sweep}",
+                         log=log)
+        _wait_for(tmp_path / "log", "step/s", process)
+        time.sleep(1.0)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=120) == 143
+    page = (sweep / "index.html").read_text()
+    assert "L2-U0-unit" in page and "stopped: interrupted" in page
