@@ -98,6 +98,7 @@ class AudiationJob:
         self.plan = builder.plan(cfg)
         self.settings = result_settings(cfg)
         self.lock = FolderLock(self.job_dir)
+        self.batch_size = self.plan.batch_size  # "auto" until the model is loaded and a size is chosen
 
     def __enter__(self):
         self.lock.__enter__()
@@ -208,6 +209,7 @@ class AudiationJob:
             size = fastest_batch(encoder, plan.layer, plan.geometry.num_samples, len(self.todo), plan.device,
                                  plan.settings.precision)
             log.info("batch_size=auto chose %d", size)
+        self.batch_size = size
         chunks = [self.todo[i:i + size] for i in range(0, len(self.todo), size)]
         for number, targets in enumerate(chunks, 1):
             batch = builder.build_batch(cfg, plan, targets)
@@ -282,7 +284,7 @@ class AudiationJob:
         steps_total = previous.get("target_steps", 0) + target_steps
         run = {"name": self.name, "group": self.group, "layer": plan.layer.label, **plan.labels,
                "device": plan.device, "seed": self.cfg.seed, "steps": plan.settings.steps,
-               "batch_size": plan.batch_size, "targets": len(plan.targets), "complete": sum(
+               "batch_size": self.batch_size, "targets": len(plan.targets), "complete": sum(
                    r.get("stopped") is None for r in records),
                "audiated_now": audiated, "runs": previous.get("runs", 0) + 1,
                "wall_seconds": previous.get("wall_seconds", 0.0) + wall_seconds, "loop_seconds": loop_total,

@@ -94,7 +94,7 @@ def audiate(
 
     def current_signal() -> np.ndarray:
         with torch.no_grad():
-            return parameterization().float().cpu().numpy()
+            return parameterization().detach().float().cpu().numpy()
 
     def fetch(upto: int):
         """Bring steps [done, upto) to the host, check them, and remember these parameters as good."""
@@ -153,7 +153,7 @@ def audiate(
                        if torch.is_tensor(v))
     stalled = (final["activation"] == initial["activation"]) | (not state_finite) if done else None
     return Result(
-        signal=signal.float().cpu().numpy(),
+        signal=signal.detach().float().cpu().numpy(),
         initial=initial,
         final=final,
         history={name: np.concatenate(parts) if parts else np.zeros((0, len(batch.targets)))

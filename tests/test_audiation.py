@@ -36,6 +36,7 @@ def activations_of(encoder, wav_path, layer):
     ["objective=unit", "objective.unit=3"],
     ["objective=channel", "objective.unit=5"],
     ["objective=layer", "model.layer=conv3"],  # post-LN transformer outputs have a pinned mean square
+    ["objective=channel", "objective.unit=5", "parameterization=waveform"],
     ["objective=direction", "objective.direction=[1,-1,0.5,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,2]"],
 ])
 def test_each_objective_raises_its_target_over_30_steps(tmp_path, overrides):
