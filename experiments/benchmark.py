@@ -36,7 +36,7 @@ Files (`--files`, default on): what a job costs around the loop, per target, mea
 1-target job and a 32-target job of `model=random_small` (1 step, W&B offline, quality numbers on), and
 (wall - loop) of the 32-target job minus that of the 1-target job, over 31: the cost each extra target
 adds in spectrograms, PNGs, WAVs, records, quality numbers and the W&B table. And random draws per step
-(calls to `Streams`, each a fixed few kernels) at batch 1 and batch 64: they must not grow with the batch.
+(calls to `Streams`, each a fixed few kernels) at batch 1 and batch 32: they must not grow with the batch.
 
 Peak memory, per batch size in a fresh spawned process (a process's peak only ever grows, so one process
 cannot give per-size peaks): the project step at the deepest requested layer, and naive once. On CPU it
@@ -262,7 +262,7 @@ def files_cost(device: str, targets: int = 32, repeats: int = 3) -> dict:
     return {"targets": targets, "outside_loop_1": one, f"outside_loop_{targets}": many, "per_target": per_target}
 
 
-def draws_per_step(device: str, batches=(1, 64), steps: int = 3) -> dict[int, float]:
+def draws_per_step(device: str, batches=(1, 32), steps: int = 3) -> dict[int, float]:
     """Calls to the batch's random streams per optimisation step, at each batch size."""
     counts = {}
     for batch in batches:

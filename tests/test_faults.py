@@ -28,25 +28,25 @@ def _start(*args: str, log) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True)
 
 
-def _wait_for(path, text: str, process, seconds: float = 120):
-    deadline = time.time() + seconds
-    while time.time() < deadline and process.poll() is None:
-        if text in path.read_text():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"never saw {text!r}: {path.read_text()[-2000:]}")
+def _terminated_while_optimising(log_path, *args: str) -> str:
+    """Start `python -m audiation.run *args`, send SIGTERM a second into its optimisation loop, expect exit
+    143; returns what it printed."""
+    with open(log_path, "w") as log:
+        process = _start(*args, log=log)
+        deadline = time.time() + 120
+        while "step/s" not in log_path.read_text():  # the progress bar: the loop is running
+            assert time.time() < deadline and process.poll() is None, log_path.read_text()[-2000:]
+            time.sleep(0.2)
+        time.sleep(1.0)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=120) == 143, log_path.read_text()[-3000:]
+    return log_path.read_text()
 
 
 def test_sigterm_saves_the_running_batch_and_says_so(tmp_path):
     job = tmp_path / "job"
-    with open(tmp_path / "log", "w") as log:
-        process = _start(*SMALL, "logger=wandb", "objective.unit=0:3", "steps=100000", f"hydra.run.dir={job}",
-                         log=log)
-        _wait_for(tmp_path / "log", "step/s", process)
-        time.sleep(1.0)
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=120) == 143
-    out = (tmp_path / "log").read_text()
+    out = _terminated_while_optimising(tmp_path / "log", *SMALL, "logger=wandb", "objective.unit=0:3", "steps=100000",
+                                       f"hydra.run.dir={job}")
     assert "audiation: terminated (SIGTERM); 3 target(s) saved in" in out and "Traceback" not in out
     for unit in range(3):
         signal_, rate = sf.read(job / "targets" / f"L2-U{unit}-unit" / "audio.wav")
@@ -167,12 +167,7 @@ def test_the_console_is_quiet(tmp_path):
 
 def test_an_interrupted_sweep_still_gets_its_gallery(tmp_path):
     sweep = tmp_path / "sweep"
-    with open(tmp_path / "log", "w") as log:
-        process = _start("--multirun", *SMALL, "objective.unit=0,1", "steps=100000", f"hydra.sweep.dir={sweep}",
-                         log=log)
-        _wait_for(tmp_path / "log", "step/s", process)
-        time.sleep(1.0)
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=120) == 143
+    _terminated_while_optimising(tmp_path / "log", "--multirun", *SMALL, "objective.unit=0,1", "steps=100000",
+                                 f"hydra.sweep.dir={sweep}")
     page = (sweep / "index.html").read_text()
     assert "L2-U0-unit" in page and "stopped: interrupted" in page
