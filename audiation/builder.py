@@ -22,6 +22,7 @@ import inspect
 import math
 import os
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +33,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from audiation import objectives
 from audiation.errors import AudiationError
-from audiation.model import Layer, ModelSpec, frame_geometry, load_config, num_frames, num_units, parse_layer
+from audiation.model import (Layer, ModelSpec, frame_geometry, has_ctc_head, load_config, num_frames, num_units,
+                             parse_layer, vocabulary)
 from audiation.objectives import Geometry, Objective, Target
 from audiation.randomness import Streams
 from audiation.runtime import resolve_device
@@ -166,9 +168,38 @@ def parse_directions(spec, count: int) -> np.ndarray:
     return vectors
 
 
-def expand_targets(objective_cfg: DictConfig, layer: Layer, count: int) -> list[Target]:
-    """The rows of a job: one per unit, per direction, or the one whole-layer target."""
+def parse_texts(spec, tokens: list[str] | None, where: str) -> list[tuple[str, list[int]]]:
+    """`objective.text`: a word or a list of them, each as (text, token ids) in the model's CTC vocabulary
+    (spaces are its word separator `|`)."""
+    if tokens is None:
+        raise AudiationError(f"objective=text needs a CTC model with a vocabulary; {where} has none")
+    texts = [spec] if isinstance(spec, str) else list(spec) if spec is not None else []
+    if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+        raise AudiationError("objective.text must be a word or a list of words")
+    index = {token: i for i, token in enumerate(tokens) if token}
+    fold = not any(token.isupper() for token in index)  # a lower-case vocabulary: "Moon" means "moon"
+    parsed = []
+    for text in texts:
+        text = " ".join(text.split())
+        letters = ["|" if c == " " else c.lower() if fold else c for c in text]
+        unknown = sorted({c for c in letters if c not in index})
+        if unknown:
+            known = "".join(t for t in index if len(t) == 1 and t != "|")
+            raise AudiationError(f"objective.text={text}: {', '.join(map(repr, unknown))} not in the vocabulary of "
+                                 f"{where} (it has: {known})")
+        parsed.append((text, [index[c] for c in letters]))
+    if len({t for t, _ in parsed}) < len(parsed):
+        raise AudiationError("objective.text names a text twice: each target once")
+    return parsed
+
+
+def expand_targets(objective_cfg: DictConfig, layer: Layer, count: int,
+                   tokens: list[str] | None = None, where: str = "this model") -> list[Target]:
+    """The rows of a job: one per unit, per direction, per text, or the one whole-layer target."""
     label = str(objective_cfg.name)
+    if "text" in objective_cfg:
+        texts = parse_texts(OmegaConf.to_container(objective_cfg, resolve=True)["text"], tokens, where)
+        return [Target(label, layer, key=zlib.crc32(text.encode()), text=text) for text, _ in texts]
     if "unit" in objective_cfg:
         units = parse_units(objective_cfg.unit, count, f"layer {layer.label}")
         return [Target(label, layer, key=u, unit=u) for u in units]
@@ -226,6 +257,8 @@ def plan(cfg: DictConfig) -> Plan:
     if cfg.precision not in ("fp32", "bf16"):
         raise AudiationError(f"precision={cfg.precision} is not one of fp32, bf16")
     number(cfg.quality.draws, "quality.draws", int, strict=False)
+    if cfg.regularizer.get("stay_close") and not cfg.parameterization.get("init"):
+        raise AudiationError("regularizer.stay_close needs parameterization.init=<audio file> to stay close to")
     if cfg.quality.data:
         if not Path(cfg.quality.data).expanduser().is_dir():
             raise AudiationError(f"quality.data={cfg.quality.data} is not a folder")
@@ -234,10 +267,17 @@ def plan(cfg: DictConfig) -> Plan:
     threads(cfg.threads)
     device = resolve_device(cfg.device)
     spec = model_spec(cfg.model)
+    initial_clip(cfg, spec.sample_rate)  # a missing or unreadable parameterization.init: one line, now
     config = load_config(spec)
-    layer = parse_layer(cfg.model.layer, config)
+    tokens = None
+    if "text" in cfg.objective:  # a text is read by the CTC head: the layer is the logits, whatever model.layer says
+        if not has_ctc_head(config):
+            raise AudiationError(f"objective=text needs a CTC model (*ForCTC); {spec.short_name} has no CTC head")
+        layer, tokens = Layer("logits"), vocabulary(spec, config.vocab_size)
+    else:
+        layer = parse_layer(cfg.model.layer, config)
     samples = round(seconds * spec.sample_rate)
-    targets = expand_targets(cfg.objective, layer, num_units(layer, config))
+    targets = expand_targets(cfg.objective, layer, num_units(layer, config), tokens, spec.short_name)
     check_memory(samples, config, 1 if batch_size == "auto" else min(batch_size, len(targets)), device, seconds)
     hop, receptive = frame_geometry(layer, config)
     geometry = Geometry(samples, num_frames(layer, config, samples), num_units(layer, config), hop, receptive,
@@ -283,15 +323,42 @@ def check_memory(samples: int, config, batch: int, device: str, seconds: float) 
 # --- one batch's objects ---------------------------------------------------------------------------------
 
 
+def initial_clip(cfg: DictConfig, sample_rate: int, num_samples: int | None = None) -> torch.Tensor | None:
+    """`parameterization.init`: the audio file to start from, mono at the model's rate, cut or zero-padded
+    to `num_samples`; None when the signal starts from noise."""
+    path = cfg.parameterization.get("init")
+    if not path:
+        return None
+    from audiation import data
+
+    if not Path(str(path)).expanduser().is_file():
+        raise AudiationError(f"parameterization.init={path}: no such audio file")
+    try:
+        clip = data.read_audio(Path(str(path)).expanduser(), sample_rate)
+    except data.UnreadableAudio as error:
+        raise AudiationError(f"parameterization.init={path} could not be read: {error}") from None
+    if num_samples is not None:
+        clip = np.pad(clip[:num_samples], (0, max(0, num_samples - len(clip))))
+    return torch.from_numpy(clip)
+
+
 def build_objective(cfg: DictConfig, plan_: Plan, targets: list[Target]) -> Objective:
     """The target's objective minus the regularisers, its index tensors made on the device once."""
     device, geometry = plan_.device, plan_.geometry
     live = {"geometry": geometry}
-    if targets[0].unit is not None:
+    if targets[0].text is not None:
+        spec = model_spec(cfg.model)
+        config = load_config(spec)
+        texts = dict(parse_texts([t.text for t in targets], vocabulary(spec, config.vocab_size), spec.short_name))
+        ids = [texts[t.text] for t in targets]
+        live["tokens"] = torch.tensor([i + [0] * (max(map(len, ids)) - len(i)) for i in ids], device=device)
+        live["lengths"] = torch.tensor([len(i) for i in ids], device=device)
+        live["blank"] = config.pad_token_id
+    elif targets[0].unit is not None:
         live["unit"] = torch.tensor([t.unit for t in targets], device=device)
     elif targets[0].vector is not None:
         live["direction"] = torch.from_numpy(np.stack([t.vector for t in targets])).to(device)
-    node = OmegaConf.masked_copy(cfg.objective, [k for k in cfg.objective if k not in ("unit", "direction")])
+    node = OmegaConf.masked_copy(cfg.objective, [k for k in cfg.objective if k not in ("unit", "direction", "text")])
     if plan_.frame is not None:
         node.frame = plan_.frame
     objective = construct(node, **live)
@@ -301,6 +368,9 @@ def build_objective(cfg: DictConfig, plan_: Plan, targets: list[Target]) -> Obje
     if regularizer.high_frequency:
         objective = objective - regularizer.high_frequency * objectives.high_frequency(
             geometry, regularizer.cutoff_hz, device)
+    if regularizer.get("stay_close"):
+        clip = initial_clip(cfg, geometry.sample_rate, geometry.num_samples).to(device)
+        objective = objective - regularizer.stay_close * objectives.stay_close(clip.expand(len(targets), -1))
     return objective
 
 
@@ -311,7 +381,11 @@ def build_augment(cfg: DictConfig, plan_: Plan):
 def build_batch(cfg: DictConfig, plan_: Plan, targets: list[Target]) -> Batch:
     """Everything one batch of targets needs in the loop, one row per target."""
     streams = Streams(cfg.seed, [t.key for t in targets], plan_.device)
-    parameterization = construct(cfg.parameterization, streams=streams, sample_rate=plan_.geometry.sample_rate)
+    geometry = plan_.geometry
+    clip = initial_clip(cfg, geometry.sample_rate, geometry.num_samples)
+    node = OmegaConf.masked_copy(cfg.parameterization, [k for k in cfg.parameterization if k != "init"])
+    parameterization = construct(node, streams=streams, sample_rate=geometry.sample_rate,
+                                 initial=None if clip is None else clip.expand(len(targets), -1))
     optimizer = construct(cfg.optimizer, parameterization.parameters())
     return Batch(targets, streams, parameterization, build_augment(cfg, plan_), build_objective(cfg, plan_, targets),
                  optimizer)

@@ -66,7 +66,7 @@ class FolderLock:
 def result_settings(cfg: DictConfig) -> dict:
     """Everything that shapes a target's result, flattened to dotted keys (`optimizer.lr`)."""
     values = OmegaConf.to_container(OmegaConf.masked_copy(cfg, list(RESULT_KEYS)), resolve=True)
-    for key in ("unit", "direction"):  # which target a row is, not how it is made
+    for key in ("unit", "direction", "text"):  # which target a row is, not how it is made
         values["objective"].pop(key, None)
     flat = {}
 
@@ -235,7 +235,7 @@ class AudiationJob:
         plan = self.plan
         stalled = bool(result.stalled is not None and result.stalled[row])
         return {
-            "name": target.name, "layer": target.layer.label, "unit": target.unit,
+            "name": target.name, "layer": target.layer.label, "unit": target.unit, "text": target.text,
             "direction_index": None if target.vector is None else target.key,
             "objective": target.objective, "frame": plan.frame,
             "initial_activation": float(result.initial["activation"][row]),
@@ -296,8 +296,12 @@ class AudiationJob:
 
 
 def batch_name(targets: list[Target]) -> str:
+    """`L8-U0..L8-U63-unit` for units, `text-moon..text-star` for texts, the name itself for one target."""
     first, last = targets[0].name, targets[-1].name
-    return first if len(targets) == 1 else f"{first.rsplit('-', 1)[0]}..{last}"
+    if len(targets) == 1:
+        return first
+    stem, _, suffix = first.rpartition("-")
+    return f"{stem}..{last}" if last.endswith(f"-{suffix}") else f"{first}..{last}"
 
 
 def audiate_folder(cfg: DictConfig, job_dir: Path, group: str | None = None) -> dict:

@@ -8,6 +8,8 @@ Layers are named as in `model.layer`:
 - `0`            the transformer's input (conv features, projected, plus positional conv), = HF hidden_states[0]
 - `1..L`         the output of transformer layer N, = HF hidden_states[N]
 - `conv1..convK` the output of conv layer K of the feature encoder (after its norm and GELU)
+- `mlp1..mlpL`   the feed-forward (MLP) neurons of transformer layer N: its intermediate activations after
+                 the activation function (`intermediate_size` units; a privileged basis, unlike `1..L`)
 - `logits`       the CTC head's outputs (one unit per vocabulary entry), only for `*ForCTC` checkpoints
 """
 
@@ -38,13 +40,14 @@ OFFLINE_HINT = (
 
 @dataclass(frozen=True)
 class Layer:
-    kind: str  # "transformer", "conv" or "logits"
+    kind: str  # "transformer", "conv", "mlp" or "logits"
     index: int = 0
 
     @property
     def label(self) -> str:
-        """Short tag used in target and run names: L8, conv3, logits."""
-        return {"transformer": f"L{self.index}", "conv": f"conv{self.index}", "logits": "logits"}[self.kind]
+        """Short tag used in target and run names: L8, conv3, mlp8, logits."""
+        return {"transformer": f"L{self.index}", "conv": f"conv{self.index}", "mlp": f"mlp{self.index}",
+                "logits": "logits"}[self.kind]
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,8 @@ def parse_layer(spec, config) -> Layer:
     """Turn a `model.layer` value into a Layer, or say in one line which values are valid."""
     num_layers = config.num_hidden_layers
     num_convs = len(config.conv_dim)
-    valid = f"valid: 0..{num_layers}, conv1..conv{num_convs}" + (", logits" if has_ctc_head(config) else "")
+    valid = (f"valid: 0..{num_layers}, conv1..conv{num_convs}, mlp1..mlp{num_layers}"
+             + (", logits" if has_ctc_head(config) else ""))
     text = str(spec).strip().lower()
     if re.fullmatch(r"-?\d+", text):
         index = int(text)
@@ -93,6 +97,10 @@ def parse_layer(spec, config) -> Layer:
         index = int(match.group(1))
         if 1 <= index <= num_convs:
             return Layer("conv", index)
+    elif match := re.fullmatch(r"mlp(\d+)", text):
+        index = int(match.group(1))
+        if 1 <= index <= num_layers:
+            return Layer("mlp", index)
     elif text == "logits" and has_ctc_head(config):
         return Layer("logits")
     raise AudiationError(f"model.layer={spec} is not a layer of this model ({valid})")
@@ -105,6 +113,8 @@ def has_ctc_head(config) -> bool:
 def num_units(layer: Layer, config) -> int:
     if layer.kind == "conv":
         return config.conv_dim[layer.index - 1]
+    if layer.kind == "mlp":
+        return config.intermediate_size
     if layer.kind == "logits":
         return config.vocab_size
     return config.hidden_size
@@ -182,6 +192,8 @@ class Encoder(nn.Module):
         """The module whose output (or, when the flag is True, whose input) is the layer's activation."""
         if layer.kind == "conv":
             return self.base.feature_extractor.conv_layers[layer.index - 1], False
+        if layer.kind == "mlp":  # after the activation function; the dropout after it is identity in eval
+            return self.base.encoder.layers[layer.index - 1].feed_forward.intermediate_dropout, False
         layers = self.base.encoder.layers
         if layer.index < len(layers):
             return layers[layer.index], True
@@ -273,12 +285,15 @@ def load_config(spec: ModelSpec):
         raise AudiationError(f"model.name={spec.name} could not be opened: {error}".splitlines()[0]) from None
 
 
-def _vocabulary(name: str, size: int) -> list[str] | None:
-    """The CTC tokenizer's tokens by id, or None when the checkpoint ships no tokenizer."""
+def vocabulary(spec: ModelSpec, size: int) -> list[str] | None:
+    """The CTC tokenizer's tokens by id (small files, no weights), or None when the checkpoint ships no
+    tokenizer (random models never do)."""
     from transformers import AutoTokenizer
 
+    if spec.random_init:
+        return None
     try:
-        tokenizer = AutoTokenizer.from_pretrained(**_pretrained_kwargs(name))
+        tokenizer = AutoTokenizer.from_pretrained(**_pretrained_kwargs(spec.name))
     except (OSError, ValueError):
         return None
     by_id = {i: token for token, i in tokenizer.get_vocab().items()}
@@ -325,7 +340,7 @@ def _load_cached(key: str, device: str, compile_layers: bool) -> Encoder:
         model = loader.from_pretrained(**_pretrained_kwargs(spec.name))
     encoder = Encoder(model, _normalizes_input(spec), spec.sample_rate, spec.short_name).to(device)
     if encoder.head is not None:
-        encoder.vocabulary = _vocabulary(spec.name, config.vocab_size)
+        encoder.vocabulary = vocabulary(spec, config.vocab_size)
     if compile_layers:
         _compile_layers(encoder)
     return encoder

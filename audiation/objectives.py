@@ -10,6 +10,7 @@ The objective factories take plain tensors and numbers; `builder` makes them fro
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -136,6 +137,21 @@ def direction(direction: torch.Tensor) -> Objective:
 # --- regularisers (terms to subtract) ---------------------------------------------------------------
 
 
+def text(tokens: torch.Tensor, lengths: torch.Tensor, blank: int = 0) -> Objective:
+    """The CTC log-likelihood of a text under the model's character outputs (the `logits` layer), per
+    character: whole words rather than one unit. `tokens` (rows, longest) holds each row's text as token
+    ids, padded; `lengths` their lengths."""
+
+    def log_likelihood(logits, _signal):
+        log_probs = logits.float().log_softmax(dim=-1).transpose(0, 1)  # (frames, rows, vocabulary)
+        frames = torch.full((logits.shape[0],), logits.shape[1], dtype=torch.long, device=logits.device)
+        loss = torch.nn.functional.ctc_loss(log_probs, tokens, frames, lengths, blank=blank, reduction="none",
+                                            zero_infinity=True)
+        return -loss / lengths
+
+    return Objective("activation", log_likelihood)
+
+
 def power() -> Objective:
     """Mean square of the signal: keeps its level from drifting (the model normalises its input)."""
     return Objective("power", lambda _acts, signal: signal.pow(2).mean(dim=1))
@@ -151,6 +167,13 @@ def high_frequency(geometry: Geometry, cutoff_hz: float, device="cpu") -> Object
         return (energy * above).sum(dim=1) / (energy.sum(dim=1) + 1e-12)
 
     return Objective("high_frequency", share)
+
+
+def stay_close(reference: torch.Tensor) -> Objective:
+    """Mean square distance of each row's signal from its reference signal, relative to the reference's
+    own power: keeps an audiation started from a clip near that clip."""
+    power = reference.pow(2).mean(dim=1).clamp(min=1e-12)
+    return Objective("stay_close", lambda _acts, signal: (signal - reference).pow(2).mean(dim=1) / power)
 
 
 def silence_outside(geometry: Geometry, frame: int, margin_ms: float, device="cpu") -> Objective:
@@ -181,9 +204,12 @@ class Target:
     key: int
     unit: int | None = None
     vector: np.ndarray | None = field(default=None, compare=False, repr=False)
+    text: str | None = None
 
     @property
     def name(self) -> str:
+        if self.text is not None:
+            return f"{self.objective}-{re.sub(r'[^0-9A-Za-z]+', '_', self.text).strip('_') or 'blank'}"
         if self.unit is not None:
             return f"{self.layer.label}-U{self.unit}-{self.objective}"
         if self.vector is not None:

@@ -110,7 +110,8 @@ def _card(folder: Path, job: Path, record: dict, layer_rank: dict[str, int], ext
     where = job.relative_to(folder).as_posix()  # "." when the folder is the job itself
     overrides = _overrides(job)
     choices = [str(record[k]) for k in ("model", "parameterization", "augmentation") if record.get(k)]
-    text = " ".join([name, layer, str(record.get("objective")), where, *choices, *overrides]).lower()
+    text = " ".join([name, layer, str(record.get("objective")), where, *choices, *overrides,
+                     str(record.get("transcript") or "")]).lower()
 
     files = job / "targets" / name
     image = _data_uri(files / "spectrogram.png", "image/png")
@@ -123,6 +124,7 @@ def _card(folder: Path, job: Path, record: dict, layer_rank: dict[str, int], ext
     rows += [(term, f"{_text(initial_terms.get(term))} → {_text(value)}")
              for term, value in final_terms.items() if term != "activation"]
     rows += [(k, _text(record[k])) for k in extra if _is_number(record.get(k))]
+    rows += [(k, str(record[k])) for k in ("text", "transcript") if record.get(k) is not None]  # heard vs asked
     parts = [
         f'<article class="card" data-keys="{e(json.dumps(keys))}" data-text="{e(text)}">',
         f"<h2>{e(name)}</h2>",

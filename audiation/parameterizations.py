@@ -1,7 +1,8 @@
 """Parameterizations: the learnable tensors behind a batch of signals, one row per target.
 
 Each row is initialised from its own random stream (`randomness.Streams`), so a target's result does
-not depend on which other targets share its batch, nor on the device.
+not depend on which other targets share its batch, nor on the device; or, given `initial` (rows, samples),
+from that signal exactly: real speech, for "what does this unit want this word to become".
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class FFT(nn.Module):
         floor_hz: float = 100.0,
         rms: float = 0.1,
         init_std: float = 0.01,
+        initial: torch.Tensor | None = None,
     ):
         super().__init__()
         self.num_samples = num_samples = round(seconds * sample_rate)
@@ -43,7 +45,11 @@ class FFT(nn.Module):
         # Parseval: a unit-variance spectrum with this scale gives a waveform of this RMS.
         unit_rms = math.sqrt(2 * (scale**2).sum().item()) / num_samples
         self.register_buffer("scale", scale * rms / unit_rms)
-        self.coefficients = nn.Parameter(init_std * streams.normal(len(frequencies), 2))
+        if initial is None:
+            coefficients = init_std * streams.normal(len(frequencies), 2)
+        else:  # the spectrum that the forward pass turns back into `initial`
+            coefficients = torch.view_as_real(torch.fft.rfft(initial.to(self.scale), n=num_samples) / self.scale)
+        self.coefficients = nn.Parameter(coefficients.contiguous())
 
     def forward(self) -> torch.Tensor:
         spectrum = torch.view_as_complex(self.coefficients) * self.scale
@@ -51,7 +57,8 @@ class FFT(nn.Module):
 
 
 class Waveform(nn.Module):
-    """Raw samples, initialised as white noise of RMS `init_std`: the baseline the FFT one improves on."""
+    """Raw samples, initialised as white noise of RMS `init_std` (or as `initial`): the baseline the FFT one
+    improves on."""
 
     def __init__(
         self,
@@ -59,10 +66,12 @@ class Waveform(nn.Module):
         seconds: float,
         sample_rate: int,
         init_std: float = 0.01,
+        initial: torch.Tensor | None = None,
     ):
         super().__init__()
         num_samples = round(seconds * sample_rate)
-        self.samples = nn.Parameter(init_std * streams.normal(num_samples))
+        start = init_std * streams.normal(num_samples) if initial is None else initial.to(streams.device).clone()
+        self.samples = nn.Parameter(start)
 
     def forward(self) -> torch.Tensor:
         return self.samples

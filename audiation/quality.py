@@ -64,10 +64,27 @@ def measure(encoder: Encoder, layer: Layer, batch: Batch, signal: np.ndarray, fi
     if frame is not None:
         columns["selectivity"] = final / np.maximum(final_terms["neighbours"], 1e-9)
         columns["silence_ratio_db"] = silence_ratio_db(signal, geometry, frame)
+    texts = [t.text for t in batch.targets]
+    if None not in texts:  # what the model itself hears in its audiations of texts
+        heard = encoder.transcribe(torch.from_numpy(signal).to(batch.streams.device))
+        columns["transcript"] = np.array(heard, dtype=object)
+        columns["cer"] = np.array([character_error_rate(t, h) for t, h in zip(texts, heard)])
     units = [t.unit for t in batch.targets]
     if settings.unit_stats is not None and None not in units:
         for name, statistic in (("activation_ratio", "max"), ("activation_ratio_p99", "p99")):
             reference = settings.unit_stats[statistic][units]
             # A ratio to a non-positive reference has no meaning: such units never fire on the data.
             columns[name] = np.where(reference > 0, final / np.where(reference > 0, reference, 1), np.nan)
-    return [{name: float(values[row]) for name, values in columns.items()} for row in range(len(batch.targets))]
+    return [{name: values[row] if name == "transcript" else float(values[row]) for name, values in columns.items()}
+            for row in range(len(batch.targets))]
+
+
+def character_error_rate(reference: str, heard: str) -> float:
+    """Edit distance between the texts over the reference's length (spaces count as characters)."""
+    reference, heard = " ".join(reference.lower().split()), " ".join(heard.lower().split())
+    row = list(range(len(heard) + 1))
+    for i, a in enumerate(reference, 1):
+        previous, row[0] = row[0], i
+        for j, b in enumerate(heard, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (a != b))
+    return row[-1] / max(len(reference), 1)

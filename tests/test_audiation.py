@@ -44,6 +44,13 @@ def test_each_objective_raises_its_target_over_30_steps(tmp_path, overrides):
     assert target["final_activation"] > target["initial_activation"] + 0.5, target
 
 
+def test_a_feed_forward_neuron_is_a_target_like_any_unit(tmp_path):
+    target = audiate(tmp_path, "objective=channel", "objective.unit=50", "model.layer=mlp2")["targets"][0]
+    assert target["name"] == "mlp2-U50-channel"
+    # GELU outputs of this random net are small: from about 0 to a clear positive mean over all frames
+    assert target["final_activation"] > target["initial_activation"] + 0.05, target
+
+
 def test_unit_audiation_is_local_in_time_and_selective(tmp_path, small_encoder):
     target = audiate(tmp_path, "objective=unit", "objective.unit=7", "steps=60")["targets"][0]
     acts = activations_of(small_encoder, target["files"]["wav"], Layer("transformer", 2))
@@ -99,3 +106,20 @@ def test_output_files(tmp_path):
     assert saved["run"]["steps_per_second"] > 0 and saved["run"]["wall_seconds"] > 0
     assert saved["targets"][0]["files"]["wav"] == "targets/L2-U0-unit/audio.wav"  # relative: the folder can move
     assert {"layer", "unit", "objective", "initial_activation", "final_activation", "final_terms"} <= set(saved["targets"][0])
+
+
+def test_starting_from_a_clip_and_staying_close_to_it(tmp_path):
+    from audiation.configs import ASSETS
+
+    speech = ASSETS / "speech-slice" / "000092.flac"
+    clip = sf.read(speech, dtype="float32")[0][:8000]
+    read = lambda m: sf.read(m["targets"][0]["files"]["wav"])[0]  # noqa: E731
+    start = audiate(tmp_path / "start", "parameterization.seconds=0.5", f"parameterization.init={speech}",
+                    "steps=1", "optimizer.lr=1e-9")
+    np.testing.assert_allclose(read(start), clip, atol=1e-4)  # one vanishing step: still the clip
+    free = audiate(tmp_path / "free", "parameterization.seconds=0.5", f"parameterization.init={speech}", "steps=20")
+    close = audiate(tmp_path / "close", "parameterization.seconds=0.5", f"parameterization.init={speech}", "steps=20",
+                    "regularizer.stay_close=100")
+    distance = lambda m: np.mean((read(m) - clip) ** 2) / np.mean(clip ** 2)  # noqa: E731
+    assert distance(close) < 0.5 * distance(free)
+    assert close["targets"][0]["final_terms"]["stay_close"] == pytest.approx(distance(close), rel=1e-3)

@@ -17,7 +17,7 @@ SMALL = ["model=random_small", "logger=none"]
 
 
 @pytest.mark.parametrize("overrides,message", [
-    (["model.layer=99"], "model.layer=99 is not a layer of this model (valid: 0..3, conv1..conv7)"),
+    (["model.layer=99"], "model.layer=99 is not a layer of this model (valid: 0..3, conv1..conv7, mlp1..mlp3)"),
     (["objective.unit=9999"], "objective.unit=9999 is out of range for layer L2 (valid: 0..31)"),
     (["objective=channel", "objective.unit=[1,40]"], "objective.unit=40 is out of range"),
     (["parameterization.seconds=0"], "parameterization.seconds=0 must be > 0"),

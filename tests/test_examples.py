@@ -232,7 +232,7 @@ def _compose(*overrides: str):
     (["data.path=EMPTY"], "contains no audio files (.wav, .flac, .ogg, searched recursively)"),
     (["units=144"], "units=144 is out of range for layer L4 (valid: 0..143)"),
     (["units=[1,x]"], "units=x is not a unit index"),
-    (["model.layer=9"], "model.layer=9 is not a layer of this model (valid: 0..4, conv1..conv7, logits)"),
+    (["model.layer=9"], "model.layer=9 is not a layer of this model (valid: 0..4, conv1..conv7, mlp1..mlp4, logits)"),
     (["top_k=0"], "top_k=0 must be > 0"),
     (["clip_seconds=-1"], "clip_seconds=-1 must be > 0"),
     (["min_gap_seconds=-0.5"], "min_gap_seconds=-0.5 must be >= 0"),

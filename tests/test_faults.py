@@ -140,6 +140,12 @@ def test_the_report_leaves_out_unfinished_targets_and_says_how_many(tmp_path):
     (["quality.data=audiation/assets/speech-slice", "quality.cache_dir=/etc/passwd/cache"],
      "quality.cache_dir=/etc/passwd/cache cannot be a folder"),
     (["regularizer.power=nan"], "regularizer.power=nan must be a finite number"),
+    (["parameterization.init=/no/such.wav"], "parameterization.init=/no/such.wav: no such audio file"),
+    (["regularizer.stay_close=1"], "regularizer.stay_close needs parameterization.init"),
+    (["model.layer=mlp9"], "model.layer=mlp9 is not a layer of this model (valid: 0..3, conv1..conv7, mlp1..mlp3)"),
+    (["objective=text"], "objective=text needs a CTC model (*ForCTC); random_small has no CTC head"),
+    (["model=tiny", "objective=text", "objective.text=[moon,m00n]"], "objective.text=m00n: '0' not in the vocabulary"),
+    (["model=tiny", "objective=text", "objective.text=[moon,moon]"], "names a text twice"),
 ])
 def test_bad_input_is_one_line_exit_2_and_leaves_no_folder(tmp_path, overrides, message):
     job = tmp_path / "2026-01-01" / "job"

@@ -7,7 +7,7 @@ import torch
 from transformers import AutoConfig, AutoModel
 
 from audiation.errors import AudiationError
-from audiation.model import Encoder, Layer, frame_geometry, num_frames, parse_layer
+from audiation.model import Encoder, Layer, frame_geometry, num_frames, num_units, parse_layer
 
 SMALL = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64,
              conv_dim=[16] * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
@@ -40,6 +40,28 @@ def test_truncated_forward_equals_full_hidden_states(model_type, overrides):
             cut = encoder(wave, Layer("transformer", index))
             torch.testing.assert_close(cut, full[index], rtol=1e-5, atol=1e-5)
     assert _all_hooks(encoder.model) == hooks_before
+
+
+@pytest.mark.parametrize("model_type,overrides", [
+    ("wav2vec2", {}),
+    ("wav2vec2", {"do_stable_layer_norm": True, "feat_extract_norm": "layer"}),
+    ("hubert", {}),
+    ("wavlm", {}),
+    ("data2vec-audio", {}),
+])
+def test_mlp_neurons_equal_the_full_models_feed_forward_activations(model_type, overrides):
+    encoder = _encoder(model_type, **overrides)
+    wave = torch.randn(2, 8000)
+    for index in range(1, encoder.config.num_hidden_layers + 1):
+        feed_forward = encoder.base.encoder.layers[index - 1].feed_forward
+        seen = []
+        handle = feed_forward.intermediate_dense.register_forward_hook(lambda _m, _a, out: seen.append(out))
+        with torch.no_grad():
+            encoder.base(encoder.preprocess(wave))  # the whole model, nothing cut
+            handle.remove()
+            cut = encoder(wave, Layer("mlp", index))
+        torch.testing.assert_close(cut, feed_forward.intermediate_act_fn(seen[0]), rtol=1e-5, atol=1e-5)
+        assert cut.shape[-1] == encoder.config.intermediate_size == num_units(Layer("mlp", index), encoder.config)
 
 
 def test_conv_layers_match_the_feature_encoder():
@@ -80,12 +102,13 @@ def test_gradient_reaches_the_input():
 
 
 @pytest.mark.parametrize("spec,expected", [(0, Layer("transformer", 0)), ("3", Layer("transformer", 3)),
-                                           ("conv2", Layer("conv", 2)), ("CONV7", Layer("conv", 7))])
+                                           ("conv2", Layer("conv", 2)), ("CONV7", Layer("conv", 7)),
+                                           ("mlp1", Layer("mlp", 1)), ("mlp3", Layer("mlp", 3))])
 def test_parse_layer(spec, expected):
     assert parse_layer(spec, AutoConfig.for_model("wav2vec2", **SMALL)) == expected
 
 
-@pytest.mark.parametrize("spec", [4, -1, "conv8", "conv0", "logits", "banana"])
+@pytest.mark.parametrize("spec", [4, -1, "conv8", "conv0", "mlp0", "mlp4", "logits", "banana"])
 def test_parse_layer_rejects_with_the_valid_range(spec):
     with pytest.raises(AudiationError, match=rf"model.layer={spec} .*valid: 0..3, conv1..conv7"):
         parse_layer(spec, AutoConfig.for_model("wav2vec2", **SMALL))

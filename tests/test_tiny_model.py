@@ -75,3 +75,14 @@ def test_audiating_letter_outputs_gives_audio_the_model_hears_as_those_letters(t
     # Without the 1/f prior (a white spectrum), most of the "s" audiation's energy is above 3 kHz.
     heard_white, high_white = _audiate_letter(tmp_path, tiny, "s", "parameterization.decay=0")
     assert _most_common_letter(heard_white) == "s" and high_white > 0.5
+
+
+def test_the_model_hears_its_own_audiations_of_words(tmp_path):
+    """objective=text: the CTC log-likelihood of a word; the record holds what the model itself hears."""
+    words = ["moon", "fish", "blue"]
+    metrics = audiate_folder(compose("model=tiny", "objective=text", f"objective.text=[{','.join(words)}]",
+                                     "logger=none", "threads=1", "quality.draws=0"), tmp_path, None)
+    targets = metrics["targets"]
+    assert [t["name"] for t in targets] == [f"text-{w}" for w in words]
+    assert all(t["layer"] == "logits" and t["final_activation"] > t["initial_activation"] for t in targets)
+    assert np.mean([t["cer"] for t in targets]) <= 0.3, [(t["text"], t["transcript"]) for t in targets]

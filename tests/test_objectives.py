@@ -1,0 +1,48 @@
+"""Objectives: they compose linearly, score each row on its own, and the unit objective's terms are
+what they say."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from audiation import objectives
+from audiation.objectives import Geometry, Objective
+
+
+def test_objectives_combine_linearly():
+    acts = torch.arange(24.0).reshape(2, 3, 4)
+    signal = torch.ones(2, 10)
+    a = Objective("a", lambda x, s: x[:, 0, 0])
+    b = Objective("b", lambda x, s: x[:, 1, 1])
+    c = Objective("c", lambda x, s: s.sum(dim=1))
+    total, terms = (a + 0.5 * b - c)(acts, signal)
+    torch.testing.assert_close(total, acts[:, 0, 0] + 0.5 * acts[:, 1, 1] - 10)
+    assert set(terms) == {"a", "b", "c"}
+    torch.testing.assert_close((-(2 * a))(acts, signal)[0], -2 * acts[:, 0, 0])
+
+
+def test_each_row_is_scored_on_its_own_units():
+    acts = torch.randn(3, 5, 8)
+    unit = torch.tensor([2, 7, 0])
+    score, _ = objectives.channel(unit)(acts, torch.zeros(3, 100))
+    torch.testing.assert_close(score, acts[torch.arange(3), :, unit].mean(dim=1))
+    direction = torch.zeros(3, 8)
+    direction[torch.arange(3), unit] = 2.0  # a unit vector after normalising: the same as the channel
+    torch.testing.assert_close(objectives.direction(direction)(acts, torch.zeros(3, 100))[0], score)
+
+
+def test_unit_objective_terms_activation_neighbours_and_silence():
+    geometry = Geometry(num_samples=16000, num_frames=49, num_units=4, hop=320, field=400, sample_rate=16000)
+    acts = torch.zeros(1, 49, 4)
+    acts[0, 24] = torch.tensor([3.0, -1.0, 1.0, 2.0])
+    signal = torch.zeros(1, 16000)
+    start, stop = geometry.frame_samples(24, margin_ms=25)
+    signal[0, start:stop] = 1.0
+    total, terms = objectives.unit(geometry, torch.tensor([0]), frame=24)(acts, signal)
+    assert terms["activation"].item() == 3.0
+    assert terms["neighbours"].item() == pytest.approx((1 + 1 + 2) / 3)  # mean |activation| of the other units
+    assert terms["silence"].item() == 0.0  # all energy inside the frame's samples and margin
+    signal[0, :100] = 1.0
+    assert objectives.unit(geometry, torch.tensor([0]), frame=24)(acts, signal)[1]["silence"].item() > 0
+    assert total.item() == pytest.approx(3.0 - 0.5 * 4 / 3)

@@ -1,0 +1,45 @@
+"""Parameterizations: the FFT signal has the level and the spectral slope it is set to, starts small,
+and both parameterizations start each row from its own stream."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from audiation.parameterizations import FFT, Waveform
+from audiation.randomness import Streams
+
+
+def test_fft_signal_has_the_rms_it_is_set_to_and_a_power_law_spectrum():
+    # Unit-variance complex coefficients: real and imaginary parts each of variance 1/2.
+    signal = FFT(Streams(0, list(range(64))), seconds=1.0, sample_rate=16000, decay=1.0, rms=0.1,
+                 init_std=math.sqrt(0.5))
+    wave = signal().detach()
+    assert wave.shape == (64, 16000)
+    assert abs(wave.pow(2).mean().sqrt().item() - 0.1) < 0.01  # the level, on average over rows
+    spectrum = torch.fft.rfft(wave).abs().pow(2).mean(dim=0)
+    low, high = spectrum[200:400].mean(), spectrum[4000:8000].mean()  # around 300 Hz and 6 kHz
+    expected = (6000 / 300) ** 2  # power falls as 1/f^2 for decay 1 (amplitude 1/f)
+    assert 0.5 * expected < low / high < 2 * expected
+
+
+def test_coefficients_start_at_init_std_and_rows_differ():
+    signal = FFT(Streams(0, [0, 1]), seconds=0.5, sample_rate=16000, init_std=0.01)
+    assert math.isclose(signal.coefficients.std().item(), 0.01, rel_tol=0.05)
+    assert not torch.equal(signal.coefficients[0], signal.coefficients[1])
+    waveform = Waveform(Streams(0, [0, 1]), seconds=0.5, sample_rate=16000, init_std=0.01)
+    assert waveform().shape == (2, 8000) and math.isclose(waveform().std().item(), 0.01, rel_tol=0.05)
+
+
+def test_a_row_starts_the_same_alone_or_in_a_batch():
+    alone = FFT(Streams(3, [5]), seconds=0.5, sample_rate=16000)().detach()
+    batch = FFT(Streams(3, [1, 5]), seconds=0.5, sample_rate=16000)().detach()
+    torch.testing.assert_close(alone[0], batch[1], rtol=0, atol=0)
+
+
+def test_a_clip_is_the_start_exactly():
+    clip = torch.sin(torch.arange(8000) * 0.05)[None].repeat(2, 1) * 0.3
+    for kind, kwargs in ((FFT, {"decay": 0.5}), (Waveform, {})):
+        signal = kind(Streams(0, [0, 1]), seconds=0.5, sample_rate=16000, initial=clip, **kwargs)
+        torch.testing.assert_close(signal().detach(), clip, rtol=1e-4, atol=1e-5)
