@@ -23,7 +23,7 @@ import math
 import os
 import re
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -193,6 +193,15 @@ def parse_texts(spec, tokens: list[str] | None, where: str) -> list[tuple[str, l
     return parsed
 
 
+def with_samples(targets: list[Target], samples: int) -> list[Target]:
+    """K signals per target (samples=K), side by side; sample 0 keeps the target's own stream, so it is
+    what samples=1 gives."""
+    if samples == 1:
+        return targets
+    return [replace(t, sample=s, key=t.key if s == 0 else zlib.crc32(f"{t.key}-s{s}".encode()))
+            for t in targets for s in range(samples)]
+
+
 def expand_targets(objective_cfg: DictConfig, layer: Layer, count: int,
                    tokens: list[str] | None = None, where: str = "this model") -> list[Target]:
     """The rows of a job: one per unit, per direction, per text, or the one whole-layer target."""
@@ -277,7 +286,10 @@ def plan(cfg: DictConfig) -> Plan:
     else:
         layer = parse_layer(cfg.model.layer, config)
     samples = round(seconds * spec.sample_rate)
-    targets = expand_targets(cfg.objective, layer, num_units(layer, config), tokens, spec.short_name)
+    targets = with_samples(expand_targets(cfg.objective, layer, num_units(layer, config), tokens, spec.short_name),
+                           number(cfg.samples, "samples", int))
+    if number(cfg.diversity, "diversity", strict=False) and cfg.samples < 2:
+        raise AudiationError(f"diversity={cfg.diversity} needs samples >= 2 to push apart")
     check_memory(samples, config, 1 if batch_size == "auto" else min(batch_size, len(targets)), device, seconds)
     hop, receptive = frame_geometry(layer, config)
     geometry = Geometry(samples, num_frames(layer, config, samples), num_units(layer, config), hop, receptive,
@@ -368,6 +380,10 @@ def build_objective(cfg: DictConfig, plan_: Plan, targets: list[Target]) -> Obje
     if regularizer.high_frequency:
         objective = objective - regularizer.high_frequency * objectives.high_frequency(
             geometry, regularizer.cutoff_hz, device)
+    if cfg.diversity and targets[0].sample is not None:
+        groups = {name: i for i, name in enumerate(dict.fromkeys(t.group for t in targets))}
+        ids = torch.tensor([groups[t.group] for t in targets], device=device)
+        objective = objective - cfg.diversity * objectives.diversity(ids)
     if regularizer.get("stay_close"):
         clip = initial_clip(cfg, geometry.sample_rate, geometry.num_samples).to(device)
         objective = objective - regularizer.stay_close * objectives.stay_close(clip.expand(len(targets), -1))

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 # Config keys that shape a target's result; the rest (device, logging, batch size, quality) do not.
 RESULT_KEYS = ("model", "objective", "parameterization", "augmentation", "optimizer", "steps", "seed",
-               "regularizer", "precision")
+               "regularizer", "precision", "samples", "diversity")
 
 
 class FolderLock:
@@ -125,6 +125,9 @@ class AudiationJob:
                 differing[target.name] = (changed, record.get("settings") or {})
                 if self.cfg.redo:
                     todo.append(target)
+        if todo and todo[0].sample is not None:  # a target's samples are optimised together, or not at all
+            redo = {t.group for t in todo}
+            todo = [t for t in self.plan.targets if t.group in redo]
         if differing and not self.cfg.redo:
             (name, (keys, old)), *_ = differing.items()
             new = target_settings(self.settings, next(t for t in self.plan.targets if t.name == name))
@@ -209,6 +212,8 @@ class AudiationJob:
             size = fastest_batch(encoder, plan.layer, plan.geometry.num_samples, len(self.todo), plan.device,
                                  plan.settings.precision)
             log.info("batch_size=auto chose %d", size)
+        per_target = int(cfg.samples)
+        size = max(per_target, size // per_target * per_target)  # a target's samples share one batch
         self.batch_size = size
         chunks = [self.todo[i:i + size] for i in range(0, len(self.todo), size)]
         for number, targets in enumerate(chunks, 1):
@@ -242,6 +247,7 @@ class AudiationJob:
             "final_activation": float(result.final["activation"][row]),
             "initial_terms": {k: float(v[row]) for k, v in result.initial.items()},
             "final_terms": {k: float(v[row]) for k, v in result.final.items()},
+            "sample": target.sample, "group": target.group,
             "steps": result.steps, "stopped": result.stopped, "no_progress": stalled,
             **plan.labels, **scores,
             "settings": target_settings(self.settings, target),

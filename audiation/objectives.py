@@ -152,6 +152,22 @@ def text(tokens: torch.Tensor, lengths: torch.Tensor, blank: int = 0) -> Objecti
     return Objective("activation", log_likelihood)
 
 
+def diversity(groups: torch.Tensor) -> Objective:
+    """Per row: the mean cosine similarity of its time-averaged activation vector to those of the other
+    samples of its target (rows with the same `groups` id). Subtracted, it pushes a target's samples
+    apart. Time-averaged vectors, not Lucid's Gram matrices: a sound is the same sound a little earlier or
+    later, and one vector per row costs units where a Gram matrix costs units squared."""
+    siblings = (groups[:, None] == groups[None, :]).float()
+    siblings.fill_diagonal_(0)
+    count = siblings.sum(dim=1).clamp(min=1)
+
+    def similarity(acts, _signal):
+        pooled = torch.nn.functional.normalize(acts.float().mean(dim=1), dim=1)
+        return ((pooled @ pooled.T) * siblings).sum(dim=1) / count
+
+    return Objective("diversity", similarity)
+
+
 def power() -> Objective:
     """Mean square of the signal: keeps its level from drifting (the model normalises its input)."""
     return Objective("power", lambda _acts, signal: signal.pow(2).mean(dim=1))
@@ -205,9 +221,15 @@ class Target:
     unit: int | None = None
     vector: np.ndarray | None = field(default=None, compare=False, repr=False)
     text: str | None = None
+    sample: int | None = None  # with samples=K: which of the target's K signals (each its own stream)
 
     @property
     def name(self) -> str:
+        return self.group if self.sample is None else f"{self.group}-s{self.sample}"
+
+    @property
+    def group(self) -> str:
+        """The target's name without its sample number: what its samples have in common."""
         if self.text is not None:
             return f"{self.objective}-{re.sub(r'[^0-9A-Za-z]+', '_', self.text).strip('_') or 'blank'}"
         if self.unit is not None:

@@ -69,6 +69,8 @@ def measure(encoder: Encoder, layer: Layer, batch: Batch, signal: np.ndarray, fi
         heard = encoder.transcribe(torch.from_numpy(signal).to(batch.streams.device))
         columns["transcript"] = np.array(heard, dtype=object)
         columns["cer"] = np.array([character_error_rate(t, h) for t, h in zip(texts, heard)])
+    if batch.targets[0].sample is not None:
+        columns["sibling_similarity"] = sibling_similarity(signal, [t.group for t in batch.targets])
     units = [t.unit for t in batch.targets]
     if settings.unit_stats is not None and None not in units:
         for name, statistic in (("activation_ratio", "max"), ("activation_ratio_p99", "p99")):
@@ -77,6 +79,19 @@ def measure(encoder: Encoder, layer: Layer, batch: Batch, signal: np.ndarray, fi
             columns[name] = np.where(reference > 0, final / np.where(reference > 0, reference, 1), np.nan)
     return [{name: values[row] if name == "transcript" else float(values[row]) for name, values in columns.items()}
             for row in range(len(batch.targets))]
+
+
+def sibling_similarity(signal: np.ndarray, groups: list[str]) -> np.ndarray:
+    """Per row: the mean cosine similarity of its long-term log spectrum (dB over 64 bands, mean removed)
+    to those of the other samples of its target: 1 = the same spectral shape, 0 = unrelated."""
+    spectrum = np.abs(np.fft.rfft(signal.astype(np.float64), axis=1)) ** 2
+    bands = np.array_split(np.arange(1, spectrum.shape[1]), 64)
+    profile = 10 * np.log10(np.stack([spectrum[:, b].mean(axis=1) for b in bands], axis=1) + 1e-20)
+    profile -= profile.mean(axis=1, keepdims=True)
+    profile /= np.linalg.norm(profile, axis=1, keepdims=True) + 1e-12
+    similarity = profile @ profile.T
+    same = np.array([[a == b for b in groups] for a in groups]) & ~np.eye(len(groups), dtype=bool)
+    return (similarity * same).sum(axis=1) / np.maximum(same.sum(axis=1), 1)
 
 
 def character_error_rate(reference: str, heard: str) -> float:

@@ -123,3 +123,18 @@ def test_starting_from_a_clip_and_staying_close_to_it(tmp_path):
     distance = lambda m: np.mean((read(m) - clip) ** 2) / np.mean(clip ** 2)  # noqa: E731
     assert distance(close) < 0.5 * distance(free)
     assert close["targets"][0]["final_terms"]["stay_close"] == pytest.approx(distance(close), rel=1e-3)
+
+
+def test_samples_are_separate_signals_sample_0_is_the_targets_own(tmp_path):
+    def run(folder, *overrides):
+        return audiate(tmp_path / folder, "objective=channel", "objective.unit=[3,5]", "augmentation=standard",
+                       *overrides)
+
+    alone = run("alone")
+    plain = run("plain", "samples=3", "batch_size=4")  # rounded to 3: a target's samples share a batch
+    names = [t["name"] for t in plain["targets"]]
+    assert names == [f"L2-U{u}-channel-s{s}" for u in (3, 5) for s in range(3)]
+    read = lambda t: sf.read(t["files"]["wav"])[0]  # noqa: E731
+    np.testing.assert_allclose(read(plain["targets"][0]), read(alone["targets"][0]), rtol=1e-4, atol=1e-6)
+    assert not np.allclose(read(plain["targets"][0]), read(plain["targets"][1]))
+    assert all(0 < t["sibling_similarity"] <= 1 for t in plain["targets"])

@@ -259,3 +259,14 @@ def test_the_s_logit_prefers_utterances_with_an_s(tiny, tmp_path):
     texts = [data.transcript(e.file) for e in found]
     base_rate = np.mean(["s" in data.transcript(f) for f in cache.files])
     assert sum("s" in t for t in texts) > 5 * base_rate, (texts, base_rate)
+
+
+def test_mlp_neurons_have_dataset_examples_too(tiny, tmp_path):
+    _slice_files(tmp_path / "data", 2)
+    cache = _open(tiny, "mlp4", tmp_path / "data", tmp_path / "cache", lambda: load_encoder(tiny, "cpu"))
+    config = load_config(tiny)
+    assert cache.num_units == config.intermediate_size and cache.folder.name.startswith("tiny-w2v2-espeak-mlp4-")
+    frames = sum(num_frames(parse_layer(4, config), config, len(data.read_audio(f, 16000))) for f in cache.files)
+    assert cache.num_frames == frames  # the transformer's frame grid
+    found = activations.top_examples(cache, 7, k=2, min_gap_seconds=0)
+    assert found[0].activation == cache.stats["max"][7]

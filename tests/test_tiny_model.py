@@ -86,3 +86,16 @@ def test_the_model_hears_its_own_audiations_of_words(tmp_path):
     assert [t["name"] for t in targets] == [f"text-{w}" for w in words]
     assert all(t["layer"] == "logits" and t["final_activation"] > t["initial_activation"] for t in targets)
     assert np.mean([t["cer"] for t in targets]) <= 0.3, [(t["text"], t["transcript"]) for t in targets]
+
+
+def test_diversity_makes_a_units_samples_less_alike_and_they_keep_their_activation(tmp_path):
+    def run(weight):
+        return audiate_folder(compose("model=tiny", "model.layer=4", "objective=channel", "objective.unit=64",
+                                      "samples=3", f"diversity={weight}", "steps=100", "logger=none", "threads=1",
+                                      "quality.draws=0"), tmp_path / str(weight), None)["targets"]
+
+    alike, apart = run(0), run(3)
+    similarity = lambda targets: np.mean([t["sibling_similarity"] for t in targets])  # noqa: E731
+    assert similarity(apart) < similarity(alike) - 0.05, (similarity(apart), similarity(alike))
+    # each still drives the unit, if less than alone: diversity trades activation for difference
+    assert all(t["final_activation"] > t["initial_activation"] + 0.5 for t in apart)
