@@ -398,3 +398,53 @@ def examples_job(cfg: DictConfig, job_dir: Path, group: str | None = None) -> di
                         tags=[spec.short_name, "examples"], config=config_, sample_rate=spec.sample_rate) as tracker:
         tracker.log_examples(rows)
     return summary
+
+
+# --- paralinguistic directions -----------------------------------------------------------------------------
+
+
+def directions_job(cfg: DictConfig, job_dir: Path) -> dict:
+    """A direction at one layer that separates `positive` from `negative` clips: both methods fitted on
+    the training clips and scored (AUC) on the held-out ones; the chosen one written as a unit-length .npy."""
+    from audiation import probes
+
+    if cfg.method not in ("probe", "mean"):
+        raise AudiationError(f"method={cfg.method} is not one of probe, mean")
+    fraction = builder.number(cfg.held_out, "held_out")
+    if fraction >= 1:
+        raise AudiationError(f"held_out={cfg.held_out} must be below 1")
+    l2 = builder.number(cfg.l2, "l2", strict=False)
+    builder.writable_folder(cfg.data.cache_dir, "data.cache_dir")
+    folders = {}
+    for side in ("positive", "negative"):
+        if OmegaConf.is_missing(cfg, side) or not cfg[side]:
+            raise AudiationError(f"{side} is required: a folder of audio ({side}=/path/to/folder)")
+        folders[side] = data.list_audio(cfg[side], name=side)
+        if len(folders[side]) < 2:
+            raise AudiationError(f"{side}={cfg[side]} has {len(folders[side])} audio file; at least 2 are needed")
+    device = builder.resolve_device(cfg.device)
+    configure(device, builder.threads(cfg.threads))
+    spec = builder.model_spec(cfg.model)
+    config = load_config(spec)
+    layer = parse_layer(cfg.model.layer, config)
+    vectors = {}
+    for side, files in folders.items():
+        cache = ActivationCache.open(files, layer, config, spec.fingerprint(), spec.short_name, cfg.data.cache_dir,
+                                     lambda: load_encoder(spec, device), spec.sample_rate, cfg.data.max_seconds)
+        vectors[side] = probes.clip_vectors(cache)[1]
+    splits = {side: probes.held_out(len(v), fraction, int(cfg.seed)) for side, v in vectors.items()}
+    train = {side: vectors[side][splits[side][0]] for side in vectors}
+    test = {side: vectors[side][splits[side][1]] for side in vectors}
+    fitted = {"mean": probes.mean_difference(train["positive"], train["negative"]),
+              "probe": probes.logistic_probe(train["positive"], train["negative"], l2)}
+    scores = {method: probes.auc(test["positive"] @ d, test["negative"] @ d) for method, d in fitted.items()}
+    out = Path(cfg.out).expanduser() if cfg.out else job_dir / "direction.npy"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with outputs.atomic(out) as temporary, open(temporary, "wb") as handle:
+        np.save(handle, fitted[cfg.method])
+    summary = {"model": spec.short_name, "layer": layer.label, "method": cfg.method, "out": str(out),
+               "held_out_auc": scores, "clips": {s: len(v) for s, v in vectors.items()},
+               "held_out_clips": {s: len(splits[s][1]) for s in splits}, "l2": l2,
+               "positive": str(cfg.positive), "negative": str(cfg.negative)}
+    outputs.write_json(job_dir / "directions.json", summary)
+    return summary

@@ -13,7 +13,8 @@ from audiation.builder import build_batch, plan
 from conftest import CONF, ROOT, compose
 
 PACKAGE = ROOT / "audiation"
-COMMAND_LINES = {"audiation.run", "audiation.examples", "audiation.gallery", "audiation.report"}
+COMMAND_LINES = {"audiation.run", "audiation.examples", "audiation.gallery", "audiation.report",
+                 "audiation.directions"}
 
 
 def _imports() -> dict[str, set[str]]:

@@ -1,0 +1,48 @@
+"""`python -m audiation.directions`: a direction in a layer's space that separates two sets of speech.
+
+    python -m audiation.directions model=tiny model.layer=3 positive=audiation/assets/pitch-contrast/high \
+        negative=audiation/assets/pitch-contrast/low out=high-pitch.npy
+    python -m audiation.run model=tiny model.layer=3 objective=direction objective.direction=high-pitch.npy
+
+Prints how well the direction separates held-out clips (AUC) for the mean-difference baseline and the
+regularised linear probe, and writes the chosen one (`method`, default probe) as a unit-length .npy. The
+work is `audiation.jobs.directions_job` over `audiation.probes` and the activation cache.
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from audiation import configs
+from audiation.errors import run_or_exit
+from audiation.jobs import directions_job
+
+
+@hydra.main(config_path=configs.CONF, config_name="directions", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    job_dir, _group = configs.hydra_job_folder()
+
+    def job():
+        try:
+            summary = directions_job(cfg, job_dir)
+        except BaseException:
+            configs.discard_if_empty(job_dir)
+            raise
+        configs.save_job_config(job_dir, cfg)
+        return summary
+
+    summary = run_or_exit(job, saved=lambda: "no direction was written")
+    auc = summary["held_out_auc"]
+    print(f"audiation: {summary['layer']} direction ({summary['method']}) in {summary['out']}; held-out AUC "
+          f"probe {auc['probe']:.3f}, mean difference {auc['mean']:.3f} "
+          f"({summary['held_out_clips']['positive']} + {summary['held_out_clips']['negative']} clips)")
+
+
+if __name__ == "__main__":
+    import sys
+
+    from audiation.builder import check_output_overrides
+
+    run_or_exit(check_output_overrides, sys.argv[1:], saved=lambda: "nothing was written")
+    main()
