@@ -146,6 +146,8 @@ def test_the_report_leaves_out_unfinished_targets_and_says_how_many(tmp_path):
     (["objective=text"], "objective=text needs a CTC model (*ForCTC); random_small has no CTC head"),
     (["model=tiny", "objective=text", "objective.text=[moon,m00n]"], "objective.text=m00n: '0' not in the vocabulary"),
     (["model=tiny", "objective=text", "objective.text=[moon,moon]"], "names a text twice"),
+    (["samples=0"], "samples=0 must be > 0"),
+    (["diversity=1"], "diversity=1 needs samples >= 2"),
 ])
 def test_bad_input_is_one_line_exit_2_and_leaves_no_folder(tmp_path, overrides, message):
     job = tmp_path / "2026-01-01" / "job"
