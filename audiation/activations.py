@@ -160,6 +160,18 @@ class ActivationCache:
         local = frame - piece.first_frame
         return piece.file, piece.offset_seconds + (local * self.hop + self.field / 2) / self.sample_rate
 
+    def trace(self, unit: int, frame: int, seconds: float) -> tuple[list[float], list[float]]:
+        """The unit's activation at the frames of `frame`'s piece within `seconds`/2 of it: (times relative
+        to the start of a `seconds` clip centred on `frame`, activations), rounded for the page."""
+        index = int(np.searchsorted(self._first_frames, frame, side="right")) - 1
+        piece = self.pieces[index]
+        half = int(seconds / 2 * self.sample_rate / self.hop)
+        first = max(piece.first_frame, frame - half)
+        last = min(piece.first_frame + piece.num_frames, frame + half + 1)
+        values = np.asarray(self.activations[first:last, unit], dtype=np.float32)
+        times = (np.arange(first, last) - frame) * self.hop / self.sample_rate + seconds / 2
+        return [round(float(t), 4) for t in times], [round(float(v), 3) for v in values]
+
     def column(self, unit: int) -> np.ndarray:
         return np.asarray(self.activations[:, unit], dtype=np.float32)
 

@@ -1,7 +1,9 @@
-"""`python -m audiation.gallery <folder>`: write the gallery page of a sweep, a job, or a folder of them.
+"""`python -m audiation.gallery <folder> [<folder> ...]`: write the unit browser of runs, sweeps or
+examples jobs (several folders: the same targets side by side).
 
     python -m audiation.gallery outputs/sweeps/2026-01-01_12-00-00          # writes <folder>/index.html
-    python -m audiation.gallery outputs/runs/2026-01-01/12-00-00 --out /tmp/units.html
+    python -m audiation.gallery outputs/runs/2026-01-01/12-00-00 --embed --out /tmp/units.html
+    python -m audiation.gallery outputs/runs/seed0 outputs/runs/seed1 --out compare.html
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from audiation.page import write_gallery
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m audiation.gallery", description=__doc__.splitlines()[0])
-    parser.add_argument("folder", type=Path, help="a sweep or job folder (searched recursively)")
-    parser.add_argument("--out", type=Path, help="the HTML file to write (default: <folder>/index.html)")
+    parser.add_argument("folders", type=Path, nargs="+", help="sweep, job or examples folders (searched recursively)")
+    parser.add_argument("--out", type=Path, help="the HTML file to write (default: <first folder>/index.html)")
+    parser.add_argument("--embed", action="store_true", help="put audio and images inside the page (small runs)")
     args = parser.parse_args(argv)
-    print(run_or_exit(write_gallery, args.folder, args.out, saved=lambda: "no page was written"))
+    print(run_or_exit(write_gallery, args.folders, args.out, args.embed, saved=lambda: "no page was written"))
 
 
 if __name__ == "__main__":

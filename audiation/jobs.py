@@ -99,6 +99,7 @@ class AudiationJob:
         self.settings = result_settings(cfg)
         self.lock = FolderLock(self.job_dir)
         self.batch_size = self.plan.batch_size  # "auto" until the model is loaded and a size is chosen
+        self.cache = None  # the dataset activations of quality.data, once opened
 
     def __enter__(self):
         self.lock.__enter__()
@@ -200,11 +201,11 @@ class AudiationJob:
         are queued on the writer before the next batch starts."""
         cfg, plan = self.cfg, self.plan
         encoder = load_encoder(plan.spec, plan.device, cfg.compile)
-        stats = None
         if cfg.quality.data:
-            stats = open_cache(plan.spec, plan.layer, load_config(plan.spec), cfg.quality.data, cfg.quality.cache_dir,
-                               plan.device).stats
-        settings = quality.QualitySettings(int(cfg.quality.draws), int(cfg.seed), stats)
+            self.cache = open_cache(plan.spec, plan.layer, load_config(plan.spec), cfg.quality.data,
+                                    cfg.quality.cache_dir, plan.device)
+        settings = quality.QualitySettings(int(cfg.quality.draws), int(cfg.seed),
+                                           None if self.cache is None else self.cache.stats)
         size = plan.batch_size
         if not self.todo:
             return
@@ -233,6 +234,15 @@ class AudiationJob:
             scores = quality.measure(encoder, plan.layer, batch, result.signal, result.final, plan.geometry,
                                      plan.frame, settings)
             records = [self._record(result, i, t, scores[i]) for i, t in enumerate(targets)]
+            if targets[0].unit is not None:  # each unit over time on its audiation, for the page
+                traces = quality.unit_traces(encoder, plan.layer, result.signal, [t.unit for t in targets], plan.device)
+                for record, trace in zip(records, traces):
+                    record["activation_trace"] = [round(float(v), 3) for v in trace]
+                    record["trace_hop_seconds"] = plan.geometry.hop / plan.geometry.sample_rate
+                    record["trace_offset_seconds"] = plan.geometry.field / 2 / plan.geometry.sample_rate
+            if encoder.vocabulary is not None and plan.layer.kind == "logits":
+                for record in records:  # the character a CTC output unit stands for
+                    record["character"] = encoder.vocabulary[record["unit"]] if record["unit"] is not None else None
             self._write_files(result, records, writer)
             yield result, targets, records
 
@@ -251,6 +261,7 @@ class AudiationJob:
             "steps": result.steps, "stopped": result.stopped, "no_progress": stalled,
             **plan.labels, **scores,
             "settings": target_settings(self.settings, target),
+            "waveform": outputs.envelope(result.signal[row]),
             "files": results.target_files(target.name),
         }
 
@@ -269,8 +280,15 @@ class AudiationJob:
                         "the objective has no gradient: check the regularizer weights", len(stalled),
                         ", ".join(stalled[:3]) + (" ..." if len(stalled) > 3 else ""))
 
+        read = _last_file_reader(rate)
+
         def write(row: int, record: dict):
             folder, files = results.target_folder(job_dir, record["name"]), record["files"]
+            if self.cache is not None and record["unit"] is not None:  # natural examples, beside the audiation
+                cfg = self.cfg.examples
+                found = top_examples(self.cache, record["unit"], int(cfg.top_k), float(cfg.min_gap_seconds))
+                record["examples"] = write_examples_of_unit(job_dir, self.cache, record["unit"], found, plan.layer.label,
+                                                            float(cfg.clip_seconds), read)["examples"]
             outputs.write_wav(job_dir / files["wav"], result.signal[row], rate, "FLOAT")
             outputs.write_wav(job_dir / files["wav_16bit"], result.signal[row], rate, "PCM_16")
             outputs.write_bytes(job_dir / files["spectrogram"], outputs.spectrogram_png(
@@ -339,6 +357,19 @@ def examples_plan(cfg: DictConfig):
     return spec, config, layer, units, files, device
 
 
+def _last_file_reader(sample_rate: int):
+    """read(file) -> signal, keeping the last file: the same file often serves several units in a row."""
+    last: dict[str, np.ndarray] = {}
+
+    def read(file: str) -> np.ndarray:
+        if file not in last:
+            last.clear()
+            last[file] = data.read_audio(file, sample_rate)
+        return last[file]
+
+    return read
+
+
 def write_examples_of_unit(job_dir: Path, cache: ActivationCache, unit: int, found: list[Example], label: str,
                            clip_seconds: float, read) -> dict:
     """One unit's clips, spectrograms and record (paths relative to the job folder)."""
@@ -355,9 +386,11 @@ def write_examples_of_unit(job_dir: Path, cache: ActivationCache, unit: int, fou
             sf.write(temporary, np.clip(clip, -1, 1), cache.sample_rate, subtype="PCM_16", format="WAV")
         title = f"{name} #{example.rank}: {Path(example.file).name} at {example.time_seconds:.2f} s ({example.activation:.3g})"
         outputs.write_spectrogram(png, clip, cache.sample_rate, title, mark)
+        times, trace = cache.trace(unit, example.frame, clip_seconds)
         records.append({"rank": example.rank, "file": example.file, "time_seconds": round(example.time_seconds, 4),
                         "activation": example.activation, "clip": str(wav.relative_to(job_dir)),
-                        "spectrogram": str(png.relative_to(job_dir)), "text": data.transcript(example.file)})
+                        "spectrogram": str(png.relative_to(job_dir)), "text": data.transcript(example.file),
+                        "trace_seconds": times, "trace": trace})
     stats = {key: float(cache.stats[key][unit]) for key in STATS}
     return {"name": name, "layer": label, "unit": unit, "stats": stats, "examples": records}
 
@@ -368,14 +401,7 @@ def examples_job(cfg: DictConfig, job_dir: Path, group: str | None = None) -> di
     configure(device, builder.threads(cfg.threads))
     cache = ActivationCache.open(files, layer, config, spec.fingerprint(), spec.short_name, cfg.data.cache_dir,
                                  lambda: load_encoder(spec, device), spec.sample_rate, cfg.data.max_seconds)
-    last: dict[str, np.ndarray] = {}
-
-    def read(file: str) -> np.ndarray:  # the same file often serves several units in a row
-        if file not in last:
-            last.clear()
-            last[file] = data.read_audio(file, spec.sample_rate)
-        return last[file]
-
+    read = _last_file_reader(spec.sample_rate)
     found = []
     for unit, values in cache.columns(units):
         examples = top_examples(cache, unit, int(cfg.top_k), float(cfg.min_gap_seconds), values)

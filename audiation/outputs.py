@@ -58,6 +58,13 @@ def peak_normalise(signal: np.ndarray, peak_dbfs: float = PEAK_DBFS) -> np.ndarr
     return signal * (10 ** (peak_dbfs / 20) / peak) if peak > 0 else signal
 
 
+def envelope(signal: np.ndarray, points: int = 200) -> list[float]:
+    """The peak |amplitude| in `points` equal stretches of the signal, relative to the whole peak: enough
+    to draw its waveform on a page."""
+    peaks = np.array([np.abs(part).max() if part.size else 0.0 for part in np.array_split(signal, points)])
+    return [round(float(p), 3) for p in peaks / max(float(peaks.max()), 1e-12)]
+
+
 def write_wav(path: Path, signal: np.ndarray, sample_rate: int, subtype: str = "FLOAT") -> None:
     """`FLOAT`: the signal as it is; `PCM_16`: peak-normalised to -1 dBFS first."""
     samples = signal.astype(np.float32) if subtype == "FLOAT" else peak_normalise(signal)

@@ -1,17 +1,20 @@
-"""The gallery page: one self-contained `index.html` to browse audiation results
-(`python -m audiation.gallery <folder>`, and written at the end of every multirun).
+"""The unit browser: one static `index.html` for a run, a sweep, an examples job, or several of them
+(`python -m audiation.gallery <folder> [<folder> ...]`; written at the end of every multirun).
 
-Every `metrics.json` under the folder (a sweep, a single job, or a folder of both) gives one card per
-target: its spectrogram, an audio player, and its numbers (layer, unit, objective, activation before
-and after, the other loss terms and any other numeric field of the record, such as a quality metric
-added later). Cards sort by layer (naturally: conv1 < L2 < L10 < logits), unit, final activation,
-activation gain (final - initial) or any other numeric field, and a text filter matches names, layers,
-objectives, models and the job's Hydra overrides.
+One card per target (per unit for an `audiation.examples` job): the audiation (player, spectrogram with
+the target frame, waveform), the unit's activation over time on it, its top natural examples (player,
+spectrogram, the unit's activation over the clip with the peak marked, transcript) when the run had
+`quality.data`, the character a CTC output stands for, and the numbers (activation before and after,
+ratio to the natural maximum, selectivity, transcript and CER, any other numeric field).
 
-The PNG and the 16-bit WAV are embedded as base64 data URIs, so the page opens from disk, copied
-anywhere, with no server and no network. Files are found relative to each job folder
-(`targets/<name>/...`), never by the absolute paths recorded at run time, so a moved folder still works.
-That costs about 100 KB per target (the spectrogram PNG 10-60 KB, one second of audio ~45 KB).
+The page holds its cards as one JSON block and draws one page of them at a time, so a 9,216-unit sweep
+stays fast: sort by layer (conv1 < L2 < L10 < logits), unit, final activation, gain or any numeric field;
+filter by text (names, layers, objectives, models, overrides, transcripts); page through. Several folders
+are compared side by side: cards with the same target name stand in one row, one per folder.
+
+Media are linked by paths relative to the page (it opens from disk and survives moving the folder with
+it); `embed=True` (`--embed`) puts them inside the page instead, for a small run to send as one file.
+Files are found relative to each job folder, never by the absolute paths of the run.
 """
 
 from __future__ import annotations
@@ -20,34 +23,46 @@ import base64
 import html
 import json
 import math
+import os
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from audiation.errors import AudiationError
 from audiation.outputs import atomic
-from audiation.results import natural_key, read_jobs
+from audiation.results import TARGET_FILES, natural_key, read_jobs
 
-# Record fields the card shows in its own way; every other numeric field is listed as it is.
-_SHOWN = {"unit", "initial_activation", "final_activation"}
+# Record fields a card shows in its own way; every other numeric field is listed as it is.
+_SHOWN = {"unit", "initial_activation", "final_activation", "sample", "direction_index", "frame", "steps",
+          "trace_hop_seconds", "trace_offset_seconds"}
+PAGE_SIZE = 24
 
 _STYLE = """
-body { font: 14px system-ui, sans-serif; margin: 1.5em; background: #fafafa; color: #222; }
-header { position: sticky; top: 0; background: #fafafa; padding: .5em 0; z-index: 1; }
-header label, header input { margin-right: 1em; }
-main { display: grid; grid-template-columns: repeat(auto-fill, minmax(360px, 1fr)); gap: 1em; }
-.card { background: #fff; border: 1px solid #ddd; border-radius: 6px; padding: .8em; }
-.card h2 { font-size: 1.05em; margin: 0 0 .3em; }
-.meta, .missing { color: #666; font-size: .85em; margin: 0 0 .5em; }
+body { font: 14px system-ui, sans-serif; margin: 1.2em; background: #fafafa; color: #222; }
+header { position: sticky; top: 0; background: #fafafa; padding: .4em 0; z-index: 1; border-bottom: 1px solid #ddd; }
+header label, header input, header button { margin-right: .8em; }
+main { display: grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); gap: 1em; margin-top: 1em; }
+main.compare { grid-template-columns: 1fr; }
+.row { display: grid; grid-template-columns: repeat(auto-fit, minmax(380px, 1fr)); gap: .6em; }
+.card { background: #fff; border: 1px solid #ddd; border-radius: 6px; padding: .7em; }
+.card h2 { font-size: 1.05em; margin: 0 0 .2em; }
+.meta { color: #666; font-size: .85em; margin: 0 0 .4em; }
 .stopped { color: #b00; }
-.card img { width: 100%; }
-.card audio { width: 100%; }
-table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
-td { padding: 1px .8em 1px 0; }
+.card img { width: 100%; display: block; }
+.card audio { width: 100%; height: 2em; }
+svg { width: 100%; height: 34px; display: block; background: #f4f4f4; }
+svg polyline { fill: none; stroke: #3060c0; stroke-width: 1.2; vector-effect: non-scaling-stroke; }
+svg line { stroke: #e0a000; stroke-width: 1; vector-effect: non-scaling-stroke; }
+.label { font-size: .75em; color: #777; margin: .3em 0 .1em; }
+details { margin-top: .5em; }
+.examples { display: grid; grid-template-columns: repeat(auto-fill, minmax(180px, 1fr)); gap: .4em; }
+.example { font-size: .8em; border-top: 1px solid #eee; padding-top: .3em; }
+table { border-collapse: collapse; font-variant-numeric: tabular-nums; font-size: .9em; }
+td { padding: 0 .8em 0 0; }
 """
 
-# Media events do not bubble, but a capture listener on the document, registered before the cards are
-# parsed, sees every one. The decoded duration it records shows the audio plays (the browser test reads it).
+# Media events do not bubble, but a capture listener on the document sees every one; the decoded duration
+# it records shows that the audio plays (the browser test reads it).
 _HEAD_SCRIPT = """
 document.addEventListener('loadedmetadata', e => {
   e.target.dataset.duration = e.target.duration;
@@ -56,22 +71,64 @@ document.addEventListener('loadedmetadata', e => {
 """
 
 _SCRIPT = """
-const cards = [...document.querySelectorAll('.card')];
-cards.forEach(c => c.keys = JSON.parse(c.dataset.keys));
-const [sort, desc, filter, shown] = ['sort', 'desc', 'filter', 'shown'].map(id => document.getElementById(id));
-function update() {
-  const key = sort.value, sign = desc.checked ? -1 : 1;
-  const words = filter.value.toLowerCase().split(/\\s+/).filter(Boolean);
-  // Sort the cards in their original order every time, so ties keep it; missing values go last.
-  const order = cards.slice().sort((a, b) => {
-    const x = a.keys[key], y = b.keys[key];
-    return x == null || y == null ? (x == null) - (y == null) : sign * (x - y);
-  });
-  order.forEach(c => c.hidden = !words.every(w => c.dataset.text.includes(w)));
-  document.getElementById('cards').append(...order);
-  shown.textContent = `${order.filter(c => !c.hidden).length} of ${cards.length} shown`;
+const cards = JSON.parse(document.getElementById('data').textContent);
+const sources = JSON.parse(document.getElementById('sources').textContent);
+const $ = id => document.getElementById(id);
+const esc = s => String(s ?? '–').replace(/[&<>"']/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]));
+const num = v => v == null ? '–' : (typeof v === 'number' ? (Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(3) : +v.toPrecision(4)) : esc(v));
+let page = 0;
+function line(values, times, span, mark) {
+  if (!values || !values.length) return '';
+  const lo = Math.min(...values, 0), hi = Math.max(...values, lo + 1e-9);
+  const x = i => times ? 100 * times[i] / span : 100 * (values.length > 1 ? i / (values.length - 1) : .5);
+  const pts = values.map((v, i) => `${x(i).toFixed(2)},${(30 - 28 * (v - lo) / (hi - lo)).toFixed(2)}`).join(' ');
+  const m = mark == null ? '' : `<line x1="${100 * mark / span}" x2="${100 * mark / span}" y1="0" y2="32"/>`;
+  return `<svg viewBox="0 0 100 32" preserveAspectRatio="none">${m}<polyline points="${pts}"/></svg>`;
 }
-[sort, desc, filter].forEach(e => e.addEventListener('input', update));
+function example(e, span) {
+  return `<div class="example"><b>#${e.rank}</b> ${num(e.activation)} · ${esc(e.where)}${e.text ? ' · “' + esc(e.text) + '”' : ''}
+    <audio controls preload="metadata" src="${e.clip}"></audio><img loading="lazy" src="${e.spectrogram}" alt="spectrogram">
+    ${line(e.trace, e.trace_seconds, span, span / 2)}</div>`;
+}
+function card(c) {
+  if (!c) return '<article class="card empty"><p class="meta">not in this run</p></article>';
+  const rows = c.rows.map(([k, v]) => `<tr><td>${esc(k)}</td><td>${num(v)}</td></tr>`).join('');
+  const trace = c.trace ? `<div class="label">the unit over time on its audiation${c.mark != null ? ' (target frame marked)' : ''}</div>` +
+    line(c.trace, c.trace.map((_, i) => c.trace_offset + i * c.trace_hop), c.seconds, c.mark) : '';
+  const examples = c.examples && c.examples.length ? `<details open><summary>${c.examples.length} natural examples</summary>
+    <div class="examples">${c.examples.map(e => example(e, c.clip_seconds)).join('')}</div></details>` : '';
+  const media = c.audio ? `<audio controls preload="metadata" src="${c.audio}"></audio>
+    <img loading="lazy" src="${c.spectrogram}" alt="spectrogram of ${esc(c.name)}">
+    <div class="label">waveform</div>${line(c.waveform)}${trace}` : '';
+  return `<article class="card" data-name="${esc(c.name)}"><h2>${esc(c.name)}${c.character ? ' · “' + esc(c.character) + '”' : ''}</h2>
+    <p class="meta">${esc(c.meta)}</p>${c.stopped ? `<p class="meta stopped">stopped: ${esc(c.stopped)}</p>` : ''}
+    ${media}<table>${rows}</table>${examples}</article>`;
+}
+function update() {
+  const key = $('sort').value, sign = $('desc').checked ? -1 : 1;
+  const words = $('filter').value.toLowerCase().split(/\\s+/).filter(Boolean);
+  const size = +$('size').value;
+  // Sorted from the original order every time, so ties keep it; missing values go last.
+  let shown = cards.map((c, i) => [c, i]).filter(([c]) => words.every(w => c.text.includes(w)));
+  shown.sort(([a, i], [b, j]) => { const x = a.keys[key], y = b.keys[key];
+    return x == null || y == null ? (x == null) - (y == null) || i - j : sign * (x - y) || i - j; });
+  let groups = shown.map(([c]) => [c]);
+  if (sources.length > 1) {  // side by side: one row per target name, one card per folder
+    const byName = new Map();
+    shown.forEach(([c]) => { if (!byName.has(c.name)) byName.set(c.name, Array(sources.length).fill(null)); byName.get(c.name)[c.source] = c; });
+    groups = [...byName.values()];
+  }
+  const pages = Math.max(1, Math.ceil(groups.length / size));
+  page = Math.min(page, pages - 1);
+  const visible = groups.slice(page * size, (page + 1) * size);
+  $('cards').className = sources.length > 1 ? 'compare' : '';
+  $('cards').innerHTML = visible.map(g => sources.length > 1 ? `<div class="row">${g.map(card).join('')}</div>` : card(g[0])).join('');
+  $('shown').textContent = `${shown.length} of ${cards.length} shown · page ${page + 1} of ${pages}`;
+  $('prev').disabled = page === 0; $('next').disabled = page >= pages - 1;
+}
+['sort', 'desc', 'filter', 'size'].forEach(id => $(id).addEventListener('input', () => { page = 0; update(); }));
+$('prev').addEventListener('click', () => { page--; update(); });
+$('next').addEventListener('click', () => { page++; update(); });
 update();
 """
 
@@ -85,80 +142,126 @@ def _number(value) -> float | None:
     return float(value) if _is_number(value) and math.isfinite(value) else None
 
 
-def _text(value) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+class _Media:
+    """Turns a file into what the page's `src` needs: a path relative to the page, or a data URI."""
 
+    def __init__(self, page_dir: Path, embed: bool):
+        self.page_dir, self.embed = page_dir.resolve(), embed
 
-def _data_uri(path: Path, mime: str) -> str | None:
-    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}" if path.is_file() else None
+    def __call__(self, path: Path) -> str | None:
+        if not path.is_file():
+            return None
+        if self.embed:
+            mime = "audio/wav" if path.suffix == ".wav" else "image/png"
+            return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
+        return Path(os.path.relpath(path.resolve(), self.page_dir)).as_posix()
 
 
 def _overrides(job: Path) -> list[str]:
-    """The job's command-line overrides: in a sweep, what tells its cards apart."""
     path = job / ".hydra" / "overrides.yaml"
     return [str(o) for o in OmegaConf.load(path)] if path.is_file() else []
 
 
-def _card(folder: Path, job: Path, record: dict, layer_rank: dict[str, int], extra: list[str]) -> str:
-    name, layer = str(record["name"]), str(record["layer"])
+def _examples(job: Path, examples: list[dict], media: _Media) -> list[dict]:
+    return [{"rank": e["rank"], "activation": e.get("activation"), "text": e.get("text"),
+             "where": f"{Path(e['file']).name} {e.get('time_seconds', 0):.2f} s",
+             "clip": media(job / e["clip"]), "spectrogram": media(job / e["spectrogram"]),
+             "trace": e.get("trace"), "trace_seconds": e.get("trace_seconds")} for e in examples]
+
+
+def _target_card(source: int, root: Path, job: Path, record: dict, extra: list[str], media: _Media) -> dict:
+    name = str(record["name"])
     initial, final = _number(record.get("initial_activation")), _number(record.get("final_activation"))
     gain = None if initial is None or final is None else final - initial
-    keys = {"layer": layer_rank[layer], "unit": _number(record.get("unit")), "final_activation": final,
-            "gain": gain, **{k: _number(record.get(k)) for k in extra}}
-    where = job.relative_to(folder).as_posix()  # "." when the folder is the job itself
-    overrides = _overrides(job)
+    where = job.relative_to(root).as_posix()
     choices = [str(record[k]) for k in ("model", "parameterization", "augmentation") if record.get(k)]
-    text = " ".join([name, layer, str(record.get("objective")), where, *choices, *overrides,
-                     str(record.get("transcript") or "")]).lower()
+    overrides = _overrides(job)
+    rows = [("activation", f"{initial if initial is None else round(initial, 4)} → "
+                           f"{final if final is None else round(final, 4)}"), ("gain", gain)]
+    rows += [(term, value) for term, value in (record.get("final_terms") or {}).items() if term != "activation"]
+    rows += [(k, record[k]) for k in extra if _is_number(record.get(k))]
+    rows += [(k, record[k]) for k in ("text", "transcript") if record.get(k) is not None]
+    files = {key: job / "targets" / name / file for key, file in TARGET_FILES.items()}
+    seconds = record.get("trace_hop_seconds")
+    frame = record.get("frame")
+    return {
+        "source": source, "name": name, "layer": str(record["layer"]), "character": record.get("character"),
+        "meta": " · ".join(([f"job {where}"] if where != "." else []) + choices + overrides),
+        "stopped": record.get("stopped"), "rows": rows,
+        "audio": media(files["wav_16bit"]), "spectrogram": media(files["spectrogram"]),
+        "waveform": record.get("waveform"), "trace": record.get("activation_trace"),
+        "trace_hop": seconds, "trace_offset": record.get("trace_offset_seconds"),
+        "seconds": len(record.get("activation_trace") or []) * seconds if seconds else None,
+        "mark": None if frame is None or not seconds else record["trace_offset_seconds"] + frame * seconds,
+        "examples": _examples(job, record.get("examples") or [], media), "clip_seconds": 1.0,
+        "text": " ".join([name, str(record.get("layer")), str(record.get("objective")), where, *choices, *overrides,
+                          str(record.get("transcript") or ""), str(record.get("character") or "")]).lower(),
+        "keys": {"unit": _number(record.get("unit")), "final_activation": final, "gain": gain,
+                 **{k: _number(record.get(k)) for k in extra}},
+    }
 
-    files = job / "targets" / name
-    image = _data_uri(files / "spectrogram.png", "image/png")
-    audio = _data_uri(files / "audio_16bit.wav", "audio/wav")
+
+def _unit_card(source: int, root: Path, job: Path, summary: dict, unit: dict, media: _Media) -> dict:
+    """A card of an `audiation.examples` job: a unit's natural examples, no audiation."""
+    where = job.relative_to(root).as_posix()
+    return {"source": source, "name": unit["name"], "layer": str(unit["layer"]), "character": None,
+            "meta": " · ".join(([f"job {where}"] if where != "." else []) + [str(summary.get("model")), "examples"]),
+            "stopped": None, "rows": [(f"dataset {k}", v) for k, v in unit["stats"].items()],
+            "audio": None, "examples": _examples(job, unit["examples"], media),
+            "clip_seconds": summary.get("clip_seconds", 1.0),
+            "text": f"{unit['name']} {unit['layer']} {where} examples".lower(),
+            "keys": {"unit": _number(unit["unit"]), "final_activation": _number(unit["stats"].get("max"))}}
+
+
+def _read_examples_jobs(folder: Path) -> list[tuple[Path, dict]]:
+    jobs = []
+    for path in sorted(folder.rglob("examples.json"), key=lambda p: natural_key(str(p.relative_to(folder)))):
+        try:
+            summary = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise AudiationError(f"cannot read {path}: {error}") from None
+        if isinstance(summary, dict) and isinstance(summary.get("units"), list):
+            jobs.append((path.parent, summary))
+    return jobs
+
+
+def collect_cards(folders: list[Path], media: _Media) -> list[dict]:
+    """Every card of every folder, in a first order of layer, unit, then job, which later sorts keep among ties."""
+    cards = []
+    for source, folder in enumerate(folders):
+        if not folder.is_dir():
+            raise AudiationError(f"{folder}: no such folder")
+        jobs = read_jobs(folder)
+        records = [(job, r) for job, metrics in jobs for r in metrics["targets"]]
+        extra = sorted({k for _, r in records for k, v in r.items() if k not in _SHOWN and _is_number(v)})
+        cards += [_target_card(source, folder, job, r, extra, media) for job, r in records]
+        cards += [_unit_card(source, folder, job, summary, unit, media)
+                  for job, summary in _read_examples_jobs(folder) for unit in summary["units"]]
+    if not cards:
+        raise AudiationError(f"no metrics.json with targets or examples.json under {', '.join(map(str, folders))}")
+    ranks = {label: i for i, label in enumerate(sorted({c["layer"] for c in cards}, key=natural_key))}
+    for card in cards:
+        card["keys"]["layer"] = ranks[card["layer"]]
+    cards.sort(key=lambda c: (c["keys"]["layer"], c["keys"]["unit"] is None, c["keys"]["unit"] or 0,
+                              natural_key(c["meta"])))
+    return cards
+
+
+def _json_for_script(value) -> str:
+    """JSON that cannot end its <script> element early."""
+    return json.dumps(value, separators=(",", ":")).replace("</", "<\\/")
+
+
+def write_gallery(folder: Path | list[Path], out: Path | None = None, embed: bool = False) -> Path:
+    """Write the browser page of every target under `folder` (or several folders, side by side) to `out`
+    (default `<first folder>/index.html`)."""
+    folders = [Path(f) for f in (folder if isinstance(folder, (list, tuple)) else [folder])]
+    out = Path(out) if out is not None else folders[0] / "index.html"
+    cards = collect_cards(folders, _Media(out.parent, embed))
+    keys = sorted({k for c in cards for k, v in c["keys"].items() if v is not None} - {"layer", "unit"})
+    sorts = {"layer": "layer", "unit": "unit", **{k: k.replace("_", " ") for k in keys}}
     e = html.escape
-    rows = [("layer", layer), ("unit", _text(record.get("unit"))), ("objective", _text(record.get("objective"))),
-            ("activation", f"{_text(initial)} → {_text(final)}"),
-            ("gain", "–" if gain is None else f"{gain:+.4g}")]
-    initial_terms, final_terms = record.get("initial_terms") or {}, record.get("final_terms") or {}
-    rows += [(term, f"{_text(initial_terms.get(term))} → {_text(value)}")
-             for term, value in final_terms.items() if term != "activation"]
-    rows += [(k, _text(record[k])) for k in extra if _is_number(record.get(k))]
-    rows += [(k, str(record[k])) for k in ("text", "transcript") if record.get(k) is not None]  # heard vs asked
-    parts = [
-        f'<article class="card" data-keys="{e(json.dumps(keys))}" data-text="{e(text)}">',
-        f"<h2>{e(name)}</h2>",
-        f'<p class="meta">{e(" · ".join(([f"job {where}"] if where != "." else []) + choices))}'
-        + (f"<br>{e(' '.join(overrides))}" if overrides else "") + "</p>",
-    ]
-    if record.get("stopped"):
-        parts.append(f'<p class="meta stopped">stopped: {e(str(record["stopped"]))}</p>')
-    parts.append(f'<img src="{image}" alt="spectrogram of {e(name)}">' if image
-                 else f'<p class="missing">no {e(str(files / "spectrogram.png"))}</p>')
-    parts.append(f'<audio controls preload="metadata" src="{audio}"></audio>' if audio
-                 else f'<p class="missing">no {e(str(files / "audio_16bit.wav"))}</p>')
-    parts.append("<table>" + "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in rows) + "</table>")
-    return "\n".join(parts) + "\n</article>"
-
-
-def write_gallery(folder: Path, out: Path | None = None) -> Path:
-    """Write the gallery of every target under `folder` to `out` (default `<folder>/index.html`)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise AudiationError(f"{folder}: no such folder")
-    jobs = read_jobs(folder)
-    records = [(job, record) for job, metrics in jobs for record in metrics["targets"]]
-    if not records:
-        raise AudiationError(f"no metrics.json with targets under {folder}")
-    layer_rank = {label: i for i, label in enumerate(sorted({str(r["layer"]) for _, r in records}, key=natural_key))}
-    extra = sorted({k for _, r in records for k, v in r.items() if k not in _SHOWN and _is_number(v)})
-    # The page's first order, which every later sort keeps among ties: layer, unit, then job.
-    records.sort(key=lambda jr: (layer_rank[str(jr[1]["layer"])], _number(jr[1].get("unit")) is None,
-                                 _number(jr[1].get("unit")) or 0, natural_key(str(jr[0].relative_to(folder)))))
-    sorts = {"layer": "layer", "unit": "unit", "final_activation": "final activation",
-             "gain": "activation gain", **{k: k for k in extra}}
-    e = html.escape
-    title = e(folder.resolve().name)
+    title = e(" vs ".join(f.resolve().name for f in folders))
     page = f"""<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><title>{title} · audiation</title>
@@ -166,19 +269,18 @@ def write_gallery(folder: Path, out: Path | None = None) -> Path:
 <script>{_HEAD_SCRIPT}</script></head>
 <body>
 <header><h1>{title}</h1>
-<p>{len(records)} target(s) from {len(jobs)} job(s)</p>
 <label>sort by <select id="sort">{"".join(f'<option value="{e(k)}">{e(v)}</option>' for k, v in sorts.items())}</select></label>
 <label><input type="checkbox" id="desc"> descending</label>
-<input type="search" id="filter" placeholder="filter: name, layer, objective, override…" size="40">
-<span id="shown"></span></header>
-<main id="cards">
-{chr(10).join(_card(folder, job, record, layer_rank, extra) for job, record in records)}
-</main>
+<input type="search" id="filter" placeholder="filter: name, layer, objective, override, transcript…" size="36">
+<label>per page <select id="size">{"".join(f'<option{" selected" if n == PAGE_SIZE else ""}>{n}</option>' for n in (12, 24, 48, 96))}</select></label>
+<button id="prev">◀</button><button id="next">▶</button> <span id="shown"></span></header>
+<main id="cards"></main>
+<script type="application/json" id="data">{_json_for_script(cards)}</script>
+<script type="application/json" id="sources">{_json_for_script([str(f) for f in folders])}</script>
 <script>{_SCRIPT}</script>
 </body>
 </html>
 """
-    out = Path(out) if out is not None else folder / "index.html"
     with atomic(out) as temporary:
         temporary.write_text(page, encoding="utf-8")
     return out

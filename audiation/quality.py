@@ -33,6 +33,13 @@ class QualitySettings:
     unit_stats: dict[str, np.ndarray] | None = None  # per-unit "max" and "p99" over natural audio
 
 
+@torch.no_grad()
+def unit_traces(encoder: Encoder, layer: Layer, signal: np.ndarray, units: list[int], device) -> np.ndarray:
+    """(rows, frames): each row's target unit at every frame of its clean signal, for the page's trace."""
+    acts = encoder(torch.from_numpy(signal).to(device), layer).float()
+    return acts[torch.arange(len(units)), :, torch.tensor(units)].cpu().numpy()
+
+
 def silence_ratio_db(signal: np.ndarray, geometry: Geometry, frame: int) -> np.ndarray:
     """Per row: 10 log10(mean power outside the frame's samples / mean power inside them)."""
     start, stop = geometry.frame_samples(frame)

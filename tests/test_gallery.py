@@ -1,5 +1,6 @@
-"""The HTML gallery: one card per target from any folder of results, files found relative to the job
-folder, written by a Hydra callback at the end of a multirun, and working in a real headless browser."""
+"""The unit browser: one card per target from any folder of results (and per unit of an examples job),
+media linked relative to the page (or embedded), natural examples beside the audiation, several runs side
+by side, written by a Hydra callback at the end of a multirun, and working in a real headless browser."""
 
 from __future__ import annotations
 
@@ -14,61 +15,62 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from audiation.errors import AudiationError
 from audiation.callbacks import Gallery
-from audiation.page import write_gallery
+from audiation.errors import AudiationError
 from audiation.jobs import audiate_folder
+from audiation.page import write_gallery
 from conftest import ROOT, compose, run_cli
 
 CHROMIUM = Path("/usr/bin/chromium")
-CARD = re.compile(r'<article class="card"([^>]*)>\s*<h2>([^<]*)</h2>')  # (attributes, target name)
+SLICE = ROOT / "audiation" / "assets" / "speech-slice"
+CARD = re.compile(r'<article class="card" data-name="([^"]*)"')
 
 
-def cards(page: str) -> list[tuple[str, str]]:
-    return CARD.findall(page)
+def shown(dom: str) -> list[str]:
+    """The names of the cards drawn on the page (in <main>, not the script's template)."""
+    return CARD.findall(dom.split('<main id="cards"', 1)[1].split("</main>", 1)[0])
+
+
+def data(page: Path) -> list[dict]:
+    """The cards the page holds (its JSON block)."""
+    text = page.read_text()
+    block = re.search(r'<script type="application/json" id="data">(.*?)</script>', text, re.S).group(1)
+    return json.loads(block.replace("<\\/", "</"))
 
 
 @pytest.fixture(scope="module")
 def batched(tmp_path_factory) -> Path:
     """One job of 8 channel targets in one batch, run in process (a subprocess costs seconds of imports)."""
     folder = tmp_path_factory.mktemp("batched")
-    audiate_folder(compose("model=random_small", "logger=none", "objective=channel", "objective.unit=0:8", "batch_size=8",
-                    "steps=3", "threads=1"), folder, None)
+    audiate_folder(compose("model=random_small", "logger=none", "objective=channel", "objective.unit=0:8",
+                           "batch_size=8", "steps=3", "threads=1"), folder)
     return folder
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    """A multirun of 3 one-target jobs with the gallery callback of conf/config.yaml."""
-    folder = tmp_path_factory.mktemp("sweep")
-    result = run_cli("--multirun", "model=random_small", "logger=none", "objective.unit=0,1,10",
-                     "steps=3", "threads=1", f"hydra.sweep.dir={folder}")
-    assert result.returncode == 0, result.stderr
-    return folder, result
+def with_examples(tmp_path_factory) -> Path:
+    """30 units of the trained model with quality.data: natural examples beside each audiation."""
+    folder = tmp_path_factory.mktemp("examples")
+    cfg = compose("model=tiny", "model.layer=4", "logger=none", "objective=channel", "steps=2", "threads=1",
+                  "quality.draws=0", f"quality.data={SLICE}", f"quality.cache_dir={folder / 'cache'}",
+                  "batch_size=30")
+    cfg.objective.unit = "0:30"
+    audiate_folder(cfg, folder / "run")
+    return folder / "run"
 
 
-def test_batched_job_gives_one_card_per_target_with_its_files_embedded(batched):
-    page = write_gallery(batched).read_text()
+def test_one_card_per_target_with_media_linked_relative_to_the_page_or_embedded(batched, tmp_path):
+    page = write_gallery(batched)
+    cards = data(page)
     names = [r["name"] for r in json.loads((batched / "metrics.json").read_text())["targets"]]
-    assert [name for _, name in cards(page)] == names and len(names) == 8
-    for name in names:
-        wav = (batched / "targets" / name / "audio_16bit.wav").read_bytes()
-        assert f"data:audio/wav;base64,{base64.b64encode(wav).decode()}" in page
-    assert page.count('src="data:image/png;base64,') == 8
-    assert "http://" not in page and "https://" not in page  # nothing to fetch: it opens offline
-
-
-def test_multirun_callback_writes_the_sweep_gallery(sweep):
-    folder, result = sweep
-    assert f"audiation: gallery in {folder / 'index.html'}" in result.stdout
-    page = (folder / "index.html").read_text()
-    assert [name for _, name in cards(page)] == ["L2-U0-unit", "L2-U1-unit", "L2-U10-unit"]
-    assert "objective.unit=10" in page  # each card names the overrides of its job
-
-
-def test_callback_only_warns_when_there_is_nothing_to_show(tmp_path, capsys):
-    Gallery().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
-    assert "audiation: warning: no gallery written: no metrics.json" in capsys.readouterr().err
+    assert [c["name"] for c in cards] == names and len(names) == 8
+    for card in cards:
+        assert (page.parent / card["audio"]).is_file() and (page.parent / card["spectrogram"]).is_file()
+        assert len(card["waveform"]) == 200 and len(card["trace"]) == 49  # 1 s: 49 frames of the unit
+    embedded = write_gallery(batched, tmp_path / "one-file.html", embed=True)
+    wav = (batched / "targets" / names[0] / "audio_16bit.wav").read_bytes()
+    assert data(embedded)[0]["audio"] == f"data:audio/wav;base64,{base64.b64encode(wav).decode()}"
+    assert "http://" not in page.read_text() and "https://" not in page.read_text()  # nothing to fetch
 
 
 def test_a_moved_folder_still_finds_its_files(batched, tmp_path):
@@ -77,33 +79,83 @@ def test_a_moved_folder_still_finds_its_files(batched, tmp_path):
     for record in metrics["targets"]:  # even records whose paths point nowhere
         record["files"] = {key: f"/gone/{Path(path).name}" for key, path in record["files"].items()}
     (moved / "metrics.json").write_text(json.dumps(metrics))
-    page = write_gallery(moved, tmp_path / "out.html").read_text()
-    assert len(cards(page)) == 8
-    assert page.count('src="data:audio/wav;base64,') == 8 and "/gone/" not in page
+    page = write_gallery(moved)
+    assert all((moved / c["audio"]).is_file() for c in data(page)) and "/gone/" not in page.read_text()
 
 
-def test_layers_sort_naturally_extra_numbers_show_and_text_is_escaped(tmp_path):
+def test_units_of_a_run_with_quality_data_carry_their_natural_examples_and_stay_small(with_examples):
+    page = write_gallery(with_examples)
+    cards = data(page)
+    assert len(cards) == 30
+    for card in cards:
+        assert len(card["examples"]) == 3
+        for example in card["examples"]:
+            assert (page.parent / example["clip"]).is_file() and (page.parent / example["spectrogram"]).is_file()
+            assert example["trace"] and max(example["trace"]) == pytest.approx(example["activation"], abs=0.02)
+    assert page.stat().st_size / 30 < 20_000  # the page itself, per unit (media are linked, not inside)
+
+
+def test_an_examples_job_opens_in_the_same_page(tmp_path):
+    from audiation.jobs import examples_job
+
+    cfg = compose("model=tiny", "model.layer=4", "units=[3,10]", f"data.path={SLICE}", "logger=none", "top_k=3",
+                  f"data.cache_dir={tmp_path / 'cache'}", config_name="examples")
+    examples_job(cfg, tmp_path / "job")
+    cards = data(write_gallery(tmp_path / "job"))
+    assert [c["name"] for c in cards] == ["L4-U3", "L4-U10"]
+    assert all(len(c["examples"]) == 3 and c["audio"] is None for c in cards)
+
+
+def test_several_runs_are_compared_by_target_name(batched, tmp_path):
+    other = tmp_path / "seed1"
+    audiate_folder(compose("model=random_small", "logger=none", "objective=channel", "objective.unit=[2,3]",
+                           "steps=3", "threads=1", "seed=1"), other)
+    page = write_gallery([batched, other], tmp_path / "compare.html")
+    cards = data(page)
+    assert sorted(c["name"] for c in cards if c["source"] == 1) == ["L2-U2-channel", "L2-U3-channel"]
+    assert len([c for c in cards if c["source"] == 0]) == 8
+    assert "batched" in page.read_text() and "seed1" in page.read_text()
+
+
+def test_multirun_callback_writes_the_sweep_page(tmp_path):
+    folder = tmp_path / "sweep"
+    result = run_cli("--multirun", "model=random_small", "logger=none", "objective.unit=0,1,10", "steps=3",
+                     "threads=1", f"hydra.sweep.dir={folder}")
+    assert result.returncode == 0, result.stderr
+    assert f"audiation: gallery in {folder / 'index.html'}" in result.stdout
+    cards = data(folder / "index.html")
+    assert [c["name"] for c in cards] == ["L2-U0-unit", "L2-U1-unit", "L2-U10-unit"]
+    assert "objective.unit=10" in cards[2]["meta"]  # each card names the overrides of its job
+
+
+def test_callback_only_warns_when_there_is_nothing_to_show(tmp_path, capsys):
+    Gallery().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    assert "audiation: warning: no gallery written: no metrics.json" in capsys.readouterr().err
+
+
+def test_layers_sort_naturally_extra_numbers_show_and_text_cannot_break_out(tmp_path):
     def record(layer, unit, **extra):
         return {"name": f"{layer}-U{unit}-unit", "layer": layer, "unit": unit, "objective": "unit",
                 "initial_activation": 0.0, "final_activation": 1.0, **extra}
 
     records = [record("L10", 0), record("logits", 1), record("L2", 5), record("conv3", 2), record("L2", 1),
-               record("L0", 0, activation_ratio=2.5), record("L1", 0, activation_ratio=float("nan"),
-                                                              model="<b>&\"x\"</b>")]
+               record("L0", 0, activation_ratio=2.5),
+               record("L1", 0, activation_ratio=float("nan"), model="</script><b>&\"x\"</b>")]
     (tmp_path / "metrics.json").write_text(json.dumps({"run": {}, "targets": records}))
-    page = write_gallery(tmp_path).read_text()
-    assert [name for _, name in cards(page)] == ["conv3-U2-unit", "L0-U0-unit", "L1-U0-unit", "L2-U1-unit",
-                                                 "L2-U5-unit", "L10-U0-unit", "logits-U1-unit"]
-    assert '<option value="activation_ratio">' in page and "<td>activation_ratio</td><td>2.5</td>" in page
-    assert "<td>activation_ratio</td><td>nan</td>" in page
-    assert "&quot;activation_ratio&quot;: null" in page  # NaN is not JSON: no sort key, sorted last
-    assert "<b>" not in page and "&lt;b&gt;&amp;&quot;x&quot;&lt;/b&gt;" in page
-    assert page.count('class="missing"') == 2 * len(records)  # no files: said so, not a broken image
+    page = write_gallery(tmp_path)
+    cards = data(page)
+    assert [c["name"] for c in cards] == ["conv3-U2-unit", "L0-U0-unit", "L1-U0-unit", "L2-U1-unit",
+                                          "L2-U5-unit", "L10-U0-unit", "logits-U1-unit"]
+    assert '<option value="activation_ratio">' in page.read_text()
+    assert ["activation_ratio", 2.5] in cards[1]["rows"]
+    assert cards[2]["keys"]["activation_ratio"] is None  # NaN is not JSON: no sort key, sorted last
+    assert "</script><b>" not in page.read_text()  # the data cannot end its script element
+    assert cards[2]["audio"] is None  # no files: no player, said so by its absence
 
 
 @pytest.mark.parametrize("make,message", [
     (lambda p: p / "absent", "absent: no such folder"),
-    (lambda p: p, "no metrics.json with targets under"),
+    (lambda p: p, "no metrics.json with targets"),
 ], ids=["missing", "empty"])
 def test_folder_without_results_is_a_one_line_error(tmp_path, make, message):
     with pytest.raises(AudiationError, match=message):
@@ -115,31 +167,45 @@ def test_folder_without_results_is_a_one_line_error(tmp_path, make, message):
     assert result.stderr.count("\n") == 1
 
 
+def _dom(page: Path, tmp_path: Path, drive: str = "") -> str:
+    """The page after Chromium opened it from disk and ran `drive` (a script, as a user's clicks)."""
+    driven = page.with_name(f"driven-{page.name}")
+    driven.write_text(page.read_text().replace("</body>", f"<script>{drive}</script></body>"))
+    # Without the background-networking flags Chromium reaches out to Google's services at start-up.
+    return subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                           "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                           "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+                           "--virtual-time-budget=8000", "--dump-dom", driven.as_uri()],
+                          capture_output=True, text=True, timeout=90).stdout
+
+
 @pytest.mark.skipif(not CHROMIUM.is_file(), reason="needs Debian's chromium: apt-get install -y chromium")
-def test_page_works_in_headless_chromium(batched, tmp_path):
-    """Chromium opens the page from disk, decodes every embedded WAV, and the page's own sort and filter
-    (driven by an appended script, as a user would with the controls) reorder and hide cards."""
-    page = write_gallery(batched).read_text()
-    drive = """<script>
+def test_the_page_sorts_filters_and_plays_in_headless_chromium(batched, tmp_path):
+    page = write_gallery(batched)
+    dom = _dom(page, tmp_path, """
     document.getElementById('sort').value = 'final_activation';
     document.getElementById('desc').checked = true;
-    document.getElementById('filter').value = 'L2-U3-';
-    document.getElementById('sort').dispatchEvent(new Event('input'));
-    </script></body>"""
-    driven = tmp_path / "driven.html"
-    driven.write_text(page.replace("</body>", drive))
-    # Without the background-networking flags Chromium reaches out to Google's services at start-up.
-    dom = subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                          "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                          "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-                          "--virtual-time-budget=5000", "--dump-dom", driven.as_uri()],
-                         capture_output=True, text=True, timeout=60).stdout
-
+    document.getElementById('sort').dispatchEvent(new Event('input'));""")
     assert 'data-audio-loaded="8"' in dom, dom[:2000]
     durations = [float(d) for d in re.findall(r'<audio[^>]*data-duration="([^"]+)"', dom)]
     assert durations == pytest.approx([1.0] * 8)  # parameterization.seconds
-    shown = cards(dom)
     final = {r["name"]: r["final_activation"] for r in json.loads((batched / "metrics.json").read_text())["targets"]}
-    assert [name for _, name in shown] == sorted(final, key=final.get, reverse=True)
-    assert [name for attributes, name in shown if "hidden" not in attributes] == ["L2-U3-channel"]
-    assert "1 of 8 shown" in dom
+    assert shown(dom) == sorted(final, key=final.get, reverse=True)
+    filtered = _dom(page, tmp_path, """
+    document.getElementById('filter').value = 'L2-U3-';
+    document.getElementById('filter').dispatchEvent(new Event('input'));""")
+    assert shown(filtered) == ["L2-U3-channel"] and "1 of 8 shown" in filtered
+
+
+@pytest.mark.skipif(not CHROMIUM.is_file(), reason="needs Debian's chromium: apt-get install -y chromium")
+def test_units_with_examples_page_through_and_their_examples_play(with_examples, tmp_path):
+    page = write_gallery(with_examples)
+    dom = _dom(page, tmp_path, """
+    document.getElementById('size').value = '12';
+    document.getElementById('size').dispatchEvent(new Event('input'));
+    document.getElementById('next').click();""")
+    assert shown(dom) == [f"L4-U{u}-channel" for u in range(12, 24)]
+    assert "30 of 30 shown · page 2 of 3" in dom
+    assert 'data-audio-loaded="48"' in dom  # 12 audiations and 3 natural examples each, all decoded
+    main = dom.split('<main id="cards"', 1)[1].split("</main>", 1)[0]
+    assert main.count("<svg") == 12 * (2 + 3)  # waveform, unit trace, and a trace per example
