@@ -20,8 +20,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("folders", type=Path, nargs="+", help="sweep, job or examples folders (searched recursively)")
     parser.add_argument("--out", type=Path, help="the HTML file to write (default: <first folder>/index.html)")
     parser.add_argument("--embed", action="store_true", help="put audio and images inside the page (small runs)")
+    parser.add_argument("--shared-scale", action="store_true",
+                        help="draw every audiation's spectrogram on one dB scale, so colours compare across cards")
     args = parser.parse_args(argv)
-    print(run_or_exit(write_gallery, args.folders, args.out, args.embed, saved=lambda: "no page was written"))
+    print(run_or_exit(write_gallery, args.folders, args.out, args.embed, args.shared_scale,
+                      saved=lambda: "no page was written"))
 
 
 if __name__ == "__main__":

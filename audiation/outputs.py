@@ -96,12 +96,17 @@ def log_spectrograms(signals: torch.Tensor, sample_rate: int) -> tuple[torch.Ten
     return torch.maximum(db, peak - DYNAMIC_RANGE_DB), hop
 
 
-def spectrogram_indices(signals: torch.Tensor, sample_rate: int) -> tuple[np.ndarray, int]:
+def spectrogram_indices(signals: torch.Tensor, sample_rate: int,
+                        db_range: tuple[float, float] | None = None) -> tuple[np.ndarray, int]:
     """Palette indices (rows, frequencies high to low, frames) uint8, quantised on the device: what a
-    batch of spectrogram pictures needs from the GPU is one small transfer."""
+    batch of spectrogram pictures needs from the GPU is one small transfer. Each picture spans its own
+    range of dB, or the shared `db_range` (low, high) so pictures compare."""
     db, hop = log_spectrograms(signals, sample_rate)
-    low = db.amin(dim=(1, 2), keepdim=True)
-    scaled = (db - low) / (db.amax(dim=(1, 2), keepdim=True) - low).clamp(min=1e-9)
+    if db_range is None:
+        low, high = db.amin(dim=(1, 2), keepdim=True), db.amax(dim=(1, 2), keepdim=True)
+    else:
+        low, high = db_range
+    scaled = ((db - low) / max(high - low, 1e-9) if db_range else (db - low) / (high - low).clamp(min=1e-9)).clamp(0, 1)
     indices = (scaled * (COLOURS - 1)).round().to(torch.uint8).flip(1)
     return indices.cpu().numpy(), hop
 

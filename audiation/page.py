@@ -188,7 +188,7 @@ def _target_card(source: int, root: Path, job: Path, record: dict, extra: list[s
         "source": source, "name": name, "layer": str(record["layer"]), "character": record.get("character"),
         "meta": " · ".join(([f"job {where}"] if where != "." else []) + choices + overrides),
         "stopped": record.get("stopped"), "rows": rows,
-        "audio": media(files["wav_16bit"]), "spectrogram": media(files["spectrogram"]),
+        "audio": media(files["wav_16bit"]), "spectrogram": media(files["spectrogram"]), "_wav": str(files["wav"]),
         "waveform": record.get("waveform"), "trace": record.get("activation_trace"),
         "trace_hop": seconds, "trace_offset": record.get("trace_offset_seconds"),
         "seconds": len(record.get("activation_trace") or []) * seconds if seconds else None,
@@ -247,17 +247,47 @@ def collect_cards(folders: list[Path], media: _Media) -> list[dict]:
     return cards
 
 
+def _shared_scale(cards: list[dict], out: Path, media: _Media) -> None:
+    """Draw every audiation's spectrogram again on one dB scale (the loudest bin of all, down 80 dB), into
+    `<page>.shared/`, and point the cards at them: colours then compare across cards."""
+    import numpy as np
+    import soundfile as sf
+    import torch
+
+    from audiation.outputs import DYNAMIC_RANGE_DB, log_spectrograms, spectrogram_indices, spectrogram_png, write_bytes
+
+    wavs = {id(c): Path(c.pop("_wav")) for c in cards if c.get("audio")}
+    signals = {key: sf.read(path, dtype="float32") for key, path in wavs.items()}
+    if not signals:
+        return
+    peak = max(float(log_spectrograms(torch.from_numpy(x)[None], rate)[0].max()) for x, rate in signals.values())
+    folder = out.with_name(out.stem + ".shared")
+    for number, card in enumerate(c for c in cards if id(c) in signals):
+        signal, rate = signals[id(card)]
+        indices, hop = spectrogram_indices(torch.from_numpy(np.asarray(signal))[None], rate,
+                                           (peak - DYNAMIC_RANGE_DB, peak))
+        path = folder / f"{number:05d}.png"
+        write_bytes(path, spectrogram_png(indices[0], hop, len(signal), rate, f"{card['name']} (shared scale)"))
+        card["spectrogram"] = media(path)
+
+
 def _json_for_script(value) -> str:
     """JSON that cannot end its <script> element early."""
     return json.dumps(value, separators=(",", ":")).replace("</", "<\\/")
 
 
-def write_gallery(folder: Path | list[Path], out: Path | None = None, embed: bool = False) -> Path:
+def write_gallery(folder: Path | list[Path], out: Path | None = None, embed: bool = False,
+                  shared_scale: bool = False) -> Path:
     """Write the browser page of every target under `folder` (or several folders, side by side) to `out`
-    (default `<first folder>/index.html`)."""
+    (default `<first folder>/index.html`); `shared_scale`: every audiation's spectrogram on one dB scale."""
     folders = [Path(f) for f in (folder if isinstance(folder, (list, tuple)) else [folder])]
     out = Path(out) if out is not None else folders[0] / "index.html"
-    cards = collect_cards(folders, _Media(out.parent, embed))
+    media = _Media(out.parent, embed)
+    cards = collect_cards(folders, media)
+    if shared_scale:
+        _shared_scale(cards, out, media)
+    for card in cards:
+        card.pop("_wav", None)
     keys = sorted({k for c in cards for k, v in c["keys"].items() if v is not None} - {"layer", "unit"})
     sorts = {"layer": "layer", "unit": "unit", **{k: k.replace("_", " ") for k in keys}}
     e = html.escape

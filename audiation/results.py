@@ -122,4 +122,5 @@ def table_row(job_dir: Path, record: dict) -> dict:
     """A record as one row of the W&B `targets` table: its numbers and its media files."""
     files = record.get("files") or target_files(record["name"])
     return {**{k: record.get(k) for k in TABLE_COLUMNS}, "audio": str(Path(job_dir) / files["wav_16bit"]),
-            "spectrogram": str(Path(job_dir) / files["spectrogram"])}
+            "spectrogram": str(Path(job_dir) / files["spectrogram"]),
+            "examples": [str(Path(job_dir) / e["clip"]) for e in record.get("examples") or []]}

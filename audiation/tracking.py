@@ -128,11 +128,14 @@ class WandbTracker(Tracker):
         """The table a user sorts and listens through: one row per target, media from the local files."""
 
         def log():
-            columns = [c for c in rows[0] if c not in ("audio", "spectrogram")] + ["audio", "spectrogram"]
-            table = self.wandb.Table(columns=columns)
+            media = ("audio", "spectrogram", "examples")
+            examples = max(len(row.get("examples") or []) for row in rows)  # natural examples, one column each
+            columns = [c for c in rows[0] if c not in media] + ["audio", "spectrogram"]
+            table = self.wandb.Table(columns=columns + [f"example_{k + 1}" for k in range(examples)])
             for row in rows:
-                values = [row.get(c) for c in columns[:-2]]
-                table.add_data(*values, self.wandb.Audio(row["audio"]), self.wandb.Image(row["spectrogram"]))
+                clips = [self.wandb.Audio(path) for path in row.get("examples") or []]
+                table.add_data(*[row.get(c) for c in columns[:-2]], self.wandb.Audio(row["audio"]),
+                               self.wandb.Image(row["spectrogram"]), *clips, *[None] * (examples - len(clips)))
             self.run.log({"targets": table})
             for row in rows[:ROWS_LOGGED_APART]:
                 self.run.summary[f"final_activation/{row['name']}"] = row["final_activation"]

@@ -209,3 +209,23 @@ def test_units_with_examples_page_through_and_their_examples_play(with_examples,
     assert 'data-audio-loaded="48"' in dom  # 12 audiations and 3 natural examples each, all decoded
     main = dom.split('<main id="cards"', 1)[1].split("</main>", 1)[0]
     assert main.count("<svg") == 12 * (2 + 3)  # waveform, unit trace, and a trace per example
+
+
+def test_a_shared_colour_scale_redraws_the_spectrograms_on_one_db_range(batched, tmp_path):
+    page = write_gallery(batched, tmp_path / "shared.html", shared_scale=True)
+    cards = data(page)
+    assert all(c["spectrogram"].startswith("shared.shared/") and (tmp_path / c["spectrogram"]).is_file()
+               for c in cards)
+    own = data(write_gallery(batched, tmp_path / "own.html"))
+    assert (tmp_path / own[0]["spectrogram"]).read_bytes() != (tmp_path / cards[0]["spectrogram"]).read_bytes()
+
+
+def test_the_wandb_table_has_each_units_natural_examples(tmp_path):
+    metrics = audiate_folder(compose("model=tiny", "model.layer=4", "objective=channel", "objective.unit=[3,10]",
+                                     "steps=2", "threads=1", "logger.mode=offline", f"quality.data={SLICE}",
+                                     f"quality.cache_dir={tmp_path / 'cache'}"), tmp_path / "run")
+    assert all(len(t["examples"]) == 3 for t in metrics["targets"])
+    (run,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
+    (table,) = (run / "files" / "media" / "table").glob("targets_*.table.json")
+    content = json.loads(table.read_text())
+    assert {"example_1", "example_2", "example_3"} <= set(content["columns"]) and len(content["data"]) == 2
