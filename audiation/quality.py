@@ -37,7 +37,8 @@ class QualitySettings:
 def unit_traces(encoder: Encoder, layer: Layer, signal: np.ndarray, units: list[int], device) -> np.ndarray:
     """(rows, frames): each row's target unit at every frame of its clean signal, for the page's trace."""
     acts = encoder(torch.from_numpy(signal).to(device), layer).float()
-    return acts[torch.arange(len(units)), :, torch.tensor(units)].cpu().numpy()
+    rows = torch.arange(len(units), device=acts.device)
+    return acts[rows, :, torch.tensor(units, device=acts.device)].cpu().numpy()
 
 
 def silence_ratio_db(signal: np.ndarray, geometry: Geometry, frame: int) -> np.ndarray:

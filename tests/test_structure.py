@@ -4,7 +4,6 @@ config group composes and builds."""
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 import numpy as np
 import pytest
