@@ -4,7 +4,8 @@ The core takes plain objects: `model` (loading, layers, the cut forward), `objec
 maximised), `parameterizations` (the signal), `augmentations`, `randomness` (per-target streams),
 `trainer` (the loop), `quality`. Around it: `builder` (the one config boundary), `jobs` (what a command
 does with a folder), `results` (the on-disk format), `outputs` (files), `activations` (dataset caches),
-`tracking` (W&B), `page` (the gallery). Command lines: `run`, `examples`, `gallery`, `report`.
+`tracking` (W&B), `page` (the unit browser), `probes` (directions). Command lines: `run`, `examples`,
+`directions`, `gallery`, `report`.
 """
 
 import logging

@@ -358,11 +358,3 @@ def open_cache(spec: ModelSpec, layer: Layer, config, data_path, cache_dir, devi
     """The cache of `layer` over the audio under `data_path`, built (loading the model) only when missing."""
     return ActivationCache.open(data.list_audio(data_path), layer, config, spec.fingerprint(), spec.short_name,
                                 cache_dir, lambda: load_encoder(spec, device), spec.sample_rate, max_seconds)
-
-
-def unit_statistics(spec: ModelSpec, layer: Layer, config, data_path, cache_dir, device: str = "cpu",
-                    max_seconds: float = DEFAULT_MAX_SECONDS) -> dict[str, np.ndarray]:
-    """Every unit's activation statistics over a folder of natural audio, for quality reports:
-    {"max": (units,), "p99": (units,), "mean_abs": (units,)} (float32)."""
-    cache = open_cache(spec, layer, config, data_path, cache_dir, device, max_seconds)
-    return {name: cache.stats[name].copy() for name in STATS}

@@ -177,20 +177,30 @@ def parse_texts(spec, tokens: list[str] | None, where: str) -> list[tuple[str, l
     if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
         raise AudiationError("objective.text must be a word or a list of words")
     index = {token: i for i, token in enumerate(tokens) if token}
-    fold = not any(token.isupper() for token in index)  # a lower-case vocabulary: "Moon" means "moon"
+    letters_of = [t for t in index if len(t) == 1 and t.isalpha()]
+    # A one-case vocabulary (wav2vec2-base-960h's is upper case, tiny's lower): "Moon" means its letters.
+    fold = (str.upper if all(t.isupper() for t in letters_of) else str.lower if all(t.islower() for t in letters_of)
+            else str)
     parsed = []
     for text in texts:
         text = " ".join(text.split())
-        letters = ["|" if c == " " else c.lower() if fold else c for c in text]
+        letters = ["|" if c == " " else fold(c) for c in text]
         unknown = sorted({c for c in letters if c not in index})
         if unknown:
             known = "".join(t for t in index if len(t) == 1 and t != "|")
             raise AudiationError(f"objective.text={text}: {', '.join(map(repr, unknown))} not in the vocabulary of "
                                  f"{where} (it has: {known})")
         parsed.append((text, [index[c] for c in letters]))
-    if len({t for t, _ in parsed}) < len(parsed):
-        raise AudiationError("objective.text names a text twice: each target once")
+    names = [Target("text", Layer("logits"), 0, text=t).name for t, _ in parsed]
+    if len(set(names)) < len(names):
+        raise AudiationError("objective.text names a text twice (or two that make the same target name): "
+                             "each target once")
     return parsed
+
+
+def frames_needed(ids: list[int]) -> int:
+    """CTC needs a frame per character, and a blank between two equal ones."""
+    return len(ids) + sum(a == b for a, b in zip(ids, ids[1:]))
 
 
 def with_samples(targets: list[Target], samples: int) -> list[Target]:
@@ -198,7 +208,7 @@ def with_samples(targets: list[Target], samples: int) -> list[Target]:
     what samples=1 gives."""
     if samples == 1:
         return targets
-    return [replace(t, sample=s, key=t.key if s == 0 else zlib.crc32(f"{t.key}-s{s}".encode()))
+    return [replace(t, sample=s, key=t.key if s == 0 else zlib.crc32(f"{t.key}-s{s}".encode()))  # own streams
             for t in targets for s in range(samples)]
 
 
@@ -216,7 +226,7 @@ def expand_targets(objective_cfg: DictConfig, layer: Layer, count: int,
         if OmegaConf.is_missing(objective_cfg, "direction"):
             raise AudiationError("objective.direction is required: a .npy path or an inline list")
         vectors = parse_directions(objective_cfg.direction, count)
-        return [Target(label, layer, key=i, vector=v) for i, v in enumerate(vectors)]
+        return [Target(label, layer, key=i, vector=v, index=i) for i, v in enumerate(vectors)]
     return [Target(label, layer, key=0)]
 
 
@@ -236,6 +246,9 @@ class Plan:
     batch_size: int | str  # "auto": chosen once the model is loaded
     settings: LoopSettings
     labels: dict = field(default_factory=dict)  # what runs are filtered and compared by
+    token_ids: dict[str, list[int]] = field(default_factory=dict)  # objective=text: each text's CTC ids
+    blank: int = 0  # the CTC blank (pad) id
+    initial: torch.Tensor | None = None  # parameterization.init: the clip, at the model's rate and length
 
     @property
     def objective(self) -> str:
@@ -279,7 +292,7 @@ def plan(cfg: DictConfig) -> Plan:
     threads(cfg.threads)
     device = resolve_device(cfg.device)
     spec = model_spec(cfg.model)
-    initial_clip(cfg, spec.sample_rate)  # a missing or unreadable parameterization.init: one line, now
+    initial = initial_clip(cfg, spec.sample_rate, round(seconds * spec.sample_rate))  # read once, checked now
     config = load_config(spec)
     tokens = None
     if "text" in cfg.objective:  # a text is read by the CTC head: the layer is the logits, whatever model.layer says
@@ -297,13 +310,22 @@ def plan(cfg: DictConfig) -> Plan:
     hop, receptive = frame_geometry(layer, config)
     geometry = Geometry(samples, num_frames(layer, config, samples), num_units(layer, config), hop, receptive,
                         spec.sample_rate)
+    token_ids = {}
+    if tokens is not None:
+        token_ids = dict(parse_texts(OmegaConf.to_container(cfg.objective, resolve=True)["text"], tokens,
+                                     spec.short_name))
+        for text, ids in token_ids.items():
+            if frames_needed(ids) > geometry.num_frames:
+                raise AudiationError(f"objective.text={text} needs {frames_needed(ids)} frames; {seconds:g} s has "
+                                     f"{geometry.num_frames} (set parameterization.seconds higher)")
     frame = None
     if "frame" in cfg.objective:
         frame = geometry.middle_frame() if cfg.objective.frame is None else int(cfg.objective.frame)
         if not 0 <= frame < geometry.num_frames:
             raise AudiationError(f"objective.frame={frame} is out of range ({seconds:g} s at layer "
                                  f"{layer.label} has frames 0..{geometry.num_frames - 1})")
-    return Plan(spec, layer, targets, geometry, frame, device, batch_size, settings, labels(cfg))
+    return Plan(spec, layer, targets, geometry, frame, device, batch_size, settings, labels(cfg), token_ids,
+                config.pad_token_id or 0, initial)
 
 
 def check_logger(logger_cfg) -> None:
@@ -362,13 +384,10 @@ def build_objective(cfg: DictConfig, plan_: Plan, targets: list[Target]) -> Obje
     device, geometry = plan_.device, plan_.geometry
     live = {"geometry": geometry}
     if targets[0].text is not None:
-        spec = model_spec(cfg.model)
-        config = load_config(spec)
-        texts = dict(parse_texts([t.text for t in targets], vocabulary(spec, config.vocab_size), spec.short_name))
-        ids = [texts[t.text] for t in targets]
+        ids = [plan_.token_ids[t.text] for t in targets]
         live["tokens"] = torch.tensor([i + [0] * (max(map(len, ids)) - len(i)) for i in ids], device=device)
         live["lengths"] = torch.tensor([len(i) for i in ids], device=device)
-        live["blank"] = config.pad_token_id
+        live["blank"] = plan_.blank
     elif targets[0].unit is not None:
         live["unit"] = torch.tensor([t.unit for t in targets], device=device)
     elif targets[0].vector is not None:
@@ -388,7 +407,7 @@ def build_objective(cfg: DictConfig, plan_: Plan, targets: list[Target]) -> Obje
         ids = torch.tensor([groups[t.group] for t in targets], device=device)
         objective = objective - cfg.diversity * objectives.diversity(ids)
     if regularizer.get("stay_close"):
-        clip = initial_clip(cfg, geometry.sample_rate, geometry.num_samples).to(device)
+        clip = plan_.initial.to(device)
         objective = objective - regularizer.stay_close * objectives.stay_close(clip.expand(len(targets), -1))
     return objective
 
@@ -400,8 +419,7 @@ def build_augment(cfg: DictConfig, plan_: Plan):
 def build_batch(cfg: DictConfig, plan_: Plan, targets: list[Target]) -> Batch:
     """Everything one batch of targets needs in the loop, one row per target."""
     streams = Streams(cfg.seed, [t.key for t in targets], plan_.device)
-    geometry = plan_.geometry
-    clip = initial_clip(cfg, geometry.sample_rate, geometry.num_samples)
+    geometry, clip = plan_.geometry, plan_.initial
     node = OmegaConf.masked_copy(cfg.parameterization, [k for k in cfg.parameterization if k != "init"])
     parameterization = construct(node, streams=streams, sample_rate=geometry.sample_rate,
                                  initial=None if clip is None else clip.expand(len(targets), -1))

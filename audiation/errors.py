@@ -28,6 +28,29 @@ def _terminate(signum, _frame):
     raise Terminated
 
 
+class Shielded:
+    """A stretch of work that a SIGTERM must not cut short (writing what was saved): a SIGTERM meanwhile
+    is remembered in `came`, and the previous handler is back afterwards."""
+
+    def __enter__(self):
+        self.came, self.previous = False, signal.getsignal(signal.SIGTERM)
+
+        def remember(signum, _frame):
+            _received.add(signum)
+            self.came = True
+
+        try:
+            signal.signal(signal.SIGTERM, remember)
+        except ValueError:  # not the main thread: nothing to shield
+            self.previous = None
+        return self
+
+    def __exit__(self, *_exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+        return False
+
+
 def run_or_exit(job: Callable, *args, saved: Callable[[], str], on_stop: Callable[[], None] | None = None):
     """Run `job(*args)`. On bad input print one line and exit 2; when interrupted (Ctrl-C: 130, SIGTERM:
     143) call `on_stop`, then print one line with `saved()` (what was saved) and exit."""
@@ -45,5 +68,4 @@ def run_or_exit(job: Callable, *args, saved: Callable[[], str], on_stop: Callabl
         print(f"audiation: {'terminated (SIGTERM)' if terminated else 'interrupted'}; {saved()}", file=sys.stderr)
         sys.exit(143 if terminated else 130)
     finally:
-        if signal.getsignal(signal.SIGTERM) is _terminate:
-            signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous)

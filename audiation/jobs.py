@@ -24,7 +24,7 @@ import soundfile as sf
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from audiation import builder, data, outputs, quality, results, tracking
+from audiation import builder, data, errors, outputs, quality, results, tracking
 from audiation.activations import STATS, ActivationCache, Example, clip_around, open_cache, top_examples
 from audiation.errors import AudiationError
 from audiation.model import load_config, load_encoder, num_units, parse_layer
@@ -64,7 +64,8 @@ class FolderLock:
 
 
 def result_settings(cfg: DictConfig) -> dict:
-    """Everything that shapes a target's result, flattened to dotted keys (`optimizer.lr`)."""
+    """Everything that shapes a target's result, flattened to dotted keys (`optimizer.lr`); a start clip
+    by its content, not only its path."""
     values = OmegaConf.to_container(OmegaConf.masked_copy(cfg, list(RESULT_KEYS)), resolve=True)
     for key in ("unit", "direction", "text"):  # which target a row is, not how it is made
         values["objective"].pop(key, None)
@@ -78,6 +79,9 @@ def result_settings(cfg: DictConfig) -> dict:
             flat[prefix] = node
 
     walk("", values)
+    if flat.get("parameterization.init"):
+        path = Path(str(flat["parameterization.init"])).expanduser()
+        flat["parameterization.init_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     return flat
 
 
@@ -153,7 +157,7 @@ class AudiationJob:
         previous = (results.read_metrics(self.job_dir) or {}).get("run", {})
         histories = {name: h for name, h in results.read_history(self.job_dir).items()
                      if name in {t.name for t in plan.targets}}
-        loop_seconds, target_steps, stopped, fresh = 0.0, 0, None, {}
+        loop_seconds, target_steps, batch_steps, stopped, fresh = 0.0, 0, 0, None, {}
         tracker = tracking.Tracker()
         if self.todo:
             tracker = tracking.start(cfg.logger, job_dir=self.job_dir, name=self.name, group=self.group,
@@ -164,6 +168,7 @@ class AudiationJob:
                 for result, batch, records in self._batches(tracker, writer):
                     loop_seconds += result.seconds
                     target_steps += result.steps * len(batch)
+                    batch_steps += result.steps
                     fresh.update({r["name"]: r for r in records})
                     histories.update({t.name: {k: v[:, i] for k, v in result.history.items()}
                                       for i, t in enumerate(batch)})
@@ -172,16 +177,18 @@ class AudiationJob:
                         break
             except KeyboardInterrupt:  # between batches (quality numbers, files): what is finished is kept
                 stopped = "interrupted"
-            writer.flush()
-            records = [fresh.get(t.name) or results.read_record(self.job_dir, t.name) for t in plan.targets]
-            records = [r for r in records if r is not None]
-            metrics = self._metrics(records, previous, loop_seconds, target_steps, len(fresh), stopped,
-                                    time.perf_counter() - started)
-            results.write_metrics(self.job_dir, metrics)
-            if histories:
-                joined = results.write_history(self.job_dir, histories)
-                outputs.write_loss_curve(self.job_dir / "loss_curve.png", joined, self.name)
-            tracker.log_targets([results.table_row(self.job_dir, r) for r in records])
+            with errors.Shielded() as shield:  # the wrap-up must finish: a SIGTERM now waits for its end
+                writer.flush()
+                records = [fresh.get(t.name) or results.read_record(self.job_dir, t.name) for t in plan.targets]
+                records = [r for r in records if r is not None]
+                metrics = self._metrics(records, previous, loop_seconds, target_steps, batch_steps, len(fresh),
+                                        stopped, time.perf_counter() - started)
+                results.write_metrics(self.job_dir, metrics)
+                if histories:
+                    joined = results.write_history(self.job_dir, histories)
+                    outputs.write_loss_curve(self.job_dir / "loss_curve.png", joined, self.name)
+                tracker.log_targets([results.table_row(self.job_dir, r) for r in records])
+            stopped = "interrupted" if shield.came else stopped
             if stopped == "interrupted":
                 raise KeyboardInterrupt
             if stopped:
@@ -200,15 +207,16 @@ class AudiationJob:
         """Audiate the targets to do, batch by batch: yields (result, targets, records); each batch's files
         are queued on the writer before the next batch starts."""
         cfg, plan = self.cfg, self.plan
+        if not self.todo:
+            return
         encoder = load_encoder(plan.spec, plan.device, cfg.compile)
-        if cfg.quality.data:
+        if cfg.quality.data and plan.targets[0].unit is not None:  # ratios and examples are per unit
             self.cache = open_cache(plan.spec, plan.layer, load_config(plan.spec), cfg.quality.data,
                                     cfg.quality.cache_dir, plan.device)
         settings = quality.QualitySettings(int(cfg.quality.draws), int(cfg.seed),
                                            None if self.cache is None else self.cache.stats)
+        configure(plan.device, builder.threads(cfg.threads), cfg.tf32, autotune=True)  # the caches are built
         size = plan.batch_size
-        if not self.todo:
-            return
         if size == "auto":
             size = fastest_batch(encoder, plan.layer, plan.geometry.num_samples, len(self.todo), plan.device,
                                  plan.settings.precision)
@@ -251,7 +259,7 @@ class AudiationJob:
         stalled = bool(result.stalled is not None and result.stalled[row])
         return {
             "name": target.name, "layer": target.layer.label, "unit": target.unit, "text": target.text,
-            "direction_index": None if target.vector is None else target.key,
+            "direction_index": target.index,
             "objective": target.objective, "frame": plan.frame,
             "initial_activation": float(result.initial["activation"][row]),
             "final_activation": float(result.final["activation"][row]),
@@ -301,20 +309,21 @@ class AudiationJob:
         for row, record in enumerate(records):
             writer.submit(lambda row=row, record=record: write(row, record))
 
-    def _metrics(self, records, previous: dict, loop_seconds: float, target_steps: int, audiated: int,
-                 stopped: str | None, wall_seconds: float) -> dict:
+    def _metrics(self, records, previous: dict, loop_seconds: float, target_steps: int, batch_steps: int,
+                 audiated: int, stopped: str | None, wall_seconds: float) -> dict:
         plan = self.plan
         loop_total = previous.get("loop_seconds", 0.0) + loop_seconds
         steps_total = previous.get("target_steps", 0) + target_steps
+        batch_steps_total = previous.get("batch_steps", 0) + batch_steps
         run = {"name": self.name, "group": self.group, "layer": plan.layer.label, **plan.labels,
                "device": plan.device, "seed": self.cfg.seed, "steps": plan.settings.steps,
                "batch_size": self.batch_size, "targets": len(plan.targets), "complete": sum(
                    r.get("stopped") is None for r in records),
                "audiated_now": audiated, "runs": previous.get("runs", 0) + 1,
                "wall_seconds": previous.get("wall_seconds", 0.0) + wall_seconds, "loop_seconds": loop_total,
-               "target_steps": steps_total,
+               "target_steps": steps_total, "batch_steps": batch_steps_total,
                "target_steps_per_second": steps_total / loop_total if loop_total else None,
-               "steps_per_second": steps_total / max(len(records), 1) / loop_total if loop_total else None,
+               "steps_per_second": batch_steps_total / loop_total if loop_total else None,  # of the loop
                "stopped": stopped}
         return {"run": run, "targets": records}
 
@@ -390,7 +399,7 @@ def write_examples_of_unit(job_dir: Path, cache: ActivationCache, unit: int, fou
         records.append({"rank": example.rank, "file": example.file, "time_seconds": round(example.time_seconds, 4),
                         "activation": example.activation, "clip": str(wav.relative_to(job_dir)),
                         "spectrogram": str(png.relative_to(job_dir)), "text": data.transcript(example.file),
-                        "trace_seconds": times, "trace": trace})
+                        "clip_seconds": clip_seconds, "trace_seconds": times, "trace": trace})
     stats = {key: float(cache.stats[key][unit]) for key in STATS}
     return {"name": name, "layer": label, "unit": unit, "stats": stats, "examples": records}
 

@@ -134,9 +134,6 @@ def direction(direction: torch.Tensor) -> Objective:
     return Objective("activation", target)
 
 
-# --- regularisers (terms to subtract) ---------------------------------------------------------------
-
-
 def text(tokens: torch.Tensor, lengths: torch.Tensor, blank: int = 0) -> Objective:
     """The CTC log-likelihood of a text under the model's character outputs (the `logits` layer), per
     character: whole words rather than one unit. `tokens` (rows, longest) holds each row's text as token
@@ -150,6 +147,9 @@ def text(tokens: torch.Tensor, lengths: torch.Tensor, blank: int = 0) -> Objecti
         return -loss / lengths
 
     return Objective("activation", log_likelihood)
+
+
+# --- regularisers (terms to subtract) ---------------------------------------------------------------
 
 
 def diversity(groups: torch.Tensor) -> Objective:
@@ -221,6 +221,7 @@ class Target:
     unit: int | None = None
     vector: np.ndarray | None = field(default=None, compare=False, repr=False)
     text: str | None = None
+    index: int | None = None  # objective=direction: which of the vectors
     sample: int | None = None  # with samples=K: which of the target's K signals (each its own stream)
 
     @property
@@ -235,5 +236,5 @@ class Target:
         if self.unit is not None:
             return f"{self.layer.label}-U{self.unit}-{self.objective}"
         if self.vector is not None:
-            return f"{self.layer.label}-D{self.key}-{self.objective}"
+            return f"{self.layer.label}-D{self.index}-{self.objective}"
         return f"{self.layer.label}-{self.objective}"

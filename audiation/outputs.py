@@ -234,6 +234,9 @@ class Writer:
                 self._tasks.task_done()
 
     def submit(self, task: Callable[[], object]) -> None:
+        """Queue a task; a failure of an earlier one is raised here, so the job stops at the next batch."""
+        if self._error is not None:
+            self.flush()
         self._tasks.put(task)
 
     def flush(self) -> None:

@@ -179,7 +179,7 @@ def _target_card(source: int, root: Path, job: Path, record: dict, extra: list[s
     rows = [("activation", f"{initial if initial is None else round(initial, 4)} → "
                            f"{final if final is None else round(final, 4)}"), ("gain", gain)]
     rows += [(term, value) for term, value in (record.get("final_terms") or {}).items() if term != "activation"]
-    rows += [(k, record[k]) for k in extra if _is_number(record.get(k))]
+    rows += [(k, _number(record[k])) for k in extra if _is_number(record.get(k))]
     rows += [(k, record[k]) for k in ("text", "transcript") if record.get(k) is not None]
     files = {key: job / "targets" / name / file for key, file in TARGET_FILES.items()}
     seconds = record.get("trace_hop_seconds")
@@ -193,7 +193,8 @@ def _target_card(source: int, root: Path, job: Path, record: dict, extra: list[s
         "trace_hop": seconds, "trace_offset": record.get("trace_offset_seconds"),
         "seconds": len(record.get("activation_trace") or []) * seconds if seconds else None,
         "mark": None if frame is None or not seconds else record["trace_offset_seconds"] + frame * seconds,
-        "examples": _examples(job, record.get("examples") or [], media), "clip_seconds": 1.0,
+        "examples": _examples(job, record.get("examples") or [], media),
+        "clip_seconds": (record.get("examples") or [{}])[0].get("clip_seconds", 1.0),
         "text": " ".join([name, str(record.get("layer")), str(record.get("objective")), where, *choices, *overrides,
                           str(record.get("transcript") or ""), str(record.get("character") or "")]).lower(),
         "keys": {"unit": _number(record.get("unit")), "final_activation": final, "gain": gain,

@@ -85,8 +85,10 @@ def measure(encoder: Encoder, layer: Layer, batch: Batch, signal: np.ndarray, fi
             reference = settings.unit_stats[statistic][units]
             # A ratio to a non-positive reference has no meaning: such units never fire on the data.
             columns[name] = np.where(reference > 0, final / np.where(reference > 0, reference, 1), np.nan)
-    return [{name: values[row] if name == "transcript" else float(values[row]) for name, values in columns.items()}
-            for row in range(len(batch.targets))]
+    def plain(name, value):  # JSON has no NaN: a measure without meaning is null
+        return value if name == "transcript" else float(value) if np.isfinite(value) else None
+
+    return [{name: plain(name, values[row]) for name, values in columns.items()} for row in range(len(batch.targets))]
 
 
 def sibling_similarity(signal: np.ndarray, groups: list[str]) -> np.ndarray:

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from audiation import configs, page
 from audiation.errors import run_or_exit
 from audiation.jobs import AudiationJob
-from audiation.results import TARGET_FILES
+from audiation.results import RECORD, TARGET_FILES
 
 
 @hydra.main(config_path=configs.CONF, config_name="config", version_base="1.3")
@@ -33,8 +33,9 @@ def main(cfg: DictConfig) -> None:
             raise
 
     def saved() -> str:
-        count = sum(1 for _ in job_dir.glob(f"targets/*/{TARGET_FILES['wav']}"))
-        return (f"{count} target(s) saved in {job_dir} (an interrupted batch as its last finite signal); "
+        complete = sum(1 for _ in job_dir.glob(f"targets/*/{RECORD}"))
+        started = sum(1 for _ in job_dir.glob(f"targets/*/{TARGET_FILES['wav']}")) - complete
+        return (f"{complete} target(s) complete and {started} saved as their last finite signal in {job_dir}; "
                 f"rerun with hydra.run.dir={job_dir} to finish")
 
     def gallery_of_sweep():  # an interrupted sweep still gets the page of what it finished

@@ -26,15 +26,16 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def configure(device: str, threads: int | None = None, tf32: bool = True) -> None:
+def configure(device: str, threads: int | None = None, tf32: bool = True, autotune: bool = False) -> None:
     """CPU threads are set on purpose: beside a busy process, more threads can be several times slower.
-    On GPUs, TF32 matmuls cost nothing that matters here and are much faster on Ampere and later; cuDNN's
-    autotuner picks the fastest conv algorithm per shape (the loop repeats one shape many times)."""
+    On GPUs, TF32 matmuls cost nothing that matters here and are much faster on Ampere and later.
+    `autotune`: cuDNN's autotuner picks the fastest conv algorithm per shape; right for the optimisation
+    loop (one shape, many steps), wrong for dataset passes (a new length per file, each tuned anew)."""
     if device == "cpu" and threads:
         torch.set_num_threads(threads)
     if device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(tf32)
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = autotune
 
 
 def autocast(device: str | torch.device, precision: str):

@@ -58,7 +58,7 @@ class Tracker:
         return self
 
     def __exit__(self, kind, error, _traceback):
-        self.finish(0 if kind is None else 130 if kind is KeyboardInterrupt else 1)
+        self.finish(0 if kind is None else 130 if issubclass(kind, KeyboardInterrupt) else 1)
         return False
 
 

@@ -69,8 +69,8 @@ def compose(model: str, layer: int, batch: int, device: str, steps: int):
     cfg = configs.compose(
         f"model={model}", f"model.layer={layer}", "objective=channel", "parameterization=fft",
         "augmentation=standard", "optimizer=adam", "logger=none", f"device={device}", f"batch_size={batch}",
-        "regularizer.power=0.01", "regularizer.high_frequency=0.01", f"steps={steps}", f"log_every={steps}")
-    cfg.objective.unit = f"0:{batch}"  # one unit per row; set here because ':' is override syntax
+        "regularizer.power=0.01", "regularizer.high_frequency=0.01", f"steps={steps}", f"log_every={steps}",
+        f"objective.unit=0:{batch}")  # one unit per row
     return cfg
 
 

@@ -33,10 +33,9 @@ SLICE = ASSETS / "speech-slice"
 
 
 def job(folder: Path, *overrides: str, units: str | None = None) -> dict:
-    cfg = configs.compose("model=tiny", "logger=wandb", "logger.mode=offline", *overrides)
-    if units is not None:
-        cfg.objective.unit = units  # ':' is override syntax on the command line
-    return audiate_folder(cfg, folder)
+    unit = [] if units is None else [f"objective.unit={units}"]
+    return audiate_folder(configs.compose("model=tiny", "logger=wandb", "logger.mode=offline", *overrides, *unit),
+                          folder)
 
 
 def rises(metrics: dict, every: bool = True) -> str:
@@ -87,10 +86,18 @@ def checks(device: str, steps: int, work: Path):
                                               units="0:16", layer=6), work / "bf16")
         return rises(metrics, every=False)
 
+    def words():
+        metrics = job(work / "text", "objective=text", "objective.text=[moon,fish]", *common)
+        return rises(metrics) + "; heard " + ", ".join(repr(t["transcript"]) for t in metrics["targets"])
+
+    def samples():
+        metrics = job(work / "samples", "objective=channel", "samples=3", "diversity=1", *common, units="0:2")
+        assert len(metrics["targets"]) == 6 and all(t["sibling_similarity"] is not None for t in metrics["targets"])
+        return rises(metrics, every=False)
+
     def examples():
         cfg = configs.compose("model=tiny", "model.layer=4", "units=0:4", f"data.path={SLICE}", "logger=none",
                               f"data.cache_dir={work / 'cache'}", f"device={device}", config_name="examples")
-        cfg.units = "0:4"
         summary = examples_job(cfg, work / "examples")
         assert len(summary["units"]) == 4 and all(len(u["examples"]) == 5 for u in summary["units"])
         return f"{summary['frames']} frames cached"
@@ -102,6 +109,12 @@ def checks(device: str, steps: int, work: Path):
         ("objective=layer (conv3)", objective("layer", "model.layer=conv3")),
         ("objective=direction", objective("direction", f"objective.direction={work / 'direction.npy'}")),
         ("objective=channel at logits", objective("channel", "model.layer=logits", "objective.unit=22")),
+        ("objective=text (CTC)", words),
+        ("MLP neurons (model.layer=mlp4)", objective("channel", "model.layer=mlp4", "objective.unit=100")),
+        ("samples=3 diversity=1", samples),
+        ("parameterization.init + regularizer.stay_close",
+         objective("channel", f"parameterization.init={SLICE / '000092.flac'}", "regularizer.stay_close=1",
+                   "objective.unit=7")),
         ("parameterization=waveform", objective("channel", "parameterization=waveform", "objective.unit=5")),
         ("augmentation=none", objective("channel", "augmentation=none", "objective.unit=5")),
         ("augmentation=strong", objective("channel", "augmentation=strong", "objective.unit=5")),
@@ -116,10 +129,8 @@ def checks(device: str, steps: int, work: Path):
 
 
 def _random_base(device: str, steps: int, *overrides: str, units: str, layer: int):
-    cfg = configs.compose("model=random_base", f"model.layer={layer}", "logger=wandb", "logger.mode=offline",
-                          f"device={device}", f"steps={steps}", *overrides)
-    cfg.objective.unit = units
-    return cfg
+    return configs.compose("model=random_base", f"model.layer={layer}", "logger=wandb", "logger.mode=offline",
+                           f"device={device}", f"steps={steps}", *overrides, f"objective.unit={units}")
 
 
 def main():

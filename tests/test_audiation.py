@@ -138,3 +138,15 @@ def test_samples_are_separate_signals_sample_0_is_the_targets_own(tmp_path):
     np.testing.assert_allclose(read(plain["targets"][0]), read(alone["targets"][0]), rtol=1e-4, atol=1e-6)
     assert not np.allclose(read(plain["targets"][0]), read(plain["targets"][1]))
     assert all(0 < t["sibling_similarity"] <= 1 for t in plain["targets"])
+
+
+def test_directions_with_samples_keep_their_index_and_their_group(tmp_path):
+    vectors = np.eye(32, dtype=np.float32)[:2]
+    np.save(tmp_path / "two.npy", vectors)
+    metrics = audiate(tmp_path / "job", "objective=direction", f"objective.direction={tmp_path / 'two.npy'}",
+                      "samples=2", "diversity=1", "steps=3")
+    targets = metrics["targets"]
+    assert [t["name"] for t in targets] == ["L2-D0-direction-s0", "L2-D0-direction-s1", "L2-D1-direction-s0",
+                                            "L2-D1-direction-s1"]
+    assert [t["direction_index"] for t in targets] == [0, 0, 1, 1]
+    assert all(t["final_terms"]["diversity"] != 0 and t["sibling_similarity"] is not None for t in targets)

@@ -147,6 +147,9 @@ def test_the_report_leaves_out_unfinished_targets_and_says_how_many(tmp_path):
     (["model=tiny", "objective=text", "objective.text=[moon,m00n]"], "objective.text=m00n: '0' not in the vocabulary"),
     (["model=tiny", "objective=text", "objective.text=[moon,moon]"], "names a text twice"),
     (["samples=0"], "samples=0 must be > 0"),
+    (["model=tiny", "objective=text", "objective.text=supercalifragilistic", "parameterization.seconds=0.3"],
+     "objective.text=supercalifragilistic needs 20 frames; 0.3 s has 14"),
+    (["model=tiny", "objective=text", """objective.text=[don t,"don't"]"""], "two that make the same target name"),
     (["diversity=1"], "diversity=1 needs samples >= 2"),
 ])
 def test_bad_input_is_one_line_exit_2_and_leaves_no_folder(tmp_path, overrides, message):
@@ -179,3 +182,20 @@ def test_an_interrupted_sweep_still_gets_its_gallery(tmp_path):
                                  f"hydra.sweep.dir={sweep}")
     page = (sweep / "index.html").read_text()
     assert "L2-U0-unit" in page and "stopped: interrupted" in page
+
+
+def test_a_writer_failure_stops_the_job_at_the_next_batch():
+    from audiation.outputs import Writer
+
+    done = []
+    with Writer() as writer:
+        writer.submit(lambda: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            writer.flush()
+        writer.submit(lambda: 1 / 0)
+        with pytest.raises(ZeroDivisionError):  # the failure surfaces at a later submit, not only at the end
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                writer.submit(lambda: done.append(1))
+                time.sleep(0.01)
+    assert done == []  # nothing queued after a failure is done

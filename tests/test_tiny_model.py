@@ -99,3 +99,13 @@ def test_diversity_makes_a_units_samples_less_alike_and_they_keep_their_activati
     assert similarity(apart) < similarity(alike) - 0.05, (similarity(apart), similarity(alike))
     # each still drives the unit, if less than alone: diversity trades activation for difference
     assert all(t["final_activation"] > t["initial_activation"] + 0.5 for t in apart)
+
+
+def test_words_take_samples_and_an_upper_case_vocabulary_reads_lower_case_text(tmp_path):
+    from audiation.builder import parse_texts
+
+    metrics = audiate_folder(compose("model=tiny", "objective=text", "objective.text=moon", "samples=2", "steps=3",
+                                     "logger=none", "threads=1", "quality.draws=0"), tmp_path, None)
+    assert [t["name"] for t in metrics["targets"]] == ["text-moon-s0", "text-moon-s1"]
+    upper = ["<pad>", "<s>", "</s>", "<unk>", "|", *"ETAONISRHLDCUMFPGWYBVKXJQZ'"]  # wav2vec2-base-960h's
+    assert parse_texts("Moon", upper, "960h") == [("Moon", [upper.index(c) for c in "MOON"])]
