@@ -285,7 +285,7 @@ def plan(cfg: DictConfig) -> Plan:
         if not Path(cfg.quality.data).expanduser().is_dir():
             raise AudiationError(f"quality.data={cfg.quality.data} is not a folder")
         writable_folder(cfg.quality.cache_dir, "quality.cache_dir")
-        number(cfg.examples.top_k, "examples.top_k", int)
+        number(cfg.examples.top_k, "examples.top_k", int, strict=False)  # 0: no natural examples
         number(cfg.examples.clip_seconds, "examples.clip_seconds")
         number(cfg.examples.min_gap_seconds, "examples.min_gap_seconds", strict=False, finite=False)
     check_logger(cfg.logger)

@@ -292,7 +292,7 @@ class AudiationJob:
 
         def write(row: int, record: dict):
             folder, files = results.target_folder(job_dir, record["name"]), record["files"]
-            if self.cache is not None and record["unit"] is not None:  # natural examples, beside the audiation
+            if self.cache is not None and record["unit"] is not None and self.cfg.examples.top_k:  # natural examples
                 cfg = self.cfg.examples
                 found = top_examples(self.cache, record["unit"], int(cfg.top_k), float(cfg.min_gap_seconds))
                 record["examples"] = write_examples_of_unit(job_dir, self.cache, record["unit"], found, plan.layer.label,
