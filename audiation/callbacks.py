@@ -29,7 +29,10 @@ def sweep_jobs(overrides: list[str], params: dict | None = None) -> list[list[st
     choices = []
     for override in parsed:
         key = override.get_key_element()
-        values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.get_value_element_as_str()]
+        if override.is_sweep_override():
+            values = list(override.sweep_string_iterator())
+        else:
+            values = [override.get_value_element_as_str()]
         choices.append([f"{key}={value}" for value in values])
     first = [values[0] for values in choices]
     jobs = [first]

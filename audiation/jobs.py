@@ -136,7 +136,8 @@ class AudiationJob:
         if differing and not self.cfg.redo:
             (name, (keys, old)), *_ = differing.items()
             new = target_settings(self.settings, next(t for t in self.plan.targets if t.name == name))
-            shown = ", ".join(f"{k}: {old.get(k)} -> {new.get(k)}" for k in keys[:4]) + (" ..." if len(keys) > 4 else "")
+            shown = ", ".join(f"{k}: {old.get(k)} -> {new.get(k)}" for k in keys[:4])
+            shown += " ..." if len(keys) > 4 else ""
             raise AudiationError(f"{len(differing)} target(s) in {self.job_dir} were made with other settings "
                                  f"({shown}); use a new folder, or redo=true to audiate them again")
         done = len(self.plan.targets) - len(todo)
@@ -161,7 +162,8 @@ class AudiationJob:
         tracker = tracking.Tracker()
         if self.todo:
             tracker = tracking.start(cfg.logger, job_dir=self.job_dir, name=self.name, group=self.group,
-                                     job_type=plan.objective, tags=[plan.labels["model"], plan.labels["parameterization"]],
+                                     job_type=plan.objective,
+                                     tags=[plan.labels["model"], plan.labels["parameterization"]],
                                      config=self._tracker_config(), sample_rate=plan.geometry.sample_rate)
         with tracker, outputs.Writer() as writer:
             try:
@@ -295,8 +297,8 @@ class AudiationJob:
             if self.cache is not None and record["unit"] is not None and self.cfg.examples.top_k:  # natural examples
                 cfg = self.cfg.examples
                 found = top_examples(self.cache, record["unit"], int(cfg.top_k), float(cfg.min_gap_seconds))
-                record["examples"] = write_examples_of_unit(job_dir, self.cache, record["unit"], found, plan.layer.label,
-                                                            float(cfg.clip_seconds), read)["examples"]
+                record["examples"] = write_examples_of_unit(job_dir, self.cache, record["unit"], found,
+                                                            plan.layer.label, float(cfg.clip_seconds), read)["examples"]
             outputs.write_wav(job_dir / files["wav"], result.signal[row], rate, "FLOAT")
             outputs.write_wav(job_dir / files["wav_16bit"], result.signal[row], rate, "PCM_16")
             outputs.write_bytes(job_dir / files["spectrogram"], outputs.spectrogram_png(
@@ -393,7 +395,8 @@ def write_examples_of_unit(job_dir: Path, cache: ActivationCache, unit: int, fou
         wav, png = folder / f"{example.rank}.wav", folder / f"{example.rank}.png"
         with outputs.atomic(wav) as temporary:
             sf.write(temporary, np.clip(clip, -1, 1), cache.sample_rate, subtype="PCM_16", format="WAV")
-        title = f"{name} #{example.rank}: {Path(example.file).name} at {example.time_seconds:.2f} s ({example.activation:.3g})"
+        title = (f"{name} #{example.rank}: {Path(example.file).name} at {example.time_seconds:.2f} s "
+                 f"({example.activation:.3g})")
         outputs.write_spectrogram(png, clip, cache.sample_rate, title, mark)
         times, trace = cache.trace(unit, example.frame, clip_seconds)
         records.append({"rank": example.rank, "file": example.file, "time_seconds": round(example.time_seconds, 4),
@@ -420,7 +423,8 @@ def examples_job(cfg: DictConfig, job_dir: Path, group: str | None = None) -> di
         "model": spec.short_name, "layer": layer.label, "data": str(Path(cfg.data.path).expanduser().resolve()),
         "cache": str(cache.folder), "files": len(cache.files), "skipped": cache.skipped, "frames": cache.num_frames,
         "audio_seconds": cache.meta["audio_seconds"], "sample_rate": spec.sample_rate, "top_k": int(cfg.top_k),
-        "clip_seconds": float(cfg.clip_seconds), "min_gap_seconds": gap if math.isfinite(gap) else None,  # JSON has no inf
+        "clip_seconds": float(cfg.clip_seconds),
+        "min_gap_seconds": gap if math.isfinite(gap) else None,  # JSON has no infinity
         "units": found,
     }
     outputs.write_json(job_dir / "examples.json", summary)
