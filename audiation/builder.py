@@ -249,6 +249,7 @@ class Plan:
     token_ids: dict[str, list[int]] = field(default_factory=dict)  # objective=text: each text's CTC ids
     blank: int = 0  # the CTC blank (pad) id
     initial: torch.Tensor | None = None  # parameterization.init: the clip, at the model's rate and length
+    listener: ModelSpec | None = None  # quality.listener: a second CTC model with the same vocabulary
 
     @property
     def objective(self) -> str:
@@ -324,8 +325,26 @@ def plan(cfg: DictConfig) -> Plan:
         if not 0 <= frame < geometry.num_frames:
             raise AudiationError(f"objective.frame={frame} is out of range ({seconds:g} s at layer "
                                  f"{layer.label} has frames 0..{geometry.num_frames - 1})")
+    listener = listener_spec(cfg, spec, config)
     return Plan(spec, layer, targets, geometry, frame, device, batch_size, settings, labels(cfg), token_ids,
-                config.pad_token_id or 0, initial)
+                config.pad_token_id or 0, initial, listener)
+
+
+def listener_spec(cfg: DictConfig, spec: ModelSpec, config) -> ModelSpec | None:
+    """`quality.listener`: a CTC model with the model's own vocabulary, so a letter is the same unit in both."""
+    name = cfg.quality.get("listener")
+    if not name:
+        return None
+    listener = replace(spec, name=str(name), random_init=False, config={})
+    try:
+        listener_config = load_config(listener)
+    except AudiationError as error:
+        raise AudiationError(f"quality.listener={name}: {str(error).split(': ', 1)[-1]}") from None
+    if not has_ctc_head(listener_config):
+        raise AudiationError(f"quality.listener={name} has no CTC head: it cannot transcribe")
+    if vocabulary(listener, listener_config.vocab_size) != vocabulary(spec, config.vocab_size):
+        raise AudiationError(f"quality.listener={name} does not share {spec.short_name}'s vocabulary")
+    return listener
 
 
 def check_logger(logger_cfg) -> None:

@@ -215,8 +215,9 @@ class AudiationJob:
         if cfg.quality.data and plan.targets[0].unit is not None:  # ratios and examples are per unit
             self.cache = open_cache(plan.spec, plan.layer, load_config(plan.spec), cfg.quality.data,
                                     cfg.quality.cache_dir, plan.device)
+        listener = None if plan.listener is None else load_encoder(plan.listener, plan.device)
         settings = quality.QualitySettings(int(cfg.quality.draws), int(cfg.seed),
-                                           None if self.cache is None else self.cache.stats)
+                                           None if self.cache is None else self.cache.stats, listener)
         configure(plan.device, builder.threads(cfg.threads), cfg.tf32, autotune=True)  # the caches are built
         size = plan.batch_size
         if size == "auto":

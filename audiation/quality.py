@@ -31,6 +31,7 @@ class QualitySettings:
     draws: int = 4  # fresh augmentation draws for robust_activation (0: not measured)
     seed: int = 0
     unit_stats: dict[str, np.ndarray] | None = None  # per-unit "max" and "p99" over natural audio
+    listener: Encoder | None = None  # a second CTC model with the same vocabulary: does anyone else hear it?
 
 
 @torch.no_grad()
@@ -73,10 +74,19 @@ def measure(encoder: Encoder, layer: Layer, batch: Batch, signal: np.ndarray, fi
         columns["selectivity"] = final / np.maximum(final_terms["neighbours"], 1e-9)
         columns["silence_ratio_db"] = silence_ratio_db(signal, geometry, frame)
     texts = [t.text for t in batch.targets]
-    if None not in texts:  # what the model itself hears in its audiations of texts
-        heard = encoder.transcribe(torch.from_numpy(signal).to(batch.streams.device))
-        columns["transcript"] = np.array(heard, dtype=object)
-        columns["cer"] = np.array([character_error_rate(t, h) for t, h in zip(texts, heard)])
+    wave = torch.from_numpy(signal).to(batch.streams.device)
+    if None not in texts:  # what the model itself hears in its audiations of texts, and what a listener hears
+        for prefix, model in (("", encoder), ("listener_", settings.listener)):
+            if model is not None:
+                heard = model.transcribe(wave)
+                columns[f"{prefix}transcript"] = np.array(heard, dtype=object)
+                columns[f"{prefix}cer"] = np.array([character_error_rate(t, h) for t, h in zip(texts, heard)])
+    elif layer.kind == "logits" and batch.targets[0].unit is not None:  # a letter: in how many frames heard
+        letters = torch.tensor([t.unit for t in batch.targets], device=wave.device)[:, None]
+        for prefix, model in (("", encoder), ("listener_", settings.listener)):
+            if model is not None:
+                columns[f"{prefix}heard_share"] = (model(wave, layer).argmax(dim=-1) == letters).float().mean(
+                    dim=1).cpu().numpy()
     if batch.targets[0].sample is not None:
         columns["sibling_similarity"] = sibling_similarity(signal, [t.group for t in batch.targets])
     units = [t.unit for t in batch.targets]
@@ -86,7 +96,7 @@ def measure(encoder: Encoder, layer: Layer, batch: Batch, signal: np.ndarray, fi
             # A ratio to a non-positive reference has no meaning: such units never fire on the data.
             columns[name] = np.where(reference > 0, final / np.where(reference > 0, reference, 1), np.nan)
     def plain(name, value):  # JSON has no NaN: a measure without meaning is null
-        return value if name == "transcript" else float(value) if np.isfinite(value) else None
+        return value if name.endswith("transcript") else float(value) if np.isfinite(value) else None
 
     return [{name: plain(name, values[row]) for name, values in columns.items()} for row in range(len(batch.targets))]
 

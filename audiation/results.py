@@ -29,10 +29,11 @@ HISTORY = "history.npz"
 # Per-target numbers in the W&B table (beside audio and spectrogram): what users sort by.
 TABLE_COLUMNS = ("name", "layer", "unit", "text", "objective", "initial_activation", "final_activation",
                  "robust_activation", "selectivity", "silence_ratio_db", "activation_ratio", "activation_ratio_p99",
-                 "transcript", "cer", "sample", "sibling_similarity")
+                 "transcript", "cer", "heard_share", "listener_transcript", "listener_cer", "listener_heard_share",
+                 "sample", "sibling_similarity")
 # The quality numbers `audiation.report` summarises per layer.
 MEASURES = ("final_activation", "activation_ratio", "activation_ratio_p99", "robust_activation", "selectivity",
-            "silence_ratio_db", "cer")
+            "silence_ratio_db", "cer", "heard_share", "listener_cer", "listener_heard_share")
 
 
 def target_folder(job_dir: Path, name: str) -> Path:

@@ -148,6 +148,7 @@ def test_the_report_leaves_out_unfinished_targets_and_says_how_many(tmp_path):
     (["model=tiny", "objective=text", "objective.text=[moon,m00n]"], "objective.text=m00n: '0' not in the vocabulary"),
     (["model=tiny", "objective=text", "objective.text=[moon,moon]"], "names a text twice"),
     (["samples=0"], "samples=0 must be > 0"),
+    (["model=tiny", "quality.listener=/no/such/model"], "quality.listener=/no/such/model: no such model folder"),
     (["model=tiny", "objective=text", "objective.text=supercalifragilistic", "parameterization.seconds=0.3"],
      "objective.text=supercalifragilistic needs 20 frames; 0.3 s has 14"),
     (["model=tiny", "objective=text", """objective.text=[don t,"don't"]"""], "two that make the same target name"),

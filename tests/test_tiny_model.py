@@ -109,3 +109,16 @@ def test_words_take_samples_and_an_upper_case_vocabulary_reads_lower_case_text(t
     assert [t["name"] for t in metrics["targets"]] == ["text-moon-s0", "text-moon-s1"]
     upper = ["<pad>", "<s>", "</s>", "<unk>", "|", *"ETAONISRHLDCUMFPGWYBVKXJQZ'"]  # wav2vec2-base-960h's
     assert parse_texts("Moon", upper, "960h") == [("Moon", [upper.index(c) for c in "MOON"])]
+
+
+def test_a_listener_reports_what_it_hears_in_letters_and_words(tmp_path):
+    """quality.listener: a second CTC model's view of the audiation. Given the model itself as its own
+    listener, it must report exactly what the model hears."""
+    listener = f"quality.listener={ASSETS / 'tiny-w2v2-espeak'}"
+    letter = audiate_folder(compose("model=tiny", "model.layer=logits", "objective=channel", "objective.unit=22",
+                                    "steps=100", "logger=none", "threads=1", "quality.draws=0", listener),
+                            tmp_path / "letter", None)["targets"][0]
+    assert letter["listener_heard_share"] == letter["heard_share"] > 0.5  # "s" in most frames
+    word = audiate_folder(compose("model=tiny", "objective=text", "objective.text=moon", "logger=none", "threads=1",
+                                  "quality.draws=0", listener), tmp_path / "word", None)["targets"][0]
+    assert word["listener_transcript"] == word["transcript"] and word["listener_cer"] == word["cer"]
