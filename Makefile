@@ -40,6 +40,7 @@ gpu-check: setup
 
 # The project's model and data, regenerated from scratch (see audiation/assets/tiny-w2v2-espeak/MODEL_CARD.md).
 corpus: setup system-packages
+	$(BIN)/pip install --quiet -e ".[train]"
 	OMP_NUM_THREADS=1 $(BIN)/python experiments/make_corpus.py --out data/corpus --n-train 20000 --n-heldout 1500 --seed 0
 
 speech-slice: corpus
