@@ -353,8 +353,8 @@ def clip_around(signal: np.ndarray, centre_seconds: float, seconds: float, sampl
     return clip
 
 
-def open_cache(spec: ModelSpec, layer: Layer, config, data_path, cache_dir, device: str = "cpu",
+def open_cache(spec: ModelSpec, layer: Layer, config, files: list[Path], cache_dir, device: str = "cpu",
                max_seconds: float = DEFAULT_MAX_SECONDS) -> ActivationCache:
-    """The cache of `layer` over the audio under `data_path`, built (loading the model) only when missing."""
-    return ActivationCache.open(data.list_audio(data_path), layer, config, spec.fingerprint(), spec.short_name,
-                                cache_dir, lambda: load_encoder(spec, device), spec.sample_rate, max_seconds)
+    """The cache of `layer` over `files` (see `data.list_audio`), built (loading the model) only when missing."""
+    return ActivationCache.open(files, layer, config, spec.fingerprint(), spec.short_name, cache_dir,
+                                lambda: load_encoder(spec, device), spec.sample_rate, max_seconds)

@@ -212,13 +212,12 @@ def with_samples(targets: list[Target], samples: int) -> list[Target]:
             for t in targets for s in range(samples)]
 
 
-def expand_targets(objective_cfg: DictConfig, layer: Layer, count: int,
-                   tokens: list[str] | None = None, where: str = "this model") -> list[Target]:
-    """The rows of a job: one per unit, per direction, per text, or the one whole-layer target."""
+def expand_targets(objective_cfg: DictConfig, layer: Layer, count: int, texts: list[str] = ()) -> list[Target]:
+    """The rows of a job: one per unit, per direction, per text (parsed by `parse_texts`), or the one
+    whole-layer target."""
     label = str(objective_cfg.name)
     if "text" in objective_cfg:
-        texts = parse_texts(OmegaConf.to_container(objective_cfg, resolve=True)["text"], tokens, where)
-        return [Target(label, layer, key=zlib.crc32(text.encode()), text=text) for text, _ in texts]
+        return [Target(label, layer, key=zlib.crc32(text.encode()), text=text) for text in texts]
     if "unit" in objective_cfg:
         units = parse_units(objective_cfg.unit, count, f"layer {layer.label}")
         return [Target(label, layer, key=u, unit=u) for u in units]
@@ -295,15 +294,17 @@ def plan(cfg: DictConfig) -> Plan:
     spec = model_spec(cfg.model)
     initial = initial_clip(cfg, spec.sample_rate, round(seconds * spec.sample_rate))  # read once, checked now
     config = load_config(spec)
-    tokens = None
+    token_ids = {}
     if "text" in cfg.objective:  # a text is read by the CTC head: the layer is the logits, whatever model.layer says
         if not has_ctc_head(config):
             raise AudiationError(f"objective=text needs a CTC model (*ForCTC); {spec.short_name} has no CTC head")
-        layer, tokens = Layer("logits"), vocabulary(spec, config.vocab_size)
+        layer = Layer("logits")
+        token_ids = dict(parse_texts(OmegaConf.to_container(cfg.objective, resolve=True)["text"],
+                                     vocabulary(spec, config.vocab_size), spec.short_name))
     else:
         layer = parse_layer(cfg.model.layer, config)
     samples = round(seconds * spec.sample_rate)
-    targets = with_samples(expand_targets(cfg.objective, layer, num_units(layer, config), tokens, spec.short_name),
+    targets = with_samples(expand_targets(cfg.objective, layer, num_units(layer, config), list(token_ids)),
                            number(cfg.samples, "samples", int))
     if number(cfg.diversity, "diversity", strict=False) and cfg.samples < 2:
         raise AudiationError(f"diversity={cfg.diversity} needs samples >= 2 to push apart")
@@ -311,14 +312,10 @@ def plan(cfg: DictConfig) -> Plan:
     hop, receptive = frame_geometry(layer, config)
     geometry = Geometry(samples, num_frames(layer, config, samples), num_units(layer, config), hop, receptive,
                         spec.sample_rate)
-    token_ids = {}
-    if tokens is not None:
-        token_ids = dict(parse_texts(OmegaConf.to_container(cfg.objective, resolve=True)["text"], tokens,
-                                     spec.short_name))
-        for text, ids in token_ids.items():
-            if frames_needed(ids) > geometry.num_frames:
-                raise AudiationError(f"objective.text={text} needs {frames_needed(ids)} frames; {seconds:g} s has "
-                                     f"{geometry.num_frames} (set parameterization.seconds higher)")
+    for text, ids in token_ids.items():
+        if frames_needed(ids) > geometry.num_frames:
+            raise AudiationError(f"objective.text={text} needs {frames_needed(ids)} frames; {seconds:g} s has "
+                                 f"{geometry.num_frames} (set parameterization.seconds higher)")
     frame = None
     if "frame" in cfg.objective:
         frame = geometry.middle_frame() if cfg.objective.frame is None else int(cfg.objective.frame)

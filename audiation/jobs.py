@@ -213,7 +213,7 @@ class AudiationJob:
             return
         encoder = load_encoder(plan.spec, plan.device, cfg.compile)
         if cfg.quality.data and plan.targets[0].unit is not None:  # ratios and examples are per unit
-            self.cache = open_cache(plan.spec, plan.layer, load_config(plan.spec), cfg.quality.data,
+            self.cache = open_cache(plan.spec, plan.layer, load_config(plan.spec), data.list_audio(cfg.quality.data),
                                     cfg.quality.cache_dir, plan.device)
         listener = None if plan.listener is None else load_encoder(plan.listener, plan.device)
         settings = quality.QualitySettings(int(cfg.quality.draws), int(cfg.seed),
@@ -412,8 +412,7 @@ def examples_job(cfg: DictConfig, job_dir: Path, group: str | None = None) -> di
     """The top natural examples of each unit into `job_dir` (the library call behind `audiation.examples`)."""
     spec, config, layer, units, files, device = examples_plan(cfg)
     configure(device, builder.threads(cfg.threads))
-    cache = ActivationCache.open(files, layer, config, spec.fingerprint(), spec.short_name, cfg.data.cache_dir,
-                                 lambda: load_encoder(spec, device), spec.sample_rate, cfg.data.max_seconds)
+    cache = open_cache(spec, layer, config, files, cfg.data.cache_dir, device, cfg.data.max_seconds)
     read = _last_file_reader(spec.sample_rate)
     found = []
     for unit, values in cache.columns(units):
@@ -469,8 +468,7 @@ def directions_job(cfg: DictConfig, job_dir: Path) -> dict:
     layer = parse_layer(cfg.model.layer, config)
     vectors = {}
     for side, files in folders.items():
-        cache = ActivationCache.open(files, layer, config, spec.fingerprint(), spec.short_name, cfg.data.cache_dir,
-                                     lambda: load_encoder(spec, device), spec.sample_rate, cfg.data.max_seconds)
+        cache = open_cache(spec, layer, config, files, cfg.data.cache_dir, device, cfg.data.max_seconds)
         vectors[side] = probes.clip_vectors(cache)[1]
     splits = {side: probes.held_out(len(v), fraction, int(cfg.seed)) for side, v in vectors.items()}
     train = {side: vectors[side][splits[side][0]] for side in vectors}

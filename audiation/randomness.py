@@ -43,6 +43,7 @@ class Streams:
     def __init__(self, seed: int, keys: list[int], device: str | torch.device = "cpu"):
         self.seeds = torch.tensor([row_seed(seed, k) for k in keys], dtype=torch.int64, device=device)[:, None]
         self.draws = 0
+        self._index_hashes: dict[int, torch.Tensor] = {}  # the same counts every step: hashed once
 
     def __len__(self) -> int:
         return self.seeds.shape[0]
@@ -55,8 +56,9 @@ class Streams:
         """(rows, count) independent 24-bit integers for the next draw number."""
         salt = _mix((self.draws * _GOLDEN) & _MASK)
         self.draws += 1
-        index = torch.arange(count, dtype=torch.int64, device=self.device)
-        return _mix(_mix(self.seeds ^ salt) ^ _mix(index)) >> 8
+        if count not in self._index_hashes:
+            self._index_hashes[count] = _mix(torch.arange(count, dtype=torch.int64, device=self.device))
+        return _mix(_mix(self.seeds ^ salt) ^ self._index_hashes[count]) >> 8
 
     def uniform(self, count: int) -> torch.Tensor:
         """(rows, count) floats in [0, 1), float32: 24-bit integers scaled exactly."""

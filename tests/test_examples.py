@@ -83,7 +83,8 @@ def test_cache_is_built_once_then_reused_without_the_model(tiny, tmp_path, monke
 
     monkeypatch.setattr(activations, "load_encoder", lambda *_a, **_k: _no_model())  # the public helper too
     config = load_config(tiny)
-    stats = activations.open_cache(tiny, parse_layer(1, config), config, tmp_path / "data", tmp_path / "cache").stats
+    stats = activations.open_cache(tiny, parse_layer(1, config), config, data.list_audio(tmp_path / "data"),
+                                   tmp_path / "cache").stats
     assert set(stats) == {"max", "p99", "mean_abs"} and all(v.shape == (144,) for v in stats.values())
     assert np.array_equal(stats["max"], first.stats["max"])
 

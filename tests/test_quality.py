@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from audiation.configs import ASSETS
 from audiation.objectives import Geometry
 from audiation.quality import silence_ratio_db
 from audiation.report import write_report
@@ -38,7 +40,8 @@ def test_activation_ratio_is_final_over_the_datasets_max(tmp_path, monkeypatch):
 
     stats = {"max": np.linspace(-1, 2, 32), "p99": np.full(32, 0.5), "mean_abs": np.ones(32)}
     monkeypatch.setattr(audiation.jobs, "open_cache", lambda *args: SimpleNamespace(stats=stats))
-    (tmp_path / "data").mkdir()
+    (tmp_path / "data").mkdir()  # a folder with audio in it; its statistics are the ones above
+    shutil.copy(ASSETS / "speech-slice" / "000002.flac", tmp_path / "data")
     metrics = audiate_folder(compose("model=random_small", "logger=none", "objective=channel", "objective.unit=[0,31]",
                                      "steps=3", f"quality.data={tmp_path / 'data'}", "examples.top_k=0"),
                              tmp_path / "job", None)
