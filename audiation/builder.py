@@ -82,7 +82,12 @@ def model_spec(model_cfg: DictConfig) -> ModelSpec:
     return ModelSpec(name=str(values["name"]), random_init=bool(values.get("random_init", False)),
                      architecture=values.get("architecture", "wav2vec2"), config=values.get("config") or {},
                      init_seed=int(values.get("init_seed", 0)), normalize=bool(values.get("normalize", True)),
-                     sample_rate=int(values.get("sample_rate", 16000)))
+                     sample_rate=int(values.get("sample_rate", 16000)),
+                     ensemble=tuple(str(name) for name in _as_list(values.get("ensemble"))))
+
+
+def _as_list(value) -> list:
+    return [] if value is None or value == "" else [value] if isinstance(value, (str, int, float)) else list(value)
 
 
 def writable_folder(path, name: str) -> Path:
@@ -303,6 +308,11 @@ def plan(cfg: DictConfig) -> Plan:
                                      vocabulary(spec, config.vocab_size), spec.short_name))
     else:
         layer = parse_layer(cfg.model.layer, config)
+    for name in spec.ensemble:
+        if layer.kind != "logits":
+            raise AudiationError(f"model.ensemble averages CTC logits: it needs model.layer=logits or objective=text "
+                                 f"(units of layer {layer.label} are not the same unit in another model)")
+        ctc_peer("model.ensemble", name, spec, config, same_frames=True)
     samples = round(seconds * spec.sample_rate)
     targets = with_samples(expand_targets(cfg.objective, layer, num_units(layer, config), list(token_ids)),
                            number(cfg.samples, "samples", int))
@@ -322,26 +332,37 @@ def plan(cfg: DictConfig) -> Plan:
         if not 0 <= frame < geometry.num_frames:
             raise AudiationError(f"objective.frame={frame} is out of range ({seconds:g} s at layer "
                                  f"{layer.label} has frames 0..{geometry.num_frames - 1})")
-    listener = listener_spec(cfg, spec, config)
+    listener = listener_spec(cfg, spec, config, layer)
     return Plan(spec, layer, targets, geometry, frame, device, batch_size, settings, labels(cfg), token_ids,
                 config.pad_token_id or 0, initial, listener)
 
 
-def listener_spec(cfg: DictConfig, spec: ModelSpec, config) -> ModelSpec | None:
-    """`quality.listener`: a CTC model with the model's own vocabulary, so a letter is the same unit in both."""
+def listener_spec(cfg: DictConfig, spec: ModelSpec, config, layer: Layer) -> ModelSpec | None:
+    """`quality.listener`, for targets a CTC model can hear (logits and texts); None for the others."""
     name = cfg.quality.get("listener")
-    if not name:
+    if not name or layer.kind != "logits":
         return None
-    listener = replace(spec, name=str(name), random_init=False, config={})
+    return ctc_peer("quality.listener", name, spec, config)
+
+
+def ctc_peer(option: str, name, spec: ModelSpec, config, same_frames: bool = False) -> ModelSpec:
+    """Another CTC model with the model's own vocabulary, so a letter is the same unit in both; for an
+    ensemble also the same conv geometry, so their frames line up."""
+    own = spec.members()[0]
+    peer = own.peer(name)
     try:
-        listener_config = load_config(listener)
+        peer_config = load_config(peer)
     except AudiationError as error:
-        raise AudiationError(f"quality.listener={name}: {str(error).split(': ', 1)[-1]}") from None
-    if not has_ctc_head(listener_config):
-        raise AudiationError(f"quality.listener={name} has no CTC head: it cannot transcribe")
-    if vocabulary(listener, listener_config.vocab_size) != vocabulary(spec, config.vocab_size):
-        raise AudiationError(f"quality.listener={name} does not share {spec.short_name}'s vocabulary")
-    return listener
+        raise AudiationError(f"{option}={name}: {str(error).split(': ', 1)[-1]}") from None
+    if not has_ctc_head(peer_config):
+        raise AudiationError(f"{option}={name} has no CTC head: it cannot transcribe")
+    if vocabulary(peer, peer_config.vocab_size) != vocabulary(own, config.vocab_size):
+        raise AudiationError(f"{option}={name} does not share {own.short_name}'s vocabulary")
+    if same_frames and (list(peer_config.conv_kernel), list(peer_config.conv_stride)) != (
+            list(config.conv_kernel), list(config.conv_stride)):
+        raise AudiationError(f"{option}={name} has another frame grid (conv kernels and strides) than "
+                             f"{own.short_name}: their logits cannot be averaged frame by frame")
+    return peer
 
 
 def check_logger(logger_cfg) -> None:

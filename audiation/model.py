@@ -21,7 +21,7 @@ import logging
 import os
 import re
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -62,11 +62,21 @@ class ModelSpec:
     init_seed: int = 0
     normalize: bool = True  # used when the checkpoint ships no feature extractor config
     sample_rate: int = 16000
+    ensemble: tuple[str, ...] = ()  # more CTC models whose logits are averaged with this one's
 
     @property
     def short_name(self) -> str:
-        """The model's one display name: `tiny-w2v2-espeak`, `wav2vec2-base`, `random_base`."""
-        return Path(str(self.name).rstrip("/")).name or "model"
+        """The model's one display name: `tiny-w2v2-espeak`, `wav2vec2-base`, `random_base`, and for an
+        ensemble its members joined by `+`."""
+        return "+".join(Path(str(name).rstrip("/")).name or "model" for name in (self.name, *self.ensemble))
+
+    def peer(self, name) -> ModelSpec:
+        """Another trained checkpoint read the same way (an ensemble member, a listener)."""
+        return replace(self, name=str(name), random_init=False, config={}, ensemble=())
+
+    def members(self) -> list[ModelSpec]:
+        """One spec per model of an ensemble, the model itself first; [self] when there is no ensemble."""
+        return [replace(self, ensemble=()), *(self.peer(name) for name in self.ensemble)]
 
     def key(self) -> str:
         return json.dumps(self.__dict__, sort_keys=True)
@@ -74,6 +84,8 @@ class ModelSpec:
     def fingerprint(self) -> dict:
         """What identifies the model's activations: the spec and, for a local folder, the size and mtime of
         its files, so retrained weights in the same folder never reuse an old cache."""
+        if self.ensemble:
+            return {"ensemble": [member.fingerprint() for member in self.members()]}
         fields = dict(self.__dict__)
         folder = Path(self.name).expanduser()
         if not self.random_init and folder.is_dir():
@@ -226,6 +238,30 @@ class Encoder(nn.Module):
         return activations.transpose(1, 2) if layer.kind == "conv" else activations
 
 
+class Ensemble(nn.Module):
+    """CTC encoders that share a vocabulary and a frame grid, heard as one model: the logits averaged over
+    the members (a target that only one model hears is worth less than one they all hear). The first
+    member is the model itself: its config, vocabulary and sample rate stand for the ensemble's."""
+
+    def __init__(self, members: list[Encoder]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        first = members[0]
+        self.head, self.vocabulary, self.sample_rate = first.head, first.vocabulary, first.sample_rate
+        self.name = "+".join(member.name for member in members)
+
+    @property
+    def config(self):
+        return self.members[0].config
+
+    transcribe = Encoder.transcribe  # greedy decoding of the averaged logits: what the ensemble hears
+
+    def forward(self, waveform: torch.Tensor, layer: Layer) -> torch.Tensor:
+        if layer.kind != "logits":  # checked by the builder; units of other layers differ between models
+            raise AudiationError(f"an ensemble has only the logits layer, not {layer.label}")
+        return torch.stack([member(waveform, layer) for member in self.members]).mean(dim=0)
+
+
 # --- opening models ---------------------------------------------------------------------------------
 
 
@@ -321,7 +357,7 @@ def _compile_layers(encoder: Encoder) -> None:
         module.forward = torch.compile(module.forward)
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=4)  # a model, its ensemble members and a listener
 def _load_cached(key: str, device: str, compile_layers: bool) -> Encoder:
     from transformers import AutoModel, AutoModelForCTC
     from transformers.utils import logging as transformers_logging
@@ -346,6 +382,8 @@ def _load_cached(key: str, device: str, compile_layers: bool) -> Encoder:
     return encoder
 
 
-def load_encoder(spec: ModelSpec, device: str | torch.device, compile_layers: bool = False) -> Encoder:
+def load_encoder(spec: ModelSpec, device: str | torch.device, compile_layers: bool = False) -> Encoder | Ensemble:
     """Open the encoder once per process and spec: multirun jobs in one process share it."""
+    if spec.ensemble:
+        return Ensemble([load_encoder(member, device, compile_layers) for member in spec.members()])
     return _load_cached(spec.key(), str(device), bool(compile_layers))

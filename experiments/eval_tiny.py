@@ -72,7 +72,8 @@ def transcribe(model, wavs, id2char, max_batch_s=32.0):
     batch = []
 
     def flush():
-        x, mask = zero_mean_unit_var([wavs[i] for i in batch])
+        device = next(model.parameters()).device
+        x, mask = (t.to(device) for t in zero_mean_unit_var([wavs[i] for i in batch]))
         logits = model(x, attention_mask=mask).logits
         lengths = model._get_feat_extract_output_lengths(mask.sum(-1)).tolist()
         for i, h in zip(batch, greedy_decode(logits, lengths, id2char)):

@@ -21,6 +21,7 @@ path, text, voice, speed, pitch, split.
 """
 import argparse
 import csv
+import multiprocessing
 import random
 import shutil
 import subprocess
@@ -42,6 +43,13 @@ TRAIN = dict(
     bases=["en", "en-us", "en-gb-x-rp", "en-gb-scotland", "en-gb-x-gbcwmd"],
     variants=["", "f1", "f2", "f3", "f5", "m1", "m2", "m3", "m4", "m6", "m7", "klatt", "Annie",
               "andy", "max", "linda", "john"],
+    # more speakers for --more-voices: every espeak-ng variant that is neither held out (nor a copy of
+    # one, like edward2) nor a special effect (whisper, robots, croak)
+    more_variants=["adam", "Alex", "Alicia", "Andrea", "antonio", "belinda", "benjamin", "boris",
+                   "caleb", "david", "Gene", "iven", "iven3", "Jacky", "Lee", "marcelo", "Marco",
+                   "Mario", "Michael", "michel", "miguel", "Mike", "Nguyen", "pablo", "pedro",
+                   "quincy", "rob", "robert", "steph", "steph2", "zac", "anika", "grandpa", "grandma",
+                   "klatt3", "klatt4", "norbert", "sandro", "shelby", "travis", "victor"],
     speeds=[(130, 200)],
     pitch=(30, 70),
 )
@@ -83,25 +91,42 @@ def render(text, voice, speed, pitch):
     return x if 0.6 <= len(x) / SR <= 3.2 else None
 
 
-def make_split(name, n, cfg, word_sampler, out, rng):
+def candidates(cfg, word_sampler, rng):
+    """An endless stream of (text, voice, speed, pitch); it never depends on what renders, so the
+    corpus is the same whatever --jobs is."""
+    while True:
+        text = " ".join(word_sampler() for _ in range(rng.randint(1, 4)))
+        var = rng.choice(cfg["variants"])
+        voice = rng.choice(cfg["bases"]) + (f"+{var}" if var else "")
+        speed = rng.randint(*rng.choice(cfg["speeds"]))
+        pitch = rng.randint(*cfg["pitch"])
+        yield text, voice, speed, pitch
+
+
+def _render(candidate):
+    return render(*candidate)
+
+
+def make_split(name, n, cfg, word_sampler, out, rng, jobs):
     d = out / name
     d.mkdir(parents=True, exist_ok=True)
     rows, i = [], 0
-    with tqdm(total=n, desc=name) as bar:
+    stream = candidates(cfg, word_sampler, rng)
+    with multiprocessing.Pool(jobs) as pool, tqdm(total=n, desc=name) as bar:
         while len(rows) < n:
-            text = " ".join(word_sampler() for _ in range(rng.randint(1, 4)))
-            var = rng.choice(cfg["variants"])
-            voice = rng.choice(cfg["bases"]) + (f"+{var}" if var else "")
-            speed = rng.randint(*rng.choice(cfg["speeds"]))
-            pitch = rng.randint(*cfg["pitch"])
-            i += 1
-            x = render(text, voice, speed, pitch)
-            if x is None:
-                continue
-            path = f"{len(rows):06d}.flac"
-            sf.write(d / path, x, SR, subtype="PCM_16")
-            rows.append(dict(path=path, text=text, voice=voice, speed=speed, pitch=pitch, split=name))
-            bar.update(1)
+            # blocks in order keep the accepted utterances identical to a serial run
+            block = [next(stream) for _ in range(256)]
+            for (text, voice, speed, pitch), x in zip(block, pool.map(_render, block, chunksize=8)):
+                if len(rows) == n:
+                    break
+                i += 1
+                if x is None:
+                    continue
+                path = f"{len(rows):06d}.flac"
+                sf.write(d / path, x, SR, subtype="PCM_16")
+                rows.append(dict(path=path, text=text, voice=voice, speed=speed, pitch=pitch,
+                                 split=name))
+                bar.update(1)
     with open(d / "metadata.tsv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]), delimiter="\t")
         w.writeheader()
@@ -135,6 +160,9 @@ def main():
     p.add_argument("--slice", type=Path, default=None,
                    help="instead of generating, copy a subset of <out>/heldout to this folder")
     p.add_argument("--slice-n", type=int, default=160)  # ~4.5 MB of FLAC
+    p.add_argument("--more-voices", action="store_true",
+                   help="train on 41 more espeak-ng variants (none of them held out)")
+    p.add_argument("--jobs", type=int, default=1, help="espeak-ng processes")
     a = p.parse_args()
     torch.set_num_threads(1)
     if a.slice is not None:
@@ -151,8 +179,9 @@ def main():
         return rng.choice(heldout_words if rng.random() < 0.5 else train_words)
 
     # held-out first so its content does not depend on --n-train
-    make_split("heldout", a.n_heldout, HELDOUT, heldout_word, a.out, random.Random(a.seed + 1))
-    make_split("train", a.n_train, TRAIN, train_word, a.out, rng)
+    train = dict(TRAIN, variants=TRAIN["variants"] + TRAIN["more_variants"] * a.more_voices)
+    make_split("heldout", a.n_heldout, HELDOUT, heldout_word, a.out, random.Random(a.seed + 1), a.jobs)
+    make_split("train", a.n_train, train, train_word, a.out, rng, a.jobs)
 
 
 if __name__ == "__main__":

@@ -33,19 +33,19 @@ VOCAB = {"<pad>": 0, "<unk>": 1, "|": 2, "'": 3,
          **{c: 4 + i for i, c in enumerate("abcdefghijklmnopqrstuvwxyz")}}
 
 
-def make_config(mask_time_prob):
+def make_config(a):
     return Wav2Vec2Config(
         vocab_size=len(VOCAB), pad_token_id=0,
-        # wav2vec2-base feature-encoder geometry, narrower first layer (its cost dominates on CPU)
-        conv_dim=(64, 128, 128, 128, 128, 128, 128), conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+        # wav2vec2-base feature-encoder geometry (320x, 20 ms frames), narrower (its cost dominates on CPU)
+        conv_dim=(a.conv_first,) + (a.conv_width,) * 6, conv_kernel=(10, 3, 3, 3, 3, 2, 2),
         conv_stride=(5, 2, 2, 2, 2, 2, 2), conv_bias=False, feat_extract_norm="group",
-        do_stable_layer_norm=False,
-        hidden_size=144, num_hidden_layers=4, num_attention_heads=4, intermediate_size=512,
-        num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=8,
+        do_stable_layer_norm=a.pre_ln,
+        hidden_size=a.hidden, num_hidden_layers=a.layers, num_attention_heads=a.heads,
+        intermediate_size=a.ffn, num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=8,
         hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0,
         final_dropout=0.0, layerdrop=0.0,
         # SpecAugment-style time masking on the transformer input (training only)
-        mask_time_prob=mask_time_prob, mask_time_length=5, mask_time_min_masks=0, mask_feature_prob=0.0,
+        mask_time_prob=a.mask_time_prob, mask_time_length=5, mask_time_min_masks=0, mask_feature_prob=0.0,
         ctc_loss_reduction="mean", ctc_zero_infinity=True,
     )
 
@@ -112,11 +112,21 @@ def main():
     p.add_argument("--mask-time-prob", type=float, default=0.0)
     p.add_argument("--conv-lr-mult", type=float, default=0.1,
                    help="learning-rate factor for the conv feature encoder (cf. fairseq's feature_grad_mult)")
+    p.add_argument("--hidden", type=int, default=144)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--ffn", type=int, default=512)
+    p.add_argument("--conv-first", type=int, default=64, help="channels of the first conv layer")
+    p.add_argument("--conv-width", type=int, default=128, help="channels of conv layers 2-7")
+    p.add_argument("--pre-ln", action="store_true",
+                   help="pre-LN transformer (do_stable_layer_norm, as wav2vec2-large-lv60) instead of post-LN")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--eval-every", type=int, default=400)
     p.add_argument("--eval-n", type=int, default=200, help="held-out utterances used in periodic evals")
     a = p.parse_args()
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     np.random.seed(a.seed)
     rng = random.Random(a.seed)
@@ -134,7 +144,7 @@ def main():
           f"{sum(len(w) for w in wavs) / SR / 3600:.2f} h of training audio")
 
     processor = make_processor(a.log_dir)
-    model = Wav2Vec2ForCTC(make_config(a.mask_time_prob))
+    model = Wav2Vec2ForCTC(make_config(a))
     print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
     # Start the output layer at the CTC blank prior (p(blank) ~ .7). From a uniform start the
     # fastest loss drop is to make the post-LN encoder output constant in time, and at a peak lr
@@ -151,6 +161,7 @@ def main():
         for wd in (0.01, 0.0):
             ps = [p for p in model.parameters() if (id(p) in conv) == is_conv and (p.ndim >= 2) == (wd > 0)]
             groups.append({"params": ps, "weight_decay": wd, "lr_mult": a.conv_lr_mult if is_conv else 1.0})
+    model.to(a.device)
     opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.98))
     feat_abs = [0.0]  # mean |conv feature| of the current batch, logged to catch that blow-up early
     model.wav2vec2.feature_extractor.register_forward_hook(
@@ -179,14 +190,14 @@ def main():
             batches = make_batches(lengths, a.batch_seconds * SR, rng)
             epoch += 1
         idx = batches.pop()
-        x, mask = zero_mean_unit_var([augment(wavs[i], rng) for i in idx])
+        x, mask = (t.to(a.device) for t in zero_mean_unit_var([augment(wavs[i], rng) for i in idx]))
         lab = torch.full((len(idx), max(len(labels[i]) for i in idx)), -100, dtype=torch.long)
         for j, i in enumerate(idx):
             lab[j, :len(labels[i])] = torch.tensor(labels[i])
         lr = lr_at(step, a.steps, a.lr, a.warmup)
         for g in opt.param_groups:
             g["lr"] = lr * g["lr_mult"]
-        out = model(x, attention_mask=mask, labels=lab, output_hidden_states=True)
+        out = model(x, attention_mask=mask, labels=lab.to(a.device), output_hidden_states=True)
         loss = out.loss
         hid_std = out.hidden_states[-1][0].std(0).mean().item()  # ~0 means collapsed
         opt.zero_grad(set_to_none=True)

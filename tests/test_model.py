@@ -7,7 +7,7 @@ import torch
 from transformers import AutoConfig, AutoModel
 
 from audiation.errors import AudiationError
-from audiation.model import Encoder, Layer, frame_geometry, num_frames, num_units, parse_layer
+from audiation.model import Encoder, Ensemble, Layer, frame_geometry, num_frames, num_units, parse_layer
 
 SMALL = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64,
              conv_dim=[16] * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
@@ -141,3 +141,30 @@ def test_bf16_autocast_agrees_with_fp32_within_3_percent_on_the_trained_model():
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 approx = tiny(wave, layer).float()
         assert ((approx - exact).norm() / exact.norm()) < 0.03, label
+
+
+def test_an_ensemble_hears_the_mean_of_its_members_logits():
+    """model.ensemble: the members' logits averaged frame by frame; greedy decoding reads the mean."""
+    from transformers import AutoModelForCTC
+
+    members = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        config = AutoConfig.for_model("wav2vec2", vocab_size=5, **SMALL)
+        member = Encoder(AutoModelForCTC.from_config(config), normalize=True, sample_rate=16000, name=f"m{seed}")
+        member.vocabulary = ["<pad>", "|", "a", "b", "c"]
+        members.append(member)
+    ensemble = Ensemble(members)
+    wave = torch.randn(2, 8000, requires_grad=True)
+    logits = [member(wave, Layer("logits")) for member in members]
+    mean = ensemble(wave, Layer("logits"))
+    torch.testing.assert_close(mean, (logits[0] + logits[1]) / 2)
+    assert not torch.allclose(logits[0], logits[1])  # two different models, so the mean is neither
+    mean[:, :, 2].sum().backward()
+    assert wave.grad.abs().sum() > 0
+    expected = [[i for n, i in enumerate(row) if i and (n == 0 or i != row[n - 1])]
+                for row in mean.argmax(-1).tolist()]
+    assert ensemble.transcribe(wave) == ["".join(["<pad>", "|", "a", "b", "c"][i] for i in row).replace("|", " ")
+                                         .strip() for row in expected]
+    with pytest.raises(AudiationError, match="only the logits layer"):
+        ensemble(wave, Layer("transformer", 1))
