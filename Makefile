@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 APT_PACKAGES := espeak-ng sox wamerican chromium
 
-.PHONY: setup system-packages demo gpu-check corpus speech-slice tiny-model tiny-eval test test-slow test-all clean clean-cache
+.PHONY: setup system-packages demo gpu-check corpus speech-slice tiny-model listener-model tiny-eval transfer test test-slow test-all clean clean-cache
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,16 +38,29 @@ demo: setup
 gpu-check: setup
 	$(BIN)/python experiments/gpu_check.py
 
-# The project's model and data, regenerated from scratch (see audiation/assets/tiny-w2v2-espeak/MODEL_CARD.md).
+# The project's models and data, regenerated from scratch (see the MODEL_CARD.md of each model in audiation/assets/).
+# Each model trains on one CPU thread in about 1.5 h (or on a GPU when there is one); both fit side by side.
 corpus: setup system-packages
 	$(BIN)/pip install --quiet -e ".[train]"
-	OMP_NUM_THREADS=1 $(BIN)/python experiments/make_corpus.py --out data/corpus --n-train 20000 --n-heldout 1500 --seed 0
+	OMP_NUM_THREADS=1 $(BIN)/python experiments/make_corpus.py --out data/corpus --n-train 40000 --n-heldout 1500 \
+		--more-voices --jobs 2 --seed 0
 
 speech-slice: corpus
 	$(BIN)/python experiments/make_corpus.py --out data/corpus --slice audiation/assets/speech-slice --seed 0
 
 tiny-model: corpus
-	OMP_NUM_THREADS=1 $(BIN)/python experiments/train_tiny.py --data data/corpus --out audiation/assets/tiny-w2v2-espeak
+	OMP_NUM_THREADS=1 $(BIN)/python experiments/train_tiny.py --data data/corpus --out audiation/assets/tiny-w2v2-espeak \
+		--log-dir data/train-tiny --hidden 192 --layers 6 --heads 4 --ffn 768 --steps 9000 --lr 1e-3 --warmup 500 \
+		--eval-every 1000 --seed 0
+
+listener-model: corpus
+	OMP_NUM_THREADS=1 $(BIN)/python experiments/train_tiny.py --data data/corpus --out audiation/assets/listener-w2v2-espeak \
+		--log-dir data/train-listener --hidden 256 --layers 3 --heads 4 --ffn 1024 --conv-first 48 --conv-width 96 \
+		--pre-ln --steps 9000 --lr 2e-3 --warmup 500 --eval-every 1000 --seed 1
+
+# Do letters audiated on tiny transfer to the listener? A table per setting (experiments/RESULTS.md has one).
+transfer: setup
+	OMP_NUM_THREADS=1 $(BIN)/python experiments/transfer.py --out data/transfer
 
 tiny-eval: setup
 	OMP_NUM_THREADS=1 $(BIN)/python experiments/eval_tiny.py --data data/corpus/heldout --units 500 --json data/eval-heldout.json

@@ -275,7 +275,7 @@ def plan(cfg: DictConfig) -> Plan:
     number(cfg.optimizer.lr, "optimizer.lr")
     for key, value in cfg.regularizer.items():
         number(value, f"regularizer.{key}", minimum=-math.inf)
-    for key in ("max_shift_ms", "stretch", "gain_db"):
+    for key in ("max_shift_ms", "stretch", "gain_db", "room_ms"):
         if key in cfg.augmentation:
             number(cfg.augmentation[key], f"augmentation.{key}", strict=False)
     if cfg.augmentation.get("stretch", 0) >= 1:
@@ -308,6 +308,8 @@ def plan(cfg: DictConfig) -> Plan:
                                      vocabulary(spec, config.vocab_size), spec.short_name))
     else:
         layer = parse_layer(cfg.model.layer, config)
+    if cfg.objective.get("log_softmax") and layer.kind != "logits":
+        raise AudiationError(f"objective.log_softmax is for CTC outputs (model.layer=logits), not layer {layer.label}")
     for name in spec.ensemble:
         if layer.kind != "logits":
             raise AudiationError(f"model.ensemble averages CTC logits: it needs model.layer=logits or objective=text "

@@ -69,6 +69,7 @@ def result_settings(cfg: DictConfig) -> dict:
     values = OmegaConf.to_container(OmegaConf.masked_copy(cfg, list(RESULT_KEYS)), resolve=True)
     for key in ("unit", "direction", "text"):  # which target a row is, not how it is made
         values["objective"].pop(key, None)
+    values["model"].pop("listener", None)  # who judges the result, not how it is made
     flat = {}
 
     def walk(prefix, node):

@@ -110,11 +110,14 @@ def unit(
     return objective
 
 
-def channel(unit: torch.Tensor) -> Objective:
-    """One unit over every frame."""
+def channel(unit: torch.Tensor, log_softmax: bool = False) -> Objective:
+    """One unit over every frame. With `log_softmax` (CTC logits only), the unit's log-probability: it
+    rises only as the letter beats every other token, blank included, i.e. as greedy decoding hears it;
+    a raw logit can rise with all the others and leave the letter unheard."""
 
     def target(acts, _signal):
-        return acts.gather(2, unit.view(-1, 1, 1).expand(-1, acts.shape[1], 1)).squeeze(2).mean(dim=1)
+        scores = acts.log_softmax(dim=2) if log_softmax else acts
+        return scores.gather(2, unit.view(-1, 1, 1).expand(-1, acts.shape[1], 1)).squeeze(2).mean(dim=1)
 
     return Objective("activation", target)
 

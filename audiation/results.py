@@ -59,8 +59,13 @@ def write_record(job_dir: Path, record: dict) -> None:
 
 
 def settings_difference(old: dict, new: dict) -> list[str]:
-    """The keys whose values differ between two `settings` dicts, sorted."""
-    return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    """The keys whose values differ between two `settings` dicts, sorted. A key only one side has (an
+    option added since, like `augmentation.room_ms`) differs only if it is switched on there."""
+    def differs(key):
+        if key in old and key in new:
+            return old[key] != new[key]
+        return (old if key in old else new)[key] not in (None, False, 0, "", [])
+    return sorted(k for k in old.keys() | new.keys() if differs(k))
 
 
 def read_metrics(job_dir: Path) -> dict | None:

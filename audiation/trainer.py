@@ -118,9 +118,13 @@ def audiate(
         for step in bar:
             optimizer.zero_grad(set_to_none=True)
             signal = parameterization()
+            heard = batch.augment(signal, batch.streams)
+            with_clean = getattr(batch.augment, "with_clean", False)
             with mixed:
-                activations = encoder(batch.augment(signal, batch.streams), layer)
-            total, terms = objective(activations.float(), signal)
+                activations = encoder(torch.cat([heard, signal]) if with_clean else heard, layer).float()
+            total, terms = objective(activations[:len(signal)], signal)
+            if with_clean:  # the mean of the augmented and the clean signal's objective
+                total = (total + objective(activations[len(signal):], signal)[0]) / 2
             loss = -total  # maximise the objective
             loss.sum().backward()
             optimizer.step()

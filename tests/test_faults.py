@@ -208,3 +208,13 @@ def test_a_writer_failure_stops_the_job_at_the_next_batch():
                 writer.submit(lambda: done.append(1))
                 time.sleep(0.01)
     assert done == []  # nothing queued after a failure is done
+
+
+def test_an_option_added_since_a_run_is_a_changed_setting_only_when_switched_on():
+    from audiation.results import settings_difference
+
+    old = {"optimizer.lr": 0.05, "augmentation.stretch": 0.1}
+    assert settings_difference(old, {**old, "augmentation.room_ms": 0.0, "model.ensemble": []}) == []
+    assert settings_difference(old, {**old, "augmentation.room_ms": 150.0}) == ["augmentation.room_ms"]
+    assert settings_difference(old, {**old, "optimizer.lr": 0.5}) == ["optimizer.lr"]
+    assert settings_difference({**old, "augmentation.with_clean": True}, old) == ["augmentation.with_clean"]

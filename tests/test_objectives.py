@@ -46,3 +46,15 @@ def test_unit_objective_terms_activation_neighbours_and_silence():
     signal[0, :100] = 1.0
     assert objectives.unit(geometry, torch.tensor([0]), frame=24)(acts, signal)[1]["silence"].item() > 0
     assert total.item() == pytest.approx(3.0 - 0.5 * 4 / 3)
+
+
+def test_a_channels_log_probability_rises_only_when_the_letter_beats_the_others():
+    """channel(log_softmax=True): the mean over frames of log p(unit); raising every logit together (which
+    the raw logit objective rewards) leaves it unchanged."""
+    logits = torch.randn(2, 7, 5)
+    unit = torch.tensor([1, 3])
+    raw, heard = objectives.channel(unit), objectives.channel(unit, log_softmax=True)
+    expected = torch.stack([logits[0].log_softmax(-1)[:, 1].mean(), logits[1].log_softmax(-1)[:, 3].mean()])
+    torch.testing.assert_close(heard(logits, None)[0], expected)
+    torch.testing.assert_close(heard(logits + 4.0, None)[0], expected)
+    torch.testing.assert_close(raw(logits + 4.0, None)[0], raw(logits, None)[0] + 4.0)

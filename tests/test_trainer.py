@@ -48,3 +48,31 @@ def test_ctrl_c_keeps_the_signal_so_far(small_encoder):
     assert result.stopped == "interrupted"
     assert result.steps == 7 and np.isfinite(result.signal).all()
     assert len(result.history["activation"]) == 7
+
+
+def test_with_clean_optimises_the_mean_of_the_augmented_and_the_clean_signals_objective(small_encoder):
+    """augmentation.with_clean: the encoder hears [augmented; clean] in one batch, and the loss is the mean
+    of both halves' objectives (the reported terms stay the augmented signal's)."""
+    heard, scores = [], []
+
+    class Recording(torch.nn.Module):
+        def forward(self, wave, layer):
+            heard.append(wave.detach().clone())
+            return small_encoder(wave, layer)
+
+    def term(acts, _signal):
+        scores.append(acts[:, :, 0].mean(dim=1).detach())
+        return acts[:, :, 0].mean(dim=1)
+
+    streams = Streams(0, [0, 1])
+    signal = FFT(streams, seconds=0.5, sample_rate=16000)
+    augment = Augment(16000, noise_snr_db=10, with_clean=True)
+    batch = Batch([Target(f"t{i}", Layer("transformer", 2), i) for i in range(2)], streams, signal, augment,
+                  Objective("activation", term), torch.optim.Adam(signal.parameters(), lr=0.05))
+    result = audiate(Recording(), Layer("transformer", 2), batch, LoopSettings(1, 1))
+    step = heard[1]  # heard[0] is the initial evaluation
+    assert step.shape[0] == 4 and torch.equal(step[2:], heard[0])  # the clean rows are the signal itself
+    assert not torch.allclose(step[:2], step[2:])  # the first rows are augmented
+    augmented, clean = scores[1], scores[2]
+    torch.testing.assert_close(torch.from_numpy(result.history["loss"][0]), -(augmented + clean) / 2)
+    torch.testing.assert_close(torch.from_numpy(result.history["activation"][0]), augmented)

@@ -1,0 +1,104 @@
+"""Do audiations transfer? Letters audiated on one model, heard by another that never took part.
+
+For each setting (a list of overrides on top of `model=tiny model.layer=logits objective=channel`), the
+CTC output of each letter is maximised over a whole 1 s signal. Each audiation is then transcribed frame by
+frame (greedy argmax) by the model itself (`heard_share`) and by an independent listener
+(`listener_heard_share`, `quality.listener`): the share of frames that are the letter. The listener is
+never part of an ensemble it judges.
+
+    python experiments/transfer.py --out data/transfer            # every setting, a markdown table
+    python experiments/transfer.py --only baseline,ensemble --letters aeos
+
+The table goes to stdout and <out>/transfer.md, each setting's records to <out>/<setting>/metrics.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from audiation.configs import compose
+from audiation.jobs import audiate_folder
+
+OLD_TINY = "data/models/tiny-v1"  # the first shipped model (42% CER), restored from git by --restore-old
+OLD_TINY_COMMIT = "7aef684"
+
+SETTINGS = {
+    "baseline": [],  # the defaults: augmentation=standard (10 ms shift, noise 20 dB below the signal)
+    "no augmentation": ["augmentation=none"],
+    "strong": ["augmentation=strong"],  # + ±10% stretch, ±6 dB gain
+    "strong + room": ["augmentation=strong", "augmentation.room_ms=150"],
+    "room": ["augmentation.room_ms=150"],
+    "log-probability": ["objective.log_softmax=true"],
+    "log-probability + strong + room": ["objective.log_softmax=true", "augmentation=strong", "augmentation.room_ms=150"],
+    "1/f prior": ["parameterization.decay=1"],
+    "white": ["parameterization.decay=0"],
+    "ensemble": [f"model.ensemble=[{OLD_TINY}]"],
+    "ensemble + strong + room": [f"model.ensemble=[{OLD_TINY}]", "augmentation=strong", "augmentation.room_ms=150"],
+    "strong + room + clean": ["augmentation=strong", "augmentation.room_ms=150", "augmentation.with_clean=true"],
+    "strong + room, 400 steps": ["augmentation=strong", "augmentation.room_ms=150", "steps=400"],
+}
+
+
+def restore_old_tiny() -> None:
+    """The first shipped model, from git history: a third CTC model for ensembles the listener can judge."""
+    folder = Path(OLD_TINY)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "model.safetensors", "preprocessor_config.json", "processor_config.json",
+                 "tokenizer_config.json", "vocab.json"):
+        blob = subprocess.run(["git", "show", f"{OLD_TINY_COMMIT}:audiation/assets/tiny-w2v2-espeak/{name}"],
+                              check=True, capture_output=True).stdout
+        (folder / name).write_bytes(blob)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("data/transfer"))
+    parser.add_argument("--letters", default="aeiosnrtlm")
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--model", default="tiny", help="the model option audiated")
+    parser.add_argument("--listener", default=None, help="default: the model option's own listener")
+    parser.add_argument("--only", default=None, help="comma-separated setting names")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if not Path(OLD_TINY, "model.safetensors").is_file():
+        restore_old_tiny()
+    names = args.only.split(",") if args.only else list(SETTINGS)
+    rows = []
+    for name in names:
+        base = [f"model={args.model}", "model.layer=logits", "objective=channel", f"steps={args.steps}",
+                "logger=none", f"threads={args.threads}", "quality.draws=0"]
+        if args.listener:
+            base.append(f"quality.listener={args.listener}")
+        probe = compose(*base)
+        vocabulary = json.loads(Path(probe.model.name, "vocab.json").read_text())
+        units = [vocabulary[letter] for letter in args.letters]
+        folder = args.out / name.replace(" ", "_").replace("/", "").replace(",", "").replace("+", "and")
+        started = time.perf_counter()
+        metrics = audiate_folder(compose(*base, f"objective.unit=[{','.join(map(str, units))}]", *SETTINGS[name]),
+                                 folder, None)
+        seconds = time.perf_counter() - started
+        targets = metrics["targets"]
+        listener = np.array([t["listener_heard_share"] for t in targets])
+        own = np.array([t["heard_share"] for t in targets])
+        rows.append((name, listener.mean(), (listener >= 0.5).mean(), own.mean(), seconds,
+                     " ".join(f"{t['character']}:{t['listener_heard_share']:.2f}" for t in targets)))
+        print(f"{name}: listener {listener.mean():.3f}, own {own.mean():.3f} ({seconds:.0f} s)", flush=True)
+    table = ["| setting | heard by the listener (mean share of frames) | letters heard in >= half | heard by the "
+             "model itself | seconds | per letter (listener) |", "|---|---|---|---|---|---|"]
+    table += [f"| {n} | {m:.3f} | {h:.0%} | {o:.3f} | {s:.0f} | {p} |" for n, m, h, o, s, p in rows]
+    text = "\n".join(table)
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "transfer.md").write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
