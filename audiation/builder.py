@@ -19,6 +19,7 @@ names and W&B, never passed on.
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 import os
 import re
@@ -39,6 +40,8 @@ from audiation.objectives import Geometry, Objective, Target
 from audiation.randomness import Streams
 from audiation.runtime import resolve_device
 from audiation.trainer import Batch, LoopSettings
+
+log = logging.getLogger(__name__)
 
 LOGGER_MODES = ("auto", "online", "offline", "disabled")
 
@@ -343,6 +346,11 @@ def listener_spec(cfg: DictConfig, spec: ModelSpec, config, layer: Layer) -> Mod
     """`quality.listener`, for targets a CTC model can hear (logits and texts); None for the others."""
     name = cfg.quality.get("listener")
     if not name or layer.kind != "logits":
+        return None
+    same = {str(Path(str(member)).expanduser().resolve()) for member in (spec.name, *spec.ensemble)}
+    if str(Path(str(name)).expanduser().resolve()) in same:
+        log.warning("quality.listener=%s is one of the models audiated: it cannot judge them, so no listener "
+                    "numbers for this run", name)
         return None
     return ctc_peer("quality.listener", name, spec, config)
 

@@ -180,7 +180,7 @@ def _target_card(source: int, root: Path, job: Path, record: dict, extra: list[s
                            f"{final if final is None else round(final, 4)}"), ("gain", gain)]
     rows += [(term, value) for term, value in (record.get("final_terms") or {}).items() if term != "activation"]
     rows += [(k, _number(record[k])) for k in extra if _is_number(record.get(k))]
-    rows += [(k, record[k]) for k in ("text", "transcript") if record.get(k) is not None]
+    rows += [(k, record[k]) for k in ("text", "transcript", "listener_transcript") if record.get(k) is not None]
     files = {key: job / "targets" / name / file for key, file in TARGET_FILES.items()}
     seconds = record.get("trace_hop_seconds")
     frame = record.get("frame")

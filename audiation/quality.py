@@ -87,6 +87,7 @@ def measure(encoder: Encoder, layer: Layer, batch: Batch, signal: np.ndarray, fi
             if model is not None:
                 columns[f"{prefix}heard_share"] = (model(wave, layer).argmax(dim=-1) == letters).float().mean(
                     dim=1).cpu().numpy()
+                columns[f"{prefix}transcript"] = np.array(model.transcribe(wave), dtype=object)
     if batch.targets[0].sample is not None:
         columns["sibling_similarity"] = sibling_similarity(signal, [t.group for t in batch.targets])
     units = [t.unit for t in batch.targets]

@@ -13,7 +13,7 @@ import soundfile as sf
 import torch
 
 from audiation.configs import ASSETS
-from audiation.model import load_encoder
+from audiation.model import Layer, load_encoder
 from audiation.jobs import audiate_folder
 from conftest import compose, spec
 
@@ -111,14 +111,46 @@ def test_words_take_samples_and_an_upper_case_vocabulary_reads_lower_case_text(t
     assert parse_texts("Moon", upper, "960h") == [("Moon", [upper.index(c) for c in "MOON"])]
 
 
-def test_a_listener_reports_what_it_hears_in_letters_and_words(tmp_path):
-    """quality.listener: a second CTC model's view of the audiation. Given the model itself as its own
-    listener, it must report exactly what the model hears."""
-    listener = f"quality.listener={ASSETS / 'tiny-w2v2-espeak'}"
+def test_the_listener_reports_what_it_hears_in_letters_and_words(tmp_path):
+    """quality.listener (by default model=tiny's independent listener): what a second CTC model hears in the
+    audiation, exactly as that model transcribes the saved file."""
+    listener = load_encoder(spec("model=listener"), "cpu")
+    folder = tmp_path / "letter"
     letter = audiate_folder(compose("model=tiny", "model.layer=logits", "objective=channel", "objective.unit=22",
-                                    "steps=100", "logger=none", "threads=1", "quality.draws=0", listener),
-                            tmp_path / "letter", None)["targets"][0]
-    assert letter["listener_heard_share"] == letter["heard_share"] > 0.5  # "s" in most frames
-    word = audiate_folder(compose("model=tiny", "objective=text", "objective.text=moon", "logger=none", "threads=1",
-                                  "quality.draws=0", listener), tmp_path / "word", None)["targets"][0]
-    assert word["listener_transcript"] == word["transcript"] and word["listener_cer"] == word["cer"]
+                                    "steps=20", "logger=none", "threads=1", "quality.draws=0"), folder, None)["targets"][0]
+    signal, _ = sf.read(folder / letter["files"]["wav"], dtype="float32")
+    wave = torch.from_numpy(signal)[None]
+    heard = listener(wave, Layer("logits")).argmax(-1)[0]
+    assert letter["listener_heard_share"] == pytest.approx((heard == 22).float().mean().item())
+    assert letter["listener_transcript"] == listener.transcribe(wave)[0]
+    folder = tmp_path / "word"
+    word = audiate_folder(compose("model=tiny", "objective=text", "objective.text=moon", "steps=20", "logger=none",
+                                  "threads=1", "quality.draws=0"), folder, None)["targets"][0]
+    signal, _ = sf.read(folder / word["files"]["wav"], dtype="float32")
+    assert word["listener_transcript"] == listener.transcribe(torch.from_numpy(signal)[None])[0]
+    assert word["listener_cer"] == pytest.approx(character_error_rate([("moon", word["listener_transcript"])]))
+
+
+def test_a_model_cannot_be_its_own_listener(tmp_path, caplog):
+    own = f"quality.listener={ASSETS / 'tiny-w2v2-espeak'}"
+    letter = audiate_folder(compose("model=tiny", "model.layer=logits", "objective=channel", "objective.unit=22",
+                                    "steps=3", "logger=none", "threads=1", "quality.draws=0", own),
+                            tmp_path, None)["targets"][0]
+    assert "listener_heard_share" not in letter and letter["heard_share"] is not None
+    assert "cannot judge them" in caplog.text
+
+
+def test_an_ensemble_audiates_what_its_members_hear_together(tmp_path):
+    """model.ensemble: the target is the members' mean logit; tiny with itself is exactly tiny."""
+    def run(*overrides):
+        return audiate_folder(compose("model=tiny", "model.layer=logits", "objective=channel", "objective.unit=22",
+                                      "steps=5", "logger=none", "threads=1", "quality.draws=0", "quality.listener=null",
+                                      *overrides), tmp_path / str(len(overrides)), None)["targets"][0]
+
+    alone, doubled = run(), run(f"model.ensemble=[{ASSETS / 'tiny-w2v2-espeak'}]")
+    assert doubled["final_activation"] == pytest.approx(alone["final_activation"], rel=1e-5)
+    assert doubled["model"] == "tiny-w2v2-espeak+tiny-w2v2-espeak"
+    pair = audiate_folder(compose("model=tiny", "model.layer=logits", "objective=channel", "objective.unit=22",
+                                  "steps=5", "logger=none", "threads=1", "quality.draws=0", "model.ensemble=[${asset:listener-w2v2-espeak}]"),
+                          tmp_path / "pair", None)["targets"][0]
+    assert pair["model"] == "tiny-w2v2-espeak+listener-w2v2-espeak" and "listener_heard_share" not in pair
