@@ -313,10 +313,10 @@ def plan(cfg: DictConfig) -> Plan:
         layer = parse_layer(cfg.model.layer, config)
     if cfg.objective.get("log_softmax") and layer.kind != "logits":
         raise AudiationError(f"objective.log_softmax is for CTC outputs (model.layer=logits), not layer {layer.label}")
+    if spec.ensemble and layer.kind != "logits":
+        raise AudiationError(f"model.ensemble averages CTC logits: it needs model.layer=logits or objective=text "
+                             f"(units of layer {layer.label} are not the same unit in another model)")
     for name in spec.ensemble:
-        if layer.kind != "logits":
-            raise AudiationError(f"model.ensemble averages CTC logits: it needs model.layer=logits or objective=text "
-                                 f"(units of layer {layer.label} are not the same unit in another model)")
         ctc_peer("model.ensemble", name, spec, config, same_frames=True)
     samples = round(seconds * spec.sample_rate)
     targets = with_samples(expand_targets(cfg.objective, layer, num_units(layer, config), list(token_ids)),

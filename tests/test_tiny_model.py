@@ -49,6 +49,30 @@ def test_the_shipped_model_hears_the_slice_at_the_cards_cer(tiny):
     assert character_error_rate(pairs) == pytest.approx(card_cer, abs=0.01)
 
 
+def _card_units() -> list[tuple[str, int, str]]:
+    """(layer, unit, character) of each row of the card's table of character-selective units."""
+    rows = re.findall(r"^\| (CTC logits|transformer layer (\d+)[^|]*) \| (\d+) \| (\S) \|", CARD.read_text(), re.M)
+    return [("logits" if not layer else layer, int(unit), character) for _, layer, unit, character in rows]
+
+
+def test_the_character_units_named_in_the_card_are_heard_as_their_character(tmp_path, tiny):
+    """The card's units still mean what it says: the channel audiation of each is transcribed by the model
+    with the unit's character as its most common letter."""
+    by_layer = {}
+    for layer, unit, character in _card_units():
+        by_layer.setdefault(layer, []).append((unit, character))
+    assert by_layer, "the card names no units"
+    for layer, units in by_layer.items():
+        metrics = audiate_folder(compose("model=tiny", f"model.layer={layer}", "objective=channel",
+                                         f"objective.unit=[{','.join(str(u) for u, _ in units)}]", "steps=100",
+                                         "logger=none", "threads=1", "quality.draws=0", "quality.listener=null"),
+                                 tmp_path / layer, None)
+        for (unit, character), target in zip(units, metrics["targets"]):
+            signal, _ = sf.read(tmp_path / layer / target["files"]["wav"], dtype="float32")
+            heard = tiny.transcribe(torch.from_numpy(signal)[None])[0]
+            assert _most_common_letter(heard) == character, (layer, unit, character, heard)
+
+
 def _audiate_letter(tmp_path, tiny, letter: str, *overrides: str) -> tuple[str, float]:
     """Audiate the CTC output of `letter`; return what the model hears and the energy share above 3 kHz."""
     unit = tiny.vocabulary.index(letter)
