@@ -25,7 +25,7 @@ system-packages:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
 		else sudo apt-get update -qq && sudo apt-get install -y -qq $$missing; fi; fi
 
-# A unit and a channel audiation of unit 64 of the last layer of the project's own trained model (an
+# A unit and a channel audiation of unit 125 of the last layer of the project's own trained model (an
 # "s"-selective unit, see its MODEL_CARD.md), offline, in a minute or two on CPU.
 demo: setup
 	rm -rf outputs/demo

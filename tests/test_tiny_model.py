@@ -116,7 +116,7 @@ def test_the_model_hears_its_own_audiations_of_words(tmp_path):
 
 def test_diversity_makes_a_units_samples_less_alike_and_they_keep_their_activation(tmp_path):
     def run(weight):
-        return audiate_folder(compose("model=tiny", "model.layer=4", "objective=channel", "objective.unit=64",
+        return audiate_folder(compose("model=tiny", "model.layer=6", "objective=channel", "objective.unit=125",
                                       "samples=3", f"diversity={weight}", "steps=100", "logger=none", "threads=1",
                                       "quality.draws=0"), tmp_path / str(weight), None)["targets"]
 
