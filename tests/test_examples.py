@@ -75,7 +75,7 @@ def test_cache_is_built_once_then_reused_without_the_model(tiny, tmp_path, monke
     second = _open(tiny, 1, tmp_path / "data", tmp_path / "cache", _no_model)
     assert second.folder == first.folder and [p.name for p in (tmp_path / "cache").iterdir()] == [first.folder.name]
     acts = np.asarray(second.activations, dtype=np.float32)
-    assert acts.shape == (first.num_frames, 144) and second.activations.dtype == np.float16
+    assert acts.shape == (first.num_frames, 192) and second.activations.dtype == np.float16
     assert np.array_equal(second.stats["max"], acts.max(axis=0))
     np.testing.assert_allclose(second.stats["p99"], np.percentile(acts, 99, axis=0), rtol=1e-6)
     np.testing.assert_allclose(second.stats["mean_abs"], np.abs(acts).mean(axis=0), rtol=1e-5)
@@ -85,7 +85,7 @@ def test_cache_is_built_once_then_reused_without_the_model(tiny, tmp_path, monke
     config = load_config(tiny)
     stats = activations.open_cache(tiny, parse_layer(1, config), config, data.list_audio(tmp_path / "data"),
                                    tmp_path / "cache").stats
-    assert set(stats) == {"max", "p99", "mean_abs"} and all(v.shape == (144,) for v in stats.values())
+    assert set(stats) == {"max", "p99", "mean_abs"} and all(v.shape == (192,) for v in stats.values())
     assert np.array_equal(stats["max"], first.stats["max"])
 
     changed = min((tmp_path / "data").iterdir())  # an edited file is new data: a new cache
@@ -231,9 +231,9 @@ def _compose(*overrides: str):
     ([], "data.path is required"),
     (["data.path=/no/such/folder"], "data.path=/no/such/folder: no such folder"),
     (["data.path=EMPTY"], "contains no audio files (.wav, .flac, .ogg, searched recursively)"),
-    (["units=144"], "units=144 is out of range for layer L4 (valid: 0..143)"),
+    (["units=192"], "units=192 is out of range for layer L6 (valid: 0..191)"),
     (["units=[1,x]"], "units=x is not a unit index"),
-    (["model.layer=9"], "model.layer=9 is not a layer of this model (valid: 0..4, conv1..conv7, mlp1..mlp4, logits)"),
+    (["model.layer=9"], "model.layer=9 is not a layer of this model (valid: 0..6, conv1..conv7, mlp1..mlp6, logits)"),
     (["top_k=0"], "top_k=0 must be > 0"),
     (["clip_seconds=-1"], "clip_seconds=-1 must be > 0"),
     (["min_gap_seconds=-0.5"], "min_gap_seconds=-0.5 must be >= 0"),

@@ -54,7 +54,7 @@ def test_a_pitch_direction_separates_held_out_clips_and_drives_an_audiation(tmp_
     assert summary["held_out_auc"]["probe"] > 0.8 and summary["held_out_auc"]["mean"] > 0.7, summary
     assert summary["clips"] == {"positive": 32, "negative": 32}
     direction = np.load(tmp_path / "high.npy")
-    assert direction.shape == (144,) and np.linalg.norm(direction) == pytest.approx(1.0, abs=1e-5)
+    assert direction.shape == (192,) and np.linalg.norm(direction) == pytest.approx(1.0, abs=1e-5)
     audiated = run_cli("model=tiny", "model.layer=1", "objective=direction", f"objective.direction={tmp_path / 'high.npy'}",
                        "steps=20", "logger=none", f"hydra.run.dir={tmp_path / 'run'}")
     assert audiated.returncode == 0, audiated.stderr[-2000:]
