@@ -7,7 +7,7 @@ frame (greedy argmax) by the model itself (`heard_share`) and by an independent 
 never part of an ensemble it judges.
 
     python experiments/transfer.py --out data/transfer            # every setting, a markdown table
-    python experiments/transfer.py --only baseline,ensemble --letters aeos
+    python experiments/transfer.py --only baseline,ensemble --letters aeos --seed 1
 
 The table goes to stdout and <out>/transfer.md, each setting's records to <out>/<setting>/metrics.json.
 """
@@ -27,7 +27,7 @@ import numpy as np
 from audiation.configs import compose
 from audiation.jobs import audiate_folder
 
-OLD_TINY = "data/models/tiny-v1"  # the first shipped model (42% CER), restored from git by --restore-old
+OLD_TINY = "data/models/tiny-v1"  # the first shipped model (42% CER), restored from git when missing
 OLD_TINY_COMMIT = "7aef684"
 
 SETTINGS = {
@@ -94,6 +94,7 @@ def main() -> None:
     parser.add_argument("--listener", default=None, help="default: the model option's own listener")
     parser.add_argument("--only", default=None, help="comma-separated setting names")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if not Path(OLD_TINY, "model.safetensors").is_file():
@@ -102,7 +103,7 @@ def main() -> None:
     rows = []
     for name in names:
         base = [f"model={args.model}", "model.layer=logits", "objective=channel", f"steps={args.steps}",
-                "logger=none", f"threads={args.threads}", "quality.draws=0"]
+                "logger=none", f"threads={args.threads}", "quality.draws=0", f"seed={args.seed}"]
         if args.listener:
             base.append(f"quality.listener={args.listener}")
         probe = compose(*base)
