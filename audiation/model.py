@@ -185,10 +185,14 @@ class Encoder(nn.Module):
         """Greedy CTC decoding of each row (CTC checkpoints only): what the model itself hears."""
         if self.head is None or self.vocabulary is None:
             raise AudiationError(f"{self.name} has no CTC head and vocabulary to transcribe with")
+        return self.decode(self(waveform, Layer("logits")).argmax(dim=-1))
+
+    def decode(self, ids: torch.Tensor) -> list[str]:
+        """Texts from per-frame token ids (rows, frames): repeats merged, blanks dropped."""
         blank = self.config.pad_token_id
         texts = []
-        for ids in self(waveform, Layer("logits")).argmax(dim=-1).tolist():
-            kept = [i for n, i in enumerate(ids) if i != blank and (n == 0 or i != ids[n - 1])]
+        for row in ids.tolist():
+            kept = [i for n, i in enumerate(row) if i != blank and (n == 0 or i != row[n - 1])]
             texts.append("".join(self.vocabulary[i] for i in kept).replace("|", " ").strip())
         return texts
 
@@ -255,6 +259,7 @@ class Ensemble(nn.Module):
         return self.members[0].config
 
     transcribe = Encoder.transcribe  # greedy decoding of the averaged logits: what the ensemble hears
+    decode = Encoder.decode
 
     def forward(self, waveform: torch.Tensor, layer: Layer) -> torch.Tensor:
         if layer.kind != "logits":  # checked by the builder; units of other layers differ between models

@@ -85,9 +85,9 @@ def measure(encoder: Encoder, layer: Layer, batch: Batch, signal: np.ndarray, fi
         letters = torch.tensor([t.unit for t in batch.targets], device=wave.device)[:, None]
         for prefix, model in (("", encoder), ("listener_", settings.listener)):
             if model is not None:
-                columns[f"{prefix}heard_share"] = (model(wave, layer).argmax(dim=-1) == letters).float().mean(
-                    dim=1).cpu().numpy()
-                columns[f"{prefix}transcript"] = np.array(model.transcribe(wave), dtype=object)
+                heard = model(wave, layer).argmax(dim=-1)
+                columns[f"{prefix}heard_share"] = (heard == letters).float().mean(dim=1).cpu().numpy()
+                columns[f"{prefix}transcript"] = np.array(model.decode(heard), dtype=object)
     if batch.targets[0].sample is not None:
         columns["sibling_similarity"] = sibling_similarity(signal, [t.group for t in batch.targets])
     units = [t.unit for t in batch.targets]

@@ -113,13 +113,13 @@ def audiate(
             on_log(done, {name: chunk[:, i] for i, name in enumerate(names)}, current_signal)
         done = upto
 
+    with_clean = getattr(batch.augment, "with_clean", False)  # also score the clean signal (augmentations)
     bar = tqdm(range(steps), desc=description, unit="step", dynamic_ncols=True, leave=False)
     try:
         for step in bar:
             optimizer.zero_grad(set_to_none=True)
             signal = parameterization()
             heard = batch.augment(signal, batch.streams)
-            with_clean = getattr(batch.augment, "with_clean", False)
             with mixed:
                 activations = encoder(torch.cat([heard, signal]) if with_clean else heard, layer).float()
             total, terms = objective(activations[:len(signal)], signal)
