@@ -28,6 +28,7 @@ import os
 import shutil
 import struct
 import time
+import zipfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -44,7 +45,7 @@ from audiation.model import Layer, ModelSpec, frame_geometry, load_encoder, num_
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: mlp layers cache pre-activations
 DEFAULT_MAX_SECONDS = 60.0
 STATS = ("max", "p99", "mean_abs")
 FLOAT16_MAX = float(np.finfo(np.float16).max)
@@ -198,14 +199,28 @@ class ActivationCache:
         key = cache_key(fingerprint, layer, files, sample_rate, max_seconds)
         folder = Path(cache_dir).expanduser() / f"{tag}-{layer.label}-{key}"
         if (folder / "meta.json").is_file():
-            cache = cls(folder)
-            for entry in cache.skipped:
-                data.warn_skipped(entry["file"], entry["reason"])
-            return cache
+            try:
+                cache = cls(folder)
+            except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
+                _set_aside(folder, error)  # and built again below
+            else:
+                for entry in cache.skipped:
+                    data.warn_skipped(entry["file"], entry["reason"])
+                return cache
         hop, field = frame_geometry(layer, config)
         _build(folder, files, layer, num_units(layer, config), hop, field, sample_rate, max_seconds,
                encoder_factory, {"model": fingerprint, "key": key})
         return cls(folder)
+
+
+def _set_aside(folder: Path, error: Exception) -> None:
+    """Move a damaged cache out of the way (`<folder>.corrupt`, the newest one kept) and say so once."""
+    aside = folder.with_name(folder.name + ".corrupt")
+    shutil.rmtree(aside, ignore_errors=True)
+    os.replace(folder, aside)
+    reason = str(error).splitlines()[0][:80] if str(error) else type(error).__name__
+    log.warning("warning: the activation cache %s is damaged (%s); set aside as %s and built again", folder, reason,
+                aside.name)
 
 
 def _build(folder: Path, files: list[Path], layer: Layer, units: int, hop: int, field: int, sample_rate: int,

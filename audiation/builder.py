@@ -110,15 +110,52 @@ def writable_folder(path, name: str) -> Path:
 
 def check_output_overrides(argv: list[str]) -> None:
     """The job folders given on the command line (`hydra.run.dir=`, `hydra.sweep.dir=`), checked before
-    Hydra makes them: Hydra's own failure is a traceback, or an empty value writes into the current folder."""
+    Hydra makes them: Hydra's own failure is a traceback, or an empty value writes into the current folder.
+    And text outside ASCII, which Hydra's grammar reads only inside quotes: one line showing how."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
     for argument in argv:
         key, sep, value = argument.lstrip("+").partition("=")
         if sep and key in ("hydra.run.dir", "hydra.sweep.dir") and "${" not in value:
             writable_folder(value, key)
+        if sep and not argument.isascii():
+            try:
+                OverridesParser.create().parse_overrides([argument])
+            except OverrideParseException:
+                words = [w.strip() for w in value.strip("[]").split(",")]
+                quoted = ",".join(f'"{w}"' for w in words)
+                raise AudiationError(f"{argument}: Hydra reads letters outside ASCII only inside quotes; write "
+                                     f"'{key}=[{quoted}]'" if value.startswith("[") or len(words) > 1 else
+                                     f"{argument}: Hydra reads letters outside ASCII only inside quotes; write "
+                                     f"'{key}=\"{value}\"'") from None
 
 
 def threads(value) -> int | None:
     return None if value == "auto" else number(value, "threads", int)
+
+
+SEED_LIMIT = 2**32  # the random streams hash a 32-bit seed: a larger one would silently repeat a smaller one's
+
+
+def seed(value) -> int:
+    seed_ = number(value, "seed", int, strict=False)
+    if seed_ >= SEED_LIMIT:
+        raise AudiationError(f"seed={value} is too large: seeds are whole numbers 0..{SEED_LIMIT - 1}")
+    return seed_
+
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
+
+
+def safe_name(value, option: str) -> str:
+    """A label that becomes part of file and folder names (`objective.name` in `L8-U42-<name>`): letters,
+    digits and `_ . + -`, not starting with a dot, so no name can leave the job folder or break a page."""
+    text = str(value)
+    if not SAFE_NAME.fullmatch(text) or ".." in text:
+        raise AudiationError(f"{option}={text!r} cannot be part of a file name: use up to 64 letters, digits "
+                             "and _ . + - (not starting with . or holding ..)")
+    return text
 
 
 # --- targets ---------------------------------------------------------------------------------------------
@@ -160,15 +197,19 @@ def parse_directions(spec, count: int) -> np.ndarray:
         if not path.is_file():
             raise AudiationError(f"objective.direction={spec}: no such .npy file")
         try:
-            vectors = np.load(path)
-        except (OSError, ValueError) as error:
+            vectors = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as error:
             raise AudiationError(f"objective.direction={spec} could not be read: {error}") from None
+        if not isinstance(vectors, np.ndarray):  # an .npz archive
+            vectors.close()
+            raise AudiationError(f"objective.direction={spec} is an .npz archive; give one .npy array")
     else:
-        try:
-            vectors = np.asarray(list(spec), dtype=np.float32)
-        except (TypeError, ValueError):
-            raise AudiationError("objective.direction must be a .npy path or a list of numbers") from None
-    vectors = np.atleast_2d(vectors).astype(np.float32)
+        vectors = list(spec) if not isinstance(spec, (int, float)) else [spec]
+    try:
+        vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+    except (TypeError, ValueError):
+        raise AudiationError(f"objective.direction={spec} is not numbers: give a .npy array of floats or an "
+                             "inline list of numbers") from None
     if vectors.ndim != 2 or vectors.shape[1] != count:
         raise AudiationError(f"objective.direction has shape {vectors.shape}; expected ({count},) or (k, {count})")
     if not np.all(np.isfinite(vectors)) or not np.all(np.linalg.norm(vectors, axis=1) > 0):
@@ -257,6 +298,7 @@ class Plan:
     blank: int = 0  # the CTC blank (pad) id
     initial: torch.Tensor | None = None  # parameterization.init: the clip, at the model's rate and length
     listener: ModelSpec | None = None  # quality.listener: a second CTC model with the same vocabulary
+    data_files: list[Path] = field(default_factory=list)  # quality.data: its audio files, listed once
 
     @property
     def objective(self) -> str:
@@ -264,13 +306,17 @@ class Plan:
 
 
 def labels(cfg: DictConfig) -> dict:
-    """The options a user filters and compares runs by, from the options' own `name` labels."""
-    return {"model": model_spec(cfg.model).short_name, "objective": str(cfg.objective.name),
-            "parameterization": str(cfg.parameterization.name), "augmentation": str(cfg.augmentation.name)}
+    """The options a user filters and compares runs by, from the options' own `name` labels (the objective's
+    is part of every target's folder name, so each is checked to be safe as one)."""
+    return {"model": model_spec(cfg.model).short_name,
+            **{group: safe_name(cfg[group].name, f"{group}.name")
+               for group in ("objective", "parameterization", "augmentation")}}
 
 
 def plan(cfg: DictConfig) -> Plan:
     """Check every user-facing value, reading only the model's config file. Raises AudiationError."""
+    labels_ = labels(cfg)
+    seed(cfg.seed)
     steps = number(cfg.steps, "steps", int)
     settings = LoopSettings(steps=steps, log_every=number(cfg.log_every, "log_every", int),
                             precision=str(cfg.precision))
@@ -289,9 +335,13 @@ def plan(cfg: DictConfig) -> Plan:
     number(cfg.quality.draws, "quality.draws", int, strict=False)
     if cfg.regularizer.get("stay_close") and not cfg.parameterization.get("init"):
         raise AudiationError("regularizer.stay_close needs parameterization.init=<audio file> to stay close to")
+    data_files = []
     if cfg.quality.data:
+        from audiation import data
+
         if not Path(cfg.quality.data).expanduser().is_dir():
             raise AudiationError(f"quality.data={cfg.quality.data} is not a folder")
+        data_files = data.list_audio(cfg.quality.data, name="quality.data")
         writable_folder(cfg.quality.cache_dir, "quality.cache_dir")
         number(cfg.examples.top_k, "examples.top_k", int, strict=False)  # 0: no natural examples
         number(cfg.examples.clip_seconds, "examples.clip_seconds")
@@ -338,8 +388,8 @@ def plan(cfg: DictConfig) -> Plan:
             raise AudiationError(f"objective.frame={frame} is out of range ({seconds:g} s at layer "
                                  f"{layer.label} has frames 0..{geometry.num_frames - 1})")
     listener = listener_spec(cfg, spec, config, layer)
-    return Plan(spec, layer, targets, geometry, frame, device, batch_size, settings, labels(cfg), token_ids,
-                config.pad_token_id or 0, initial, listener)
+    return Plan(spec, layer, targets, geometry, frame, device, batch_size, settings, labels_, token_ids,
+                config.pad_token_id or 0, initial, listener, data_files)
 
 
 def listener_spec(cfg: DictConfig, spec: ModelSpec, config, layer: Layer) -> ModelSpec | None:
@@ -452,7 +502,8 @@ def build_objective(cfg: DictConfig, plan_: Plan, targets: list[Target]) -> Obje
     if cfg.diversity and targets[0].sample is not None:
         groups = {name: i for i, name in enumerate(dict.fromkeys(t.group for t in targets))}
         ids = torch.tensor([groups[t.group] for t in targets], device=device)
-        objective = objective - cfg.diversity * objectives.diversity(ids)
+        target = next(term for _, name, term in objective.terms if name == "activation")
+        objective = objective - cfg.diversity * objectives.diversity(ids, scale=target)
     if regularizer.get("stay_close"):
         clip = plan_.initial.to(device)
         objective = objective - regularizer.stay_close * objectives.stay_close(clip.expand(len(targets), -1))

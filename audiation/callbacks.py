@@ -2,7 +2,8 @@
 
 - `CheckSweep`: before the first job runs, compose and check the sweep's jobs (each swept value at
   least once), reading only model config files; a bad one stops the sweep with one line, exit 2.
-- `Gallery`: write `<sweep dir>/index.html` when the multirun ends.
+- `Gallery`: write `<sweep dir>/index.html` when the multirun ends; then, if any job failed with one line
+  (the others went on), say so and exit 2.
 """
 
 from __future__ import annotations
@@ -59,7 +60,13 @@ class CheckSweep(Callback):
 
 class Gallery(Callback):
     def on_multirun_end(self, config, **kwargs) -> None:
+        sweep = Path(config.hydra.sweep.dir)
         try:
-            print(f"audiation: gallery in {page.write_gallery(Path(config.hydra.sweep.dir))}")
+            print(f"audiation: gallery in {page.write_gallery(sweep)}")
         except Exception as error:  # noqa: BLE001 - the results are safe on disk; a missing page must not fail
             log.warning("warning: no gallery written: %s", error)
+        failed = sweep / configs.FAILED_JOBS
+        if failed.is_file():  # jobs that stopped with one line while the others went on
+            lines = failed.read_text().splitlines()
+            print(f"audiation: error: {len(lines)} job(s) of the sweep failed (listed in {failed})", file=sys.stderr)
+            sys.exit(2)

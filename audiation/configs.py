@@ -44,6 +44,21 @@ def hydra_job_folder() -> tuple[Path, str | None]:
     return Path(hydra_cfg.runtime.output_dir), group
 
 
+FAILED_JOBS = "failed_jobs.txt"
+
+
+def note_failed_job(error: Exception) -> None:
+    """A line in `<sweep dir>/failed_jobs.txt` for a sweep's job that stopped with one line (its siblings go
+    on; the sweep's end reads the file): `<job number> <overrides>: <error>`."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_cfg = HydraConfig.get()
+    folder = Path(hydra_cfg.sweep.dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / FAILED_JOBS, "a") as handle:  # one short append per job: atomic enough across processes
+        handle.write(f"{hydra_cfg.job.num} {' '.join(hydra_cfg.overrides.task)}: {error}\n")
+
+
 def save_job_config(job_dir: Path, cfg) -> None:
     """`.hydra/config.yaml` and `.hydra/overrides.yaml`, written by the job once its config has been
     checked (Hydra's own copy is turned off: it would overwrite a finished job's with a refused rerun's)."""

@@ -1,8 +1,9 @@
 """The one exception type the command lines turn into a one-line message, and how they exit.
 
-`run_or_exit` runs an entry point's job: bad input exits 2 with one line on stderr, Ctrl-C exits 130
-and SIGTERM (what SLURM and `kill` send) 143, each after the job has saved what it had: SIGTERM is
-raised in the main thread as `Terminated`, a KeyboardInterrupt, so it takes the same saving path.
+`run_or_exit` runs an entry point's job: bad input (and an OSError such as a full disk) exits 2 with
+one line on stderr, Ctrl-C exits 130 and SIGTERM (what SLURM and `kill` send) 143, each after the job
+has saved what it had: SIGTERM is raised in the main thread as `Terminated`, a KeyboardInterrupt, so it
+takes the same saving path; signals after the first are only remembered.
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ class AudiationError(Exception):
     """Bad input or an unrecoverable run state, explained in one line for the user."""
 
 
+class JobRefused(Exception):
+    """A sweep's job that stopped with one line (already printed): the job ends, its siblings go on (a
+    SystemExit would end the whole sweep, parallel siblings included)."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, delivered as an interruption so every `except KeyboardInterrupt` saves work for it too."""
 
@@ -23,49 +29,67 @@ class Terminated(KeyboardInterrupt):
 _received = set()  # the signals that stopped this process's job: the loop re-raises a plain KeyboardInterrupt
 
 
-def _terminate(signum, _frame):
+def _stop(signum, _frame):
+    """Ctrl-C or SIGTERM: the first one stops the job; more of them (Ctrl-C pressed four times) are only
+    remembered, so they cannot cut short the saving that the first one started."""
+    first = not _received
     _received.add(signum)
-    raise Terminated
+    if first:
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Shielded:
-    """A stretch of work that a SIGTERM must not cut short (writing what was saved): a SIGTERM meanwhile
-    is remembered in `came`, and the previous handler is back afterwards."""
+    """A stretch of work that Ctrl-C or SIGTERM must not cut short (writing what was saved): a signal
+    meanwhile is remembered in `came`, and the previous handlers are back afterwards."""
 
     def __enter__(self):
-        self.came, self.previous = False, signal.getsignal(signal.SIGTERM)
+        self.came, self.previous = False, {}
 
         def remember(signum, _frame):
             _received.add(signum)
             self.came = True
 
         try:
-            signal.signal(signal.SIGTERM, remember)
+            for signum in STOP_SIGNALS:
+                self.previous[signum] = signal.signal(signum, remember)
         except ValueError:  # not the main thread: nothing to shield
-            self.previous = None
+            self.previous = {}
         return self
 
     def __exit__(self, *_exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
         return False
 
 
-def run_or_exit(job: Callable, *args, saved: Callable[[], str], on_stop: Callable[[], None] | None = None):
-    """Run `job(*args)`. On bad input print one line and exit 2; when interrupted (Ctrl-C: 130, SIGTERM:
-    143) call `on_stop`, then print one line with `saved()` (what was saved) and exit."""
-    previous = signal.signal(signal.SIGTERM, _terminate)
+def run_or_exit(job: Callable, *args, saved: Callable[[], str], on_stop: Callable[[], None] | None = None,
+                in_sweep: bool = False):
+    """Run `job(*args)`. On bad input print one line and exit 2 (in a sweep, raise JobRefused instead: the
+    sweep ends with exit 2 after its other jobs); when interrupted (Ctrl-C: 130, SIGTERM: 143) call
+    `on_stop`, then print one line with `saved()` (what was saved) and exit."""
+    _received.clear()
+    previous = {signum: signal.signal(signum, _stop) for signum in STOP_SIGNALS}
     try:
         return job(*args)
-    except AudiationError as error:
+    except (AudiationError, OSError) as error:  # OSError: a full disk, a read-only folder: not a bug
+        if isinstance(error, OSError):
+            where = f" ({error.filename})" if error.filename else ""
+            error = f"{error.strerror or error}{where}; what was complete before stays complete"
         print(f"audiation: error: {error}", file=sys.stderr)
+        if in_sweep:
+            raise JobRefused(str(error)) from None
         sys.exit(2)
     except KeyboardInterrupt as interruption:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # saving must not be interrupted again
+        for signum in STOP_SIGNALS:  # saving must not be interrupted again
+            signal.signal(signum, signal.SIG_IGN)
         terminated = isinstance(interruption, Terminated) or signal.SIGTERM in _received
         if on_stop is not None:
             on_stop()
         print(f"audiation: {'terminated (SIGTERM)' if terminated else 'interrupted'}; {saved()}", file=sys.stderr)
         sys.exit(143 if terminated else 130)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

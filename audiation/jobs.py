@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from audiation import builder, data, errors, outputs, quality, results, tracking
 from audiation.activations import STATS, ActivationCache, Example, clip_around, open_cache, top_examples
 from audiation.errors import AudiationError
-from audiation.model import load_config, load_encoder, num_units, parse_layer
+from audiation.model import load_config, load_encoder, num_units, parse_layer, weights_digest
 from audiation.objectives import Target
 from audiation.runtime import configure
 from audiation.trainer import Result, audiate, fastest_batch
@@ -80,6 +80,9 @@ def result_settings(cfg: DictConfig) -> dict:
             flat[prefix] = node
 
     walk("", values)
+    digests = [weights_digest(member) for member in builder.model_spec(cfg.model).members()]
+    if any(digests):  # a local folder's weights, by content: replaced in place they are another model
+        flat["model.weights_sha256"] = digests[0] if len(digests) == 1 else digests
     if flat.get("parameterization.init"):
         path = Path(str(flat["parameterization.init"])).expanduser()
         flat["parameterization.init_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
@@ -156,10 +159,12 @@ class AudiationJob:
         cfg, plan = self.cfg, self.plan
         started = time.perf_counter()
         configure(plan.device, builder.threads(cfg.threads), cfg.tf32)
-        previous = (results.read_metrics(self.job_dir) or {}).get("run", {})
-        histories = {name: h for name, h in results.read_history(self.job_dir).items()
-                     if name in {t.name for t in plan.targets}}
-        loop_seconds, target_steps, batch_steps, stopped, fresh = 0.0, 0, 0, None, {}
+        earlier = results.read_metrics(self.job_dir) or {}
+        previous = earlier.get("run", {})
+        order = [*(r.get("name") for r in earlier.get("targets", []) if isinstance(r, dict)),
+                 *(t.name for t in plan.targets)]
+        joined_before = results.read_history(self.job_dir)  # targets made before they had their own history file
+        loop_seconds, target_steps, batch_steps, stopped, fresh, histories = 0.0, 0, 0, None, {}, {}
         tracker = tracking.Tracker()
         if self.todo:
             tracker = tracking.start(cfg.logger, job_dir=self.job_dir, name=self.name, group=self.group,
@@ -182,8 +187,13 @@ class AudiationJob:
                 stopped = "interrupted"
             with errors.Shielded() as shield:  # the wrap-up must finish: a SIGTERM now waits for its end
                 writer.flush()
-                records = [fresh.get(t.name) or results.read_record(self.job_dir, t.name) for t in plan.targets]
-                records = [r for r in records if r is not None]
+                complete = {r["name"]: r for r in results.folder_records(self.job_dir, order)}
+                stopped_now = [r for name, r in fresh.items() if name not in complete]  # their last signal, no record
+                records = [*complete.values(), *stopped_now]
+                for name in complete:
+                    if name not in histories:
+                        histories[name] = results.read_target_history(self.job_dir, name) or joined_before.get(name)
+                histories = {name: histories[name] for name in (r["name"] for r in records) if histories.get(name)}
                 metrics = self._metrics(records, previous, loop_seconds, target_steps, batch_steps, len(fresh),
                                         stopped, time.perf_counter() - started)
                 results.write_metrics(self.job_dir, metrics)
@@ -191,7 +201,7 @@ class AudiationJob:
                     joined = results.write_history(self.job_dir, histories)
                     outputs.write_loss_curve(self.job_dir / "loss_curve.png", joined, self.name)
                 tracker.log_targets([results.table_row(self.job_dir, r) for r in records])
-            stopped = "interrupted" if shield.came else stopped
+            stopped = "interrupted" if shield.came or stopped == "interrupted" else stopped
             if stopped == "interrupted":
                 raise KeyboardInterrupt
             if stopped:
@@ -214,7 +224,7 @@ class AudiationJob:
             return
         encoder = load_encoder(plan.spec, plan.device, cfg.compile)
         if cfg.quality.data and plan.targets[0].unit is not None:  # ratios and examples are per unit
-            self.cache = open_cache(plan.spec, plan.layer, load_config(plan.spec), data.list_audio(cfg.quality.data),
+            self.cache = open_cache(plan.spec, plan.layer, load_config(plan.spec), plan.data_files,
                                     cfg.quality.cache_dir, plan.device)
         listener = None if plan.listener is None else load_encoder(plan.listener, plan.device)
         settings = quality.QualitySettings(int(cfg.quality.draws), int(cfg.seed),
@@ -306,6 +316,7 @@ class AudiationJob:
             outputs.write_bytes(job_dir / files["spectrogram"], outputs.spectrogram_png(
                 indices[row], hop, result.signal.shape[1], rate, record["name"], mark))
             if result.stopped is None:  # only a finished target counts as complete when a job resumes
+                results.write_target_history(job_dir, record["name"], {k: v[:, row] for k, v in result.history.items()})
                 results.write_record(job_dir, record)
             else:
                 (folder / results.RECORD).unlink(missing_ok=True)
@@ -462,6 +473,13 @@ def directions_job(cfg: DictConfig, job_dir: Path) -> dict:
         folders[side] = data.list_audio(cfg[side], name=side)
         if len(folders[side]) < 2:
             raise AudiationError(f"{side}={cfg[side]} has {len(folders[side])} audio file; at least 2 are needed")
+    shared = set(folders["positive"]) & set(folders["negative"])
+    if shared:
+        raise AudiationError(f"positive and negative share {len(shared)} audio file(s) (e.g. {min(shared)}): a "
+                             "direction needs two different sets of clips")
+    out = Path(str(cfg.out)).expanduser() if cfg.out else job_dir / "direction.npy"
+    if out.is_dir():
+        raise AudiationError(f"out={cfg.out} is a folder; give the .npy file to write (e.g. out={out / 'direction.npy'})")
     device = builder.resolve_device(cfg.device)
     configure(device, builder.threads(cfg.threads))
     spec = builder.model_spec(cfg.model)
@@ -476,11 +494,14 @@ def directions_job(cfg: DictConfig, job_dir: Path) -> dict:
     test = {side: vectors[side][splits[side][1]] for side in vectors}
     fitted = {"mean": probes.mean_difference(train["positive"], train["negative"]),
               "probe": probes.logistic_probe(train["positive"], train["negative"], l2)}
+    chosen = fitted[cfg.method]
+    if not np.all(np.isfinite(chosen)) or not np.linalg.norm(chosen) > 0:
+        raise AudiationError(f"no {cfg.method} direction could be fitted at layer {layer.label}: the two sides' "
+                             "activations do not differ (are they the same clips?)")
     scores = {method: probes.auc(test["positive"] @ d, test["negative"] @ d) for method, d in fitted.items()}
-    out = Path(cfg.out).expanduser() if cfg.out else job_dir / "direction.npy"
     out.parent.mkdir(parents=True, exist_ok=True)
     with outputs.atomic(out) as temporary, open(temporary, "wb") as handle:
-        np.save(handle, fitted[cfg.method])
+        np.save(handle, chosen)
     summary = {"model": spec.short_name, "layer": layer.label, "method": cfg.method, "out": str(out),
                "held_out_auc": scores, "clips": {s: len(v) for s, v in vectors.items()},
                "held_out_clips": {s: len(splits[s][1]) for s in splits}, "l2": l2,

@@ -8,14 +8,18 @@ Layers are named as in `model.layer`:
 - `0`            the transformer's input (conv features, projected, plus positional conv), = HF hidden_states[0]
 - `1..L`         the output of transformer layer N, = HF hidden_states[N]
 - `conv1..convK` the output of conv layer K of the feature encoder (after its norm and GELU)
-- `mlp1..mlpL`   the feed-forward (MLP) neurons of transformer layer N: its intermediate activations after
-                 the activation function (`intermediate_size` units; a privileged basis, unlike `1..L`)
+- `mlp1..mlpL`   the feed-forward (MLP) neurons of transformer layer N: their pre-activations, the input of
+                 the activation function (`intermediate_size` units; a privileged basis, unlike `1..L`).
+                 Pre-activations, as Lucid audits `pre_relu`: GELU is lowest at x ~ -0.75 and rises to 0 as
+                 x -> -inf, so maximising a neuron from below its minimum drove it to -inf, "gaining" only
+                 up to 0; the pre-activation rises only on the neuron's positive side
 - `logits`       the CTC head's outputs (one unit per vocabulary entry), only for `*ForCTC` checkpoints
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -208,8 +212,8 @@ class Encoder(nn.Module):
         """The module whose output (or, when the flag is True, whose input) is the layer's activation."""
         if layer.kind == "conv":
             return self.base.feature_extractor.conv_layers[layer.index - 1], False
-        if layer.kind == "mlp":  # after the activation function; the dropout after it is identity in eval
-            return self.base.encoder.layers[layer.index - 1].feed_forward.intermediate_dropout, False
+        if layer.kind == "mlp":  # before the activation function (Lucid's pre_relu): see the module's docstring
+            return self.base.encoder.layers[layer.index - 1].feed_forward.intermediate_dense, False
         layers = self.base.encoder.layers
         if layer.index < len(layers):
             return layers[layer.index], True
@@ -319,11 +323,57 @@ def load_config(spec: ModelSpec):
         except (ValueError, TypeError) as error:
             raise AudiationError(f"model.config for {spec.architecture}: {error}".splitlines()[0]) from None
     try:
-        return AutoConfig.from_pretrained(**_pretrained_kwargs(spec.name))
+        config = AutoConfig.from_pretrained(**_pretrained_kwargs(spec.name))
     except AudiationError:
         raise
     except (OSError, ValueError) as error:
         raise AudiationError(f"model.name={spec.name} could not be opened: {error}".splitlines()[0]) from None
+    if not (getattr(config, "conv_dim", None) and getattr(config, "num_hidden_layers", None)):
+        raise AudiationError(f"model.name={spec.name} is a {config.model_type} model, not a wav2vec2-family speech "
+                             "encoder (no conv feature encoder)")
+    if _is_local(spec.name):
+        _check_weights(Path(spec.name).expanduser())
+    return config
+
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+
+
+def _check_weights(folder: Path) -> None:
+    """A local model folder holds weights, and a safetensors file's header is whole (a truncated or damaged
+    file fails here in one line, before anything loads); reads the header only."""
+    present = [folder / name for name in WEIGHT_FILES if (folder / name).is_file()]
+    if not present:
+        raise AudiationError(f"model.name={folder} has a config but no weights ({', '.join(WEIGHT_FILES[:2])})")
+    if present[0].suffix == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(present[0]), "pt"):
+                pass
+        except Exception as error:  # noqa: BLE001 - safetensors raises its own error type for every damage
+            raise AudiationError(f"model.name={folder}: {present[0].name} is damaged ({error})".splitlines()[0]) from None
+
+
+def weights_digest(spec: ModelSpec) -> str | None:
+    """A short sha256 of a local model folder's config and weight files, None for hub and random models:
+    what a resumed job compares, so weights replaced in the same folder are another model."""
+    folder = Path(spec.name).expanduser()
+    if spec.random_init or not _is_local(spec.name) or not folder.is_dir():
+        return None
+    files = sorted(p for p in folder.iterdir() if p.name in (*WEIGHT_FILES, "config.json") or p.suffix == ".safetensors")
+    return _digest(tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+
+
+@functools.lru_cache(maxsize=16)  # per (file, size, mtime): a sweep hashes a model once
+def _digest(files: tuple) -> str:
+    digest = hashlib.sha256()
+    for path, _size, _mtime in files:
+        digest.update(Path(path).name.encode())
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 22):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
 
 
 def vocabulary(spec: ModelSpec, size: int) -> list[str] | None:

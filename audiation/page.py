@@ -25,12 +25,13 @@ import json
 import math
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 from omegaconf import OmegaConf
 
 from audiation.errors import AudiationError
 from audiation.outputs import atomic
-from audiation.results import TARGET_FILES, natural_key, read_jobs
+from audiation.results import TARGET_FILES, natural_key, read_jobs, target_folder
 
 # Record fields a card shows in its own way; every other numeric field is listed as it is.
 _SHOWN = {"unit", "initial_activation", "final_activation", "sample", "direction_index", "frame", "steps",
@@ -86,8 +87,8 @@ function line(values, times, span, mark) {
   return `<svg viewBox="0 0 100 32" preserveAspectRatio="none">${m}<polyline points="${pts}"/></svg>`;
 }
 function example(e, span) {
-  return `<div class="example"><b>#${e.rank}</b> ${num(e.activation)} · ${esc(e.where)}${e.text ? ' · “' + esc(e.text) + '”' : ''}
-    <audio controls preload="metadata" src="${e.clip}"></audio><img loading="lazy" src="${e.spectrogram}" alt="spectrogram">
+  return `<div class="example"><b>#${esc(e.rank)}</b> ${num(e.activation)} · ${esc(e.where)}${e.text ? ' · “' + esc(e.text) + '”' : ''}
+    <audio controls preload="metadata" src="${esc(e.clip)}"></audio><img loading="lazy" src="${esc(e.spectrogram)}" alt="spectrogram">
     ${line(e.trace, e.trace_seconds, span, span / 2)}</div>`;
 }
 function card(c) {
@@ -97,8 +98,8 @@ function card(c) {
     line(c.trace, c.trace.map((_, i) => c.trace_offset + i * c.trace_hop), c.seconds, c.mark) : '';
   const examples = c.examples && c.examples.length ? `<details open><summary>${c.examples.length} natural examples</summary>
     <div class="examples">${c.examples.map(e => example(e, c.clip_seconds)).join('')}</div></details>` : '';
-  const media = c.audio ? `<audio controls preload="metadata" src="${c.audio}"></audio>
-    <img loading="lazy" src="${c.spectrogram}" alt="spectrogram of ${esc(c.name)}">
+  const media = c.audio ? `<audio controls preload="metadata" src="${esc(c.audio)}"></audio>
+    <img loading="lazy" src="${esc(c.spectrogram)}" alt="spectrogram of ${esc(c.name)}">
     <div class="label">waveform</div>${line(c.waveform)}${trace}` : '';
   return `<article class="card" data-name="${esc(c.name)}"><h2>${esc(c.name)}${c.character ? ' · “' + esc(c.character) + '”' : ''}</h2>
     <p class="meta">${esc(c.meta)}</p>${c.stopped ? `<p class="meta stopped">stopped: ${esc(c.stopped)}</p>` : ''}
@@ -148,13 +149,15 @@ class _Media:
     def __init__(self, page_dir: Path, embed: bool):
         self.page_dir, self.embed = page_dir.resolve(), embed
 
-    def __call__(self, path: Path) -> str | None:
-        if not path.is_file():
+    def __call__(self, path: Path, job: Path) -> str | None:
+        """The page's link to `path`, a file of the job folder `job` (never one outside it: paths come from
+        records, which any file on disk may hold)."""
+        if not path.resolve().is_relative_to(job.resolve()) or not path.is_file():
             return None
         if self.embed:
             mime = "audio/wav" if path.suffix == ".wav" else "image/png"
             return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
-        return Path(os.path.relpath(path.resolve(), self.page_dir)).as_posix()
+        return quote(Path(os.path.relpath(path.resolve(), self.page_dir)).as_posix())  # "#", "?", "%" in names
 
 
 def _overrides(job: Path) -> list[str]:
@@ -162,10 +165,11 @@ def _overrides(job: Path) -> list[str]:
     return [str(o) for o in OmegaConf.load(path)] if path.is_file() else []
 
 
-def _examples(job: Path, examples: list[dict], media: _Media) -> list[dict]:
-    return [{"rank": e["rank"], "activation": e.get("activation"), "text": e.get("text"),
-             "where": f"{Path(e['file']).name} {e.get('time_seconds', 0):.2f} s",
-             "clip": media(job / e["clip"]), "spectrogram": media(job / e["spectrogram"]),
+def _examples(job: Path, examples, media: _Media) -> list[dict]:
+    examples = [e for e in examples if isinstance(e, dict)] if isinstance(examples, list) else []
+    return [{"rank": e.get("rank"), "activation": _number(e.get("activation")), "text": e.get("text"),
+             "where": f"{Path(str(e.get('file'))).name} {_number(e.get('time_seconds')) or 0:.2f} s",
+             "clip": media(job / str(e.get("clip")), job), "spectrogram": media(job / str(e.get("spectrogram")), job),
              "trace": e.get("trace"), "trace_seconds": e.get("trace_seconds")} for e in examples]
 
 
@@ -178,23 +182,28 @@ def _target_card(source: int, root: Path, job: Path, record: dict, extra: list[s
     overrides = _overrides(job)
     rows = [("activation", f"{initial if initial is None else round(initial, 4)} → "
                            f"{final if final is None else round(final, 4)}"), ("gain", gain)]
-    rows += [(term, value) for term, value in (record.get("final_terms") or {}).items() if term != "activation"]
+    terms = record.get("final_terms") if isinstance(record.get("final_terms"), dict) else {}
+    rows += [(term, _number(value)) for term, value in terms.items() if term != "activation"]
     rows += [(k, _number(record[k])) for k in extra if _is_number(record.get(k))]
-    rows += [(k, record[k]) for k in ("text", "transcript", "listener_transcript") if record.get(k) is not None]
-    files = {key: job / "targets" / name / file for key, file in TARGET_FILES.items()}
-    seconds = record.get("trace_hop_seconds")
-    frame = record.get("frame")
+    rows += [(k, record[k]) for k in ("text", "transcript", "ensemble_transcript", "listener_transcript")
+             if record.get(k) is not None]
+    files = {key: target_folder(job, name) / file for key, file in TARGET_FILES.items()}
+    seconds, offset = _number(record.get("trace_hop_seconds")), _number(record.get("trace_offset_seconds"))
+    frame = _number(record.get("frame"))
+    trace = [_number(v) for v in record.get("activation_trace") or []] if isinstance(
+        record.get("activation_trace"), list) else None
     return {
         "source": source, "name": name, "layer": str(record["layer"]), "character": record.get("character"),
         "meta": " · ".join(([f"job {where}"] if where != "." else []) + choices + overrides),
         "stopped": record.get("stopped"), "rows": rows,
-        "audio": media(files["wav_16bit"]), "spectrogram": media(files["spectrogram"]), "_wav": str(files["wav"]),
-        "waveform": record.get("waveform"), "trace": record.get("activation_trace"),
-        "trace_hop": seconds, "trace_offset": record.get("trace_offset_seconds"),
-        "seconds": len(record.get("activation_trace") or []) * seconds if seconds else None,
-        "mark": None if frame is None or not seconds else record["trace_offset_seconds"] + frame * seconds,
-        "examples": _examples(job, record.get("examples") or [], media),
-        "clip_seconds": (record.get("examples") or [{}])[0].get("clip_seconds", 1.0),
+        "audio": media(files["wav_16bit"], job), "spectrogram": media(files["spectrogram"], job),
+        "_wav": str(files["wav"]),
+        "waveform": record.get("waveform"), "trace": trace, "trace_hop": seconds, "trace_offset": offset,
+        "seconds": len(trace or []) * seconds if seconds else None,
+        "mark": None if frame is None or not seconds or offset is None else offset + frame * seconds,
+        "examples": _examples(job, record.get("examples"), media),
+        "clip_seconds": next((_number(e.get("clip_seconds")) for e in record.get("examples") or []
+                              if isinstance(e, dict)), None) or 1.0,
         "text": " ".join([name, str(record.get("layer")), str(record.get("objective")), where, *choices, *overrides,
                           str(record.get("transcript") or ""), str(record.get("character") or "")]).lower(),
         "keys": {"unit": _number(record.get("unit")), "final_activation": final, "gain": gain,
@@ -269,7 +278,7 @@ def _shared_scale(cards: list[dict], out: Path, media: _Media) -> None:
                                            (peak - DYNAMIC_RANGE_DB, peak))
         path = folder / f"{number:05d}.png"
         write_bytes(path, spectrogram_png(indices[0], hop, len(signal), rate, f"{card['name']} (shared scale)"))
-        card["spectrogram"] = media(path)
+        card["spectrogram"] = media(path, folder)
 
 
 def _json_for_script(value) -> str:

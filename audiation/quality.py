@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from audiation.model import Encoder, Layer
+from audiation.model import Encoder, Ensemble, Layer
 from audiation.objectives import Geometry
 from audiation.randomness import Streams
 from audiation.trainer import Batch
@@ -75,15 +75,18 @@ def measure(encoder: Encoder, layer: Layer, batch: Batch, signal: np.ndarray, fi
         columns["silence_ratio_db"] = silence_ratio_db(signal, geometry, frame)
     texts = [t.text for t in batch.targets]
     wave = torch.from_numpy(signal).to(batch.streams.device)
-    if None not in texts:  # what the model itself hears in its audiations of texts, and what a listener hears
-        for prefix, model in (("", encoder), ("listener_", settings.listener)):
+    # Who hears it: the model itself (an ensemble's first member), the ensemble that was optimised, a listener.
+    judges = [("", encoder.members[0] if isinstance(encoder, Ensemble) else encoder),
+              ("ensemble_", encoder if isinstance(encoder, Ensemble) else None), ("listener_", settings.listener)]
+    if None not in texts:  # what each judge hears in the audiations of texts
+        for prefix, model in judges:
             if model is not None:
                 heard = model.transcribe(wave)
                 columns[f"{prefix}transcript"] = np.array(heard, dtype=object)
                 columns[f"{prefix}cer"] = np.array([character_error_rate(t, h) for t, h in zip(texts, heard)])
     elif layer.kind == "logits" and batch.targets[0].unit is not None:  # a letter: in how many frames heard
         letters = torch.tensor([t.unit for t in batch.targets], device=wave.device)[:, None]
-        for prefix, model in (("", encoder), ("listener_", settings.listener)):
+        for prefix, model in judges:
             if model is not None:
                 heard = model(wave, layer).argmax(dim=-1)
                 columns[f"{prefix}heard_share"] = (heard == letters).float().mean(dim=1).cpu().numpy()

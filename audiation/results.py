@@ -1,9 +1,12 @@
 """The results format: what a job leaves on disk, and the one place that knows its field names.
 
-A job folder holds `metrics.json` ({"run": {...}, "targets": [record, ...]}), `history.npz` (every
-target's loss terms per step), `loss_curve.png`, and per target `targets/<name>/` with `audio.wav`,
-`audio_16bit.wav`, `spectrogram.png` and `target.json` (the record; written last, so it marks the
-target complete). File paths in records are relative to the job folder, so a moved folder still works.
+A job folder holds `metrics.json` ({"run": {...}, "targets": [record, ...]}: every complete target in
+the folder, whichever run made it), `history.npz` (every target's loss terms per step, joined from the
+targets' own), `loss_curve.png`, and per target `targets/<name>/` with `audio.wav`, `audio_16bit.wav`,
+`spectrogram.png`, `history.npz` and `target.json` (the record; written last: a target is complete when its
+record and every file the record names exist). File paths in records are relative to the job folder, so
+a moved folder still works. A damaged record or history is set aside as `<file>.corrupt`, said in one
+line, and the target is audiated again.
 
 A record also holds `settings`: everything that shaped the target's result (model, layer, objective,
 signal, augmentation, optimiser, steps, seed, regularisers, precision). A rerun into the folder skips a
@@ -13,7 +16,9 @@ target only when its settings are the same.
 from __future__ import annotations
 
 import json
+import logging
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +26,10 @@ import numpy as np
 from audiation.errors import AudiationError
 from audiation.outputs import atomic, write_json
 
-TARGET_FILES = {"wav": "audio.wav", "wav_16bit": "audio_16bit.wav", "spectrogram": "spectrogram.png"}
+log = logging.getLogger(__name__)
+
+TARGET_FILES = {"wav": "audio.wav", "wav_16bit": "audio_16bit.wav", "spectrogram": "spectrogram.png",
+                "history": "history.npz"}
 RECORD = "target.json"
 METRICS = "metrics.json"
 HISTORY = "history.npz"
@@ -29,14 +37,22 @@ HISTORY = "history.npz"
 # Per-target numbers in the W&B table (beside audio and spectrogram): what users sort by.
 TABLE_COLUMNS = ("name", "layer", "unit", "text", "objective", "initial_activation", "final_activation",
                  "robust_activation", "selectivity", "silence_ratio_db", "activation_ratio", "activation_ratio_p99",
-                 "transcript", "cer", "heard_share", "listener_transcript", "listener_cer", "listener_heard_share",
-                 "sample", "sibling_similarity")
+                 "transcript", "cer", "heard_share", "ensemble_transcript", "ensemble_cer", "ensemble_heard_share",
+                 "listener_transcript", "listener_cer", "listener_heard_share", "sample", "sibling_similarity")
 # The quality numbers `audiation.report` summarises per layer.
 MEASURES = ("final_activation", "activation_ratio", "activation_ratio_p99", "robust_activation", "selectivity",
-            "silence_ratio_db", "cer", "heard_share", "listener_cer", "listener_heard_share")
+            "silence_ratio_db", "cer", "heard_share", "ensemble_cer", "ensemble_heard_share", "listener_cer",
+            "listener_heard_share")
+
+
+def is_target_name(name) -> bool:
+    """A name that is one folder inside `targets/`: never a path out of it (names come from records too)."""
+    return isinstance(name, str) and bool(name) and "/" not in name and "\\" not in name and name not in (".", "..")
 
 
 def target_folder(job_dir: Path, name: str) -> Path:
+    if not is_target_name(name):
+        raise AudiationError(f"{name!r} is not a target name: it would leave {Path(job_dir) / 'targets'}")
     return Path(job_dir) / "targets" / name
 
 
@@ -45,13 +61,46 @@ def target_files(name: str) -> dict[str, str]:
     return {key: f"targets/{name}/{file}" for key, file in TARGET_FILES.items()}
 
 
+def set_aside(path: Path, why: str) -> None:
+    """Move a damaged file out of the way (`<file>.corrupt`) so the next run can go on, and say so."""
+    path = Path(path)
+    try:
+        path.replace(path.with_name(path.name + ".corrupt"))
+    except OSError:
+        return
+    log.warning("warning: %s is damaged (%s); set aside as %s.corrupt", path, why, path.name)
+
+
+def _is_record(record) -> bool:
+    return isinstance(record, dict) and is_target_name(record.get("name")) and isinstance(record.get("layer"), str)
+
+
 def read_record(job_dir: Path, name: str) -> dict | None:
-    """A complete target's record, or None when the target is not complete."""
+    """A complete target's record (it and every file it names exist), or None. A damaged record is set
+    aside, so its target is audiated again."""
     path = target_folder(job_dir, name) / RECORD
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
         return None
+    except (OSError, ValueError) as error:
+        set_aside(path, str(error).splitlines()[0][:80])
+        return None
+    if not _is_record(record) or record["name"] != name:
+        set_aside(path, "not a target record")
+        return None
+    files = record.get("files") if isinstance(record.get("files"), dict) else {}
+    if not all(isinstance(f, str) and (Path(job_dir) / f).is_file() for f in files.values()):
+        return None
+    return record
+
+
+def folder_records(job_dir: Path, first: list[str] = ()) -> list[dict]:
+    """Every complete target's record in the folder: the names in `first` in that order, then the rest in
+    natural order (a folder can hold the targets of several runs)."""
+    found = sorted((p.parent.name for p in Path(job_dir).glob(f"targets/*/{RECORD}")), key=natural_key)
+    records = (read_record(job_dir, name) for name in dict.fromkeys([*first, *found]) if is_target_name(name))
+    return [r for r in records if r is not None]
 
 
 def write_record(job_dir: Path, record: dict) -> None:
@@ -69,26 +118,55 @@ def settings_difference(old: dict, new: dict) -> list[str]:
 
 
 def read_metrics(job_dir: Path) -> dict | None:
+    """A job's metrics, or None when there are none; damaged ones are set aside (they are rebuilt from the
+    targets' records at the end of the next run)."""
+    path = Path(job_dir) / METRICS
     try:
-        metrics = json.loads((Path(job_dir) / METRICS).read_text())
-    except (OSError, ValueError):
+        metrics = json.loads(path.read_text())
+    except FileNotFoundError:
         return None
-    return metrics if isinstance(metrics, dict) and isinstance(metrics.get("targets"), list) else None
+    except (OSError, ValueError) as error:
+        set_aside(path, str(error).splitlines()[0][:80])
+        return None
+    if not (isinstance(metrics, dict) and isinstance(metrics.get("targets"), list)
+            and isinstance(metrics.get("run", {}), dict)):
+        return None
+    return metrics
 
 
 def write_metrics(job_dir: Path, metrics: dict) -> None:
     write_json(Path(job_dir) / METRICS, metrics)
 
 
+def _load_npz(path: Path) -> dict[str, np.ndarray] | None:
+    """Every array of an .npz file, or None when there is none; a damaged one is set aside."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return {key: stored[key] for key in stored.files}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
+        set_aside(path, str(error).splitlines()[0][:80] or type(error).__name__)
+        return None
+
+
 def read_history(job_dir: Path) -> dict[str, dict[str, np.ndarray]]:
     """{target name: {term: values per step}} from a job's history.npz ({} when there is none)."""
-    try:
-        with np.load(Path(job_dir) / HISTORY) as stored:
-            names = [str(n) for n in stored["names"]]
-            terms = [k for k in stored.files if k != "names"]
-            return {name: {t: stored[t][:, i] for t in terms} for i, name in enumerate(names)}
-    except (OSError, ValueError, KeyError):
+    stored = _load_npz(Path(job_dir) / HISTORY)
+    if not stored or "names" not in stored:
         return {}
+    names = [str(n) for n in stored.pop("names")]
+    return {name: {t: values[:, i] for t, values in stored.items()} for i, name in enumerate(names)}
+
+
+def write_target_history(job_dir: Path, name: str, history: dict[str, np.ndarray]) -> None:
+    """One target's loss terms, written with its files: a killed run's finished targets keep theirs."""
+    with atomic(target_folder(job_dir, name) / TARGET_FILES["history"]) as temporary, open(temporary, "wb") as handle:
+        np.savez(handle, **history)
+
+
+def read_target_history(job_dir: Path, name: str) -> dict[str, np.ndarray] | None:
+    return _load_npz(target_folder(job_dir, name) / TARGET_FILES["history"])
 
 
 def write_history(job_dir: Path, by_target: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -112,15 +190,26 @@ def natural_key(text: str) -> list:
 
 
 def read_jobs(folder: Path) -> list[tuple[Path, dict]]:
-    """(job folder, metrics) for every metrics.json of an audiation job under `folder`, in natural order."""
-    jobs = []
+    """(job folder, metrics) for every metrics.json of an audiation job under `folder`, in natural order,
+    holding only the records that are ours; what is skipped (unreadable files, other tools' metrics.json,
+    records without a name or layer) is named once."""
+    jobs, skipped = [], []
     for path in sorted(Path(folder).rglob(METRICS), key=lambda p: natural_key(str(p.relative_to(folder)))):
         try:
             metrics = json.loads(path.read_text())
         except (OSError, ValueError) as error:
-            raise AudiationError(f"cannot read {path}: {error}") from None
-        if isinstance(metrics, dict) and isinstance(metrics.get("targets"), list):  # others are not ours
-            jobs.append((path.parent, metrics))
+            skipped.append(f"{path} ({str(error).splitlines()[0][:60]})")
+            continue
+        if not (isinstance(metrics, dict) and isinstance(metrics.get("targets"), list)):
+            skipped.append(f"{path} (not an audiation job's)")
+            continue
+        records = [r for r in metrics["targets"] if _is_record(r)]
+        if len(records) < len(metrics["targets"]):
+            skipped.append(f"{len(metrics['targets']) - len(records)} record(s) of {path} (no target name or layer)")
+        jobs.append((path.parent, {**metrics, "targets": records}))
+    if skipped:
+        log.warning("warning: skipped %s", "; ".join(skipped[:3]) + (f"; and {len(skipped) - 3} more"
+                                                                     if len(skipped) > 3 else ""))
     return jobs
 
 

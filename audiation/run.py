@@ -14,7 +14,7 @@ import hydra
 from omegaconf import DictConfig
 
 from audiation import configs, page
-from audiation.errors import run_or_exit
+from audiation.errors import JobRefused, run_or_exit
 from audiation.jobs import AudiationJob
 from audiation.results import RECORD, TARGET_FILES
 
@@ -45,7 +45,11 @@ def main(cfg: DictConfig) -> None:
             except Exception:  # noqa: BLE001 - the results are safe on disk either way
                 pass
 
-    metrics = run_or_exit(job, saved=saved, on_stop=gallery_of_sweep)
+    try:
+        metrics = run_or_exit(job, saved=saved, on_stop=gallery_of_sweep, in_sweep=group is not None)
+    except JobRefused as refused:  # its siblings go on; the sweep's end says so and exits 2 (callbacks.Gallery)
+        configs.note_failed_job(refused)
+        return
     run = metrics["run"]
     print(f"audiation: {run['targets']} target(s) of {run['name']} in {job_dir} "
           f"({run['wall_seconds']:.1f} s, {run['steps_per_second'] or 0:.2f} steps/s)")

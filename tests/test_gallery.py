@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -22,6 +23,9 @@ from audiation.page import write_gallery
 from conftest import ROOT, compose, run_cli
 
 CHROMIUM = Path("/usr/bin/chromium")
+# Skipped without Chromium on a workstation; in CI (CI=true) a missing Chromium fails the test instead.
+needs_chromium = pytest.mark.skipif(not CHROMIUM.is_file() and not os.environ.get("CI"),
+                                    reason="needs Debian's chromium: apt-get install -y chromium")
 SLICE = ROOT / "audiation" / "assets" / "speech-slice"
 CARD = re.compile(r'<article class="card" data-name="([^"]*)"')
 
@@ -179,7 +183,7 @@ def _dom(page: Path, tmp_path: Path, drive: str = "") -> str:
                           capture_output=True, text=True, timeout=90).stdout
 
 
-@pytest.mark.skipif(not CHROMIUM.is_file(), reason="needs Debian's chromium: apt-get install -y chromium")
+@needs_chromium
 def test_the_page_sorts_filters_and_plays_in_headless_chromium(batched, tmp_path):
     page = write_gallery(batched)
     dom = _dom(page, tmp_path, """
@@ -197,7 +201,7 @@ def test_the_page_sorts_filters_and_plays_in_headless_chromium(batched, tmp_path
     assert shown(filtered) == ["L2-U3-channel"] and "1 of 8 shown" in filtered
 
 
-@pytest.mark.skipif(not CHROMIUM.is_file(), reason="needs Debian's chromium: apt-get install -y chromium")
+@needs_chromium
 def test_units_with_examples_page_through_and_their_examples_play(with_examples, tmp_path):
     page = write_gallery(with_examples)
     dom = _dom(page, tmp_path, """
@@ -229,3 +233,46 @@ def test_the_wandb_table_has_each_units_natural_examples(tmp_path):
     (table,) = (run / "files" / "media" / "table").glob("targets_*.table.json")
     content = json.loads(table.read_text())
     assert {"example_1", "example_2", "example_3"} <= set(content["columns"]) and len(content["data"]) == 2
+
+
+# The name's handler sets the flag before it reaches the "/audio_16bit.wav" a page would append.
+HOSTILE = {"name": 'L1-U0-x" onerror="document.body.dataset.pwned=1,q=1',
+           "transcript": '<img src=x onerror="document.body.dataset.pwned=2">',
+           "text": "<script>document.body.dataset.pwned=3</script>", "character": "'><svg onload=alert(4)>",
+           "model": '" onmouseover="document.body.dataset.pwned=5'}
+
+
+@needs_chromium
+def test_quotes_script_and_onerror_in_names_texts_and_folders_are_only_text(tmp_path):
+    import numpy as np
+
+    from audiation.outputs import write_spectrogram, write_wav
+
+    job = tmp_path / 'run "<b>x'  # a job folder whose name would end an attribute and open a tag
+    files = job / "targets" / HOSTILE["name"]
+    write_wav(files / "audio_16bit.wav", np.sin(np.arange(16000) / 5.0).astype(np.float32), 16000, "PCM_16")
+    write_spectrogram(files / "spectrogram.png", np.zeros(1600, dtype=np.float32), 16000, "x")
+    example = job / "examples" / 'L1-U0 "q"'
+    write_wav(example / "1.wav", np.sin(np.arange(8000) / 3.0).astype(np.float32), 16000, "PCM_16")
+    record = {**HOSTILE, "layer": "L1", "unit": 0, "objective": "unit", "initial_activation": 0.0,
+              "final_activation": 1.0, "examples": [{"rank": '1"><img src=x onerror=alert(6)>',
+                                                      "file": "<i>a.wav</i>", "clip": 'examples/L1-U0 "q"/1.wav',
+                                                      "spectrogram": "../../../etc/passwd", "text": "</script>"}]}
+    (job / "metrics.json").write_text(json.dumps({"run": {}, "targets": [record]}))
+    page = write_gallery(job)
+    assert "passwd" not in page.read_text()  # a record's path out of its job folder is never linked
+    dom = _dom(page, tmp_path)
+    assert "pwned" not in dom.split("<body", 1)[1].split(">", 1)[0], "a hostile value ran as script"
+    assert page.read_text().count('<title>run "&lt;b&gt;x · audiation</title>'.replace('"', "&quot;")) == 1
+    main = dom.split('<main id="cards"', 1)[1].split("</main>", 1)[0]
+    assert shown(dom) == [HOSTILE["name"].replace('"', "&quot;")]
+    assert "<img src=\"x\"" not in main and "<script" not in main and "<svg onload" not in main
+    assert html_text(main).count(HOSTILE["transcript"]) == 1 and html_text(main).count(HOSTILE["text"]) == 1
+    assert 'data-audio-loaded="2"' in dom  # both players found their files through the quoted paths
+
+
+def html_text(fragment: str) -> str:
+    """The text a reader sees in an HTML fragment."""
+    import html as html_module
+
+    return html_module.unescape(re.sub(r"<[^>]+>", "", fragment))
