@@ -502,8 +502,7 @@ def build_objective(cfg: DictConfig, plan_: Plan, targets: list[Target]) -> Obje
     if cfg.diversity and targets[0].sample is not None:
         groups = {name: i for i, name in enumerate(dict.fromkeys(t.group for t in targets))}
         ids = torch.tensor([groups[t.group] for t in targets], device=device)
-        target = next(term for _, name, term in objective.terms if name == "activation")
-        objective = objective - cfg.diversity * objectives.diversity(ids, scale=target)
+        objective = objective - cfg.diversity * objectives.diversity(ids)
     if regularizer.get("stay_close"):
         clip = plan_.initial.to(device)
         objective = objective - regularizer.stay_close * objectives.stay_close(clip.expand(len(targets), -1))

@@ -39,6 +39,9 @@ RESULT_KEYS = ("model", "objective", "parameterization", "augmentation", "optimi
                "regularizer", "precision", "samples", "diversity")
 
 
+ASYMPTOTE_MARGIN = 0.01  # a GELU output within this of 0 from below, after rising: it went to x -> -inf
+
+
 class FolderLock:
     """An exclusive lock on a job folder: a second run into it stops at once. The operating system drops
     the lock when the process ends, however it ends, so a crashed run never leaves it stuck."""
@@ -270,13 +273,16 @@ class AudiationJob:
 
     def _record(self, result: Result, row: int, target: Target, scores: dict) -> dict:
         plan = self.plan
-        stalled = bool(result.stalled is not None and result.stalled[row])
+        initial, final = float(result.initial["activation"][row]), float(result.final["activation"][row])
+        # Conv units are GELU outputs: from below GELU's minimum a maximiser drives the input to -inf, where
+        # the output only "rises" to its asymptote 0. That is no progress either.
+        to_asymptote = plan.layer.kind == "conv" and initial < final <= 0 and final > -ASYMPTOTE_MARGIN
+        stalled = bool(result.stalled is not None and result.stalled[row]) or to_asymptote
         return {
             "name": target.name, "layer": target.layer.label, "unit": target.unit, "text": target.text,
             "direction_index": target.index,
             "objective": target.objective, "frame": plan.frame,
-            "initial_activation": float(result.initial["activation"][row]),
-            "final_activation": float(result.final["activation"][row]),
+            "initial_activation": initial, "final_activation": final,
             "initial_terms": {k: float(v[row]) for k, v in result.initial.items()},
             "final_terms": {k: float(v[row]) for k, v in result.final.items()},
             "sample": target.sample, "group": target.group,
@@ -298,8 +304,9 @@ class AudiationJob:
         mark = None if plan.frame is None else plan.geometry.frame_centre_seconds(plan.frame)
         stalled = [r["name"] for r in records if r["no_progress"]]
         if stalled:
-            log.warning("warning: %d target(s) did not move at all (%s); the optimiser's state overflowed or "
-                        "the objective has no gradient: check the regularizer weights", len(stalled),
+            log.warning("warning: %d target(s) made no progress (%s): they did not move at all (the optimiser's "
+                        "state overflowed or the objective has no gradient: check the regularizer weights), or a "
+                        "GELU output only rose to its asymptote at 0 from below", len(stalled),
                         ", ".join(stalled[:3]) + (" ..." if len(stalled) > 3 else ""))
 
         read = _last_file_reader(rate)

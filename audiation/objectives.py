@@ -155,22 +155,38 @@ def text(tokens: torch.Tensor, lengths: torch.Tensor, blank: int = 0) -> Objecti
 # --- regularisers (terms to subtract) ---------------------------------------------------------------
 
 
-def diversity(groups: torch.Tensor, scale: Term | None = None) -> Objective:
-    """Per row: the mean cosine similarity of its time-averaged activation vector to those of the other
-    samples of its target (rows with the same `groups` id), times |`scale`| (the target's activation, held
-    constant in the gradient). Subtracted, it pushes a target's samples apart. Time-averaged vectors, not
-    Lucid's Gram matrices: a sound is the same sound a little earlier or later, and one vector per row
-    costs units where a Gram matrix costs units squared. The scale puts the term in the activation's own
-    units: a bare cosine (0.95-0.99 between samples of a residual stream) moved a target's samples by
-    almost nothing at weight 1 while its activation was 3-4."""
+def spectral_profile(signal: torch.Tensor, bands: int = 64, floor_db: float = 40.0) -> torch.Tensor:
+    """(rows, bands): each row's long-term spectral shape: its power in `bands` equal stretches of frequency
+    (DC left out) in dB, floored `floor_db` below its loudest band (the quiet extremes say nothing a
+    listener hears), mean removed (the level neither), unit length. Differentiable."""
+    spectrum = torch.fft.rfft(signal.float()).abs().pow(2)[:, 1:]
+    average = torch.zeros(spectrum.shape[1], bands, device=signal.device)
+    for band, bins in enumerate(np.array_split(np.arange(spectrum.shape[1]), bands)):
+        average[bins, band] = 1.0 / max(len(bins), 1)
+    db = 10 * torch.log10(spectrum @ average + 1e-20)
+    db = torch.maximum(db, db.amax(dim=1, keepdim=True) - floor_db)
+    return torch.nn.functional.normalize(db - db.mean(dim=1, keepdim=True), dim=1)
+
+
+def sibling_mean(similarity: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """Per row: the mean of a (rows, rows) similarity over the other rows of its group."""
     siblings = (groups[:, None] == groups[None, :]).float()
     siblings.fill_diagonal_(0)
-    count = siblings.sum(dim=1).clamp(min=1)
+    return (similarity * siblings).sum(dim=1) / siblings.sum(dim=1).clamp(min=1)
 
-    def similarity(acts, signal):
-        pooled = torch.nn.functional.normalize(acts.float().mean(dim=1), dim=1)
-        cosine = ((pooled @ pooled.T) * siblings).sum(dim=1) / count
-        return cosine if scale is None else cosine * scale(acts, signal).detach().float().abs()
+
+def diversity(groups: torch.Tensor) -> Objective:
+    """Per row: the mean cosine similarity of its spectral profile (`spectral_profile`) to those of the
+    other samples of its target (rows with the same `groups` id): subtracted, it makes a target's samples
+    sound different, each still driving the target. The record's `sibling_similarity` is this number.
+
+    Not the similarity of the samples' activation vectors (Lucid's diversity, time-averaged here): between
+    samples of one unit of a residual stream those were 0.95-0.99 whatever the sound, and weights that
+    moved them cost a third of the activation while the spectra stayed alike (RESULTS.md, "Diversity")."""
+
+    def similarity(_acts, signal):
+        profile = spectral_profile(signal)
+        return sibling_mean(profile @ profile.T, groups)
 
     return Objective("diversity", similarity)
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from audiation.model import Encoder, Ensemble, Layer
-from audiation.objectives import Geometry
+from audiation.objectives import Geometry, sibling_mean, spectral_profile
 from audiation.randomness import Streams
 from audiation.trainer import Batch
 
@@ -106,16 +106,12 @@ def measure(encoder: Encoder, layer: Layer, batch: Batch, signal: np.ndarray, fi
 
 
 def sibling_similarity(signal: np.ndarray, groups: list[str]) -> np.ndarray:
-    """Per row: the mean cosine similarity of its long-term log spectrum (dB over 64 bands, mean removed)
-    to those of the other samples of its target: 1 = the same spectral shape, 0 = unrelated."""
-    spectrum = np.abs(np.fft.rfft(signal.astype(np.float64), axis=1)) ** 2
-    bands = np.array_split(np.arange(1, spectrum.shape[1]), 64)
-    profile = 10 * np.log10(np.stack([spectrum[:, b].mean(axis=1) for b in bands], axis=1) + 1e-20)
-    profile -= profile.mean(axis=1, keepdims=True)
-    profile /= np.linalg.norm(profile, axis=1, keepdims=True) + 1e-12
-    similarity = profile @ profile.T
-    same = np.array([[a == b for b in groups] for a in groups]) & ~np.eye(len(groups), dtype=bool)
-    return (similarity * same).sum(axis=1) / np.maximum(same.sum(axis=1), 1)
+    """Per row: the mean cosine similarity of its spectral profile (`objectives.spectral_profile`: dB over 64
+    bands, floored 40 dB below the loudest, mean removed) to those of the other samples of its target:
+    1 = the same spectral shape, 0 = unrelated. What `diversity` pushes down."""
+    ids = {group: i for i, group in enumerate(dict.fromkeys(groups))}
+    profile = spectral_profile(torch.from_numpy(np.ascontiguousarray(signal, dtype=np.float32)))
+    return sibling_mean(profile @ profile.T, torch.tensor([ids[g] for g in groups])).numpy().astype(np.float64)
 
 
 def character_error_rate(reference: str, heard: str) -> float:

@@ -116,17 +116,22 @@ def main() -> None:
         seconds = time.perf_counter() - started
         targets = metrics["targets"]
         listener = np.array([t["listener_heard_share"] for t in targets])
-        own = np.array([t["heard_share"] for t in targets])
+        own = np.array([t["heard_share"] for t in targets])  # the model alone, even when it was in an ensemble
+        together = [t.get("ensemble_heard_share") for t in targets]
+        together = None if None in together else float(np.mean(together))
         # the letter the listener hears most often (blanks and spaces aside) is the target's
         top = np.mean([most_common_letter(t["listener_transcript"]) == t["character"] for t in targets])
-        rows.append((name, listener.mean(), top, own.mean(), seconds,
+        rows.append((name, listener.mean(), top, own.mean(), together, seconds,
                      " ".join(f"{t['character']}:{t['listener_heard_share']:.2f} {t['listener_transcript'][:12]!r}"
                               for t in targets)))
-        print(f"{name}: listener {listener.mean():.3f}, own {own.mean():.3f} ({seconds:.0f} s)", flush=True)
+        print(f"{name}: listener {listener.mean():.3f}, own {own.mean():.3f}"
+              + (f", ensemble {together:.3f}" if together is not None else "") + f" ({seconds:.0f} s)", flush=True)
     table = ["| setting | listener: share of frames heard as the letter (mean) | listener: the letter is its most "
-             "common | model itself: share of frames | seconds | per letter: listener's share and transcript |",
-             "|---|---|---|---|---|---|"]
-    table += [f"| {n} | {m:.3f} | {h:.0%} | {o:.3f} | {s:.0f} | {p} |" for n, m, h, o, s, p in rows]
+             "common | model itself: share of frames | the ensemble optimised: share of frames | seconds | per letter: "
+             "listener's share and transcript |",
+             "|---|---|---|---|---|---|---|"]
+    table += [f"| {n} | {m:.3f} | {h:.0%} | {o:.3f} | {'–' if e is None else f'{e:.3f}'} | {s:.0f} | {p} |"
+              for n, m, h, o, e, s, p in rows]
     table.append(f"\nFor scale, on natural speech (the shipped slice) the listener's greedy output is a letter in "
                  f"{letter_share_of_speech('listener'):.0%} of frames and blank (or a word gap) in the rest.")
     text = "\n".join(table)

@@ -3,6 +3,7 @@ what they say."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -58,3 +59,29 @@ def test_a_channels_log_probability_rises_only_when_the_letter_beats_the_others(
     torch.testing.assert_close(heard(logits, None)[0], expected)
     torch.testing.assert_close(heard(logits + 4.0, None)[0], expected)
     torch.testing.assert_close(raw(logits + 4.0, None)[0], raw(logits, None)[0] + 4.0)
+
+
+def test_diversity_compares_a_sample_only_with_its_own_siblings_and_is_the_recorded_similarity():
+    from audiation.quality import sibling_similarity
+
+    signals = torch.randn(4, 16000)
+    signals[2] = signals[0]  # identical to row 0, but another target's sample: it must not count
+    groups = torch.tensor([0, 0, 1, 1])
+    _, terms = objectives.diversity(groups)(torch.zeros(4, 5, 3), signals)
+    profile = objectives.spectral_profile(signals)
+    expected = torch.stack([profile[0] @ profile[1], profile[1] @ profile[0], profile[2] @ profile[3],
+                            profile[3] @ profile[2]])
+    torch.testing.assert_close(terms["diversity"], expected)
+    assert terms["diversity"][0] < 0.9  # with row 2 counted it would be near (1 + x) / 2
+    recorded = sibling_similarity(signals.numpy(), ["a", "a", "b", "b"])
+    np.testing.assert_allclose(recorded, expected.numpy(), atol=1e-5)
+
+
+def test_a_spectral_profile_ignores_level_and_what_lies_40_db_below_the_loudest_band():
+    t = torch.arange(16000) / 16000
+    tone = torch.sin(2 * torch.pi * 440 * t)[None]
+    faint = tone + 1e-4 * torch.sin(2 * torch.pi * 5000 * t)  # 80 dB down
+    audible = tone + 0.3 * torch.sin(2 * torch.pi * 5000 * t)  # 10 dB down
+    profile = objectives.spectral_profile(torch.cat([tone, 3 * tone, faint, audible]))
+    assert profile[0] @ profile[1] > 0.9999 and profile[0] @ profile[2] > 0.9999
+    assert profile[0] @ profile[3] < 0.95

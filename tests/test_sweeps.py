@@ -69,3 +69,31 @@ def test_a_failing_wandb_never_costs_the_local_files(tmp_path, monkeypatch, caps
     assert "W&B disabled for this job (RuntimeError: no W&B today)" in capsys.readouterr().err
     assert (tmp_path / "metrics.json").is_file()
     assert (tmp_path / "targets" / metrics["targets"][0]["name"] / "audio_16bit.wav").is_file()
+
+
+def _refused_sibling(tmp_path, *overrides: str):
+    """A sweep whose two jobs share one folder (`hydra.sweep.subdir=same`): one of them is refused."""
+    return run_cli("--multirun", *overrides, "model=random_small", "threads=1", "logger=none", "quality.draws=0",
+                   "hydra.sweep.subdir=same", f"hydra.sweep.dir={tmp_path}")
+
+
+def _one_refused_the_other_whole(result, tmp_path, reason: str):
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and reason in result.stderr, result.stderr[-2000:]
+    failed = (tmp_path / "failed_jobs.txt").read_text().splitlines()
+    assert len(failed) == 1 and reason in failed[0]
+    assert "audiation: error: 1 job(s) of the sweep failed" in result.stderr
+    metrics = json.loads((tmp_path / "same" / "metrics.json").read_text())
+    assert len(metrics["targets"]) == 1 and metrics["targets"][0]["stopped"] is None
+    assert (tmp_path / "index.html").is_file()
+
+
+def test_a_refused_job_of_a_sweep_ends_alone_and_the_sweep_exits_2_at_its_end(tmp_path):
+    result = _refused_sibling(tmp_path, "steps=2", "optimizer.lr=0.05,0.5")
+    _one_refused_the_other_whole(result, tmp_path, "made with other settings")
+
+
+@pytest.mark.slow
+def test_a_refused_parallel_job_does_not_kill_its_running_sibling(tmp_path):
+    result = _refused_sibling(tmp_path, "hydra/launcher=local_processes", "steps=300", "objective.unit=0,1")
+    _one_refused_the_other_whole(result, tmp_path, "is in use by another run")

@@ -117,16 +117,20 @@ def test_the_model_hears_its_own_audiations_of_words(tmp_path):
 
 
 def test_diversity_makes_a_units_samples_less_alike_and_they_keep_their_activation(tmp_path):
+    """The default weight (diversity=1) makes a clear difference: measured at 100 steps, units 125 and 28 of
+    layer 6, 3 samples: sibling similarity 0.991 -> 0.298, each sample keeping 0.87-1.06 of its target's
+    mean activation without diversity (asked: >= 0.1 lower, >= 0.6 kept; the margins are for CPUs)."""
     def run(weight):
-        return audiate_folder(compose("model=tiny", "model.layer=6", "objective=channel", "objective.unit=125",
+        return audiate_folder(compose("model=tiny", "model.layer=6", "objective=channel", "objective.unit=[125,28]",
                                       "samples=3", f"diversity={weight}", "steps=100", "logger=none", "threads=1",
                                       "quality.draws=0"), tmp_path / str(weight), None)["targets"]
 
-    alike, apart = run(0), run(3)
+    alike, apart = run(0), run(1)
     similarity = lambda targets: np.mean([t["sibling_similarity"] for t in targets])  # noqa: E731
-    assert similarity(apart) < similarity(alike) - 0.02, (similarity(apart), similarity(alike))  # 0.95 vs 0.99
-    # each still drives the unit, if less than alone: diversity trades activation for difference
-    assert all(t["final_activation"] > t["initial_activation"] + 0.5 for t in apart)
+    assert similarity(apart) < similarity(alike) - 0.1, (similarity(apart), similarity(alike))
+    alone = {g: np.mean([t["final_activation"] for t in alike if t["group"] == g]) for g in {t["group"] for t in alike}}
+    kept = [t["final_activation"] / alone[t["group"]] for t in apart]
+    assert min(kept) >= 0.6, kept
 
 
 def test_words_take_samples_and_an_upper_case_vocabulary_reads_lower_case_text(tmp_path):
@@ -179,9 +183,28 @@ def test_an_ensemble_audiates_what_its_members_hear_together(tmp_path):
     assert doubled["final_activation"] == pytest.approx(alone["final_activation"], rel=1e-5)
     assert doubled["model"] == "tiny-w2v2-espeak+tiny-w2v2-espeak"
     pair = audiate_folder(compose("model=tiny", "model.layer=logits", "objective=channel", "objective.unit=22",
-                                  "steps=5", "logger=none", "threads=1", "quality.draws=0", "model.ensemble=[${asset:listener-w2v2-espeak}]"),
+                                  "steps=40", "logger=none", "threads=1", "quality.draws=0", "model.ensemble=[${asset:listener-w2v2-espeak}]"),
                           tmp_path / "pair", None)["targets"][0]
     assert pair["model"] == "tiny-w2v2-espeak+listener-w2v2-espeak" and "listener_heard_share" not in pair
+    # What tiny itself hears is tiny's, not the ensemble's: decoded again from the saved audio.
+    audio, _ = sf.read(tmp_path / "pair" / pair["files"]["wav"], dtype="float32")
+    logits = {name: load_encoder(spec(f"model={name}"), "cpu")(torch.from_numpy(audio)[None], Layer("logits"))
+              for name in ("tiny", "listener")}
+    own = logits["tiny"].argmax(dim=-1)
+    both = ((logits["tiny"] + logits["listener"]) / 2).argmax(dim=-1)
+    assert pair["heard_share"] == pytest.approx((own == 22).float().mean().item(), abs=1e-6)
+    assert pair["ensemble_heard_share"] == pytest.approx((both == 22).float().mean().item(), abs=1e-6)
+    assert pair["heard_share"] != pair["ensemble_heard_share"], pair["heard_share"]  # measured 0.143 and 0.122
+
+
+def test_mlp_neurons_rise_on_their_positive_side(tmp_path):
+    """mlpN units are pre-activations: maximising GELU's output from below its minimum drove 10 of 16 of
+    tiny's mlp3 neurons to -0.000 (GELU's asymptote at -inf). Measured with the defaults (200 steps): all
+    16 of mlp3 U0-15 gain 4.7-10.4; here 4 units, 60 steps (gains measured 2.1-4.2), at least 1.0 each."""
+    targets = audiate_folder(compose("model=tiny", "model.layer=mlp3", "objective.unit=0:4", "steps=60",
+                                     "logger=none", "threads=1", "quality.draws=0"), tmp_path, None)["targets"]
+    gains = [t["final_activation"] - t["initial_activation"] for t in targets]
+    assert all(g >= 1.0 for g in gains) and all(t["final_activation"] > 0.5 for t in targets), gains
 
 
 def test_consonants_audiated_on_tiny_are_heard_by_the_independent_listener(tmp_path, tiny):

@@ -342,3 +342,18 @@ def test_ctrl_c_four_times_still_writes_metrics_and_history(tmp_path):
     assert "audiation: interrupted; 0 target(s) complete and 3 saved" in log and "Traceback" not in log, log[-2000:]
     assert len(json.loads((job / "metrics.json").read_text())["targets"]) == 3
     assert sorted(results.read_history(job)) == ["L2-U0-unit", "L2-U1-unit", "L2-U2-unit"]
+
+
+# --- 5. a GELU output that only rises to its asymptote is no progress ----------------------------------------
+
+
+@pytest.mark.parametrize("layer,flagged", [("conv3", True), ("2", False)])
+def test_a_gelu_output_that_rose_only_to_zero_from_below_is_no_progress(tmp_path, layer, flagged):
+    from audiation.trainer import Result
+
+    job = AudiationJob(compose(*SMALL, f"model.layer={layer}", "objective=channel", "objective.unit=0:2"), tmp_path)
+    result = Result(signal=np.ones((2, 16000), dtype=np.float32), steps=10, seconds=1.0, history={},
+                    initial={"activation": np.array([-0.1, -0.1])}, final={"activation": np.array([-0.001, 0.5])},
+                    stalled=np.array([False, False]))
+    records = [job._record(result, row, target, {}) for row, target in enumerate(job.plan.targets)]
+    assert [r["no_progress"] for r in records] == [flagged, False]
