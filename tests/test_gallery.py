@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 from omegaconf import OmegaConf
 
 from audiation.callbacks import Gallery
@@ -233,6 +234,13 @@ def test_the_wandb_table_has_each_units_natural_examples(tmp_path):
     (table,) = (run / "files" / "media" / "table").glob("targets_*.table.json")
     content = json.loads(table.read_text())
     assert {"example_1", "example_2", "example_3"} <= set(content["columns"]) and len(content["data"]) == 2
+    rows = [dict(zip(content["columns"], row)) for row in content["data"]]
+    assert [(r["unit"], r["final_activation"]) for r in rows] == [(t["unit"], t["final_activation"])
+                                                                 for t in metrics["targets"]]
+    assert all(r[f"example_{k}"] == "Audio" for r in rows for k in (1, 2, 3))
+    # W&B 0.31 keeps the table's media in its artifact staging folder (WANDB_DATA_DIR), not in the run folder:
+    # the folder's JSON names each cell's type. The files themselves are the job's own (the page plays them).
+    assert all((tmp_path / "run" / e["clip"]).is_file() for t in metrics["targets"] for e in t["examples"])
 
 
 # The name's handler sets the flag before it reaches the "/audio_16bit.wav" a page would append.

@@ -44,9 +44,18 @@ def test_unit_objective_terms_activation_neighbours_and_silence():
     assert terms["activation"].item() == 3.0
     assert terms["neighbours"].item() == pytest.approx((1 + 1 + 2) / 3)  # mean |activation| of the other units
     assert terms["silence"].item() == 0.0  # all energy inside the frame's samples and margin
-    signal[0, :100] = 1.0
-    assert objectives.unit(geometry, torch.tensor([0]), frame=24)(acts, signal)[1]["silence"].item() > 0
     assert total.item() == pytest.approx(3.0 - 0.5 * 4 / 3)
+    signal[0, :100] = 1.0  # energy away from the frame: the silence term is its share, subtracted
+    total, terms = objectives.unit(geometry, torch.tensor([0]))(acts, signal)  # the middle frame is 24
+    assert (start, stop) == (24 * 320 - 400, 24 * 320 + 400 + 400)  # 25 ms = 400 samples each side
+    assert terms["silence"].item() == pytest.approx(100 / 1300)
+    assert total.item() == pytest.approx(3.0 - 0.5 * 4 / 3 - 1.0 * 100 / 1300)
+    weighted = objectives.unit(geometry, torch.tensor([0]), neighbours=2.0, silence=3.0, silence_margin_ms=0)
+    total, terms = weighted(acts, signal)
+    assert terms["silence"].item() == pytest.approx((100 + 1200 - 400) / 1300)  # only the frame's own 400 inside
+    assert total.item() == pytest.approx(3.0 - 2.0 * 4 / 3 - 3.0 * 900 / 1300)
+    assert geometry.frame_samples(0) == (0, 400) and geometry.frame_samples(48, 10) == (48 * 320 - 160, 48 * 320 + 400 + 160)
+    assert geometry.frame_centre_seconds(24) == pytest.approx((24 * 320 + 200) / 16000)
 
 
 def test_a_channels_log_probability_rises_only_when_the_letter_beats_the_others():
@@ -85,3 +94,48 @@ def test_a_spectral_profile_ignores_level_and_what_lies_40_db_below_the_loudest_
     profile = objectives.spectral_profile(torch.cat([tone, 3 * tone, faint, audible]))
     assert profile[0] @ profile[1] > 0.9999 and profile[0] @ profile[2] > 0.9999
     assert profile[0] @ profile[3] < 0.95
+
+
+def test_regularisers_are_the_numbers_they_say():
+    geometry = Geometry(num_samples=16000, num_frames=49, num_units=4, hop=320, field=400, sample_rate=16000)
+    t = torch.arange(16000) / 16000
+    low, high = torch.sin(2 * torch.pi * 1000 * t), torch.sin(2 * torch.pi * 6000 * t)
+    signal = torch.stack([low, low + 0.5 * high, 2 * low])
+    acts = torch.zeros(3, 49, 4)
+    share = objectives.high_frequency(geometry, 4000)(acts, signal)[1]["high_frequency"]
+    torch.testing.assert_close(share, torch.tensor([0.0, 0.25 / 1.25, 0.0]), atol=1e-4, rtol=0)
+    assert objectives.high_frequency(geometry, 7000)(acts, signal)[1]["high_frequency"][1] < 1e-4  # the cutoff
+    torch.testing.assert_close(objectives.power()(acts, signal)[0], torch.tensor([0.5, 0.625, 2.0]), atol=1e-3, rtol=0)
+    close = objectives.stay_close(low.expand(3, -1))(acts, signal)[0]
+    torch.testing.assert_close(close, torch.tensor([0.0, 0.125 / 0.5, 1.0]), atol=1e-3, rtol=0)
+
+
+def test_a_texts_objective_is_the_ctc_log_likelihood_per_character():
+    logits = torch.randn(2, 9, 5)
+    tokens, lengths = torch.tensor([[1, 2, 2], [3, 0, 0]]), torch.tensor([3, 1])
+    value = objectives.text(tokens, lengths, blank=0)(logits, None)[0]
+    log_probs = logits.log_softmax(-1).transpose(0, 1)
+    loss = torch.nn.functional.ctc_loss(log_probs, tokens, torch.tensor([9, 9]), lengths, blank=0, reduction="none")
+    torch.testing.assert_close(value, -loss / lengths)
+
+
+def test_layer_objective_is_the_mean_square_activation():
+    acts = torch.arange(12.0).reshape(2, 2, 3)
+    torch.testing.assert_close(objectives.layer()(acts, None)[0], acts.pow(2).mean(dim=(1, 2)))
+    assert set(objectives.layer()(acts, None)[1]) == {"activation"}
+    assert set(objectives.channel(torch.tensor([0, 1]))(acts, None)[1]) == {"activation"}
+    assert set(objectives.direction(torch.ones(2, 3))(acts, None)[1]) == {"activation"}
+    assert repr(objectives.power() * 2 - objectives.layer()) == "2*power + -1*activation"
+
+
+def test_a_spectral_profile_has_its_bands_and_is_unit_length():
+    signal = torch.randn(3, 16000)
+    profile = objectives.spectral_profile(signal)
+    assert profile.shape == (3, 64)
+    torch.testing.assert_close(profile.norm(dim=1), torch.ones(3))
+    torch.testing.assert_close(profile.sum(dim=1), torch.zeros(3), atol=1e-4, rtol=0)
+    assert objectives.spectral_profile(signal, bands=16).shape == (3, 16)
+    spectrum = torch.fft.rfft(signal[:1]).abs().pow(2)[:, 1:]
+    db = 10 * torch.log10(torch.stack([part.mean(dim=1) for part in spectrum.tensor_split(64, dim=1)], dim=1))
+    db = torch.maximum(db, db.max() - 40)
+    torch.testing.assert_close(profile[:1], torch.nn.functional.normalize(db - db.mean(), dim=1), atol=1e-5, rtol=0)

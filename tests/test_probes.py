@@ -51,7 +51,9 @@ def test_a_pitch_direction_separates_held_out_clips_and_drives_an_audiation(tmp_
                          f"data.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / 'job'}")
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((tmp_path / "job" / "directions.json").read_text())
-    assert summary["held_out_auc"]["probe"] > 0.8 and summary["held_out_auc"]["mean"] > 0.7, summary
+    # Measured on the shipped tiny (2026-12-02): probe 0.953, mean difference 0.859 on 8 + 8 held-out clips,
+    # where one misordered pair costs 1/64 = 0.016: a margin of about three pairs each.
+    assert summary["held_out_auc"]["probe"] >= 0.9 and summary["held_out_auc"]["mean"] >= 0.8, summary
     assert summary["clips"] == {"positive": 32, "negative": 32}
     direction = np.load(tmp_path / "high.npy")
     assert direction.shape == (192,) and np.linalg.norm(direction) == pytest.approx(1.0, abs=1e-5)

@@ -49,3 +49,28 @@ def test_activation_ratio_is_final_over_the_datasets_max(tmp_path, monkeypatch):
     assert low["activation_ratio"] is None  # the unit never fires on the data: no ratio (null, not NaN)
     assert high["activation_ratio"] == pytest.approx(high["final_activation"] / 2.0)
     assert high["activation_ratio_p99"] == pytest.approx(high["final_activation"] / 0.5)
+
+
+def _measured(encoder, *overrides):
+    import torch
+
+    from audiation import quality
+    from audiation.builder import build_batch, plan
+    from audiation.trainer import evaluate
+
+    cfg = compose("model=random_small", "logger=none", "objective.unit=0:2", *overrides)
+    plan_ = plan(cfg)
+    batch = build_batch(cfg, plan_, plan_.targets)
+    signal = np.random.default_rng(0).standard_normal((2, plan_.geometry.num_samples)).astype(np.float32) * 0.1
+    final = evaluate(encoder, plan_.layer, batch.objective, torch.from_numpy(signal))
+    settings = quality.QualitySettings(draws=3, seed=int(cfg.seed))
+    return final, quality.measure(encoder, plan_.layer, batch, signal, final, plan_.geometry, plan_.frame, settings)
+
+
+def test_selectivity_is_the_activation_over_its_neighbours_and_robustness_uses_fresh_augmentations(small_encoder):
+    final, scores = _measured(small_encoder)
+    for row, score in enumerate(scores):
+        assert score["selectivity"] == pytest.approx(final["activation"][row] / final["neighbours"][row], rel=1e-6)
+        assert abs(score["robust_activation"] - final["activation"][row]) > 1e-4  # shifted and noisy: not clean
+    clean, same = _measured(small_encoder, "augmentation=none")
+    assert [s["robust_activation"] for s in same] == pytest.approx(list(clean["activation"]), rel=1e-5)

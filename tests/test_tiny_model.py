@@ -113,7 +113,8 @@ def test_the_model_hears_its_own_audiations_of_words(tmp_path):
     targets = metrics["targets"]
     assert [t["name"] for t in targets] == [f"text-{w}" for w in words]
     assert all(t["layer"] == "logits" and t["final_activation"] > t["initial_activation"] for t in targets)
-    assert np.mean([t["cer"] for t in targets]) <= 0.3, [(t["text"], t["transcript"]) for t in targets]
+    # Measured (2026-12-02): "moon", "fish", "blue", CER 0 each; 0.1 allows one wrong letter in the three.
+    assert np.mean([t["cer"] for t in targets]) <= 0.1, [(t["text"], t["transcript"]) for t in targets]
 
 
 def test_diversity_makes_a_units_samples_less_alike_and_they_keep_their_activation(tmp_path):
@@ -218,4 +219,5 @@ def test_consonants_audiated_on_tiny_are_heard_by_the_independent_listener(tmp_p
                                      "quality.draws=0"), tmp_path, None)["targets"]
     shares = [t["listener_heard_share"] for t in targets]
     heard = [_most_common_letter(t["listener_transcript"]) for t in targets]
-    assert np.mean(shares) >= 0.08 and sum(h == c for h, c in zip(heard, letters)) >= 2, (shares, heard)
+    # Measured again 2026-12-02: 0.245/0.184/0.143/0.143 (mean 0.179), 4 of 4; the margin is for other CPUs.
+    assert np.mean(shares) >= 0.14 and sum(h == c for h, c in zip(heard, letters)) >= 3, (shares, heard)

@@ -1,0 +1,144 @@
+"""The results format and the resume fingerprint, tested directly (no audiation runs): what a rerun compares,
+what counts as complete, how histories join, the W&B row, and spectrograms that compare on one scale."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from audiation import results
+from audiation.jobs import audiate_folder, result_settings, target_settings
+from audiation.objectives import Target
+from audiation.model import Layer
+from conftest import ROOT, compose
+
+SMALL = ["model=random_small", "logger=none", "threads=1", "quality.draws=0"]
+CLIP = ROOT / "audiation" / "assets" / "speech-slice" / "000002.flac"
+
+
+@pytest.mark.parametrize("override,key", [
+    ("seed=1", "seed"), ("steps=7", "steps"), ("model.layer=1", "model.layer"), ("precision=bf16", "precision"),
+    ("optimizer.lr=0.5", "optimizer.lr"), ("parameterization.decay=1", "parameterization.decay"),
+    ("augmentation=none", "augmentation.name"), ("regularizer.power=1", "regularizer.power"),
+    ("samples=2", "samples"), ("model.init_seed=3", "model.init_seed"), ("objective=channel", "objective.name"),
+    (f"parameterization.init={CLIP}", "parameterization.init_sha256"),
+])
+def test_every_setting_that_shapes_a_result_is_in_its_fingerprint(override, key):
+    before, after = result_settings(compose(*SMALL)), result_settings(compose(*SMALL, override))
+    assert key in results.settings_difference(before, after)
+
+
+@pytest.mark.parametrize("override", ["logger=wandb", "log_every=1", "batch_size=3", "quality.draws=9", "threads=2",
+                                      "device=cpu", "redo=true", "tf32=false", "objective.unit=5"])
+def test_what_only_logs_or_schedules_is_not_in_the_fingerprint(override):
+    assert results.settings_difference(result_settings(compose(*SMALL)), result_settings(compose(*SMALL, override))) == []
+
+
+def test_a_direction_and_a_start_clip_are_fingerprinted_by_content(tmp_path):
+    settings = result_settings(compose(*SMALL))
+    target = Target("direction", Layer("transformer", 2), 0, vector=np.ones(4, dtype=np.float32), index=0)
+    other = Target("direction", Layer("transformer", 2), 0, vector=np.arange(4, dtype=np.float32), index=0)
+    assert results.settings_difference(target_settings(settings, target), target_settings(settings, other)) == [
+        "objective.direction"]
+    copy = tmp_path / "clip.flac"
+    copy.write_bytes(CLIP.read_bytes())
+    same = result_settings(compose(*SMALL, f"parameterization.init={copy}"))
+    assert same["parameterization.init_sha256"] == result_settings(
+        compose(*SMALL, f"parameterization.init={CLIP}"))["parameterization.init_sha256"]
+
+
+def test_settings_differ_by_value_and_a_new_key_only_when_switched_on():
+    assert results.settings_difference({"a": 1, "b": 2}, {"a": 1, "b": 3}) == ["b"]
+    assert results.settings_difference({"a": 1}, {"a": 1, "room_ms": 0}) == []
+    assert results.settings_difference({"a": 1}, {"a": 1, "room_ms": 150}) == ["room_ms"]
+    assert results.settings_difference({"a": 1, "z": True, "y": 1}, {"a": 2}) == ["a", "y", "z"]
+
+
+def test_a_rerun_that_changes_only_logging_is_skipped_not_refused(tmp_path):
+    audiate_folder(compose(*SMALL, "steps=2", "objective.unit=0:2"), tmp_path)
+    again = audiate_folder(compose(*SMALL, "steps=2", "objective.unit=0:2", "log_every=1", "batch_size=1",
+                                   "logger=wandb", "logger.mode=disabled"), tmp_path)
+    assert again["run"]["audiated_now"] == 0 and again["run"]["runs"] == 2
+
+
+def test_batch_size_chunks_the_targets(tmp_path):
+    metrics = audiate_folder(compose(*SMALL, "steps=2", "objective.unit=0:5", "batch_size=2"), tmp_path)
+    assert metrics["run"]["batch_size"] == 2 and metrics["run"]["batch_steps"] == 3 * 2  # batches of 2, 2, 1
+    assert metrics["run"]["target_steps"] == 5 * 2
+
+
+def _record(job, name, **files):
+    folder = results.target_folder(job, name)
+    folder.mkdir(parents=True)
+    for file in files.get("present", results.TARGET_FILES.values()):
+        (folder / file).write_bytes(b"x")
+    record = {"name": name, "layer": "L1", "files": results.target_files(name)}
+    results.write_record(job, record)
+    return record
+
+
+def test_complete_means_the_record_and_every_file_it_names(tmp_path):
+    whole = _record(tmp_path, "L1-U0-unit")
+    _record(tmp_path, "L1-U1-unit", present=["audio.wav"])
+    assert results.read_record(tmp_path, "L1-U0-unit") == whole
+    assert results.read_record(tmp_path, "L1-U1-unit") is None
+    assert results.read_record(tmp_path, "L1-U2-unit") is None
+    assert [r["name"] for r in results.folder_records(tmp_path)] == ["L1-U0-unit"]
+    _record(tmp_path, "L1-U10-unit")
+    _record(tmp_path, "L1-U2-unit")
+    assert [r["name"] for r in results.folder_records(tmp_path, ["L1-U10-unit"])] == [
+        "L1-U10-unit", "L1-U0-unit", "L1-U2-unit"]  # the given order first, then natural order
+
+
+def test_histories_join_nan_padded_and_read_back(tmp_path):
+    joined = results.write_history(tmp_path, {"a": {"loss": np.array([1.0, 2.0, 3.0])},
+                                              "b": {"loss": np.array([4.0]), "power": np.array([5.0])}})
+    np.testing.assert_array_equal(joined["loss"], [[1, 4], [2, np.nan], [3, np.nan]])
+    np.testing.assert_array_equal(joined["power"], [[np.nan, 5], [np.nan, np.nan], [np.nan, np.nan]])
+    back = results.read_history(tmp_path)
+    assert sorted(back) == ["a", "b"]
+    np.testing.assert_array_equal(back["a"]["loss"], [1, 2, 3])
+    results.target_folder(tmp_path, "a").mkdir(parents=True)
+    results.write_target_history(tmp_path, "a", {"loss": np.array([7.0, 8.0])})
+    np.testing.assert_array_equal(results.read_target_history(tmp_path, "a")["loss"], [7, 8])
+    assert results.read_target_history(tmp_path, "b") is None
+
+
+def test_a_table_row_has_every_column_and_the_media_paths(tmp_path):
+    record = {"name": "L1-U0-unit", "layer": "L1", "unit": 0, "final_activation": 2.5,
+              "examples": [{"clip": "examples/L1-U0/1.wav"}]}
+    row = results.table_row(tmp_path, record)
+    assert set(results.TABLE_COLUMNS) <= set(row) and row["final_activation"] == 2.5 and row["cer"] is None
+    assert row["audio"] == str(tmp_path / "targets/L1-U0-unit/audio_16bit.wav")
+    assert row["spectrogram"] == str(tmp_path / "targets/L1-U0-unit/spectrogram.png")
+    assert row["examples"] == [str(tmp_path / "examples/L1-U0/1.wav")]
+
+
+def test_natural_order_reads_digits_as_numbers():
+    assert sorted(["L10", "L2", "conv3", "L1"], key=results.natural_key) == ["conv3", "L1", "L2", "L10"]
+
+
+def test_a_shared_colour_scale_puts_a_quiet_target_low_on_it(tmp_path):
+    """Two audiations 40 dB apart: on the shared scale (80 dB) the quiet one's loudest bin is about halfway
+    up the colour map; on its own scale it reaches the top."""
+    from PIL import Image
+
+    from audiation.outputs import COLOURS, MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, write_wav
+    from audiation.page import write_gallery
+
+    noise = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+    records = []
+    for name, level in (("L1-U0-unit", 1.0), ("L1-U1-unit", 0.01)):
+        write_wav(results.target_folder(tmp_path, name) / "audio.wav", noise * level, 16000)
+        write_wav(results.target_folder(tmp_path, name) / "audio_16bit.wav", noise * level, 16000, "PCM_16")
+        records.append({"name": name, "layer": "L1", "unit": int(name[4]), "final_activation": 1.0})
+    (tmp_path / "metrics.json").write_text(json.dumps({"run": {}, "targets": records}))
+    write_gallery(tmp_path, tmp_path / "page.html", shared_scale=True)
+    tops = []
+    for number in (0, 1):
+        image = np.asarray(Image.open(tmp_path / "page.shared" / f"{number:05d}.png"))
+        picture = image[MARGIN_TOP:MARGIN_TOP + 201, MARGIN_LEFT:image.shape[1] - MARGIN_RIGHT - 1]
+        tops.append(int(picture[picture < COLOURS].max()))
+    assert tops[0] == COLOURS - 1 and abs(tops[1] - (COLOURS - 1) / 2) <= 3, tops
