@@ -46,3 +46,34 @@ def test_a_room_adds_a_causal_decaying_tail_3_to_20_db_below_the_direct_sound():
     sine = torch.sin(torch.arange(16000) / 5.0)[None].repeat(2, 1).requires_grad_()
     room(sine, Streams(0, [0, 1])).pow(2).sum().backward()  # differentiable
     assert sine.grad.abs().sum() > 0
+
+
+def test_a_warp_reads_the_signal_at_its_stretched_and_shifted_positions():
+    import numpy as np
+
+    signal = torch.randn(2, 300, dtype=torch.float64)
+    rate, shift = torch.tensor([[1.1], [0.93]], dtype=torch.float64), torch.tensor([[3.5], [-12.0]], dtype=torch.float64)
+    out = Augment._warp(signal, rate, shift)
+    centre = (300 - 1) / 2
+    for row in range(2):
+        position = centre + (np.arange(300) - centre) * rate[row].item() - shift[row].item()
+        expected = np.interp(position, np.arange(300), signal[row].numpy(), left=0.0, right=0.0)
+        inside = (position >= 0) & (position <= 299)
+        np.testing.assert_allclose(out[row].numpy()[inside], expected[inside], atol=1e-12)
+        assert np.all(np.abs(out[row].numpy()[position < -1]) == 0) and np.all(out[row].numpy()[position > 300] == 0)
+
+
+def test_a_room_is_the_signal_plus_its_convolution_with_the_scaled_tail():
+    import numpy as np
+
+    room = Augment(16000, room_ms=2)  # 32 samples of tail
+    signal = torch.randn(2, 500, dtype=torch.float64)
+    tail = torch.randn(2, 32, dtype=torch.float64)
+    decay, level = torch.tensor([[-1.0], [0.5]], dtype=torch.float64), torch.tensor([[1.0], [-0.2]], dtype=torch.float64)
+    out = room._reverberate(signal, tail, decay, level)
+    for row in range(2):
+        n = np.arange(1, 33)
+        shaped = tail[row].numpy() * np.exp(-6.9 * n / (32 * (0.6 + 0.4 * decay[row].item())))
+        shaped *= 10 ** ((-11.5 + 8.5 * level[row].item()) / 20) / np.sqrt((shaped ** 2).sum())
+        wet = np.convolve(signal[row].numpy(), np.concatenate([[0.0], shaped]))[:500]
+        np.testing.assert_allclose(out[row].numpy(), signal[row].numpy() + wet, atol=1e-9)

@@ -139,3 +139,65 @@ def test_a_spectral_profile_has_its_bands_and_is_unit_length():
     db = 10 * torch.log10(torch.stack([part.mean(dim=1) for part in spectrum.tensor_split(64, dim=1)], dim=1))
     db = torch.maximum(db, db.max() - 40)
     torch.testing.assert_close(profile[:1], torch.nn.functional.normalize(db - db.mean(), dim=1), atol=1e-5, rtol=0)
+
+
+def test_the_unit_objectives_defaults_margin_frame_and_rows():
+    geometry = Geometry(num_samples=16000, num_frames=49, num_units=4, hop=320, field=400, sample_rate=16000)
+    acts = torch.zeros(2, 49, 4)
+    acts[0, 10] = torch.tensor([3.0, -1.0, 1.0, 2.0])
+    acts[1, 10] = torch.tensor([0.0, 5.0, 1.0, 1.0])
+    signal = torch.zeros(2, 16000)
+    signal[:, 10 * 320] = 0.5  # inside the frame's samples
+    signal[:, 10 * 320 - 405] = 0.5  # 25.3 ms before the frame: outside a 25 ms margin, inside a 26 ms one
+    total, terms = objectives.unit(geometry, torch.tensor([0, 1]), frame=10)(acts, signal)
+    torch.testing.assert_close(terms["activation"], torch.tensor([3.0, 5.0]))
+    torch.testing.assert_close(terms["neighbours"], torch.tensor([4 / 3, 2 / 3]))
+    torch.testing.assert_close(terms["silence"], torch.tensor([0.5, 0.5]))
+    torch.testing.assert_close(total, torch.tensor([3.0 - 0.5 * 4 / 3 - 0.5, 5.0 - 0.5 * 2 / 3 - 0.5]))
+    signal[1] = 2 * signal[1]  # the share does not depend on the level, and each row has its own
+    torch.testing.assert_close(objectives.silence_outside(geometry, 10, 25.0)(acts, signal)[1]["silence"],
+                               torch.tensor([0.5, 0.5]))
+
+
+def test_a_text_that_cannot_fit_scores_zero_not_minus_infinity_and_blank_is_zero_by_default():
+    logits = torch.randn(1, 3, 5)
+    tokens, lengths = torch.tensor([[1, 2, 3, 4]]), torch.tensor([4])  # 4 characters, 3 frames
+    value, terms = objectives.text(tokens, lengths)(logits, None)
+    assert value.item() == 0.0 and set(terms) == {"activation"}
+    fits = torch.tensor([[1, 2]]), torch.tensor([2])
+    default = objectives.text(*fits)(logits, None)[0]
+    torch.testing.assert_close(default, objectives.text(*fits, blank=0)(logits, None)[0])
+    assert not torch.allclose(default, objectives.text(*fits, blank=4)(logits, None)[0])
+
+
+def test_regulariser_edges_a_tone_at_the_cutoff_and_references_of_their_own():
+    geometry = Geometry(num_samples=16000, num_frames=49, num_units=4, hop=320, field=400, sample_rate=16000)
+    t = torch.arange(16000) / 16000
+    at_cutoff = torch.sin(2 * torch.pi * 4000 * t)[None]
+    assert objectives.high_frequency(geometry, 4000)(None, at_cutoff)[1]["high_frequency"].item() < 1e-6
+    references = torch.stack([torch.ones(16000), 3 * torch.ones(16000)])
+    close = objectives.stay_close(references)(None, torch.zeros(2, 16000))
+    torch.testing.assert_close(close[1]["stay_close"], torch.tensor([1.0, 1.0]))
+
+
+def test_a_spectral_profile_floors_each_row_at_its_own_loudest_band():
+    t = torch.arange(16000) / 16000
+    rng = torch.Generator().manual_seed(0)
+    hiss = torch.randn(16000, generator=rng) * 1e-4  # about 60-70 dB below the tone
+    quiet = torch.sin(2 * torch.pi * 1000 * t) + hiss
+    signal = torch.stack([quiet, 0.01 * quiet])  # the same shape, 40 dB apart
+    profile = objectives.spectral_profile(signal)
+    torch.testing.assert_close(profile[0], profile[1], atol=1e-4, rtol=0)
+    spectrum = torch.fft.rfft(quiet[None]).abs().pow(2)[:, 1:]
+    db = 10 * torch.log10(torch.stack([part.mean(dim=1) for part in spectrum.tensor_split(64, dim=1)], dim=1))
+    floored = torch.maximum(db, db.max() - 40)
+    assert (floored == db.max() - 40).float().mean() > 0.5  # the floor is what most bands are here
+    torch.testing.assert_close(profile[:1], torch.nn.functional.normalize(floored - floored.mean(), dim=1),
+                               atol=1e-5, rtol=0)
+
+
+def test_sibling_mean_averages_over_each_rows_siblings():
+    similarity = torch.arange(16.0).reshape(4, 4)
+    groups = torch.tensor([0, 0, 0, 1])
+    torch.testing.assert_close(objectives.sibling_mean(similarity, groups),
+                               torch.tensor([(1 + 2) / 2, (4 + 6) / 2, (8 + 9) / 2, 0.0]))

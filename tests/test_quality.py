@@ -10,7 +10,7 @@ import pytest
 
 from audiation.configs import ASSETS
 from audiation.objectives import Geometry
-from audiation.quality import silence_ratio_db
+from audiation.quality import character_error_rate, silence_ratio_db
 from audiation.report import write_report
 from audiation.jobs import audiate_folder
 from conftest import compose
@@ -58,12 +58,12 @@ def _measured(encoder, *overrides):
     from audiation.builder import build_batch, plan
     from audiation.trainer import evaluate
 
-    cfg = compose("model=random_small", "logger=none", "objective.unit=0:2", *overrides)
+    cfg = compose("model=random_small", "logger=none", "objective.unit=0:2", "quality.draws=3", *overrides)
     plan_ = plan(cfg)
     batch = build_batch(cfg, plan_, plan_.targets)
     signal = np.random.default_rng(0).standard_normal((2, plan_.geometry.num_samples)).astype(np.float32) * 0.1
     final = evaluate(encoder, plan_.layer, batch.objective, torch.from_numpy(signal))
-    settings = quality.QualitySettings(draws=3, seed=int(cfg.seed))
+    settings = quality.QualitySettings(draws=int(cfg.quality.draws), seed=int(cfg.seed))
     return final, quality.measure(encoder, plan_.layer, batch, signal, final, plan_.geometry, plan_.frame, settings)
 
 
@@ -74,3 +74,75 @@ def test_selectivity_is_the_activation_over_its_neighbours_and_robustness_uses_f
         assert abs(score["robust_activation"] - final["activation"][row]) > 1e-4  # shifted and noisy: not clean
     clean, same = _measured(small_encoder, "augmentation=none")
     assert [s["robust_activation"] for s in same] == pytest.approx(list(clean["activation"]), rel=1e-5)
+
+
+@pytest.mark.parametrize("reference,heard,rate", [
+    ("moon", "moon", 0.0), ("moon", "", 1.0), ("moon", "mon", 0.25), ("ab", "ba", 1.0), ("a b", " a   b ", 0.0),
+    ("Moon", "MOON", 0.0), ("", "x", 1.0), ("abc", "abd", 1 / 3), ("ab", "abcd", 1.0), ("kitten", "sitting", 0.5)])
+def test_character_error_rate_is_the_edit_distance_over_the_reference_length(reference, heard, rate):
+    assert character_error_rate(reference, heard) == pytest.approx(rate)
+
+
+def test_robustness_is_measured_only_when_asked_and_averages_its_draws(small_encoder):
+    _, none = _measured(small_encoder, "quality.draws=0")
+    assert all("robust_activation" not in s for s in none)
+    final, three = _measured(small_encoder)
+    _, one = _measured(small_encoder, "quality.draws=1")
+    assert all(a["robust_activation"] != b["robust_activation"] for a, b in zip(one, three))
+
+
+def _judged(encoder, listener, *overrides):
+    """quality.measure on one second of the shipped slice's speech, for CTC targets of tiny."""
+    import torch
+
+    from audiation import quality
+    from audiation.builder import build_batch, plan
+    from audiation.data import read_audio
+    from audiation.trainer import evaluate
+
+    cfg = compose("model=tiny", "logger=none", "quality.draws=0", *overrides)
+    plan_ = plan(cfg)
+    batch = build_batch(cfg, plan_, plan_.targets)
+    speech = read_audio(ASSETS / "speech-slice" / "000002.flac", 16000)[:16000]
+    signal = np.stack([speech] * len(plan_.targets)).astype(np.float32)
+    final = evaluate(encoder, plan_.layer, batch.objective, torch.from_numpy(signal))
+    settings = quality.QualitySettings(draws=0, listener=listener)
+    return signal, quality.measure(encoder, plan_.layer, batch, signal, final, plan_.geometry, plan_.frame, settings)
+
+
+def test_each_judge_is_recorded_under_its_own_name_the_model_itself_first():
+    import torch
+
+    from audiation.model import Ensemble, Layer, load_encoder
+    from conftest import spec
+
+    tiny, listener = load_encoder(spec("model=tiny"), "cpu"), load_encoder(spec("model=listener"), "cpu")
+    letters = [tiny.vocabulary.index(c) for c in "ne"]  # tiny hears "donpy" in this second
+    signal, scores = _judged(tiny, listener, "model.layer=logits", "objective=channel",
+                             f"objective.unit=[{letters[0]},{letters[1]}]")
+    wave = torch.from_numpy(signal)
+    for model, prefix in ((tiny, ""), (listener, "listener_")):
+        heard = model(wave, Layer("logits")).argmax(dim=-1)
+        for row, letter in enumerate(letters):
+            assert scores[row][f"{prefix}heard_share"] == pytest.approx((heard[row] == letter).float().mean().item())
+            assert scores[row][f"{prefix}transcript"] == model.decode(heard)[row]
+    assert scores[0]["heard_share"] > 0 and scores[0]["transcript"] and "ensemble_heard_share" not in scores[0]
+    pair = Ensemble([tiny, listener])
+    _, together = _judged(pair, None, "model.layer=logits", "objective=channel", f"objective.unit=[{letters[0]}]")
+    assert together[0]["heard_share"] == pytest.approx(scores[0]["heard_share"])  # tiny's own, not the pair's
+    mean = pair(wave[:1], Layer("logits")).argmax(dim=-1)
+    assert together[0]["ensemble_heard_share"] == pytest.approx((mean[0] == letters[0]).float().mean().item())
+    assert together[0]["ensemble_transcript"] == pair.decode(mean)[0] and "listener_heard_share" not in together[0]
+    _, words = _judged(tiny, listener, "objective=text", "objective.text=[moon]")
+    assert words[0]["transcript"] == tiny.transcribe(wave[:1])[0]
+    assert words[0]["listener_transcript"] == listener.transcribe(wave[:1])[0]
+    assert words[0]["cer"] == pytest.approx(character_error_rate("moon", words[0]["transcript"]))
+    assert words[0]["listener_cer"] == pytest.approx(character_error_rate("moon", words[0]["listener_transcript"]))
+
+
+def test_silence_ratio_is_finite_for_a_silent_frame_and_per_row():
+    geometry = Geometry(16000, 49, 32, 320, 400, 16000)
+    signal = np.full((2, 16000), 1e-3, dtype=np.float32)
+    signal[0, 24 * 320:24 * 320 + 400] = 0.0  # nothing at the frame: 10 log10(1e-6 / 1e-20)
+    signal[1, 24 * 320:24 * 320 + 400] = 1e-2
+    assert silence_ratio_db(signal, geometry, 24) == pytest.approx([140.0, -20.0], abs=1e-3)

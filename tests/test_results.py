@@ -142,3 +142,79 @@ def test_a_shared_colour_scale_puts_a_quiet_target_low_on_it(tmp_path):
         picture = image[MARGIN_TOP:MARGIN_TOP + 201, MARGIN_LEFT:image.shape[1] - MARGIN_RIGHT - 1]
         tops.append(int(picture[picture < COLOURS].max()))
     assert tops[0] == COLOURS - 1 and abs(tops[1] - (COLOURS - 1) / 2) <= 3, tops
+
+
+@pytest.mark.parametrize("content,why", [("{", "Expecting property name"), ("[]", "not a target record"),
+                                         ('{"name": "L1-U9-unit", "layer": "L1"}', "not a target record"),
+                                         ('{"name": "L1-U0-unit"}', "not a target record")])
+def test_a_damaged_record_is_set_aside_with_its_reason(tmp_path, caplog, content, why):
+    folder = results.target_folder(tmp_path, "L1-U0-unit")
+    folder.mkdir(parents=True)
+    (folder / "target.json").write_text(content)
+    assert results.read_record(tmp_path, "L1-U0-unit") is None
+    assert (folder / "target.json.corrupt").read_text() == content and not (folder / "target.json").exists()
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert message.startswith(f"warning: {folder / 'target.json'} is damaged (") and why in message
+    assert message.endswith("set aside as target.json.corrupt")
+
+
+def test_damaged_metrics_and_histories_are_set_aside_and_read_as_none(tmp_path, caplog):
+    (tmp_path / "metrics.json").write_text("{")
+    assert results.read_metrics(tmp_path) is None and (tmp_path / "metrics.json.corrupt").is_file()
+    for content in ('{"targets": {}}', '{"targets": [], "run": []}', "[1]"):
+        (tmp_path / "metrics.json").write_text(content)
+        assert results.read_metrics(tmp_path) is None and (tmp_path / "metrics.json").is_file()  # not ours: kept
+    (tmp_path / "metrics.json").write_text('{"targets": [], "run": {"runs": 1}}')
+    assert results.read_metrics(tmp_path) == {"targets": [], "run": {"runs": 1}}
+    assert results.read_metrics(tmp_path / "nowhere") is None
+    (tmp_path / "history.npz").write_bytes(b"PK\x03\x04 cut")
+    assert results.read_history(tmp_path) == {} and (tmp_path / "history.npz.corrupt").is_file()
+    np.savez(tmp_path / "history.npz", loss=np.ones((2, 1)))  # no names: not a history
+    assert results.read_history(tmp_path) == {}
+    np.save(tmp_path / "pickled.npy", np.array([{"a": 1}], dtype=object))
+    (tmp_path / "pickled.npy").rename(tmp_path / "history.npz")
+    assert results.read_history(tmp_path) == {}  # never unpickled
+    assert len([r for r in caplog.records if "is damaged" in r.getMessage()]) == 3
+
+
+@pytest.mark.parametrize("name,ok", [("L1-U0-unit", True), ("text-moon", True), ("a/b", False), ("a\\b", False),
+                                     ("..", False), (".", False), ("", False), (None, False), (3, False)])
+def test_a_target_name_is_one_folder_inside_targets(name, ok, tmp_path):
+    assert results.is_target_name(name) is ok
+    if ok:
+        assert results.target_folder(tmp_path, name) == tmp_path / "targets" / name
+
+
+def test_read_jobs_keeps_only_our_records_and_names_the_rest_once(tmp_path, caplog):
+    good = {"name": "L1-U0-unit", "layer": "L1"}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "metrics.json").write_text(json.dumps({"run": {}, "targets": [good, {"name": "x"}, 5]}))
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "metrics.json").write_text(json.dumps({"targets": {}}))
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "metrics.json").write_text("{")
+    jobs = results.read_jobs(tmp_path)
+    assert jobs == [(tmp_path / "a", {"run": {}, "targets": [good]})]
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert message == (f"warning: skipped 2 record(s) of {tmp_path / 'a' / 'metrics.json'} (no target name or layer); "
+                       f"{tmp_path / 'b' / 'metrics.json'} (not an audiation job's); {tmp_path / 'c' / 'metrics.json'} "
+                       "(Expecting property name enclosed in double quotes: line 1 co)")  # 60 characters of the error
+
+
+def test_records_need_a_name_and_a_layer_and_folders_list_in_natural_order(tmp_path):
+    assert results._is_record({"name": "L1-U0-unit", "layer": "L1"})
+    assert not results._is_record({"name": "L1-U0-unit"}) and not results._is_record({"layer": "L1"})
+    assert not results._is_record(["name", "layer"]) and not results._is_record({"name": "../x", "layer": "L1"})
+    for name in ("L1-U10-unit", "L1-U2-unit", "L1-U0-unit"):
+        _record(tmp_path, name)
+    assert [r["name"] for r in results.folder_records(tmp_path)] == ["L1-U0-unit", "L1-U2-unit", "L1-U10-unit"]
+    assert sorted(["B", "_a"], key=results.natural_key) == ["_a", "B"]  # case-blind: "_" sorts before letters
+
+
+def test_an_empty_history_and_a_records_own_files(tmp_path):
+    assert results.write_history(tmp_path, {}) == {}
+    joined = results.write_history(tmp_path, {"a": {"loss": np.array([1.0])}})
+    assert joined["loss"].dtype == np.float32
+    row = results.table_row(tmp_path, {"name": "n", "layer": "L1", "files": {"wav_16bit": "x/a.wav",
+                                                                              "spectrogram": "x/a.png"}})
+    assert row["audio"] == str(tmp_path / "x/a.wav") and row["spectrogram"] == str(tmp_path / "x/a.png")

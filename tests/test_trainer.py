@@ -76,3 +76,18 @@ def test_with_clean_optimises_the_mean_of_the_augmented_and_the_clean_signals_ob
     augmented, clean = scores[1], scores[2]
     torch.testing.assert_close(torch.from_numpy(result.history["loss"][0]), -(augmented + clean) / 2)
     torch.testing.assert_close(torch.from_numpy(result.history["activation"][0]), augmented)
+
+
+def test_batch_candidates_are_16_and_up_powers_of_two_and_half_again_and_the_whole_job():
+    from audiation.trainer import batch_candidates
+
+    assert batch_candidates(100) == [16, 24, 32, 48, 64, 96, 100]
+    assert batch_candidates(768) == [16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768]
+    assert batch_candidates(10) == [10]
+
+
+def test_on_the_cpu_the_fastest_batch_is_at_most_16():
+    from audiation.trainer import fastest_batch
+
+    assert fastest_batch(None, Layer("transformer", 1), 16000, 100, "cpu") == 16
+    assert fastest_batch(None, Layer("transformer", 1), 16000, 5, "cpu") == 5
