@@ -199,17 +199,26 @@ def fastest_batch(encoder: Encoder, layer: Layer, num_samples: int, targets: int
             times.append(time.perf_counter() - start)
         return times[-1]
 
-    costs = {}
-    for size in batch_candidates(targets):
-        try:
-            costs[size] = -(-targets // size) * seconds_per_step(size)
-        except torch.cuda.OutOfMemoryError:
-            break
-        finally:
-            torch.cuda.empty_cache()
-    if not costs:
+    chosen = cheapest_batch(targets, seconds_per_step, torch.cuda.OutOfMemoryError, torch.cuda.empty_cache)
+    if chosen is None:
         free, total = torch.cuda.mem_get_info(device)
         raise AudiationError(f"batch_size=auto: even {min(targets, 16)} targets of {num_samples} samples at layer "
                              f"{layer.label} do not fit in GPU memory ({free / 2**30:.1f} of {total / 2**30:.1f} GiB "
                              "free); set batch_size lower")
-    return min(costs, key=costs.get)
+    return chosen
+
+
+def cheapest_batch(targets: int, seconds_per_step: Callable[[int], float], too_large: type[BaseException] = MemoryError,
+                   release: Callable[[], None] = lambda: None) -> int | None:
+    """The candidate size with the lowest whole-job cost (batches needed x seconds per step), timing
+    candidates in increasing size until one raises `too_large`; None when even the first does.
+    `release` runs after each timing (the GPU's cache of freed memory)."""
+    costs = {}
+    for size in batch_candidates(targets):
+        try:
+            costs[size] = -(-targets // size) * seconds_per_step(size)
+        except too_large:
+            break
+        finally:
+            release()
+    return min(costs, key=costs.get) if costs else None

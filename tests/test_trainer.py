@@ -91,3 +91,28 @@ def test_on_the_cpu_the_fastest_batch_is_at_most_16():
 
     assert fastest_batch(None, Layer("transformer", 1), 16000, 100, "cpu") == 16
     assert fastest_batch(None, Layer("transformer", 1), 16000, 5, "cpu") == 5
+
+
+def test_the_cheapest_batch_weighs_whole_job_cost_and_stops_at_the_first_size_too_large():
+    from audiation.trainer import cheapest_batch
+
+    # 100 targets; per-step seconds not monotonic in the size, as fp32 convs were on an H200
+    seconds = {16: 1.0, 24: 1.4, 32: 4.0, 48: 2.0, 64: 2.2, 96: 9.0, 100: 5.0}
+    assert cheapest_batch(100, seconds.get) == 64  # 2 x 2.2 = 4.4 beats 1 x 5.0, 3 x 2.0, 7 x 1.0, 5 x 1.4
+    released = []
+
+    def out_of_memory_from_96(size):
+        if size >= 96:
+            raise MemoryError
+        return seconds[size]
+
+    assert cheapest_batch(100, out_of_memory_from_96, release=lambda: released.append(1)) == 64
+    assert len(released) == 6  # after every timing, the failed one too
+    timed = []
+    assert cheapest_batch(100, lambda size: timed.append(size) or 1.0) == 100
+    assert timed == [16, 24, 32, 48, 64, 96, 100]
+
+    def none_fit(size):
+        raise MemoryError
+
+    assert cheapest_batch(100, none_fit) is None
