@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from audiation import builder, data, errors, outputs, quality, results, tracking
 from audiation.activations import STATS, ActivationCache, Example, clip_around, open_cache, top_examples
 from audiation.errors import AudiationError
-from audiation.model import load_config, load_encoder, num_units, parse_layer, weights_digest
+from audiation.model import layer_index, load_config, load_encoder, num_units, parse_layer, weights_digest
 from audiation.objectives import Target
 from audiation.runtime import configure
 from audiation.trainer import Result, audiate, fastest_batch
@@ -170,7 +170,9 @@ class AudiationJob:
         loop_seconds, target_steps, batch_steps, stopped, fresh, histories = 0.0, 0, 0, None, {}, {}
         tracker = tracking.Tracker()
         if self.todo:
-            tracker = tracking.start(cfg.logger, job_dir=self.job_dir, name=self.name, group=self.group,
+            # A sweep's runs share its folder's name as their group; a single run is a group of its own.
+            group = self.group or f"{self.job_dir.parent.name}_{self.job_dir.name}"
+            tracker = tracking.start(cfg.logger, job_dir=self.job_dir, name=self.name, group=group,
                                      job_type=plan.objective,
                                      tags=[plan.labels["model"], plan.labels["parameterization"]],
                                      config=self._tracker_config(), sample_rate=plan.geometry.sample_rate)
@@ -214,7 +216,10 @@ class AudiationJob:
 
     def _tracker_config(self) -> dict:
         cfg, plan = self.cfg, self.plan
-        flat = {"layer": plan.layer.label, "unit": OmegaConf.to_container(cfg.objective).get("unit"),
+        units = [t.unit for t in plan.targets if t.unit is not None]
+        flat = {"layer": plan.layer.label, "layer_index": layer_index(plan.layer, load_config(plan.spec)),
+                "unit": OmegaConf.to_container(cfg.objective).get("unit"),
+                "unit_min": min(units, default=None), "unit_max": max(units, default=None),
                 **plan.labels, "steps": plan.settings.steps, "lr": cfg.optimizer.lr,
                 "seconds": cfg.parameterization.seconds, "seed": cfg.seed, "targets": len(plan.targets)}
         return {**flat, "config": OmegaConf.to_container(cfg, resolve=True)}
@@ -247,7 +252,7 @@ class AudiationJob:
             offset, names = tracker.step, batch.names
 
             def on_log(first_step, terms, current_signal, offset=offset, names=names):
-                tracker.log_steps(offset + first_step, terms, names)
+                tracker.log_steps(offset + first_step, terms)
                 last_step = first_step + len(terms["loss"])
                 if last_step < plan.settings.steps and tracker.wants_media(last_step):  # the end is logged below
                     tracker.log_media(offset + last_step, list(zip(names, current_signal())))

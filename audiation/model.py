@@ -122,6 +122,16 @@ def parse_layer(spec, config) -> Layer:
     raise AudiationError(f"model.layer={spec} is not a layer of this model ({valid})")
 
 
+def layer_index(layer: Layer, config) -> int:
+    """A layer's depth as one number, to plot and sort runs by: conv layers below 0 (conv1 of wav2vec2-base's
+    seven is -7), 0..L the transformer (mlpN with layer N), logits L + 1."""
+    if layer.kind == "conv":
+        return layer.index - len(config.conv_dim) - 1
+    if layer.kind == "logits":
+        return config.num_hidden_layers + 1
+    return layer.index
+
+
 def has_ctc_head(config) -> bool:
     return any(arch.endswith("ForCTC") for arch in (config.architectures or []))
 

@@ -39,6 +39,11 @@ TABLE_COLUMNS = ("name", "layer", "unit", "text", "objective", "initial_activati
                  "robust_activation", "selectivity", "silence_ratio_db", "activation_ratio", "activation_ratio_p99",
                  "transcript", "cer", "heard_share", "ensemble_transcript", "ensemble_cer", "ensemble_heard_share",
                  "listener_transcript", "listener_cer", "listener_heard_share", "sample", "sibling_similarity")
+# The numbers each W&B run's summary holds (mean and median over its targets): the same keys in every run.
+SUMMARY_MEASURES = ("initial_activation", "final_activation", "gain", "robust_activation", "selectivity",
+                    "silence_ratio_db", "activation_ratio", "activation_ratio_p99", "cer", "heard_share",
+                    "ensemble_cer", "ensemble_heard_share", "listener_cer", "listener_heard_share",
+                    "sibling_similarity")
 # The quality numbers `audiation.report` summarises per layer.
 MEASURES = ("final_activation", "activation_ratio", "activation_ratio_p99", "robust_activation", "selectivity",
             "silence_ratio_db", "cer", "heard_share", "ensemble_cer", "ensemble_heard_share", "listener_cer",
@@ -214,8 +219,12 @@ def read_jobs(folder: Path) -> list[tuple[Path, dict]]:
 
 
 def table_row(job_dir: Path, record: dict) -> dict:
-    """A record as one row of the W&B `targets` table: its numbers and its media files."""
+    """A record as one row of the W&B `targets` table: its numbers (with `gain`, final - initial) and its
+    media files."""
     files = record.get("files") or target_files(record["name"])
-    return {**{k: record.get(k) for k in TABLE_COLUMNS}, "audio": str(Path(job_dir) / files["wav_16bit"]),
+    initial, final = record.get("initial_activation"), record.get("final_activation")
+    gain = final - initial if isinstance(initial, (int, float)) and isinstance(final, (int, float)) else None
+    return {**{k: record.get(k) for k in TABLE_COLUMNS}, "gain": gain,
+            "audio": str(Path(job_dir) / files["wav_16bit"]),
             "spectrogram": str(Path(job_dir) / files["spectrogram"]),
             "examples": [str(Path(job_dir) / e["clip"]) for e in record.get("examples") or []]}

@@ -1,5 +1,9 @@
 """Weights & Biases: one run per job, loss terms per step, media and a per-target table at the end.
 
+Every run has the same keys, whatever its batch size or targets (history: `<term>/mean|min|max`,
+`audio`, `spectrogram`; summary: `summary_of`; config: numeric `layer_index`, `unit_min`, `unit_max`),
+so runs compare column by column in W&B's runs table, parallel coordinates and scatter plots.
+
 W&B is a second copy, never the only one: callers write local files first, and any W&B failure here is
 reported once as a warning and then ignored, so it can never lose a result or stop a sweep. The run is
 always finished (with the job's exit code), so the next job of a multirun never writes into it.
@@ -16,7 +20,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-ROWS_LOGGED_APART = 4  # batched jobs log mean/min/max of every term, plus this many rows on their own
+ROWS_LOGGED_APART = 4  # the audio and spectrograms of this many targets are logged during optimisation
 
 
 def logged_in() -> bool:
@@ -41,7 +45,7 @@ class Tracker:
 
     step = 0  # optimisation steps of every batch in this job so far: the x-axis of the run
 
-    def log_steps(self, first_step: int, terms: dict[str, np.ndarray], row_names: list[str]) -> None: ...
+    def log_steps(self, first_step: int, terms: dict[str, np.ndarray]) -> None: ...
 
     def log_media(self, step: int, media: list[tuple[str, np.ndarray]]) -> None: ...
 
@@ -96,17 +100,14 @@ class WandbTracker(Tracker):
                         type(error).__name__, error)
             self.wandb = None
 
-    def log_steps(self, first_step, terms, row_names):
-        def log():
+    def log_steps(self, first_step, terms):
+        def log():  # the same keys whatever the batch size, so runs compare column by column
             for offset in range(len(next(iter(terms.values())))):
                 record = {"optimisation_step": first_step + offset}
                 for name, values in terms.items():
                     row = values[offset]
                     record[f"{name}/mean"] = float(row.mean())
-                    if len(row) > 1:
-                        record[f"{name}/min"], record[f"{name}/max"] = float(row.min()), float(row.max())
-                        for i, row_name in enumerate(row_names[:ROWS_LOGGED_APART]):
-                            record[f"{name}/{row_name}"] = float(row[i])
+                    record[f"{name}/min"], record[f"{name}/max"] = float(row.min()), float(row.max())
                 self.run.log(record)
 
         self._guard(log)
@@ -115,12 +116,13 @@ class WandbTracker(Tracker):
         return self.wandb is not None and self.media_every > 0 and step % self.media_every == 0
 
     def log_media(self, step, media):
-        def log():
-            record = {"optimisation_step": step}
-            for name, signal in media[:ROWS_LOGGED_APART]:
-                record[f"audio/{name}"] = self.wandb.Audio(signal, sample_rate=self.sample_rate)
-                record[f"spectrogram/{name}"] = self.wandb.Image(spectrogram_image(signal, self.sample_rate))
-            self.run.log(record)
+        def log():  # one key each, the targets as captions: the same keys in every run
+            shown = media[:ROWS_LOGGED_APART]
+            self.run.log({"optimisation_step": step,
+                          "audio": [self.wandb.Audio(signal, sample_rate=self.sample_rate, caption=name)
+                                    for name, signal in shown],
+                          "spectrogram": [self.wandb.Image(spectrogram_image(signal, self.sample_rate), caption=name)
+                                          for name, signal in shown]})
 
         self._guard(log)
 
@@ -137,10 +139,7 @@ class WandbTracker(Tracker):
                 table.add_data(*[row.get(c) for c in columns[:-2]], self.wandb.Audio(row["audio"]),
                                self.wandb.Image(row["spectrogram"]), *clips, *[None] * (examples - len(clips)))
             self.run.log({"targets": table})
-            for row in rows[:ROWS_LOGGED_APART]:
-                self.run.summary[f"final_activation/{row['name']}"] = row["final_activation"]
-            final = [r["final_activation"] for r in rows]
-            self.run.summary.update({"final_activation/mean": float(np.mean(final)), "targets": len(rows)})
+            self.run.summary.update(summary_of(rows))
 
         if rows:
             self._guard(log)
@@ -165,6 +164,21 @@ class WandbTracker(Tracker):
         if self.run is not None:
             run, self.run = self.run, None
             self._guard(lambda: run.finish(exit_code=exit_code))
+
+
+def summary_of(rows: list[dict]) -> dict:
+    """The run's summary: the same flat keys in every run for every measure its targets have, so W&B's
+    runs table, parallel coordinates and scatter plots compare runs column by column: `<measure>` is the
+    mean over the run's targets (one target: its value), `<measure>/median` the median."""
+    from audiation.results import SUMMARY_MEASURES
+
+    summary = {"targets": len(rows)}
+    for measure in SUMMARY_MEASURES:
+        values = [float(r[measure]) for r in rows if isinstance(r.get(measure), (int, float))
+                  and not isinstance(r.get(measure), bool) and np.isfinite(r[measure])]
+        if values:
+            summary[measure], summary[f"{measure}/median"] = float(np.mean(values)), float(np.median(values))
+    return summary
 
 
 def spectrogram_image(signal: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -77,9 +77,9 @@ def test_multirun_makes_a_job_folder_and_an_offline_wandb_run_per_job_in_one_gro
         assert summary["state"] == "finished" and summary["name"] == f"L2-U{unit}-unit"
         assert summary["config"]["unit"] == unit and summary["config"]["layer"] == "L2"
         assert [h["optimisation_step"] for h in history if "loss/mean" in h] == list(range(12))
-        media = [h["optimisation_step"] for h in history if f"audio/L2-U{unit}-unit.path" in h]
-        assert media == [10, 12]  # every media_every steps (at the next fetch) and at the end
-        assert all(f"spectrogram/L2-U{unit}-unit.path" in h for h in history if f"audio/L2-U{unit}-unit.path" in h)
+        media = [h for h in history if "audio.captions" in h]
+        assert [h["optimisation_step"] for h in media] == [10, 12]  # every media_every steps (at the next fetch) and the end
+        assert all(h["audio.captions"] == [f"L2-U{unit}-unit"] and "spectrogram.captions" in h for h in media)
         assert list((runs[0] / "files" / "media" / "table").glob("targets_*.table.json"))
     groups = {json.loads(line)["run"]["run_group"] for job in ("0", "1", "2")
               for line in subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json",
@@ -87,3 +87,34 @@ def test_multirun_makes_a_job_folder_and_an_offline_wandb_run_per_job_in_one_gro
                                          capture_output=True, text=True).stdout.splitlines()
               if '"type":"run"' in line}
     assert groups == {"my-sweep"}
+
+
+def test_a_layers_by_units_sweep_compares_column_by_column_in_wandb(tmp_path):
+    """2 layers x (one unit, a batch of two): every run has the same summary keys, history keys and numeric
+    config columns, whatever its batch size, so W&B's runs table and plots need no custom code."""
+    sweep = tmp_path / "sweep"
+    result = run_cli("--multirun", "model=random_small", "model.layer=1,2", "objective.unit=0,0:2", "steps=4",
+                     "threads=1", f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = [_wandb_run(next((sweep / str(job) / "wandb").glob("offline-run-*"))) for job in range(4)]
+    summaries = [summary["summary"] for summary, _ in runs]
+    assert all(set(s) == set(summaries[0]) for s in summaries)
+    for key in ("final_activation", "final_activation/median", "gain", "selectivity", "robust_activation", "targets"):
+        assert all(isinstance(s[key], (int, float)) for s in summaries), key
+    history_keys = [{k for h in history for k in h if not k.startswith(("_", "targets"))} for _, history in runs]
+    assert all(keys == history_keys[0] for keys in history_keys)
+    configs = [summary["config"] for summary, _ in runs]
+    assert [(c["layer_index"], c["unit_min"], c["unit_max"], c["targets"]) for c in configs] == [
+        (1, 0, 0, 1), (1, 0, 1, 2), (2, 0, 0, 1), (2, 0, 1, 2)]
+    for (summary, _), job in zip(runs, range(4)):
+        metrics = json.loads((sweep / str(job) / "metrics.json").read_text())["targets"]
+        assert summary["summary"]["final_activation"] == pytest.approx(np.mean([t["final_activation"] for t in metrics]))
+
+
+def test_a_single_run_is_a_wandb_group_of_its_own(tmp_path):
+    job = tmp_path / "2026-12-02" / "10-00-00"
+    assert run_cli("model=random_small", "steps=2", "threads=1", f"hydra.run.dir={job}").returncode == 0
+    lines = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json",
+                            str(next((job / "wandb").glob("offline-run-*")))], capture_output=True, text=True).stdout
+    groups = {json.loads(line)["run"]["run_group"] for line in lines.splitlines() if '"type":"run"' in line}
+    assert groups == {"2026-12-02_10-00-00"}
