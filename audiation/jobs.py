@@ -16,6 +16,7 @@ import fcntl
 import hashlib
 import logging
 import math
+import os
 import time
 from pathlib import Path
 
@@ -44,7 +45,8 @@ ASYMPTOTE_MARGIN = 0.01  # a GELU output within this of 0 from below, after risi
 
 class FolderLock:
     """An exclusive lock on a job folder: a second run into it stops at once. The operating system drops
-    the lock when the process ends, however it ends, so a crashed run never leaves it stuck."""
+    the lock when the process ends, however it ends, so a crashed run never leaves it stuck; a run that
+    ends removes the file too, so a finished folder holds only results."""
 
     def __init__(self, folder: Path):
         self.path = Path(folder) / ".audiation.lock"
@@ -52,16 +54,24 @@ class FolderLock:
 
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = open(self.path, "a+")
-        try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self.handle.close()
-            raise AudiationError(f"{self.path.parent} is in use by another run; wait for it or choose another "
-                                 "folder") from None
-        return self
+        while True:
+            handle = open(self.path, "a+")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                raise AudiationError(f"{self.path.parent} is in use by another run; wait for it or choose another "
+                                     "folder") from None
+            try:  # the run before us may have removed the file between our open and our lock: lock the new one
+                if os.fstat(handle.fileno()).st_ino == os.stat(self.path).st_ino:
+                    self.handle = handle
+                    return self
+            except FileNotFoundError:
+                pass
+            handle.close()
 
     def __exit__(self, *_exc):
+        self.path.unlink(missing_ok=True)  # while still holding it: the next run locks a file of its own
         self.handle.close()
         return False
 

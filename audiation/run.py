@@ -10,6 +10,8 @@ The work is `audiation.jobs.AudiationJob`; this module only composes, runs it an
 
 from __future__ import annotations
 
+import logging
+
 import hydra
 from omegaconf import DictConfig
 
@@ -17,6 +19,9 @@ from audiation import configs, page
 from audiation.errors import JobRefused, run_or_exit
 from audiation.jobs import AudiationJob
 from audiation.results import RECORD, TARGET_FILES
+from audiation.runtime import FILE_ONLY
+
+log = logging.getLogger(__name__)
 
 
 @hydra.main(config_path=configs.CONF, config_name="config", version_base="1.3")
@@ -50,9 +55,24 @@ def main(cfg: DictConfig) -> None:
     except JobRefused as refused:  # its siblings go on; the sweep's end says so and exits 2 (callbacks.Gallery)
         configs.note_failed_job(refused)
         return
-    run = metrics["run"]
-    print(f"audiation: {run['targets']} target(s) of {run['name']} in {job_dir} "
-          f"({run['wall_seconds']:.1f} s, {run['steps_per_second'] or 0:.2f} steps/s)")
+    line = result_line(metrics, job_dir)
+    print(f"audiation: {line}")
+    log.info(line, extra=FILE_ONLY)  # every job's run.log ends with its result
+
+
+def result_line(metrics: dict, job_dir) -> str:
+    """What a job did, in one line: targets, folder, time, the activation before -> after (the mean over a
+    batch) and the file to open."""
+    run, targets = metrics["run"], [t for t in metrics["targets"] if t.get("final_activation") is not None]
+    line = (f"{run['targets']} target(s) of {run['name']} in {job_dir} "
+            f"({run['wall_seconds']:.1f} s, {run['steps_per_second'] or 0:.2f} steps/s)")
+    if targets:
+        before = sum(t["initial_activation"] for t in targets) / len(targets)
+        after = sum(t["final_activation"] for t in targets) / len(targets)
+        line += f"; activation {before:.3g} -> {after:.3g}{' (mean)' if len(targets) > 1 else ''}"
+        line += (f"; listen: {job_dir / targets[0]['files']['wav_16bit']}" if len(targets) == 1 else
+                 f"; browse: python -m audiation.gallery {job_dir}")
+    return line
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 `configure` is the one place threads and TF32 are set. `ConsoleHandler` is the logging handler Hydra's
 job logging uses (conf/shared.yaml): "audiation: <message>" lines on stderr, written through tqdm so a
-progress bar is never broken by them.
+progress bar is never broken by them; records logged with `extra=FILE_ONLY` go to the job's log file only.
 """
 
 from __future__ import annotations
@@ -43,10 +43,15 @@ def autocast(device: str | torch.device, precision: str):
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
+FILE_ONLY = {"file_only": True}
+
+
 class ConsoleHandler(logging.Handler):
     """One line per message on stderr, through `tqdm.write`, so a progress bar is redrawn below it."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "file_only", False):  # for the job's log file: the console has it already
+            return
         try:
             tqdm.write(self.format(record), file=sys.stderr)
         except Exception:  # noqa: BLE001 - logging must never break the job

@@ -118,3 +118,18 @@ def test_a_single_run_is_a_wandb_group_of_its_own(tmp_path):
                             str(next((job / "wandb").glob("offline-run-*")))], capture_output=True, text=True).stdout
     groups = {json.loads(line)["run"]["run_group"] for line in lines.splitlines() if '"type":"run"' in line}
     assert groups == {"2026-12-02_10-00-00"}
+
+
+def test_every_job_ends_with_its_result_line_in_run_log_and_leaves_no_lock(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli("--multirun", "model=random_small", "objective.unit=0,0:2", "steps=2", "threads=1",
+                     "logger=none", f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    single = json.loads((sweep / "0" / "metrics.json").read_text())["targets"][0]
+    line = (f"activation {single['initial_activation']:.3g} -> {single['final_activation']:.3g}; listen: "
+            f"{sweep / '0' / 'targets' / 'L2-U0-unit' / 'audio_16bit.wav'}")
+    assert line in result.stdout
+    assert f"(mean); browse: python -m audiation.gallery {sweep / '1'}" in result.stdout
+    for job in ("0", "1"):
+        assert "target(s) of" in (sweep / job / "run.log").read_text().splitlines()[-1]
+        assert not (sweep / job / ".audiation.lock").exists()
