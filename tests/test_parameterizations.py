@@ -43,3 +43,9 @@ def test_a_clip_is_the_start_exactly():
     for kind, kwargs in ((FFT, {"decay": 0.5}), (Waveform, {})):
         signal = kind(Streams(0, [0, 1]), seconds=0.5, sample_rate=16000, initial=clip, **kwargs)
         torch.testing.assert_close(signal().detach(), clip, rtol=1e-4, atol=1e-5)
+
+
+def test_a_raw_waveform_starts_as_white_noise_of_rms_init_std():
+    signal = Waveform(Streams(0, [0, 1]), seconds=1.0, sample_rate=16000)()
+    assert signal.shape == (2, 16000)
+    torch.testing.assert_close(signal.pow(2).mean(dim=1).sqrt(), torch.full((2,), 0.01), atol=3e-4, rtol=0)

@@ -218,3 +218,26 @@ def test_an_empty_history_and_a_records_own_files(tmp_path):
     row = results.table_row(tmp_path, {"name": "n", "layer": "L1", "files": {"wav_16bit": "x/a.wav",
                                                                               "spectrogram": "x/a.png"}})
     assert row["audio"] == str(tmp_path / "x/a.wav") and row["spectrogram"] == str(tmp_path / "x/a.png")
+
+
+def test_read_jobs_reads_every_folder_in_natural_order_past_a_broken_one_and_counts_the_rest(tmp_path, caplog):
+    for job in ("10", "2", "3", "4", "5"):
+        (tmp_path / job).mkdir()
+        (tmp_path / job / "metrics.json").write_text(json.dumps({"run": {}, "targets": [
+            {"name": f"L1-U{job}-unit", "layer": "L1"}]}))
+    assert [p.name for p, _ in results.read_jobs(tmp_path)] == ["2", "3", "4", "5", "10"]
+    assert not caplog.records  # nothing skipped, nothing said
+    for job in ("1", "11", "12", "13", "14"):
+        (tmp_path / job).mkdir()
+        (tmp_path / job / "metrics.json").write_text("{")
+    assert [p.name for p, _ in results.read_jobs(tmp_path)] == ["2", "3", "4", "5", "10"]
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert message.count("metrics.json (Expecting") == 3 and message.endswith("; and 2 more")
+    assert str(tmp_path / "1" / "metrics.json") in message
+
+
+def test_damaged_metrics_say_why(tmp_path, caplog):
+    (tmp_path / "metrics.json").write_text("")
+    assert results.read_metrics(tmp_path) is None
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert "is damaged (Expecting value: line 1 column 1 (char 0)); set aside as metrics.json.corrupt" in message

@@ -84,6 +84,7 @@ def test_batch_candidates_are_16_and_up_powers_of_two_and_half_again_and_the_who
     assert batch_candidates(100) == [16, 24, 32, 48, 64, 96, 100]
     assert batch_candidates(768) == [16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768]
     assert batch_candidates(10) == [10]
+    assert batch_candidates(100_000)[-3:] == [32768, 49152, 100_000]  # 2**15 and 1.5 x 2**15, the largest timed
 
 
 def test_on_the_cpu_the_fastest_batch_is_at_most_16():
