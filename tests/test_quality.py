@@ -142,7 +142,9 @@ def test_each_judge_is_recorded_under_its_own_name_the_model_itself_first():
 
 def test_silence_ratio_is_finite_for_a_silent_frame_and_per_row():
     geometry = Geometry(16000, 49, 32, 320, 400, 16000)
-    signal = np.full((2, 16000), 1e-3, dtype=np.float32)
+    signal = np.full((3, 16000), 1e-3, dtype=np.float32)
     signal[0, 24 * 320:24 * 320 + 400] = 0.0  # nothing at the frame: 10 log10(1e-6 / 1e-20)
     signal[1, 24 * 320:24 * 320 + 400] = 1e-2
-    assert silence_ratio_db(signal, geometry, 24) == pytest.approx([140.0, -20.0], abs=1e-3)
+    signal[2] = 0.0
+    signal[2, 24 * 320:24 * 320 + 400] = 1e-2  # nothing away from it: 10 log10(1e-20 / 1e-4)
+    assert silence_ratio_db(signal, geometry, 24) == pytest.approx([140.0, -20.0, -160.0], abs=1e-3)

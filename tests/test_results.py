@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from audiation import results
+from audiation.errors import AudiationError
 from audiation.jobs import audiate_folder, result_settings, target_settings
 from audiation.objectives import Target
 from audiation.model import Layer
@@ -154,7 +155,7 @@ def test_a_damaged_record_is_set_aside_with_its_reason(tmp_path, caplog, content
     assert results.read_record(tmp_path, "L1-U0-unit") is None
     assert (folder / "target.json.corrupt").read_text() == content and not (folder / "target.json").exists()
     (message,) = [r.getMessage() for r in caplog.records]
-    assert message.startswith(f"warning: {folder / 'target.json'} is damaged (") and why in message
+    assert message.startswith(f"warning: {folder / 'target.json'} is damaged ({why}")
     assert message.endswith("set aside as target.json.corrupt")
 
 
@@ -183,6 +184,21 @@ def test_a_target_name_is_one_folder_inside_targets(name, ok, tmp_path):
     assert results.is_target_name(name) is ok
     if ok:
         assert results.target_folder(tmp_path, name) == tmp_path / "targets" / name
+    else:
+        with pytest.raises(AudiationError) as refused:
+            results.target_folder(tmp_path, name)
+        assert str(refused.value) == f"{name!r} is not a target name: it would leave {tmp_path / 'targets'}"
+
+
+def test_a_record_without_a_files_dict_names_no_files_and_a_cut_history_says_why(tmp_path, caplog):
+    folder = results.target_folder(tmp_path, "L1-U0-unit")
+    folder.mkdir(parents=True)
+    (folder / "target.json").write_text(json.dumps({"name": "L1-U0-unit", "layer": "L1", "files": ["a.wav"]}))
+    assert results.read_record(tmp_path, "L1-U0-unit")["files"] == ["a.wav"]
+    (folder / "history.npz").write_bytes(b"PK\x03\x04 cut")
+    assert results.read_target_history(tmp_path, "L1-U0-unit") is None
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert "history.npz is damaged (File is not a zip file); set aside as history.npz.corrupt" in message
 
 
 def test_read_jobs_keeps_only_our_records_and_names_the_rest_once(tmp_path, caplog):
