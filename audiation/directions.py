@@ -39,10 +39,15 @@ def main(cfg: DictConfig) -> None:
           f"({summary['held_out_clips']['positive']} + {summary['held_out_clips']['negative']} clips)")
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `audiation-directions` console script and `python -m audiation.directions`."""
     import sys
 
     from audiation.builder import check_output_overrides
 
     run_or_exit(check_output_overrides, sys.argv[1:], saved=lambda: "nothing was written")
     main()
+
+
+if __name__ == "__main__":
+    cli()

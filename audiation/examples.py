@@ -36,10 +36,15 @@ def main(cfg: DictConfig) -> None:
           f"from {summary['files']} files in {job_dir}")
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `audiation-examples` console script and `python -m audiation.examples`."""
     import sys
 
     from audiation.builder import check_output_overrides
 
     run_or_exit(check_output_overrides, sys.argv[1:], saved=lambda: "nothing was written")
     main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -75,13 +75,20 @@ def result_line(metrics: dict, job_dir) -> str:
     return line
 
 
-if __name__ == "__main__":
-    # Call the copy of `main` in the importable module `audiation.run`, not this `__main__` one: parallel
-    # launchers (joblib, submitit) pickle the task function, and only an importable one pickles by name.
+def cli() -> None:
+    """The `audiation-run` console script and `python -m audiation.run`: the job folders given on the command
+    line are checked before Hydra makes them, then Hydra runs `main`."""
     import sys
 
     from audiation.builder import check_output_overrides
-    from audiation.run import main as importable_main
 
     run_or_exit(check_output_overrides, sys.argv[1:], saved=lambda: "nothing was written")
-    importable_main()
+    main()
+
+
+if __name__ == "__main__":
+    # Call the copy of `cli` (and `main`) in the importable module `audiation.run`, not this `__main__` one:
+    # parallel launchers (joblib, submitit) pickle the task function, and only an importable one pickles by name.
+    from audiation.run import cli as importable_cli
+
+    importable_cli()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,3 +134,20 @@ def test_every_job_ends_with_its_result_line_in_run_log_and_leaves_no_lock(tmp_p
     for job in ("0", "1"):
         assert "target(s) of" in (sweep / job / "run.log").read_text().splitlines()[-1]
         assert not (sweep / job / ".audiation.lock").exists()
+
+
+def test_help_is_the_projects_own_and_the_console_scripts_complete():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for said in ("audiation-run: optimise audio that drives", "== Examples ==", "model=tiny is the project's own",
+                 "objective: channel, direction, layer, text, unit"):
+        assert said in result.stdout, result.stdout
+    assert "Powered by Hydra" not in result.stdout and "_target_" not in result.stdout  # no YAML dump
+    scripts = Path(sys.executable).parent
+    for name in ("audiation-run", "audiation-examples", "audiation-directions", "audiation-gallery",
+                 "audiation-report"):
+        assert (scripts / name).is_file(), name
+    completion = subprocess.run([str(scripts / "audiation-run"), "--shell-completion", "install=bash"],
+                                capture_output=True, text=True, timeout=60)
+    assert completion.returncode == 0
+    assert "complete -o nospace -o default -F hydra_bash_completion audiation-run" in completion.stdout
