@@ -189,7 +189,8 @@ def pyplot():
 
 
 def write_loss_curve(path: Path, history: dict[str, np.ndarray], title: str) -> str:
-    """One panel per term: the mean over targets, with the range of targets shaded."""
+    """One panel per term: the mean over targets, with the range of targets shaded. The terms are those
+    the optimiser saw, on the augmented signal; the record's `final_activation` is measured clean."""
     plt = pyplot()
     names = [n for n in history if len(history[n])]
     figure, axes = plt.subplots(1, max(len(names), 1), figsize=(3.2 * max(len(names), 1), 2.8), dpi=100,
@@ -200,8 +201,8 @@ def write_loss_curve(path: Path, history: dict[str, np.ndarray], title: str) -> 
         axis.plot(steps, values.mean(axis=1), linewidth=1.2)
         if values.shape[1] > 1:
             axis.fill_between(steps, values.min(axis=1), values.max(axis=1), alpha=0.25)
-        axis.set(xlabel="step", title=name)
-    figure.suptitle(title, fontsize=10)
+        axis.set(xlabel="step", ylabel=f"{name} (mean, range)" if values.shape[1] > 1 else name, title=name)
+    figure.suptitle(f"{title}: on the augmented signal (final_activation is measured clean)", fontsize=9)
     figure.tight_layout()
     with atomic(path) as temporary:
         figure.savefig(temporary, format="png")

@@ -103,6 +103,7 @@ function card(c) {
     <div class="label">waveform</div>${line(c.waveform)}${trace}` : '';
   return `<article class="card" data-name="${esc(c.name)}"><h2>${esc(c.name)}${c.character ? ' · “' + esc(c.character) + '”' : ''}</h2>
     <p class="meta">${esc(c.meta)}</p>${c.stopped ? `<p class="meta stopped">stopped: ${esc(c.stopped)}</p>` : ''}
+    ${(c.links || []).length ? `<p class="meta links">${c.links.map(([label, href]) => `<a href="${esc(href)}">${esc(label)}</a>`).join(' · ')}</p>` : ''}
     ${media}<table>${rows}</table>${examples}</article>`;
 }
 function update() {
@@ -149,6 +150,12 @@ class _Media:
     def __init__(self, page_dir: Path, embed: bool):
         self.page_dir, self.embed = page_dir.resolve(), embed
 
+    def link(self, path: Path, within: Path) -> str | None:
+        """A plain link (never embedded) to a file or folder inside `within`, relative to the page."""
+        if not path.resolve().is_relative_to(within.resolve()) or not path.exists():
+            return None
+        return quote(Path(os.path.relpath(path.resolve(), self.page_dir)).as_posix())
+
     def __call__(self, path: Path, job: Path) -> str | None:
         """The page's link to `path`, a file of the job folder `job` (never one outside it: paths come from
         records, which any file on disk may hold)."""
@@ -173,6 +180,13 @@ def _examples(job: Path, examples, media: _Media) -> list[dict]:
              "trace": e.get("trace"), "trace_seconds": e.get("trace_seconds")} for e in examples]
 
 
+def _links(job: Path, media: _Media) -> list[tuple[str, str]]:
+    """(label, link) for a job's own files a reader may want beside its cards, where they exist."""
+    files = (("job folder", job), ("loss curve", job / "loss_curve.png"), ("config", job / ".hydra" / "config.yaml"),
+             ("metrics", job / "metrics.json"), ("report", job.parent / "report.md"), ("report", job / "report.md"))
+    return [(label, link) for label, path in files if (link := media.link(path, job.parent))]
+
+
 def _target_card(source: int, root: Path, job: Path, record: dict, extra: list[str], media: _Media) -> dict:
     name = str(record["name"])
     initial, final = _number(record.get("initial_activation")), _number(record.get("final_activation"))
@@ -195,7 +209,7 @@ def _target_card(source: int, root: Path, job: Path, record: dict, extra: list[s
     return {
         "source": source, "name": name, "layer": str(record["layer"]), "character": record.get("character"),
         "meta": " · ".join(([f"job {where}"] if where != "." else []) + choices + overrides),
-        "stopped": record.get("stopped"), "rows": rows,
+        "stopped": record.get("stopped"), "rows": rows, "links": _links(job, media), "overrides": overrides,
         "audio": media(files["wav_16bit"], job), "spectrogram": media(files["spectrogram"], job),
         "_wav": str(files["wav"]),
         "waveform": record.get("waveform"), "trace": trace, "trace_hop": seconds, "trace_offset": offset,
@@ -249,12 +263,29 @@ def collect_cards(folders: list[Path], media: _Media) -> list[dict]:
                   for job, summary in _read_examples_jobs(folder) for unit in summary["units"]]
     if not cards:
         raise AudiationError(f"no metrics.json with targets or examples.json under {', '.join(map(str, folders))}")
+    constant = constant_overrides(cards)
+    for card in cards:  # what every card shares is said once, in the header
+        card["meta"] = " · ".join(part for part in card["meta"].split(" · ") if part not in constant)
     ranks = {label: i for i, label in enumerate(sorted({c["layer"] for c in cards}, key=natural_key))}
     for card in cards:
         card["keys"]["layer"] = ranks[card["layer"]]
     cards.sort(key=lambda c: (c["keys"]["layer"], c["keys"]["unit"] is None, c["keys"]["unit"] or 0,
                               natural_key(c["meta"])))
     return cards
+
+
+def constant_overrides(cards: list[dict]) -> list[str]:
+    """The command-line overrides every audiation card shares (`model=tiny`, `steps=30`): the page says them
+    once; each card shows only what varies."""
+    lists = [c["overrides"] for c in cards if "overrides" in c]
+    return [o for o in lists[0] if all(o in other for other in lists[1:])] if lists else []
+
+
+def varying_keys(cards: list[dict]) -> list[str]:
+    """The override keys whose values differ between the page's audiation cards (what was swept)."""
+    assignments = [dict(o.split("=", 1) for o in c["overrides"] if "=" in o) for c in cards if "overrides" in c]
+    keys = sorted({k for a in assignments for k in a}, key=natural_key)
+    return [k for k in keys if len({a.get(k) for a in assignments}) > 1]
 
 
 def _shared_scale(cards: list[dict], out: Path, media: _Media) -> None:
@@ -302,13 +333,16 @@ def write_gallery(folder: Path | list[Path], out: Path | None = None, embed: boo
     sorts = {"layer": "layer", "unit": "unit", **{k: k.replace("_", " ") for k in keys}}
     e = html.escape
     title = e(" vs ".join(f.resolve().name for f in folders))
+    varying, constant = varying_keys(cards), constant_overrides(cards)
+    said = ([f"varies: {', '.join(varying)}"] if varying else []) + ([f"all: {' · '.join(constant)}"] if constant else [])
+    summary = f'<p class="meta" id="summary">{len(cards)} card(s) · {e(" · ".join(said))}</p>' if said else ""
     page = f"""<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><title>{title} · audiation</title>
 <style>{_STYLE}</style>
 <script>{_HEAD_SCRIPT}</script></head>
 <body>
-<header><h1>{title}</h1>
+<header><h1>{title}</h1>{summary}
 <label>sort by <select id="sort">{"".join(f'<option value="{e(k)}">{e(v)}</option>' for k, v in sorts.items())}</select></label>
 <label><input type="checkbox" id="desc"> descending</label>
 <input type="search" id="filter" placeholder="filter: name, layer, objective, override, transcript…" size="36">

@@ -131,6 +131,15 @@ def test_multirun_callback_writes_the_sweep_page(tmp_path):
     cards = data(folder / "index.html")
     assert [c["name"] for c in cards] == ["L2-U0-unit", "L2-U1-unit", "L2-U10-unit"]
     assert "objective.unit=10" in cards[2]["meta"]  # each card names the overrides of its job
+    # what every job shares is said once, in the header; the cards link their job's files
+    page = (folder / "index.html").read_text()
+    assert ('<p class="meta" id="summary">3 card(s) · varies: objective.unit · all: model=random_small · '
+            "logger=none · steps=3 · threads=1</p>") in page
+    assert all("steps=3" not in c["meta"] and "model=random_small" not in c["meta"] for c in cards)
+    links = dict(cards[2]["links"])
+    assert links == {"job folder": "2", "loss curve": "2/loss_curve.png", "config": "2/.hydra/config.yaml",
+                     "metrics": "2/metrics.json"}
+    assert all((folder / link).exists() for link in links.values())
 
 
 def test_callback_only_warns_when_there_is_nothing_to_show(tmp_path, capsys):
