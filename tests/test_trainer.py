@@ -117,3 +117,24 @@ def test_the_cheapest_batch_weighs_whole_job_cost_and_stops_at_the_first_size_to
         raise MemoryError
 
     assert cheapest_batch(100, none_fit) is None
+
+
+def test_a_nan_in_the_first_block_keeps_the_starting_signal(small_encoder):
+    start = FFT(Streams(0, [0]), seconds=0.5, sample_rate=16000)().detach().numpy()
+    result = _run(small_encoder, _failing_at(2))
+    assert result.stopped == "the loss became NaN/inf at step 2" and result.steps == 0
+    np.testing.assert_array_equal(result.signal, start)
+
+
+def test_bf16_runs_the_encoder_under_autocast(small_encoder):
+    def run(precision):
+        streams = Streams(0, [0])
+        signal = FFT(streams, seconds=0.5, sample_rate=16000)
+        batch = Batch([Target("test", Layer("transformer", 2), 0)], streams, signal, Augment(16000),
+                      Objective("activation", lambda acts, _s: acts[:, :, 0].mean(dim=1)),
+                      torch.optim.Adam(signal.parameters(), lr=0.05))
+        return audiate(small_encoder, Layer("transformer", 2), batch, LoopSettings(3, 1, precision))
+
+    fp32, bf16 = run("fp32"), run("bf16")
+    assert not np.array_equal(fp32.history["activation"], bf16.history["activation"])  # rounded to bf16
+    np.testing.assert_allclose(fp32.history["activation"], bf16.history["activation"], atol=0.1)
