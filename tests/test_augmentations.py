@@ -77,3 +77,14 @@ def test_a_room_is_the_signal_plus_its_convolution_with_the_scaled_tail():
         shaped *= 10 ** ((-11.5 + 8.5 * level[row].item()) / 20) / np.sqrt((shaped ** 2).sum())
         wet = np.convolve(signal[row].numpy(), np.concatenate([[0.0], shaped]))[:500]
         np.testing.assert_allclose(out[row].numpy(), signal[row].numpy() + wet, atol=1e-9)
+
+
+def test_each_step_draws_only_what_its_augmentations_use():
+    """One uniform draw for shift, stretch and gain; a normal draw only with noise or a room: an unused draw
+    would change every later step's random numbers, and with them every seed's audio."""
+    signal = torch.randn(2, 4000)
+    for augment, draws in ((Augment(16000, max_shift_ms=5, gain_db=3), 1), (Augment(16000, noise_snr_db=20), 2),
+                           (Augment(16000, room_ms=10), 2)):
+        streams = Streams(0, [0, 1])
+        augment(signal, streams)
+        assert streams.draws == draws

@@ -147,16 +147,16 @@ def test_the_unit_objectives_defaults_margin_frame_and_rows():
     acts[0, 10] = torch.tensor([3.0, -1.0, 1.0, 2.0])
     acts[1, 10] = torch.tensor([0.0, 5.0, 1.0, 1.0])
     signal = torch.zeros(2, 16000)
-    signal[:, 10 * 320] = 0.5  # inside the frame's samples
+    signal[:, 10 * 320] = 1.0  # inside the frame's samples
     signal[:, 10 * 320 - 405] = 0.5  # 25.3 ms before the frame: outside a 25 ms margin, inside a 26 ms one
     total, terms = objectives.unit(geometry, torch.tensor([0, 1]), frame=10)(acts, signal)
     torch.testing.assert_close(terms["activation"], torch.tensor([3.0, 5.0]))
     torch.testing.assert_close(terms["neighbours"], torch.tensor([4 / 3, 2 / 3]))
-    torch.testing.assert_close(terms["silence"], torch.tensor([0.5, 0.5]))
-    torch.testing.assert_close(total, torch.tensor([3.0 - 0.5 * 4 / 3 - 0.5, 5.0 - 0.5 * 2 / 3 - 0.5]))
+    torch.testing.assert_close(terms["silence"], torch.tensor([0.2, 0.2]))  # energy: 0.25 of 1.25
+    torch.testing.assert_close(total, torch.tensor([3.0 - 0.5 * 4 / 3 - 0.2, 5.0 - 0.5 * 2 / 3 - 0.2]))
     signal[1] = 2 * signal[1]  # the share does not depend on the level, and each row has its own
     torch.testing.assert_close(objectives.silence_outside(geometry, 10, 25.0)(acts, signal)[1]["silence"],
-                               torch.tensor([0.5, 0.5]))
+                               torch.tensor([0.2, 0.2]))
 
 
 def test_a_text_that_cannot_fit_scores_zero_not_minus_infinity_and_blank_is_zero_by_default():

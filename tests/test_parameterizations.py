@@ -49,3 +49,8 @@ def test_a_raw_waveform_starts_as_white_noise_of_rms_init_std():
     signal = Waveform(Streams(0, [0, 1]), seconds=1.0, sample_rate=16000)()
     assert signal.shape == (2, 16000)
     torch.testing.assert_close(signal.pow(2).mean(dim=1).sqrt(), torch.full((2,), 0.01), atol=3e-4, rtol=0)
+
+
+def test_an_odd_number_of_samples_is_kept():
+    signal = FFT(Streams(0, [0]), seconds=8001 / 16000, sample_rate=16000)()
+    assert signal.shape == (1, 8001)

@@ -138,3 +138,24 @@ def test_bf16_runs_the_encoder_under_autocast(small_encoder):
     fp32, bf16 = run("fp32"), run("bf16")
     assert not np.array_equal(fp32.history["activation"], bf16.history["activation"])  # rounded to bf16
     np.testing.assert_allclose(fp32.history["activation"], bf16.history["activation"], atol=0.1)
+
+
+def test_a_row_whose_objective_cannot_move_is_stalled_and_the_others_are_not(small_encoder):
+    streams = Streams(0, [0, 1])
+    signal = FFT(streams, seconds=0.5, sample_rate=16000)
+    alive = torch.tensor([1.0, 0.0])  # row 1's activation does not depend on the signal at all
+    batch = Batch([Target("test", Layer("transformer", 2), k) for k in (0, 1)], streams, signal, Augment(16000),
+                  Objective("activation", lambda acts, _s: acts[:, :, 0].mean(dim=1) * alive),
+                  torch.optim.Adam(signal.parameters(), lr=0.05))
+    signals = []
+    result = audiate(small_encoder, Layer("transformer", 2), batch, LoopSettings(4, 2),
+                     on_log=lambda first, terms, current: signals.append(current()))
+    assert result.stalled.tolist() == [False, True]
+    assert [s.shape for s in signals] == [(2, 8000), (2, 8000)]  # on_log can ask for the signal so far
+    assert 0 <= result.seconds < 60 and result.steps == 4
+
+
+def test_an_interruption_before_the_first_step_keeps_an_empty_history(small_encoder):
+    result = _run(small_encoder, _failing_at(1, KeyboardInterrupt()))
+    assert result.stopped == "interrupted" and result.steps == 0 and result.stalled is None
+    assert all(values.shape == (0, 1) for values in result.history.values())
