@@ -250,6 +250,11 @@ def test_read_jobs_reads_every_folder_in_natural_order_past_a_broken_one_and_cou
     (message,) = [r.getMessage() for r in caplog.records]
     assert message.count("metrics.json (Expecting") == 3 and message.endswith("; and 2 more")
     assert str(tmp_path / "1" / "metrics.json") in message
+    (tmp_path / "14" / "metrics.json").write_text(json.dumps({"run": {}, "targets": []}))  # four broken ones left
+    caplog.clear()
+    results.read_jobs(tmp_path)
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert message.count("metrics.json (Expecting") == 3 and message.endswith("; and 1 more")
 
 
 def test_damaged_metrics_say_why(tmp_path, caplog):
