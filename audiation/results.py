@@ -76,6 +76,22 @@ def set_aside(path: Path, why: str) -> None:
     log.warning("warning: %s is damaged (%s); set aside as %s.corrupt", path, why, path.name)
 
 
+def _load(path: Path, load) -> tuple[bool, object]:
+    """(True, what `load(path)` read), or (False, None) when the file is missing or damaged; a damaged file
+    is set aside, its reason the error's first line."""
+    try:
+        return True, load(path)
+    except FileNotFoundError:
+        return False, None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
+        set_aside(path, (str(error).splitlines() or [""])[0][:80] or type(error).__name__)
+        return False, None
+
+
+def _read_json(path: Path):
+    return json.loads(Path(path).read_text())
+
+
 def _is_record(record) -> bool:
     return isinstance(record, dict) and is_target_name(record.get("name")) and isinstance(record.get("layer"), str)
 
@@ -84,12 +100,8 @@ def read_record(job_dir: Path, name: str) -> dict | None:
     """A complete target's record (it and every file it names exist), or None. A damaged record is set
     aside, so its target is audiated again."""
     path = target_folder(job_dir, name) / RECORD
-    try:
-        record = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as error:
-        set_aside(path, str(error).splitlines()[0][:80])
+    found, record = _load(path, _read_json)
+    if not found:
         return None
     if not _is_record(record) or record["name"] != name:
         set_aside(path, "not a target record")
@@ -125,13 +137,8 @@ def settings_difference(old: dict, new: dict) -> list[str]:
 def read_metrics(job_dir: Path) -> dict | None:
     """A job's metrics, or None when there are none; damaged ones are set aside (they are rebuilt from the
     targets' records at the end of the next run)."""
-    path = Path(job_dir) / METRICS
-    try:
-        metrics = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as error:
-        set_aside(path, str(error).splitlines()[0][:80])
+    found, metrics = _load(Path(job_dir) / METRICS, _read_json)
+    if not found:
         return None
     if not (isinstance(metrics, dict) and isinstance(metrics.get("targets"), list)
             and isinstance(metrics.get("run", {}), dict)):
@@ -145,14 +152,11 @@ def write_metrics(job_dir: Path, metrics: dict) -> None:
 
 def _load_npz(path: Path) -> dict[str, np.ndarray] | None:
     """Every array of an .npz file, or None when there is none; a damaged one is set aside."""
-    try:
-        with np.load(path, allow_pickle=False) as stored:
+    def load(file):
+        with np.load(file, allow_pickle=False) as stored:
             return {key: stored[key] for key in stored.files}
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
-        set_aside(path, str(error).splitlines()[0][:80] or type(error).__name__)
-        return None
+
+    return _load(path, load)[1]
 
 
 def read_history(job_dir: Path) -> dict[str, dict[str, np.ndarray]]:
