@@ -32,7 +32,7 @@ import torch
 from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
-from audiation import objectives
+from audiation import config_schema, objectives
 from audiation.errors import AudiationError
 from audiation.model import (Layer, ModelSpec, frame_geometry, has_ctc_head, load_config, num_frames, num_units,
                              parse_layer, vocabulary)
@@ -48,6 +48,8 @@ LOGGER_MODES = ("auto", "online", "offline", "disabled")
 
 def number(value, name: str, kind=float, minimum: float = 0.0, strict: bool = True, finite: bool = True):
     """`value` as a `kind` (int or float) above `minimum` (or at it, when not strict), else one line."""
+    if isinstance(value, float):  # as the user wrote it: the schema made `seconds=0` the float 0.0
+        value = f"{value:g}"
     if isinstance(value, bool):
         raise AudiationError(f"{name}={value} must be a number")
     try:
@@ -313,8 +315,19 @@ def labels(cfg: DictConfig) -> dict:
                for group in ("objective", "parameterization", "augmentation")}}
 
 
+def known_keys(cfg: DictConfig) -> None:
+    """Refuse keys no schema declares: Hydra checks the others' names and types as it composes, but lets
+    `+key=value` append anything (audiation/config_schema.py)."""
+    unknown = config_schema.unknown_keys(cfg)
+    if unknown:
+        more = f" (nor are {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+        raise AudiationError(f"{unknown[0]} is not a key of this config{more}: check its spelling against conf/ "
+                             "(or --help)")
+
+
 def plan(cfg: DictConfig) -> Plan:
     """Check every user-facing value, reading only the model's config file. Raises AudiationError."""
+    known_keys(cfg)
     labels_ = labels(cfg)
     seed(cfg.seed)
     steps = number(cfg.steps, "steps", int)
@@ -328,7 +341,7 @@ def plan(cfg: DictConfig) -> Plan:
         if key in cfg.augmentation:
             number(cfg.augmentation[key], f"augmentation.{key}", strict=False)
     if cfg.augmentation.get("stretch", 0) >= 1:
-        raise AudiationError(f"augmentation.stretch={cfg.augmentation.stretch} must be < 1")
+        raise AudiationError(f"augmentation.stretch={cfg.augmentation.stretch:g} must be < 1")
     batch_size = "auto" if cfg.batch_size == "auto" else number(cfg.batch_size, "batch_size", int)
     if cfg.precision not in ("fp32", "bf16"):
         raise AudiationError(f"precision={cfg.precision} is not one of fp32, bf16")
@@ -372,7 +385,7 @@ def plan(cfg: DictConfig) -> Plan:
     targets = with_samples(expand_targets(cfg.objective, layer, num_units(layer, config), list(token_ids)),
                            number(cfg.samples, "samples", int))
     if number(cfg.diversity, "diversity", strict=False) and cfg.samples < 2:
-        raise AudiationError(f"diversity={cfg.diversity} needs samples >= 2 to push apart")
+        raise AudiationError(f"diversity={cfg.diversity:g} needs samples >= 2 to push apart")
     check_memory(samples, config, 1 if batch_size == "auto" else min(batch_size, len(targets)), device, seconds)
     hop, receptive = frame_geometry(layer, config)
     geometry = Geometry(samples, num_frames(layer, config, samples), num_units(layer, config), hop, receptive,

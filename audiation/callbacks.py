@@ -12,6 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
+from hydra.errors import ConfigCompositionException
 from hydra.experimental.callback import Callback
 
 from audiation import builder, configs, page
@@ -42,6 +43,14 @@ def sweep_jobs(overrides: list[str], params: dict | None = None) -> list[list[st
     return jobs
 
 
+def first_lines(error: Exception) -> str:
+    """An error in one line; Hydra's composition errors with the first line of their cause (the type or key
+    that failed)."""
+    cause = error.__cause__ if isinstance(error, ConfigCompositionException) else None
+    line = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return f"{line}: {str(cause).splitlines()[0]}" if cause is not None and str(cause) else line
+
+
 class CheckSweep(Callback):
     def on_multirun_start(self, config, **kwargs) -> None:
         sweeper = str(config.hydra.sweeper.get("_target_", ""))
@@ -52,8 +61,8 @@ class CheckSweep(Callback):
         for overrides in jobs:
             try:
                 builder.plan(configs.compose(*overrides, config_name=config.hydra.job.config_name))
-            except AudiationError as error:
-                print(f"audiation: error: in the job {' '.join(overrides)}: {error}", file=sys.stderr)
+            except (AudiationError, ConfigCompositionException) as error:
+                print(f"audiation: error: in the job {' '.join(overrides)}: {first_lines(error)}", file=sys.stderr)
                 sys.exit(2)
         log.info("checked %d job configs covering every value of the sweep", len(jobs))
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from audiation import config_schema
+
 PACKAGE = Path(__file__).resolve().parent
 ASSETS = PACKAGE / "assets"
 # The config groups, by absolute path: installed (in the wheel) or in a checkout (editable install).
@@ -18,6 +20,7 @@ CONF = str(PACKAGE / "conf" if (PACKAGE / "conf" / "config.yaml").is_file() else
 # `${asset:name}` in a config is a folder shipped inside the package (the project's own model and data),
 # found wherever the package is installed.
 OmegaConf.register_new_resolver("asset", lambda name: str(ASSETS / name), replace=True)
+config_schema.register()  # the option files' `defaults` name these schemas
 
 
 def compose(*overrides: str, config_name: str = "config"):

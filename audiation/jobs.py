@@ -385,6 +385,7 @@ def audiate_folder(cfg: DictConfig, job_dir: Path, group: str | None = None) -> 
 
 def examples_plan(cfg: DictConfig):
     """Check an examples job's values, reading only the model's config file and listing the data."""
+    builder.known_keys(cfg)
     builder.number(cfg.top_k, "top_k", int)
     builder.number(cfg.clip_seconds, "clip_seconds")
     builder.number(cfg.min_gap_seconds, "min_gap_seconds", strict=False, finite=False)  # inf: one per file
@@ -481,6 +482,7 @@ def directions_job(cfg: DictConfig, job_dir: Path) -> dict:
     the training clips and scored (AUC) on the held-out ones; the chosen one written as a unit-length .npy."""
     from audiation import probes
 
+    builder.known_keys(cfg)
     if cfg.method not in ("probe", "mean"):
         raise AudiationError(f"method={cfg.method} is not one of probe, mean")
     fraction = builder.number(cfg.held_out, "held_out")

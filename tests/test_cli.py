@@ -24,7 +24,6 @@ SMALL = ["model=random_small", "logger=none"]
     (["parameterization.seconds=0"], "parameterization.seconds=0 must be > 0"),
     (["steps=0"], "steps=0 must be > 0"),
     (["objective.frame=500"], "objective.frame=500 is out of range"),
-    (["regularizer.power=loud"], "regularizer.power=loud must be a number"),
     (["model=wav2vec2_base", "model.name=/no/such/model"], "model.name=/no/such/model: no such model folder"),
     (["model=wav2vec2_base"], "model.name=facebook/wav2vec2-base is not in the Hugging Face cache and the hub "
                               "cannot be reached; use model=tiny"),

@@ -182,7 +182,6 @@ def test_weights_replaced_in_the_same_folder_are_another_model(tmp_path):
 
 
 @pytest.mark.parametrize("seed,message", [(2**32, "seed=4294967296 is too large"), (2**70, "is too large"),
-                                          ("abc", "seed=abc must be a number"), (1.5, "seed=1.5 must be a whole"),
                                           (-1, "seed=-1 must be >= 0")])
 def test_a_seed_the_streams_cannot_use_is_one_line(seed, message):
     with pytest.raises(AudiationError, match=message):
@@ -198,7 +197,7 @@ def test_the_largest_seed_is_its_own_stream():
 
 def test_a_sweep_with_a_bad_seed_stops_before_its_first_job(tmp_path):
     result = run_cli("--multirun", *SMALL, "steps=1", "seed=0,abc", f"hydra.sweep.dir={tmp_path / 'sweep'}")
-    assert "seed=abc must be a number" in one_line(result)
+    assert "seed=abc" in one_line(result) and "could not be converted to Integer" in one_line(result)
     assert not list((tmp_path / "sweep").glob("*/metrics.json"))
 
 

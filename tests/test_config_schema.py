@@ -1,0 +1,81 @@
+"""The config schema (audiation/config_schema.py): Hydra refuses misspelt keys and wrong types as it composes,
+the entry points refuse keys appended with `+`, and the schema agrees with every option's YAML."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+from audiation import builder, config_schema, jobs
+from audiation.configs import compose
+from audiation.errors import AudiationError
+from conftest import ROOT, run_cli
+
+GROUPS = ("model", "objective", "parameterization", "augmentation", "optimizer", "logger")
+OPTIONS = [(group, path.stem) for group in GROUPS for path in sorted((ROOT / "conf" / group).glob("*.yaml"))]
+# Keys a user must give (`???`): they stay missing until then.
+REQUIRED = {"config": set(), "examples": {"data.path"}, "directions": {"positive", "negative"}}
+
+
+@pytest.mark.parametrize("group,option", OPTIONS)
+def test_every_option_composes_typed_and_refuses_a_misspelt_key(group, option):
+    cfg = compose(f"{group}={option}")
+    node = cfg[group]
+    schema = OmegaConf.get_type(node)
+    assert schema in config_schema.OPTIONS[group].values(), f"{group}={option} has no schema"
+    assert set(node.keys()) == {f.name for f in dataclasses.fields(schema)}, f"{group}={option}: YAML and schema differ"
+    assert set(OmegaConf.missing_keys(node)) <= {"objective.direction"}, f"{group}={option} leaves a key unset"
+    key = next(k for k in node.keys() if not k.startswith("_"))
+    with pytest.raises(ConfigCompositionException, match=f"Could not override '{group}.{key}x'"):
+        compose(f"{group}={option}", f"{group}.{key}x=1")
+
+
+@pytest.mark.parametrize("entry", ["config", "examples", "directions"])
+def test_each_entry_point_sets_every_key_its_schema_declares(entry):
+    cfg = compose(config_name=entry)
+    assert set(OmegaConf.missing_keys(cfg)) == REQUIRED[entry]
+    with pytest.raises(ConfigCompositionException, match="Could not override 'sedd'"):
+        compose("sedd=1", config_name=entry)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("steps=many", "Value 'many' of type 'str' could not be converted to Integer"),
+    ("seed=1.5", "could not be converted to Integer"),
+    ("optimizer.lr=fast", "could not be converted to Float"),
+    ("regularizer.power=loud", "could not be converted to Float"),
+    ("augmentation.with_clean=maybe", "is not a valid bool"),
+])
+def test_a_value_of_the_wrong_type_fails_as_hydra_composes(override, message):
+    with pytest.raises(ConfigCompositionException) as failed:
+        compose(override)
+    assert message in str(failed.value.__cause__)
+
+
+def test_the_command_line_shows_hydras_message_and_writes_nothing(tmp_path):
+    result = run_cli("model=random_small", "logger=none", "optimizer.lrr=0.1", f"hydra.run.dir={tmp_path / 'job'}")
+    assert result.returncode == 1
+    assert "Key 'lrr' not in 'Adam'" in result.stderr
+    assert not (tmp_path / "job").exists()
+
+
+@pytest.mark.parametrize("appended", ["+foo=1", "+optimizer.lrr=0.1", "+quality.drawz=2"])
+def test_a_key_appended_with_plus_is_refused_before_any_work(appended):
+    cfg = compose("model=random_small", appended)
+    with pytest.raises(AudiationError, match=f"{appended[1:].split('=')[0]} is not a key of this config"):
+        builder.plan(cfg)
+
+
+def test_the_other_entry_points_refuse_appended_keys_too(tmp_path):
+    with pytest.raises(AudiationError, match="toppk is not a key"):
+        jobs.examples_plan(compose("model=random_small", f"data.path={tmp_path}", "+toppk=3", config_name="examples"))
+    with pytest.raises(AudiationError, match="methd is not a key"):
+        jobs.directions_job(compose("model=random_small", "+methd=mean", config_name="directions"), tmp_path)
+
+
+def test_a_model_config_of_its_own_keys_stays_free():
+    """`model.config` is the architecture's own config: any key of it is the model's business."""
+    cfg = compose("model=random_small", "+model.config.layerdrop=0.0")
+    assert config_schema.unknown_keys(cfg) == []
