@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -51,6 +52,15 @@ def first_lines(error: Exception) -> str:
     return f"{line}: {str(cause).splitlines()[0]}" if cause is not None and str(cause) else line
 
 
+def swept_keys(overrides: list[str], params: dict | None = None) -> list[str]:
+    """The keys a sweep varies (`model.layer=1,6,12`, or in `hydra.sweeper.params`), in order."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(
+        [f"{k}={v}" for k, v in (params or {}).items()] + list(overrides))
+    return list(dict.fromkeys(o.get_key_element().lstrip("+~") for o in parsed if o.is_sweep_override()))
+
+
 class CheckSweep(Callback):
     def on_multirun_start(self, config, **kwargs) -> None:
         sweeper = str(config.hydra.sweeper.get("_target_", ""))
@@ -58,6 +68,7 @@ class CheckSweep(Callback):
             return  # other sweepers choose their jobs as they go
         params = dict(config.hydra.sweeper.get("params") or {})
         jobs = sweep_jobs(list(config.hydra.overrides.task), params)
+        os.environ[configs.SWEPT] = ",".join(swept_keys(list(config.hydra.overrides.task), params))
         for overrides in jobs:
             try:
                 builder.plan(configs.compose(*overrides, config_name=config.hydra.job.config_name))

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -21,6 +23,23 @@ CONF = str(PACKAGE / "conf" if (PACKAGE / "conf" / "config.yaml").is_file() else
 # found wherever the package is installed.
 OmegaConf.register_new_resolver("asset", lambda name: str(ASSETS / name), replace=True)
 config_schema.register()  # the option files' `defaults` name these schemas
+
+# A sweep's job folders are named after the values swept: `3_model.layer=6,objective.unit=42`. The keys that
+# vary are known to the sweep's start (callbacks.CheckSweep), which says them in this variable; the jobs,
+# in this process or launched from it, inherit it.
+SWEPT = "AUDIATION_SWEPT"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=,:+-]+")
+
+
+def swept_values(overrides) -> str:
+    """`_key=value,key=value` of a job's overrides whose keys the sweep varies ('' when none is known),
+    made safe as part of a folder name."""
+    keys = [k for k in os.environ.get(SWEPT, "").split(",") if k]
+    chosen = [str(o) for o in overrides if str(o).split("=", 1)[0].lstrip("+~") in keys]
+    return "_" + _UNSAFE.sub("_", ",".join(chosen))[:120] if chosen else ""
+
+
+OmegaConf.register_new_resolver("swept", swept_values, replace=True)
 
 
 def compose(*overrides: str, config_name: str = "config"):

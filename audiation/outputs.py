@@ -79,7 +79,7 @@ IMAGE_COLUMNS = 400  # about this many STFT frames across the image, whatever th
 DYNAMIC_RANGE_DB = 80.0
 COLOURS = 64  # colour-map levels: smooth to the eye, and noise-like pictures compress to ~40 KB
 WHITE, BLACK, GREY, CYAN = COLOURS, COLOURS + 1, COLOURS + 2, COLOURS + 3
-MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 46, 10, 18, 30
+MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 46, 52, 18, 30  # the right one holds the dB scale bar
 
 
 def log_spectrograms(signals: torch.Tensor, sample_rate: int) -> tuple[torch.Tensor, int]:
@@ -99,14 +99,16 @@ def log_spectrograms(signals: torch.Tensor, sample_rate: int) -> tuple[torch.Ten
 def spectrogram_indices(signals: torch.Tensor, sample_rate: int,
                         db_range: tuple[float, float] | None = None) -> tuple[np.ndarray, int]:
     """Palette indices (rows, frequencies high to low, frames) uint8, quantised on the device: what a
-    batch of spectrogram pictures needs from the GPU is one small transfer. Each picture spans its own
-    range of dB, or the shared `db_range` (low, high) so pictures compare."""
+    batch of spectrogram pictures needs from the GPU is one small transfer. Each picture spans the 80 dB
+    below its own peak, or the shared `db_range` (low, high) so pictures compare: the scale bar's
+    0 to -80 dB either way."""
     db, hop = log_spectrograms(signals, sample_rate)
     if db_range is None:
-        low, high = db.amin(dim=(1, 2), keepdim=True), db.amax(dim=(1, 2), keepdim=True)
+        high = db.amax(dim=(1, 2), keepdim=True)
+        low = high - DYNAMIC_RANGE_DB
     else:
         low, high = db_range
-    scaled = ((db - low) / max(high - low, 1e-9) if db_range else (db - low) / (high - low).clamp(min=1e-9)).clamp(0, 1)
+    scaled = ((db - low) / (high - low)).clamp(0, 1)
     indices = (scaled * (COLOURS - 1)).round().to(torch.uint8).flip(1)
     return indices.cpu().numpy(), hop
 
@@ -131,8 +133,8 @@ def _ticks(span: float, most: int) -> list[float]:
 
 def spectrogram_png(indices: np.ndarray, hop: int, num_samples: int, sample_rate: int, title: str,
                     mark_seconds: float | None = None) -> bytes:
-    """One spectrogram picture as PNG bytes: time (s) and frequency (kHz) axes, a title, and the target
-    frame as a dashed cyan line. A palette image (~25-60 KB) drawn with Pillow, not a matplotlib figure
+    """One spectrogram picture as PNG bytes: time (s) and frequency (kHz) axes, a title, a dB scale bar,
+    and the target frame as a dashed cyan line. A palette image (~25-60 KB) drawn with Pillow, not a matplotlib figure
     (~0.2 s and ~250 KB each)."""
     rows, columns = indices.shape
     width, height = MARGIN_LEFT + columns + MARGIN_RIGHT, MARGIN_TOP + rows + MARGIN_BOTTOM
@@ -156,6 +158,7 @@ def spectrogram_png(indices: np.ndarray, hop: int, num_samples: int, sample_rate
         draw.text((MARGIN_LEFT - 6, y), f"{khz:g}", fill=BLACK, anchor="rm")
     draw.text((2, MARGIN_TOP - 2), "kHz", fill=GREY, anchor="ld")
     draw.text((MARGIN_LEFT, 2), title, fill=BLACK)
+    _scale_bar(draw, right + 8, MARGIN_TOP, bottom)
     if mark_seconds is not None:
         x = x_of(mark_seconds)
         for y in range(MARGIN_TOP, bottom, 6):
@@ -163,6 +166,18 @@ def spectrogram_png(indices: np.ndarray, hop: int, num_samples: int, sample_rate
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=False, compress_level=6)
     return out.getvalue()
+
+
+def _scale_bar(draw: ImageDraw.ImageDraw, left: int, top: int, bottom: int) -> None:
+    """The colour map as a vertical bar, labelled in dB below the picture's peak (or the shared peak)."""
+    for y in range(top, bottom):
+        draw.line((left, y, left + 7, y), fill=round((COLOURS - 1) * (bottom - 1 - y) / max(bottom - 1 - top, 1)))
+    draw.rectangle((left - 1, top - 1, left + 8, bottom), outline=BLACK)
+    for db in range(0, int(DYNAMIC_RANGE_DB) + 1, 20):
+        y = top + db / DYNAMIC_RANGE_DB * (bottom - 1 - top)
+        draw.line((left + 8, y, left + 11, y), fill=BLACK)
+        draw.text((left + 13, y), f"{-db}", fill=BLACK, anchor="lm")
+    draw.text((left + 12, top - 2), "dB", fill=GREY, anchor="md")  # below the peak
 
 
 def write_bytes(path: Path, content: bytes) -> str:

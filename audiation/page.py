@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 from omegaconf import OmegaConf
 
+from audiation import record_schema
 from audiation.errors import AudiationError
 from audiation.outputs import atomic
 from audiation.results import TARGET_FILES, natural_key, read_jobs, target_folder
@@ -38,101 +39,7 @@ _SHOWN = {"unit", "initial_activation", "final_activation", "sample", "direction
           "trace_hop_seconds", "trace_offset_seconds"}
 PAGE_SIZE = 24
 
-_STYLE = """
-body { font: 14px system-ui, sans-serif; margin: 1.2em; background: #fafafa; color: #222; }
-header { position: sticky; top: 0; background: #fafafa; padding: .4em 0; z-index: 1; border-bottom: 1px solid #ddd; }
-header label, header input, header button { margin-right: .8em; }
-main { display: grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); gap: 1em; margin-top: 1em; }
-main.compare { grid-template-columns: 1fr; }
-.row { display: grid; grid-template-columns: repeat(auto-fit, minmax(380px, 1fr)); gap: .6em; }
-.card { background: #fff; border: 1px solid #ddd; border-radius: 6px; padding: .7em; }
-.card h2 { font-size: 1.05em; margin: 0 0 .2em; }
-.meta { color: #666; font-size: .85em; margin: 0 0 .4em; }
-.stopped { color: #b00; }
-.card img { width: 100%; display: block; }
-.card audio { width: 100%; height: 2em; }
-svg { width: 100%; height: 34px; display: block; background: #f4f4f4; }
-svg polyline { fill: none; stroke: #3060c0; stroke-width: 1.2; vector-effect: non-scaling-stroke; }
-svg line { stroke: #e0a000; stroke-width: 1; vector-effect: non-scaling-stroke; }
-.label { font-size: .75em; color: #777; margin: .3em 0 .1em; }
-details { margin-top: .5em; }
-.examples { display: grid; grid-template-columns: repeat(auto-fill, minmax(180px, 1fr)); gap: .4em; }
-.example { font-size: .8em; border-top: 1px solid #eee; padding-top: .3em; }
-table { border-collapse: collapse; font-variant-numeric: tabular-nums; font-size: .9em; }
-td { padding: 0 .8em 0 0; }
-"""
-
-# Media events do not bubble, but a capture listener on the document sees every one; the decoded duration
-# it records shows that the audio plays (the browser test reads it).
-_HEAD_SCRIPT = """
-document.addEventListener('loadedmetadata', e => {
-  e.target.dataset.duration = e.target.duration;
-  document.body.dataset.audioLoaded = document.querySelectorAll('audio[data-duration]').length;
-}, true);
-"""
-
-_SCRIPT = """
-const cards = JSON.parse(document.getElementById('data').textContent);
-const sources = JSON.parse(document.getElementById('sources').textContent);
-const $ = id => document.getElementById(id);
-const esc = s => String(s ?? '–').replace(/[&<>"']/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]));
-const num = v => v == null ? '–' : (typeof v === 'number' ? (Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(3) : +v.toPrecision(4)) : esc(v));
-let page = 0;
-function line(values, times, span, mark) {
-  if (!values || !values.length) return '';
-  const lo = Math.min(...values, 0), hi = Math.max(...values, lo + 1e-9);
-  const x = i => times ? 100 * times[i] / span : 100 * (values.length > 1 ? i / (values.length - 1) : .5);
-  const pts = values.map((v, i) => `${x(i).toFixed(2)},${(30 - 28 * (v - lo) / (hi - lo)).toFixed(2)}`).join(' ');
-  const m = mark == null ? '' : `<line x1="${100 * mark / span}" x2="${100 * mark / span}" y1="0" y2="32"/>`;
-  return `<svg viewBox="0 0 100 32" preserveAspectRatio="none">${m}<polyline points="${pts}"/></svg>`;
-}
-function example(e, span) {
-  return `<div class="example"><b>#${esc(e.rank)}</b> ${num(e.activation)} · ${esc(e.where)}${e.text ? ' · “' + esc(e.text) + '”' : ''}
-    <audio controls preload="metadata" src="${esc(e.clip)}"></audio><img loading="lazy" src="${esc(e.spectrogram)}" alt="spectrogram">
-    ${line(e.trace, e.trace_seconds, span, span / 2)}</div>`;
-}
-function card(c) {
-  if (!c) return '<article class="card empty"><p class="meta">not in this run</p></article>';
-  const rows = c.rows.map(([k, v]) => `<tr><td>${esc(k)}</td><td>${num(v)}</td></tr>`).join('');
-  const trace = c.trace ? `<div class="label">the unit over time on its audiation${c.mark != null ? ' (target frame marked)' : ''}</div>` +
-    line(c.trace, c.trace.map((_, i) => c.trace_offset + i * c.trace_hop), c.seconds, c.mark) : '';
-  const examples = c.examples && c.examples.length ? `<details open><summary>${c.examples.length} natural examples</summary>
-    <div class="examples">${c.examples.map(e => example(e, c.clip_seconds)).join('')}</div></details>` : '';
-  const media = c.audio ? `<audio controls preload="metadata" src="${esc(c.audio)}"></audio>
-    <img loading="lazy" src="${esc(c.spectrogram)}" alt="spectrogram of ${esc(c.name)}">
-    <div class="label">waveform</div>${line(c.waveform)}${trace}` : '';
-  return `<article class="card" data-name="${esc(c.name)}"><h2>${esc(c.name)}${c.character ? ' · “' + esc(c.character) + '”' : ''}</h2>
-    <p class="meta">${esc(c.meta)}</p>${c.stopped ? `<p class="meta stopped">stopped: ${esc(c.stopped)}</p>` : ''}
-    ${(c.links || []).length ? `<p class="meta links">${c.links.map(([label, href]) => `<a href="${esc(href)}">${esc(label)}</a>`).join(' · ')}</p>` : ''}
-    ${media}<table>${rows}</table>${examples}</article>`;
-}
-function update() {
-  const key = $('sort').value, sign = $('desc').checked ? -1 : 1;
-  const words = $('filter').value.toLowerCase().split(/\\s+/).filter(Boolean);
-  const size = +$('size').value;
-  // Sorted from the original order every time, so ties keep it; missing values go last.
-  let shown = cards.map((c, i) => [c, i]).filter(([c]) => words.every(w => c.text.includes(w)));
-  shown.sort(([a, i], [b, j]) => { const x = a.keys[key], y = b.keys[key];
-    return x == null || y == null ? (x == null) - (y == null) || i - j : sign * (x - y) || i - j; });
-  let groups = shown.map(([c]) => [c]);
-  if (sources.length > 1) {  // side by side: one row per target name, one card per folder
-    const byName = new Map();
-    shown.forEach(([c]) => { if (!byName.has(c.name)) byName.set(c.name, Array(sources.length).fill(null)); byName.get(c.name)[c.source] = c; });
-    groups = [...byName.values()];
-  }
-  const pages = Math.max(1, Math.ceil(groups.length / size));
-  page = Math.min(page, pages - 1);
-  const visible = groups.slice(page * size, (page + 1) * size);
-  $('cards').className = sources.length > 1 ? 'compare' : '';
-  $('cards').innerHTML = visible.map(g => sources.length > 1 ? `<div class="row">${g.map(card).join('')}</div>` : card(g[0])).join('');
-  $('shown').textContent = `${shown.length} of ${cards.length} shown · page ${page + 1} of ${pages}`;
-  $('prev').disabled = page === 0; $('next').disabled = page >= pages - 1;
-}
-['sort', 'desc', 'filter', 'size'].forEach(id => $(id).addEventListener('input', () => { page = 0; update(); }));
-$('prev').addEventListener('click', () => { page--; update(); });
-$('next').addEventListener('click', () => { page++; update(); });
-update();
-"""
+STATIC = Path(__file__).resolve().parent / "static"  # the page's style and scripts, shipped in the package
 
 
 def _is_number(value) -> bool:
@@ -182,8 +89,10 @@ def _examples(job: Path, examples, media: _Media) -> list[dict]:
 
 def _links(job: Path, media: _Media) -> list[tuple[str, str]]:
     """(label, link) for a job's own files a reader may want beside its cards, where they exist."""
+    runs = sorted((job / "wandb").glob("*run-*"))  # the job's W&B run folder(s): `wandb sync` uploads them
     files = (("job folder", job), ("loss curve", job / "loss_curve.png"), ("config", job / ".hydra" / "config.yaml"),
-             ("metrics", job / "metrics.json"), ("report", job.parent / "report.md"), ("report", job / "report.md"))
+             ("metrics", job / "metrics.json"), ("report", job.parent / "report.md"), ("report", job / "report.md"),
+             *(("W&B run", run) for run in runs[-1:]))
     return [(label, link) for label, path in files if (link := media.link(path, job.parent))]
 
 
@@ -194,7 +103,7 @@ def _target_card(source: int, root: Path, job: Path, record: dict, extra: list[s
     where = job.relative_to(root).as_posix()
     choices = [str(record[k]) for k in ("model", "parameterization", "augmentation") if record.get(k)]
     overrides = _overrides(job)
-    rows = [("activation", f"{initial if initial is None else round(initial, 4)} → "
+    rows = [("activation before → after", f"{initial if initial is None else round(initial, 4)} → "
                            f"{final if final is None else round(final, 4)}"), ("gain", gain)]
     terms = record.get("final_terms") if isinstance(record.get("final_terms"), dict) else {}
     rows += [(term, _number(value)) for term, value in terms.items() if term != "activation"]
@@ -208,6 +117,7 @@ def _target_card(source: int, root: Path, job: Path, record: dict, extra: list[s
         record.get("activation_trace"), list) else None
     return {
         "source": source, "name": name, "layer": str(record["layer"]), "character": record.get("character"),
+        "objective": str(record.get("objective")),
         "meta": " · ".join(([f"job {where}"] if where != "." else []) + choices + overrides),
         "stopped": record.get("stopped"), "rows": rows, "links": _links(job, media), "overrides": overrides,
         "audio": media(files["wav_16bit"], job), "spectrogram": media(files["spectrogram"], job),
@@ -330,7 +240,8 @@ def write_gallery(folder: Path | list[Path], out: Path | None = None, embed: boo
     for card in cards:
         card.pop("_wav", None)
     keys = sorted({k for c in cards for k, v in c["keys"].items() if v is not None} - {"layer", "unit"})
-    sorts = {"layer": "layer", "unit": "unit", **{k: k.replace("_", " ") for k in keys}}
+    labels = record_schema.BY_KEY
+    sorts = {"layer": "layer", "unit": "unit", **{k: labels[k].label if k in labels else k for k in keys}}
     e = html.escape
     title = e(" vs ".join(f.resolve().name for f in folders))
     varying, constant = varying_keys(cards), constant_overrides(cards)
@@ -339,19 +250,21 @@ def write_gallery(folder: Path | list[Path], out: Path | None = None, embed: boo
     page = f"""<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><title>{title} · audiation</title>
-<style>{_STYLE}</style>
-<script>{_HEAD_SCRIPT}</script></head>
+<style>{(STATIC / "page.css").read_text()}</style>
+<script>{(STATIC / "head.js").read_text()}</script></head>
 <body>
 <header><h1>{title}</h1>{summary}
 <label>sort by <select id="sort">{"".join(f'<option value="{e(k)}">{e(v)}</option>' for k, v in sorts.items())}</select></label>
 <label><input type="checkbox" id="desc"> descending</label>
 <input type="search" id="filter" placeholder="filter: name, layer, objective, override, transcript…" size="36">
+<label>view <select id="view"><option value="cards">cards</option><option value="grid">layer × unit grid</option></select></label>
 <label>per page <select id="size">{"".join(f'<option{" selected" if n == PAGE_SIZE else ""}>{n}</option>' for n in (12, 24, 48, 96))}</select></label>
 <button id="prev">◀</button><button id="next">▶</button> <span id="shown"></span></header>
 <main id="cards"></main>
 <script type="application/json" id="data">{_json_for_script(cards)}</script>
 <script type="application/json" id="sources">{_json_for_script([str(f) for f in folders])}</script>
-<script>{_SCRIPT}</script>
+<script type="application/json" id="fields">{_json_for_script(record_schema.for_page())}</script>
+<script>{(STATIC / "page.js").read_text()}</script>
 </body>
 </html>
 """

@@ -16,7 +16,8 @@ import numpy as np
 
 from audiation.errors import AudiationError, run_or_exit
 from audiation.outputs import atomic, pyplot
-from audiation.results import MEASURES, natural_key, read_jobs
+from audiation.record_schema import MEASURES
+from audiation.results import natural_key, read_jobs
 
 
 

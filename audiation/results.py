@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from audiation import record_schema
 from audiation.errors import AudiationError
 from audiation.outputs import atomic, write_json
 
@@ -33,22 +34,6 @@ TARGET_FILES = {"wav": "audio.wav", "wav_16bit": "audio_16bit.wav", "spectrogram
 RECORD = "target.json"
 METRICS = "metrics.json"
 HISTORY = "history.npz"
-
-# Per-target numbers in the W&B table (beside audio and spectrogram): what users sort by.
-TABLE_COLUMNS = ("name", "layer", "unit", "text", "objective", "initial_activation", "final_activation",
-                 "robust_activation", "selectivity", "silence_ratio_db", "activation_ratio", "activation_ratio_p99",
-                 "transcript", "cer", "heard_share", "ensemble_transcript", "ensemble_cer", "ensemble_heard_share",
-                 "listener_transcript", "listener_cer", "listener_heard_share", "sample", "sibling_similarity")
-# The numbers each W&B run's summary holds (mean and median over its targets): the same keys in every run.
-SUMMARY_MEASURES = ("initial_activation", "final_activation", "gain", "robust_activation", "selectivity",
-                    "silence_ratio_db", "activation_ratio", "activation_ratio_p99", "cer", "heard_share",
-                    "ensemble_cer", "ensemble_heard_share", "listener_cer", "listener_heard_share",
-                    "sibling_similarity")
-# The quality numbers `audiation.report` summarises per layer.
-MEASURES = ("final_activation", "activation_ratio", "activation_ratio_p99", "robust_activation", "selectivity",
-            "silence_ratio_db", "cer", "heard_share", "ensemble_cer", "ensemble_heard_share", "listener_cer",
-            "listener_heard_share")
-
 
 def is_target_name(name) -> bool:
     """A name that is one folder inside `targets/`: never a path out of it (names come from records too)."""
@@ -228,7 +213,7 @@ def table_row(job_dir: Path, record: dict) -> dict:
     files = record.get("files") or target_files(record["name"])
     initial, final = record.get("initial_activation"), record.get("final_activation")
     gain = final - initial if isinstance(initial, (int, float)) and isinstance(final, (int, float)) else None
-    return {**{k: record.get(k) for k in TABLE_COLUMNS}, "gain": gain,
+    return {**{k: record.get(k) for k in record_schema.TABLE_COLUMNS}, "gain": gain,
             "audio": str(Path(job_dir) / files["wav_16bit"]),
             "spectrogram": str(Path(job_dir) / files["spectrogram"]),
             "examples": [str(Path(job_dir) / e["clip"]) for e in record.get("examples") or []]}

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from audiation import record_schema
+
 log = logging.getLogger(__name__)
 
 ROWS_LOGGED_APART = 4  # the audio and spectrograms of this many targets are logged during optimisation
@@ -170,10 +172,8 @@ def summary_of(rows: list[dict]) -> dict:
     """The run's summary: the same flat keys in every run for every measure its targets have, so W&B's
     runs table, parallel coordinates and scatter plots compare runs column by column: `<measure>` is the
     mean over the run's targets (one target: its value), `<measure>/median` the median."""
-    from audiation.results import SUMMARY_MEASURES
-
     summary = {"targets": len(rows)}
-    for measure in SUMMARY_MEASURES:
+    for measure in record_schema.MEASURES:
         values = [float(r[measure]) for r in rows if isinstance(r.get(measure), (int, float))
                   and not isinstance(r.get(measure), bool) and np.isfinite(r[measure])]
         if values:

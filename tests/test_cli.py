@@ -66,7 +66,9 @@ def test_multirun_makes_a_job_folder_and_an_offline_wandb_run_per_job_in_one_gro
     result = run_cli("--multirun", "model=random_small", "objective.unit=0,1,2", "steps=12",
                      "logger.media_every=5", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-2000:]
-    for job, unit in (("0", 0), ("1", 1), ("2", 2)):
+    jobs = [f"{n}_objective.unit={n}" for n in range(3)]  # named after the swept values
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == jobs
+    for job, unit in zip(jobs, range(3)):
         folder = sweep / job
         metrics = json.loads((folder / "metrics.json").read_text())
         assert [t["unit"] for t in metrics["targets"]] == [unit]
@@ -81,7 +83,7 @@ def test_multirun_makes_a_job_folder_and_an_offline_wandb_run_per_job_in_one_gro
         assert [h["optimisation_step"] for h in media] == [10, 12]  # every media_every steps (at the next fetch) and the end
         assert all(h["audio.captions"] == [f"L2-U{unit}-unit"] and "spectrogram.captions" in h for h in media)
         assert list((runs[0] / "files" / "media" / "table").glob("targets_*.table.json"))
-    groups = {json.loads(line)["run"]["run_group"] for job in ("0", "1", "2")
+    groups = {json.loads(line)["run"]["run_group"] for job in jobs
               for line in subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json",
                                           str(next((sweep / job / "wandb").glob("offline-run-*")))],
                                          capture_output=True, text=True).stdout.splitlines()
@@ -96,7 +98,9 @@ def test_a_layers_by_units_sweep_compares_column_by_column_in_wandb(tmp_path):
     result = run_cli("--multirun", "model=random_small", "model.layer=1,2", "objective.unit=0,0:2", "steps=4",
                      "threads=1", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-2000:]
-    runs = [_wandb_run(next((sweep / str(job) / "wandb").glob("offline-run-*"))) for job in range(4)]
+    jobs = ["0_model.layer=1,objective.unit=0", "1_model.layer=1,objective.unit=0:2",
+            "2_model.layer=2,objective.unit=0", "3_model.layer=2,objective.unit=0:2"]
+    runs = [_wandb_run(next((sweep / job / "wandb").glob("offline-run-*"))) for job in jobs]
     summaries = [summary["summary"] for summary, _ in runs]
     assert all(set(s) == set(summaries[0]) for s in summaries)
     for key in ("final_activation", "final_activation/median", "gain", "selectivity", "robust_activation", "targets"):
@@ -106,8 +110,8 @@ def test_a_layers_by_units_sweep_compares_column_by_column_in_wandb(tmp_path):
     configs = [summary["config"] for summary, _ in runs]
     assert [(c["layer_index"], c["unit_min"], c["unit_max"], c["targets"]) for c in configs] == [
         (1, 0, 0, 1), (1, 0, 1, 2), (2, 0, 0, 1), (2, 0, 1, 2)]
-    for (summary, _), job in zip(runs, range(4)):
-        metrics = json.loads((sweep / str(job) / "metrics.json").read_text())["targets"]
+    for (summary, _), job in zip(runs, jobs):
+        metrics = json.loads((sweep / job / "metrics.json").read_text())["targets"]
         assert summary["summary"]["final_activation"] == pytest.approx(np.mean([t["final_activation"] for t in metrics]))
 
 
@@ -125,12 +129,13 @@ def test_every_job_ends_with_its_result_line_in_run_log_and_leaves_no_lock(tmp_p
     result = run_cli("--multirun", "model=random_small", "objective.unit=0,0:2", "steps=2", "threads=1",
                      "logger=none", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-2000:]
-    single = json.loads((sweep / "0" / "metrics.json").read_text())["targets"][0]
+    jobs = ["0_objective.unit=0", "1_objective.unit=0:2"]
+    single = json.loads((sweep / jobs[0] / "metrics.json").read_text())["targets"][0]
     line = (f"activation {single['initial_activation']:.3g} -> {single['final_activation']:.3g}; listen: "
-            f"{sweep / '0' / 'targets' / 'L2-U0-unit' / 'audio_16bit.wav'}")
+            f"{sweep / jobs[0] / 'targets' / 'L2-U0-unit' / 'audio_16bit.wav'}")
     assert line in result.stdout
-    assert f"(mean); browse: python -m audiation.gallery {sweep / '1'}" in result.stdout
-    for job in ("0", "1"):
+    assert f"(mean); browse: python -m audiation.gallery {sweep / jobs[1]}" in result.stdout
+    for job in jobs:
         assert "target(s) of" in (sweep / job / "run.log").read_text().splitlines()[-1]
         assert not (sweep / job / ".audiation.lock").exists()
 

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 import pytest
 import soundfile as sf
@@ -137,9 +138,10 @@ def test_multirun_callback_writes_the_sweep_page(tmp_path):
             "logger=none · steps=3 · threads=1</p>") in page
     assert all("steps=3" not in c["meta"] and "model=random_small" not in c["meta"] for c in cards)
     links = dict(cards[2]["links"])
-    assert links == {"job folder": "2", "loss curve": "2/loss_curve.png", "config": "2/.hydra/config.yaml",
-                     "metrics": "2/metrics.json"}
-    assert all((folder / link).exists() for link in links.values())
+    job = quote("2_objective.unit=10")  # the job folder is named after its swept value
+    assert links == {"job folder": job, "loss curve": f"{job}/loss_curve.png", "config": f"{job}/.hydra/config.yaml",
+                     "metrics": f"{job}/metrics.json"}
+    assert all((folder / unquote(link)).exists() for link in links.values())
 
 
 def test_callback_only_warns_when_there_is_nothing_to_show(tmp_path, capsys):
@@ -293,3 +295,58 @@ def html_text(fragment: str) -> str:
     import html as html_module
 
     return html_module.unescape(re.sub(r"<[^>]+>", "", fragment))
+
+
+# --- the page as a sweep dashboard: header, grid, labels from the record schema, links -----------------------
+
+
+@pytest.fixture(scope="module")
+def layers_by_units(tmp_path_factory) -> Path:
+    """A 2 layers x 2 units sweep (one job per layer, its units batched), with offline W&B runs."""
+    sweep = tmp_path_factory.mktemp("grid") / "sweep"
+    result = run_cli("--multirun", "model=random_small", "model.layer=1,2", "objective=channel",
+                     "objective.unit=0:2", "steps=3", "threads=1", "quality.draws=1", f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return sweep
+
+
+def test_the_header_says_what_varies_and_every_card_links_its_wandb_run(layers_by_units):
+    page = (layers_by_units / "index.html").read_text()
+    assert "4 card(s) · varies: model.layer · all: model=random_small · objective=channel" in page
+    for card in data(layers_by_units / "index.html"):
+        links = dict(card["links"])
+        layer = int(card["layer"][1:])
+        assert unquote(links["W&B run"]).startswith(f"{layer - 1}_model.layer={layer}/wandb/offline-run-")
+        assert (layers_by_units / unquote(links["W&B run"]) / "files").is_dir()
+        assert "model.layer" in card["meta"] and "steps=3" not in card["meta"]
+
+
+@needs_chromium
+def test_the_grid_colours_layers_by_units_and_a_cell_opens_its_card(layers_by_units, tmp_path):
+    page = layers_by_units / "index.html"
+    dom = _dom(page, tmp_path, """
+    document.getElementById('view').value = 'grid';
+    document.getElementById('sort').value = 'final_activation';
+    document.getElementById('view').dispatchEvent(new Event('input'));""")
+    main = dom.split('<main id="cards"', 1)[1].split("</main>", 1)[0]
+    (head, *rows) = re.findall(r"<tr><th>([^<]*)</th>(.*?)</tr>", main)
+    assert [label for label, _ in rows] == ["L1", "L2"] and re.findall(r"<th>(\d+)</th>", head[1]) == ["0", "1"]
+    cells = {name: colour for _, row in rows
+             for colour, name in re.findall(r'style="background: ?([^"]+)" data-name="([^"]+)"', row)}
+    final = {c["name"]: c["keys"]["final_activation"] for c in data(page)}
+    assert set(cells) == set(final) and len(cells) == 4
+    assert cells[max(final, key=final.get)] .replace(" ", "") == "rgb(253,231,37)"  # the best is the bright end
+    assert cells[min(final, key=final.get)] .replace(" ", "") == "rgb(68,1,84)"
+    assert "colour: activation after ↑" in main
+    clicked = _dom(page, tmp_path, """
+    document.getElementById('view').value = 'grid';
+    document.getElementById('view').dispatchEvent(new Event('input'));
+    document.querySelector('td.cell[data-name="L2-U1-channel"]').click();""")
+    assert shown(clicked) == ["L2-U1-channel"]
+
+
+@needs_chromium
+def test_card_rows_carry_the_schemas_labels_meanings_and_direction(layers_by_units, tmp_path):
+    dom = _dom(layers_by_units / "index.html", tmp_path)
+    assert re.search(r'<td title="the activation\'s mean over fresh augmentation draws \(higher is better\)">'
+                     r"robust activation ↑</td>", dom.replace("&#39;", "'")), dom[-3000:]

@@ -105,6 +105,8 @@ def test_a_spectrogram_picture_has_its_axes_size_and_the_dashed_target_frame(tmp
     column = pixels[outputs.MARGIN_TOP:outputs.MARGIN_TOP + 201, outputs.MARGIN_LEFT + 200]
     cyan = column == outputs.CYAN
     assert 0.4 < cyan.mean() < 0.8 and not cyan.all()  # dashed: 4 of every 6 rows
+    bar = pixels[outputs.MARGIN_TOP:outputs.MARGIN_TOP + 201, outputs.MARGIN_LEFT + 401 + 12]  # the dB scale
+    assert bar[0] == outputs.COLOURS - 1 and bar[-1] == 0 and np.all(np.diff(bar.astype(int)) <= 0)
     assert path.stat().st_size < 60_000
 
 

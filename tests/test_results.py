@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from audiation import results
+from audiation import record_schema, results
 from audiation.errors import AudiationError
 from audiation.jobs import audiate_folder, result_settings, target_settings
 from audiation.objectives import Target
@@ -111,7 +111,7 @@ def test_a_table_row_has_every_column_and_the_media_paths(tmp_path):
     record = {"name": "L1-U0-unit", "layer": "L1", "unit": 0, "final_activation": 2.5,
               "examples": [{"clip": "examples/L1-U0/1.wav"}]}
     row = results.table_row(tmp_path, record)
-    assert set(results.TABLE_COLUMNS) <= set(row) and row["final_activation"] == 2.5 and row["cer"] is None
+    assert set(record_schema.TABLE_COLUMNS) <= set(row) and row["final_activation"] == 2.5 and row["cer"] is None
     assert row["audio"] == str(tmp_path / "targets/L1-U0-unit/audio_16bit.wav")
     assert row["spectrogram"] == str(tmp_path / "targets/L1-U0-unit/spectrogram.png")
     assert row["examples"] == [str(tmp_path / "examples/L1-U0/1.wav")]

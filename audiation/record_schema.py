@@ -1,0 +1,107 @@
+"""The record schema: every field of a target's record (`targets/<name>/target.json`), with its label,
+unit, meaning and whether higher is better. It is the contract between the job that writes records and
+everything that reads them: W&B's table and summary, the browser's cards and grid, the report. A new
+measure is one `Field` here and appears in all of them; a test fails when a job writes a field that is
+not declared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Field:
+    key: str
+    label: str
+    meaning: str
+    unit: str = ""
+    better: str | None = None  # "higher", "lower", or None: neither is better
+    measure: bool = False  # a number to compare runs by: W&B summary (mean, median), the report, the grid
+    table: bool = False  # a column of W&B's per-target table
+
+    def describe(self) -> str:
+        """The meaning in one line, with the unit and which way is better (tooltips, the README)."""
+        extra = [part for part in (self.unit and f"in {self.unit}",
+                                   self.better and f"{self.better} is better") if part]
+        return self.meaning + (f" ({'; '.join(extra)})" if extra else "")
+
+
+def _measure(key, label, meaning, unit="", better="higher", table=True):
+    return Field(key, label, meaning, unit, better, measure=True, table=table)
+
+
+FIELDS = (
+    # which target it is
+    Field("name", "name", "the target's name: layer, unit (or text, direction) and objective", table=True),
+    Field("layer", "layer", "the layer: 0 is the transformer's input, L1..LN its layers, conv/mlp/logits", table=True),
+    Field("unit", "unit", "the unit (channel) of the layer", table=True),
+    Field("text", "text", "objective=text: the text the audiation should say", table=True),
+    Field("direction_index", "direction", "objective=direction: which row of the directions file"),
+    Field("objective", "objective", "the objective's name (unit, channel, layer, text, direction)", table=True),
+    Field("frame", "target frame", "objective=unit: the frame the unit is driven at"),
+    Field("sample", "sample", "samples > 1: which of the target's samples", table=True),
+    Field("group", "group", "the target the samples belong to"),
+    Field("model", "model", "the model's short name"),
+    Field("parameterization", "signal", "the parameterization's name"),
+    Field("augmentation", "augmentation", "the augmentation's name"),
+    Field("character", "character", "model.layer=logits: the character this CTC output stands for"),
+    # how the optimisation went
+    _measure("initial_activation", "activation before", "the objective's activation term on the starting signal, "
+             "clean", table=True),
+    _measure("final_activation", "activation after", "the activation term on the final signal, clean (no "
+             "augmentation)"),
+    _measure("gain", "gain", "activation after minus before; computed from the two, not stored", table=False),
+    Field("initial_terms", "terms before", "every term of the objective on the starting signal"),
+    Field("final_terms", "terms after", "every term of the objective on the final signal"),
+    Field("steps", "steps", "optimisation steps taken"),
+    Field("stopped", "stopped", "why the optimisation stopped early (null: it ran every step)"),
+    Field("no_progress", "no progress", "the activation did not move, or a GELU output only rose to 0"),
+    # quality
+    _measure("robust_activation", "robust activation", "the activation's mean over fresh augmentation draws"),
+    _measure("selectivity", "selectivity", "objective=unit: the unit's activation over the mean |activation| "
+             "of the other units at the frame"),
+    _measure("silence_ratio_db", "silence ratio", "objective=unit: energy away from the frame relative to "
+             "energy near it", "dB", "lower"),
+    _measure("activation_ratio", "ratio to natural max", "activation after over the unit's maximum on "
+             "quality.data"),
+    _measure("activation_ratio_p99", "ratio to natural p99", "activation after over the unit's 99th "
+             "percentile on quality.data"),
+    Field("transcript", "heard", "what the model itself transcribes in the audiation (greedy CTC)", table=True),
+    _measure("cer", "CER", "character error rate of that transcript against the text", better="lower"),
+    _measure("heard_share", "heard share", "model.layer=logits: share of frames where the model hears the "
+             "target character"),
+    Field("ensemble_transcript", "ensemble heard", "what the optimised ensemble transcribes", table=True),
+    _measure("ensemble_cer", "ensemble CER", "the ensemble's character error rate", better="lower"),
+    _measure("ensemble_heard_share", "ensemble heard share", "share of frames where the ensemble hears the "
+             "character"),
+    Field("listener_transcript", "listener heard", "what quality.listener, a model not optimised, transcribes",
+          table=True),
+    _measure("listener_cer", "listener CER", "the listener's character error rate", better="lower"),
+    _measure("listener_heard_share", "listener heard share", "share of frames where the listener hears the "
+             "character"),
+    _measure("sibling_similarity", "sibling similarity", "samples > 1: cosine similarity of the spectral "
+             "profile to the other samples of the target", better="lower"),
+    # for the page and for resuming
+    Field("activation_trace", "trace", "the unit's activation at every frame of its audiation"),
+    Field("trace_hop_seconds", "trace hop", "seconds between the trace's frames", "s"),
+    Field("trace_offset_seconds", "trace offset", "time of the trace's first frame", "s"),
+    Field("waveform", "waveform", "the audiation's peak envelope, for drawing"),
+    Field("examples", "natural examples", "with quality.data: the unit's top natural examples"),
+    Field("settings", "settings", "everything that shaped the result: a rerun skips the target only when equal"),
+    Field("files", "files", "the target's files, relative to the job folder"),
+)
+BY_KEY = {f.key: f for f in FIELDS}
+MEASURES = tuple(f.key for f in FIELDS if f.measure)
+TABLE_COLUMNS = tuple(f.key for f in FIELDS if f.table)
+
+
+def undeclared(record: dict) -> list[str]:
+    """Fields of a record that the schema does not declare."""
+    return [key for key in record if key not in BY_KEY]
+
+
+def for_page() -> dict:
+    """{key: {label, meaning, better}} for the browser's rows, tooltips and grid colours."""
+    return {f.key: {"label": f.label, "meaning": f.describe(), "better": f.better, "unit": f.unit}
+            for f in FIELDS if f.measure or f.unit}

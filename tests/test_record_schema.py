@@ -1,0 +1,35 @@
+"""The record schema (audiation/record_schema.py) is the contract: every field a job writes is declared there,
+with a meaning, and every measure has a direction the page and the README can state."""
+
+from __future__ import annotations
+
+import pytest
+
+from audiation import record_schema
+from audiation.configs import compose
+from audiation.jobs import audiate_folder
+from conftest import ROOT
+
+SMALL = ["model=random_small", "logger=none", "threads=1", "steps=2"]
+SLICE = ROOT / "audiation" / "assets" / "speech-slice"
+
+
+@pytest.mark.parametrize("overrides", [
+    ["objective=unit", "objective.unit=0:2", "samples=2", f"quality.data={SLICE}", "examples.top_k=1"],
+    ["model=tiny", "model.layer=logits", "objective=channel", "objective.unit=3"],
+    ["model=tiny", "objective=text", "objective.text=moon", "quality.draws=0"],
+    ["objective=direction", "objective.direction=[" + ",".join(["1"] * 32) + "]"],
+])
+def test_every_field_a_job_writes_is_declared(tmp_path, overrides):
+    metrics = audiate_folder(compose(*SMALL, *overrides), tmp_path / "job")
+    for record in metrics["targets"]:
+        assert record_schema.undeclared(record) == [], record["name"]
+
+
+def test_every_measure_says_which_way_is_better_and_every_field_what_it_means():
+    for field in record_schema.FIELDS:
+        assert field.meaning and field.label, field.key
+        if field.measure:
+            assert field.better in ("higher", "lower"), field.key
+    assert record_schema.BY_KEY["silence_ratio_db"].describe().endswith("(in dB; lower is better)")
+    assert len(record_schema.BY_KEY) == len(record_schema.FIELDS)  # one entry per key
