@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from hydra.errors import ConfigCompositionException
@@ -52,6 +53,12 @@ def first_lines(error: Exception) -> str:
     return f"{line}: {str(cause).splitlines()[0]}" if cause is not None and str(cause) else line
 
 
+def sweep_group(folder_name: str, started: str) -> str:
+    """The W&B group of a sweep: its folder's name, which by default is its start time; a named folder
+    (`outputs/demo`, swept into again and again) gets the start time added, so sweeps never merge."""
+    return folder_name if folder_name[:1].isdigit() else f"{folder_name}_{started}"
+
+
 def swept_keys(overrides: list[str], params: dict | None = None) -> list[str]:
     """The keys a sweep varies (`model.layer=1,6,12`, or in `hydra.sweeper.params`), in order."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -63,6 +70,9 @@ def swept_keys(overrides: list[str], params: dict | None = None) -> list[str]:
 
 class CheckSweep(Callback):
     def on_multirun_start(self, config, **kwargs) -> None:
+        # Said to the jobs (which inherit the environment): the W&B group, and the keys that name job folders.
+        os.environ[configs.GROUP] = sweep_group(Path(config.hydra.sweep.dir).name, time.strftime("%Y-%m-%d_%H-%M-%S"))
+        os.environ[configs.SWEPT] = ""
         sweeper = str(config.hydra.sweeper.get("_target_", ""))
         if not sweeper.endswith("BasicSweeper"):
             return  # other sweepers choose their jobs as they go

@@ -28,6 +28,7 @@ config_schema.register()  # the option files' `defaults` name these schemas
 # vary are known to the sweep's start (callbacks.CheckSweep), which says them in this variable; the jobs,
 # in this process or launched from it, inherit it.
 SWEPT = "AUDIATION_SWEPT"
+GROUP = "AUDIATION_GROUP"  # the sweep's W&B group, chosen once at its start (callbacks.sweep_group)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=,:+-]+")
 
 
@@ -56,13 +57,16 @@ def compose(*overrides: str, config_name: str = "config"):
 
 
 def hydra_job_folder() -> tuple[Path, str | None]:
-    """The running Hydra job's output folder, and in a multirun the sweep folder's name: the W&B group,
-    stable across launchers (a `${now:}` name would differ from job to job)."""
+    """The running Hydra job's output folder, and in a multirun its W&B group: the sweep folder's name (with
+    its start time when the name is not one), chosen once at the sweep's start and inherited by every job
+    whatever the launcher (a `${now:}` name would differ from job to job)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     hydra_cfg = HydraConfig.get()
-    group = Path(hydra_cfg.sweep.dir).name if hydra_cfg.mode == RunMode.MULTIRUN else None
+    group = None
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        group = os.environ.get(GROUP) or Path(hydra_cfg.sweep.dir).name
     return Path(hydra_cfg.runtime.output_dir), group
 
 

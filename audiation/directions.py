@@ -6,7 +6,7 @@
 
 Prints how well the direction separates held-out clips (AUC) for the mean-difference baseline and the
 regularised linear probe, and writes the chosen one (`method`, default probe) as a unit-length .npy. The
-work is `audiation.jobs.directions_job` over `audiation.probes` and the activation cache.
+work is `audiation.directions_job` over `audiation.probes` and the activation cache.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from audiation import configs
 from audiation.errors import run_or_exit
-from audiation.jobs import directions_job
+from audiation.directions_job import directions_job
 
 
 @hydra.main(config_path=configs.CONF, config_name="directions", version_base="1.3")

@@ -5,7 +5,7 @@
 
 Per unit, the job folder gets `examples/<layer>-U<unit>/<rank>.wav` (a clip centred on the peak frame),
 `<rank>.png` (its spectrogram, peak marked) and one `examples.json` for the whole job. The work is
-`audiation.jobs.examples_job` over the activation cache of `audiation.activations`.
+`audiation.examples_job` over the activation cache of `audiation.activations`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from audiation import configs
 from audiation.errors import run_or_exit
-from audiation.jobs import examples_job
+from audiation.examples_job import examples_job
 
 
 @hydra.main(config_path=configs.CONF, config_name="examples", version_base="1.3")

@@ -27,7 +27,8 @@ import torch
 from audiation import configs
 from audiation.builder import model_spec
 from audiation.configs import ASSETS
-from audiation.jobs import audiate_folder, examples_job
+from audiation.examples_job import examples_job
+from audiation.jobs import audiate_folder
 from audiation.model import load_config
 from audiation.randomness import Streams
 

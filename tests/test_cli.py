@@ -4,6 +4,7 @@ folder and one finished offline W&B run per job, in one group."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -88,7 +89,8 @@ def test_multirun_makes_a_job_folder_and_an_offline_wandb_run_per_job_in_one_gro
                                           str(next((sweep / job / "wandb").glob("offline-run-*")))],
                                          capture_output=True, text=True).stdout.splitlines()
               if '"type":"run"' in line}
-    assert groups == {"my-sweep"}
+    (group,) = groups  # one group: the sweep folder's name with the sweep's start time (named folders are reused)
+    assert re.fullmatch(r"my-sweep_\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d", group), group
 
 
 def test_a_layers_by_units_sweep_compares_column_by_column_in_wandb(tmp_path):

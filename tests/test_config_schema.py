@@ -9,7 +9,7 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from audiation import builder, config_schema, jobs
+from audiation import builder, config_schema, directions_job, examples_job
 from audiation.configs import compose
 from audiation.errors import AudiationError
 from conftest import ROOT, run_cli
@@ -70,9 +70,9 @@ def test_a_key_appended_with_plus_is_refused_before_any_work(appended):
 
 def test_the_other_entry_points_refuse_appended_keys_too(tmp_path):
     with pytest.raises(AudiationError, match="toppk is not a key"):
-        jobs.examples_plan(compose("model=random_small", f"data.path={tmp_path}", "+toppk=3", config_name="examples"))
+        examples_job.examples_plan(compose("model=random_small", f"data.path={tmp_path}", "+toppk=3", config_name="examples"))
     with pytest.raises(AudiationError, match="methd is not a key"):
-        jobs.directions_job(compose("model=random_small", "+methd=mean", config_name="directions"), tmp_path)
+        directions_job.directions_job(compose("model=random_small", "+methd=mean", config_name="directions"), tmp_path)
 
 
 def test_a_model_config_of_its_own_keys_stays_free():

@@ -20,7 +20,7 @@ import soundfile as sf
 import torch
 from conftest import ROOT, compose
 
-from audiation import activations, data, jobs
+from audiation import activations, data, examples_job
 from audiation.builder import model_spec
 from audiation.errors import AudiationError
 from audiation.model import load_config, load_encoder, num_frames, parse_layer
@@ -247,7 +247,7 @@ def test_bad_input_is_one_line_before_any_model_loads(tmp_path, monkeypatch, ove
         overrides.append(f"data.path={SLICE}")
     monkeypatch.setattr(jobs, "load_encoder", lambda *_a, **_k: _no_model())
     with pytest.raises(AudiationError) as error:
-        jobs.examples_plan(_compose("model=tiny", *overrides))
+        examples_job.examples_plan(_compose("model=tiny", *overrides))
     assert message in str(error.value) and "\n" not in str(error.value)
 
 

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiation.jobs import FolderLock, audiate_folder
+from audiation.folder import FolderLock
+from audiation.jobs import audiate_folder
 from audiation.report import write_report
 from conftest import ROOT, compose, run_cli
 

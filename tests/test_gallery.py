@@ -102,7 +102,7 @@ def test_units_of_a_run_with_quality_data_carry_their_natural_examples_and_stay_
 
 
 def test_an_examples_job_opens_in_the_same_page(tmp_path):
-    from audiation.jobs import examples_job
+    from audiation.examples_job import examples_job
 
     cfg = compose("model=tiny", "model.layer=4", "units=[3,10]", f"data.path={SLICE}", "logger=none", "top_k=3",
                   f"data.cache_dir={tmp_path / 'cache'}", config_name="examples")

@@ -32,7 +32,8 @@ def test_every_target_gets_quality_numbers_and_a_sweep_gets_a_report(tmp_path):
     for layer in ("L1", "L2"):
         assert f"| selectivity | {layer} | 3 |" in report and f"| robust_activation | {layer} | 3 |" in report
     assert (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"
-    assert (tmp_path / "report.csv").read_text().count("\n") == 1 + 4 * 2  # header + 4 measures x 2 layers
+    assert (tmp_path / "report.csv").read_text().count("\n") == 1 + 5 * 2  # header + 5 measures (before, after, robust,
+    # selectivity, silence) x 2 layers
 
 
 def test_activation_ratio_is_final_over_the_datasets_max(tmp_path, monkeypatch):

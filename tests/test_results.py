@@ -10,7 +10,8 @@ import pytest
 
 from audiation import record_schema, results
 from audiation.errors import AudiationError
-from audiation.jobs import audiate_folder, result_settings, target_settings
+from audiation.folder import result_settings, target_settings
+from audiation.jobs import audiate_folder
 from audiation.objectives import Target
 from audiation.model import Layer
 from conftest import ROOT, compose

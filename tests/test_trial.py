@@ -20,7 +20,8 @@ import pytest
 
 from audiation import builder, outputs, results
 from audiation.errors import AudiationError, run_or_exit
-from audiation.jobs import AudiationJob, audiate_folder, directions_job
+from audiation.directions_job import directions_job
+from audiation.jobs import AudiationJob, audiate_folder
 from audiation.page import write_gallery
 from audiation.report import write_report
 from conftest import ROOT, compose, run_cli

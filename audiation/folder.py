@@ -1,0 +1,124 @@
+"""A job folder: its lock, the settings that make a target's result, and which targets a rerun still has to do.
+
+A rerun into the same folder skips targets that are complete with the same settings, refuses (before any
+work) targets made with other settings unless `redo=true`, and audiates the rest.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from audiation import builder, results
+from audiation.errors import AudiationError
+from audiation.model import weights_digest
+from audiation.objectives import Target
+
+log = logging.getLogger(__name__)
+
+# Config keys that shape a target's result; the rest (device, logging, batch size, quality) do not.
+RESULT_KEYS = ("model", "objective", "parameterization", "augmentation", "optimizer", "steps", "seed",
+               "regularizer", "precision", "samples", "diversity")
+
+
+class FolderLock:
+    """An exclusive lock on a job folder: a second run into it stops at once. The operating system drops
+    the lock when the process ends, however it ends, so a crashed run never leaves it stuck; a run that
+    ends removes the file too, so a finished folder holds only results."""
+
+    def __init__(self, folder: Path):
+        self.path = Path(folder) / ".audiation.lock"
+        self.handle = None
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            handle = open(self.path, "a+")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                raise AudiationError(f"{self.path.parent} is in use by another run; wait for it or choose another "
+                                     "folder") from None
+            try:  # the run before us may have removed the file between our open and our lock: lock the new one
+                if os.fstat(handle.fileno()).st_ino == os.stat(self.path).st_ino:
+                    self.handle = handle
+                    return self
+            except FileNotFoundError:
+                pass
+            handle.close()
+
+    def __exit__(self, *_exc):
+        self.path.unlink(missing_ok=True)  # while still holding it: the next run locks a file of its own
+        self.handle.close()
+        return False
+
+
+def result_settings(cfg: DictConfig) -> dict:
+    """Everything that shapes a target's result, flattened to dotted keys (`optimizer.lr`); a start clip
+    by its content, not only its path."""
+    values = OmegaConf.to_container(OmegaConf.masked_copy(cfg, list(RESULT_KEYS)), resolve=True)
+    for key in ("unit", "direction", "text"):  # which target a row is, not how it is made
+        values["objective"].pop(key, None)
+    values["model"].pop("listener", None)  # who judges the result, not how it is made
+    flat = {}
+
+    def walk(prefix, node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        else:
+            flat[prefix] = node
+
+    walk("", values)
+    digests = [weights_digest(member) for member in builder.model_spec(cfg.model).members()]
+    if any(digests):  # a local folder's weights, by content: replaced in place they are another model
+        flat["model.weights_sha256"] = digests[0] if len(digests) == 1 else digests
+    if flat.get("parameterization.init"):
+        path = Path(str(flat["parameterization.init"])).expanduser()
+        flat["parameterization.init_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return flat
+
+
+def target_settings(settings: dict, target: Target) -> dict:
+    """A target's own settings: the job's, and for a direction the vector's content."""
+    if target.vector is None:
+        return settings
+    return {**settings, "objective.direction": hashlib.sha256(target.vector.tobytes()).hexdigest()[:16]}
+
+
+def targets_to_do(targets: list[Target], settings: dict, job_dir: Path, redo: bool) -> list[Target]:
+    """The targets of `targets` to audiate now in `job_dir`: those not complete there. Refuses targets that are
+    complete with other settings, unless `redo`; a target's samples are all redone or none."""
+    todo, differing = [], {}
+    for target in targets:
+        record = results.read_record(job_dir, target.name)
+        if record is None:
+            todo.append(target)
+            continue
+        changed = results.settings_difference(record.get("settings") or {}, target_settings(settings, target))
+        if changed:
+            differing[target.name] = (changed, record.get("settings") or {})
+            if redo:
+                todo.append(target)
+    if todo and todo[0].sample is not None:  # a target's samples are optimised together, or not at all
+        groups = {t.group for t in todo}
+        todo = [t for t in targets if t.group in groups]
+    if differing and not redo:
+        (name, (keys, old)), *_ = differing.items()
+        new = target_settings(settings, next(t for t in targets if t.name == name))
+        shown = ", ".join(f"{k}: {old.get(k)} -> {new.get(k)}" for k in keys[:4])
+        shown += " ..." if len(keys) > 4 else ""
+        raise AudiationError(f"{len(differing)} target(s) in {job_dir} were made with other settings "
+                             f"({shown}); use a new folder, or redo=true to audiate them again")
+    done = len(targets) - len(todo)
+    if done:
+        log.info("%d of %d targets already complete in %s; audiating the other %d", done, len(targets),
+                 job_dir, len(todo))
+    return todo
+

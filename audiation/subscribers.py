@@ -1,0 +1,117 @@
+"""The outputs of an audiation job, as subscribers to its events. None knows the others; each reads the
+records (whose fields `record_schema` defines) and the results the job hands it.
+
+The job tells every subscriber, in order: `batch_started` (the batch's target names), `steps` (each
+`log_every` steps: the loss terms, and a way to fetch the current signal), `batch_done` (the batch's
+result and records), `flush` (wait until everything so far is safe), and `job_done` (the job's metrics
+and every target's loss history).
+
+- `Files`: the local files, which are never lost: each target's audio, spectrogram, history and record
+  as its batch ends (on a background thread while the next batch optimises), the job's metrics, history
+  and loss curve at the end.
+- `Tracking`: the W&B run, a second copy: loss terms per step, media, the per-target table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from audiation import outputs, results, tracking
+from audiation.activations import ActivationCache, top_examples
+from audiation.builder import Plan
+from audiation.examples_job import last_file_reader, write_examples_of_unit
+from audiation.objectives import Target
+from audiation.trainer import Result
+
+
+class Subscriber:
+    """Does nothing; subscribers override the events they care about."""
+
+    def batch_started(self, names: list[str]) -> None: ...
+
+    def steps(self, first_step: int, terms: dict[str, np.ndarray], current_signal) -> None: ...
+
+    def batch_done(self, result: Result, targets: list[Target], records: list[dict]) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def job_done(self, metrics: dict, histories: dict[str, dict[str, np.ndarray]]) -> None: ...
+
+
+class Files(Subscriber):
+    """Every file of the job folder. With a dataset cache (`quality.data`), each unit's natural examples
+    are written beside its audiation and put in its record."""
+
+    def __init__(self, job_dir: Path, plan: Plan, writer: outputs.Writer, title: str,
+                 examples: DictConfig | None = None, cache: ActivationCache | None = None):
+        self.job_dir, self.plan, self.writer, self.title = Path(job_dir), plan, writer, title
+        self.examples, self.cache = examples, cache
+        self.read = last_file_reader(plan.geometry.sample_rate)
+
+    def batch_done(self, result, targets, records):
+        """Queue one batch's files: spectrograms computed here for the whole batch on the device, the
+        encoding and writing on the writer's thread, each target's record last (it marks it complete)."""
+        plan, job_dir = self.plan, self.job_dir
+        rate = plan.geometry.sample_rate
+        indices, hop = outputs.spectrogram_indices(torch.from_numpy(result.signal).to(plan.device), rate)
+        outputs.palette()  # imports matplotlib here: an import racing between two threads leaves it half-made
+        mark = None if plan.frame is None else plan.geometry.frame_centre_seconds(plan.frame)
+
+        def write(row: int, record: dict):
+            files = record["files"]
+            if self.cache is not None and record["unit"] is not None and self.examples.top_k:
+                cfg = self.examples
+                found = top_examples(self.cache, record["unit"], int(cfg.top_k), float(cfg.min_gap_seconds))
+                record["examples"] = write_examples_of_unit(job_dir, self.cache, record["unit"], found,
+                                                            plan.layer.label, float(cfg.clip_seconds),
+                                                            self.read)["examples"]
+            outputs.write_wav(job_dir / files["wav"], result.signal[row], rate, "FLOAT")
+            outputs.write_wav(job_dir / files["wav_16bit"], result.signal[row], rate, "PCM_16")
+            outputs.write_bytes(job_dir / files["spectrogram"], outputs.spectrogram_png(
+                indices[row], hop, result.signal.shape[1], rate, record["name"], mark))
+            if result.stopped is None:  # only a finished target counts as complete when a job resumes
+                results.write_target_history(job_dir, record["name"], {k: v[:, row] for k, v in result.history.items()})
+                results.write_record(job_dir, record)
+            else:
+                (results.target_folder(job_dir, record["name"]) / results.RECORD).unlink(missing_ok=True)
+
+        for row, record in enumerate(records):
+            self.writer.submit(lambda row=row, record=record: write(row, record))
+
+    def flush(self):
+        self.writer.flush()
+
+    def job_done(self, metrics, histories):
+        results.write_metrics(self.job_dir, metrics)
+        if histories:
+            joined = results.write_history(self.job_dir, histories)
+            outputs.write_loss_curve(self.job_dir / "loss_curve.png", joined, self.title)
+
+
+class Tracking(Subscriber):
+    """The job's W&B run (or nothing, with `logger=none`): its x-axis is the optimisation steps of every
+    batch so far; the media of the end of each batch, and of every `media_every` steps on the way."""
+
+    def __init__(self, tracker: tracking.Tracker, job_dir: Path, steps: int):
+        self.tracker, self.job_dir, self.steps_per_batch = tracker, Path(job_dir), steps
+        self.offset, self.names = 0, []
+
+    def batch_started(self, names):
+        self.offset, self.names = self.tracker.step, names
+
+    def steps(self, first_step, terms, current_signal):
+        self.tracker.log_steps(self.offset + first_step, terms)
+        last_step = first_step + len(terms["loss"])
+        if last_step < self.steps_per_batch and self.tracker.wants_media(last_step):  # the end: batch_done
+            self.tracker.log_media(self.offset + last_step, list(zip(self.names, current_signal())))
+
+    def batch_done(self, result, targets, records):
+        self.tracker.step = self.offset + result.steps
+        self.tracker.log_media(self.tracker.step, list(zip(self.names, result.signal)))
+
+    def job_done(self, metrics, histories):
+        self.tracker.log_targets([results.table_row(self.job_dir, r) for r in metrics["targets"]])
