@@ -30,7 +30,7 @@ system-packages:
 demo: setup
 	rm -rf outputs/demo
 	$(BIN)/python -m audiation.run --multirun experiment=demo   # conf/experiment/demo.yaml
-	@echo "demo outputs: $(CURDIR)/outputs/demo/index.html (gallery), outputs/demo/{0,1}/targets/*/audio_16bit.wav,"
+	@echo "demo outputs: $(CURDIR)/outputs/demo/index.html (gallery), outputs/demo/{0_objective=unit,1_objective=channel}/targets/*/audio_16bit.wav,"
 	@echo "  spectrogram.png, metrics.json, loss_curve.png, wandb/ (sync later: wandb sync outputs/demo/*/wandb/offline-run-*)"
 
 # Every path on CUDA (objectives, signals, augmentations, bf16, compile, batch_size=auto, quality.data,

@@ -37,7 +37,8 @@ def swept_values(overrides) -> str:
     made safe as part of a folder name."""
     keys = [k for k in os.environ.get(SWEPT, "").split(",") if k]
     chosen = [str(o) for o in overrides if str(o).split("=", 1)[0].lstrip("+~") in keys]
-    return "_" + _UNSAFE.sub("_", ",".join(chosen))[:120] if chosen else ""
+    text = ",".join(chosen).replace("\\", "")  # Hydra writes `0:2` back as `0\:2`
+    return "_" + _UNSAFE.sub("_", text)[:120] if chosen else ""
 
 
 OmegaConf.register_new_resolver("swept", swept_values, replace=True)

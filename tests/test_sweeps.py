@@ -97,3 +97,24 @@ def test_a_refused_job_of_a_sweep_ends_alone_and_the_sweep_exits_2_at_its_end(tm
 def test_a_refused_parallel_job_does_not_kill_its_running_sibling(tmp_path):
     result = _refused_sibling(tmp_path, "hydra/launcher=local_processes", "steps=300", "objective.unit=0,1")
     _one_refused_the_other_whole(result, tmp_path, "is in use by another run")
+
+
+def test_a_job_folder_is_named_after_the_swept_values_only_and_safely(monkeypatch):
+    from audiation.callbacks import swept_keys
+    from audiation.configs import SWEPT, swept_values
+
+    assert swept_keys(["model=tiny", "model.layer=1,6", "steps=3"], {"objective": "unit,channel"}) == [
+        "objective", "model.layer"]
+    monkeypatch.setenv(SWEPT, "model.layer,objective.unit,model.name")
+    assert swept_values(["model=tiny", "model.layer=6", "objective.unit=0\\:2", "steps=3"]) == \
+        "_model.layer=6,objective.unit=0:2"
+    assert swept_values(["model.name=/data/my model/../x"]) == "_model.name=_data_my_model_.._x"  # no "/" in a name
+    monkeypatch.setenv(SWEPT, "")
+    assert swept_values(["model.layer=6"]) == ""  # nothing known to be swept: the job number alone
+
+
+def test_a_named_sweep_folder_gets_its_start_time_in_the_wandb_group():
+    from audiation.callbacks import sweep_group
+
+    assert sweep_group("2026-12-02_10-00-00", "2026-12-02_10-00-01") == "2026-12-02_10-00-00"
+    assert sweep_group("demo", "2026-12-02_10-00-01") == "demo_2026-12-02_10-00-01"
