@@ -16,6 +16,9 @@ Each file is read, mixed to mono and resampled to the model's rate (audiation.da
 encoder on its own: the encoder normalises each row, so padding files into a batch would change what the
 model sees. Files longer than `max_seconds` are cut into pieces of about equal length starting on
 the frame grid, each normalised on its own, so that attention stays affordable on hour-long recordings.
+
+Why ~380 lines in one module: the cache's format (its files, the order they are written, the hash that
+names it) and every query that reads it must agree byte for byte; one module keeps them together.
 """
 
 from __future__ import annotations

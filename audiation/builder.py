@@ -8,7 +8,8 @@ benchmark build through here, so each option means the same thing everywhere.
   weights), and says what is wrong in one line (AudiationError);
 - `build_batch(cfg, plan, targets)` makes one batch's objects: random streams, signal, augmentation,
   objective, optimizer;
-- `model_spec`, `parse_units`, `number`: the pieces other entry points share.
+- `model_spec`: a model option as a plain spec, which the other entry points share; single values are
+  checked in `checks`.
 
 Group options are called through their `_target_` with the node's plain values plus the live objects
 the callable asks for by name (`streams`, `sample_rate`, `geometry`, `unit`, ...). Hydra's `instantiate`
@@ -21,8 +22,6 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-import os
-import re
 import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,7 +31,7 @@ import torch
 from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
-from audiation import config_schema, objectives
+from audiation import checks, objectives
 from audiation.errors import AudiationError
 from audiation.model import (Layer, ModelSpec, frame_geometry, has_ctc_head, load_config, num_frames, num_units,
                              parse_layer, vocabulary)
@@ -42,30 +41,6 @@ from audiation.runtime import resolve_device
 from audiation.trainer import Batch, LoopSettings
 
 log = logging.getLogger(__name__)
-
-LOGGER_MODES = ("auto", "online", "offline", "disabled")
-
-
-def number(value, name: str, kind=float, minimum: float = 0.0, strict: bool = True, finite: bool = True):
-    """`value` as a `kind` (int or float) above `minimum` (or at it, when not strict), else one line."""
-    if isinstance(value, float):  # as the user wrote it: the schema made `seconds=0` the float 0.0
-        value = f"{value:g}"
-    if isinstance(value, bool):
-        raise AudiationError(f"{name}={value} must be a number")
-    try:
-        number_ = float(value)
-    except (TypeError, ValueError):
-        raise AudiationError(f"{name}={value} must be a number") from None
-    if math.isnan(number_) or (finite and math.isinf(number_)):
-        raise AudiationError(f"{name}={value} must be a finite number")
-    if kind is int:
-        if not number_.is_integer():
-            raise AudiationError(f"{name}={value} must be a whole number")
-        number_ = int(number_)
-    if number_ < minimum or (strict and number_ == minimum):
-        raise AudiationError(f"{name}={value} must be {'>' if strict else '>='} {minimum:g}")
-    return number_
-
 
 def construct(node: DictConfig, *args, **live):
     """Call `node._target_` with the node's values (minus its `name` label) plus those of `live` that
@@ -95,165 +70,6 @@ def _as_list(value) -> list:
     return [] if value is None or value == "" else [value] if isinstance(value, (str, int, float)) else list(value)
 
 
-def writable_folder(path, name: str) -> Path:
-    """A folder that exists or can be made and written to, else one line naming the option."""
-    if path is None or not str(path).strip():
-        raise AudiationError(f"{name} is empty: it must name a folder")
-    folder = Path(str(path)).expanduser()
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise AudiationError(f"{name}={path} cannot be a folder: {existing} is a file")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise AudiationError(f"{name}={path} is not writable ({existing} is read-only for this user)")
-    return folder
-
-
-def check_output_overrides(argv: list[str]) -> None:
-    """The job folders given on the command line (`hydra.run.dir=`, `hydra.sweep.dir=`), checked before
-    Hydra makes them: Hydra's own failure is a traceback, or an empty value writes into the current folder.
-    And text outside ASCII, which Hydra's grammar reads only inside quotes: one line showing how."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import OverrideParseException
-
-    for argument in argv:
-        key, sep, value = argument.lstrip("+").partition("=")
-        if sep and key in ("hydra.run.dir", "hydra.sweep.dir") and "${" not in value:
-            writable_folder(value, key)
-        if sep and not argument.isascii():
-            try:
-                OverridesParser.create().parse_overrides([argument])
-            except OverrideParseException:
-                words = [w.strip() for w in value.strip("[]").split(",")]
-                quoted = ",".join(f'"{w}"' for w in words)
-                raise AudiationError(f"{argument}: Hydra reads letters outside ASCII only inside quotes; write "
-                                     f"'{key}=[{quoted}]'" if value.startswith("[") or len(words) > 1 else
-                                     f"{argument}: Hydra reads letters outside ASCII only inside quotes; write "
-                                     f"'{key}=\"{value}\"'") from None
-
-
-def threads(value) -> int | None:
-    return None if value == "auto" else number(value, "threads", int)
-
-
-SEED_LIMIT = 2**32  # the random streams hash a 32-bit seed: a larger one would silently repeat a smaller one's
-
-
-def seed(value) -> int:
-    seed_ = number(value, "seed", int, strict=False)
-    if seed_ >= SEED_LIMIT:
-        raise AudiationError(f"seed={value} is too large: seeds are whole numbers 0..{SEED_LIMIT - 1}")
-    return seed_
-
-
-SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
-
-
-def safe_name(value, option: str) -> str:
-    """A label that becomes part of file and folder names (`objective.name` in `L8-U42-<name>`): letters,
-    digits and `_ . + -`, not starting with a dot, so no name can leave the job folder or break a page."""
-    text = str(value)
-    if not SAFE_NAME.fullmatch(text) or ".." in text:
-        raise AudiationError(f"{option}={text!r} cannot be part of a file name: use up to 64 letters, digits "
-                             "and _ . + - (not starting with . or holding ..)")
-    return text
-
-
-# --- targets ---------------------------------------------------------------------------------------------
-
-
-def parse_units(spec, count: int, where: str, name: str = "objective.unit") -> list[int]:
-    """Units as a list: an int, a list of ints, "a:b[:step]" or "all". Out of range (a range past the end
-    included) and repeated units are errors."""
-    valid = f"valid: 0..{count - 1}"
-    if isinstance(spec, str) and spec.strip() == "all":
-        return list(range(count))
-    if isinstance(spec, str) and re.fullmatch(r"\s*\d*\s*:\s*\d*\s*(:\s*\d+\s*)?", spec):
-        start, stop, *step = (int(p) if p.strip() else None for p in spec.split(":"))
-        if (stop or 0) > count or (start or 0) >= count:
-            raise AudiationError(f"{name}={spec} runs past the last unit of {where} ({valid})")
-        units = list(range(count))[slice(start, stop, *step)]
-        if not units:
-            raise AudiationError(f"{name}={spec} selects no units of {where} ({valid})")
-        return units
-    values = [spec] if isinstance(spec, (str, int, float)) else list(spec)
-    units = []
-    for value in values:
-        text = str(value).strip()
-        if not re.fullmatch(r"-?\d+", text):
-            raise AudiationError(f"{name}={value} is not a unit index ({valid})")
-        unit = int(text)
-        if not 0 <= unit < count:
-            raise AudiationError(f"{name}={unit} is out of range for {where} ({valid})")
-        if unit in units:
-            raise AudiationError(f"{name} names unit {unit} twice: each target once")
-        units.append(unit)
-    return units
-
-
-def parse_directions(spec, count: int) -> np.ndarray:
-    """`objective.direction`: a .npy path (one vector or a stack of them) or an inline list."""
-    if isinstance(spec, str):
-        path = Path(spec).expanduser()
-        if not path.is_file():
-            raise AudiationError(f"objective.direction={spec}: no such .npy file")
-        try:
-            vectors = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as error:
-            raise AudiationError(f"objective.direction={spec} could not be read: {error}") from None
-        if not isinstance(vectors, np.ndarray):  # an .npz archive
-            vectors.close()
-            raise AudiationError(f"objective.direction={spec} is an .npz archive; give one .npy array")
-    else:
-        vectors = list(spec) if not isinstance(spec, (int, float)) else [spec]
-    try:
-        vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
-    except (TypeError, ValueError):
-        raise AudiationError(f"objective.direction={spec} is not numbers: give a .npy array of floats or an "
-                             "inline list of numbers") from None
-    if vectors.ndim != 2 or vectors.shape[1] != count:
-        raise AudiationError(f"objective.direction has shape {vectors.shape}; expected ({count},) or (k, {count})")
-    if not np.all(np.isfinite(vectors)) or not np.all(np.linalg.norm(vectors, axis=1) > 0):
-        raise AudiationError("objective.direction contains a zero or non-finite vector")
-    return vectors
-
-
-def parse_texts(spec, tokens: list[str] | None, where: str) -> list[tuple[str, list[int]]]:
-    """`objective.text`: a word or a list of them, each as (text, token ids) in the model's CTC vocabulary
-    (spaces are its word separator `|`)."""
-    if tokens is None:
-        raise AudiationError(f"objective=text needs a CTC model with a vocabulary; {where} has none")
-    texts = [spec] if isinstance(spec, str) else list(spec) if spec is not None else []
-    if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
-        raise AudiationError("objective.text must be a word or a list of words")
-    index = {token: i for i, token in enumerate(tokens) if token}
-    letters_of = [t for t in index if len(t) == 1 and t.isalpha()]
-    # A one-case vocabulary (wav2vec2-base-960h's is upper case, tiny's lower): "Moon" means its letters.
-    fold = (str.upper if all(t.isupper() for t in letters_of) else str.lower if all(t.islower() for t in letters_of)
-            else str)
-    parsed = []
-    for text in texts:
-        text = " ".join(text.split())
-        letters = ["|" if c == " " else fold(c) for c in text]
-        unknown = sorted({c for c in letters if c not in index})
-        if unknown:
-            known = "".join(t for t in index if len(t) == 1 and t != "|")
-            raise AudiationError(f"objective.text={text}: {', '.join(map(repr, unknown))} not in the vocabulary of "
-                                 f"{where} (it has: {known})")
-        parsed.append((text, [index[c] for c in letters]))
-    names = [Target("text", Layer("logits"), 0, text=t).name for t, _ in parsed]
-    if len(set(names)) < len(names):
-        raise AudiationError("objective.text names a text twice (or two that make the same target name): "
-                             "each target once")
-    return parsed
-
-
-def frames_needed(ids: list[int]) -> int:
-    """CTC needs a frame per character, and a blank between two equal ones."""
-    return len(ids) + sum(a == b for a, b in zip(ids, ids[1:]))
-
-
 def with_samples(targets: list[Target], samples: int) -> list[Target]:
     """K signals per target (samples=K), side by side; sample 0 keeps the target's own stream, so it is
     what samples=1 gives."""
@@ -270,12 +86,12 @@ def expand_targets(objective_cfg: DictConfig, layer: Layer, count: int, texts: l
     if "text" in objective_cfg:
         return [Target(label, layer, key=zlib.crc32(text.encode()), text=text) for text in texts]
     if "unit" in objective_cfg:
-        units = parse_units(objective_cfg.unit, count, f"layer {layer.label}")
+        units = checks.parse_units(objective_cfg.unit, count, f"layer {layer.label}")
         return [Target(label, layer, key=u, unit=u) for u in units]
     if "direction" in objective_cfg:
         if OmegaConf.is_missing(objective_cfg, "direction"):
             raise AudiationError("objective.direction is required: a .npy path or an inline list")
-        vectors = parse_directions(objective_cfg.direction, count)
+        vectors = checks.parse_directions(objective_cfg.direction, count)
         return [Target(label, layer, key=i, vector=v, index=i) for i, v in enumerate(vectors)]
     return [Target(label, layer, key=0)]
 
@@ -311,41 +127,31 @@ def labels(cfg: DictConfig) -> dict:
     """The options a user filters and compares runs by, from the options' own `name` labels (the objective's
     is part of every target's folder name, so each is checked to be safe as one)."""
     return {"model": model_spec(cfg.model).short_name,
-            **{group: safe_name(cfg[group].name, f"{group}.name")
+            **{group: checks.safe_name(cfg[group].name, f"{group}.name")
                for group in ("objective", "parameterization", "augmentation")}}
-
-
-def known_keys(cfg: DictConfig) -> None:
-    """Refuse keys no schema declares: Hydra checks the others' names and types as it composes, but lets
-    `+key=value` append anything (audiation/config_schema.py)."""
-    unknown = config_schema.unknown_keys(cfg)
-    if unknown:
-        more = f" (nor are {len(unknown) - 1} more)" if len(unknown) > 1 else ""
-        raise AudiationError(f"{unknown[0]} is not a key of this config{more}: check its spelling against conf/ "
-                             "(or --help)")
 
 
 def plan(cfg: DictConfig) -> Plan:
     """Check every user-facing value, reading only the model's config file. Raises AudiationError."""
-    known_keys(cfg)
+    checks.known_keys(cfg)
     labels_ = labels(cfg)
-    seed(cfg.seed)
-    steps = number(cfg.steps, "steps", int)
-    settings = LoopSettings(steps=steps, log_every=number(cfg.log_every, "log_every", int),
+    checks.seed(cfg.seed)
+    steps = checks.number(cfg.steps, "steps", int)
+    settings = LoopSettings(steps=steps, log_every=checks.number(cfg.log_every, "log_every", int),
                             precision=str(cfg.precision))
-    seconds = number(cfg.parameterization.seconds, "parameterization.seconds")
-    number(cfg.optimizer.lr, "optimizer.lr")
+    seconds = checks.number(cfg.parameterization.seconds, "parameterization.seconds")
+    checks.number(cfg.optimizer.lr, "optimizer.lr")
     for key, value in cfg.regularizer.items():
-        number(value, f"regularizer.{key}", minimum=-math.inf)
+        checks.number(value, f"regularizer.{key}", minimum=-math.inf)
     for key in ("max_shift_ms", "stretch", "gain_db", "room_ms"):
         if key in cfg.augmentation:
-            number(cfg.augmentation[key], f"augmentation.{key}", strict=False)
+            checks.number(cfg.augmentation[key], f"augmentation.{key}", strict=False)
     if cfg.augmentation.get("stretch", 0) >= 1:
         raise AudiationError(f"augmentation.stretch={cfg.augmentation.stretch:g} must be < 1")
-    batch_size = "auto" if cfg.batch_size == "auto" else number(cfg.batch_size, "batch_size", int)
+    batch_size = "auto" if cfg.batch_size == "auto" else checks.number(cfg.batch_size, "batch_size", int)
     if cfg.precision not in ("fp32", "bf16"):
         raise AudiationError(f"precision={cfg.precision} is not one of fp32, bf16")
-    number(cfg.quality.draws, "quality.draws", int, strict=False)
+    checks.number(cfg.quality.draws, "quality.draws", int, strict=False)
     if cfg.regularizer.get("stay_close") and not cfg.parameterization.get("init"):
         raise AudiationError("regularizer.stay_close needs parameterization.init=<audio file> to stay close to")
     data_files = []
@@ -355,12 +161,12 @@ def plan(cfg: DictConfig) -> Plan:
         if not Path(cfg.quality.data).expanduser().is_dir():
             raise AudiationError(f"quality.data={cfg.quality.data} is not a folder")
         data_files = data.list_audio(cfg.quality.data, name="quality.data")
-        writable_folder(cfg.quality.cache_dir, "quality.cache_dir")
-        number(cfg.examples.top_k, "examples.top_k", int, strict=False)  # 0: no natural examples
-        number(cfg.examples.clip_seconds, "examples.clip_seconds")
-        number(cfg.examples.min_gap_seconds, "examples.min_gap_seconds", strict=False, finite=False)
-    check_logger(cfg.logger)
-    threads(cfg.threads)
+        checks.writable_folder(cfg.quality.cache_dir, "quality.cache_dir")
+        checks.number(cfg.examples.top_k, "examples.top_k", int, strict=False)  # 0: no natural examples
+        checks.number(cfg.examples.clip_seconds, "examples.clip_seconds")
+        checks.number(cfg.examples.min_gap_seconds, "examples.min_gap_seconds", strict=False, finite=False)
+    checks.check_logger(cfg.logger)
+    checks.threads(cfg.threads)
     device = resolve_device(cfg.device)
     spec = model_spec(cfg.model)
     initial = initial_clip(cfg, spec.sample_rate, round(seconds * spec.sample_rate))  # read once, checked now
@@ -370,7 +176,7 @@ def plan(cfg: DictConfig) -> Plan:
         if not has_ctc_head(config):
             raise AudiationError(f"objective=text needs a CTC model (*ForCTC); {spec.short_name} has no CTC head")
         layer = Layer("logits")
-        token_ids = dict(parse_texts(OmegaConf.to_container(cfg.objective, resolve=True)["text"],
+        token_ids = dict(checks.parse_texts(OmegaConf.to_container(cfg.objective, resolve=True)["text"],
                                      vocabulary(spec, config.vocab_size), spec.short_name))
     else:
         layer = parse_layer(cfg.model.layer, config)
@@ -383,16 +189,16 @@ def plan(cfg: DictConfig) -> Plan:
         ctc_peer("model.ensemble", name, spec, config, same_frames=True)
     samples = round(seconds * spec.sample_rate)
     targets = with_samples(expand_targets(cfg.objective, layer, num_units(layer, config), list(token_ids)),
-                           number(cfg.samples, "samples", int))
-    if number(cfg.diversity, "diversity", strict=False) and cfg.samples < 2:
+                           checks.number(cfg.samples, "samples", int))
+    if checks.number(cfg.diversity, "diversity", strict=False) and cfg.samples < 2:
         raise AudiationError(f"diversity={cfg.diversity:g} needs samples >= 2 to push apart")
-    check_memory(samples, config, 1 if batch_size == "auto" else min(batch_size, len(targets)), device, seconds)
+    checks.check_memory(samples, config, 1 if batch_size == "auto" else min(batch_size, len(targets)), device, seconds)
     hop, receptive = frame_geometry(layer, config)
     geometry = Geometry(samples, num_frames(layer, config, samples), num_units(layer, config), hop, receptive,
                         spec.sample_rate)
     for text, ids in token_ids.items():
-        if frames_needed(ids) > geometry.num_frames:
-            raise AudiationError(f"objective.text={text} needs {frames_needed(ids)} frames; {seconds:g} s has "
+        if checks.frames_needed(ids) > geometry.num_frames:
+            raise AudiationError(f"objective.text={text} needs {checks.frames_needed(ids)} frames; {seconds:g} s has "
                                  f"{geometry.num_frames} (set parameterization.seconds higher)")
     frame = None
     if "frame" in cfg.objective:
@@ -436,38 +242,6 @@ def ctc_peer(option: str, name, spec: ModelSpec, config, same_frames: bool = Fal
         raise AudiationError(f"{option}={name} has another frame grid (conv kernels and strides) than "
                              f"{own.short_name}: their logits cannot be averaged frame by frame")
     return peer
-
-
-def check_logger(logger_cfg) -> None:
-    if logger_cfg is not None and logger_cfg.get("enabled", False) and logger_cfg.mode not in LOGGER_MODES:
-        raise AudiationError(f"logger.mode={logger_cfg.mode} is not one of {', '.join(LOGGER_MODES)}")
-
-
-# Peak bytes of a forward+backward per input sample and first-conv channel: measured 3.9 GB for 64 x 1 s
-# of wav2vec2-base at layer 12 on a GPU, i.e. ~2.4 KB per sample, ~4.7 per sample and channel; rounded up.
-BYTES_PER_SAMPLE_AND_CHANNEL = 6
-
-
-def check_memory(samples: int, config, batch: int, device: str, seconds: float) -> None:
-    """Refuse, before allocating, a signal whose forward+backward cannot fit in this machine's memory."""
-    need = BYTES_PER_SAMPLE_AND_CHANNEL * config.conv_dim[0] * samples * batch
-    if device.startswith("cuda"):
-        available, _total = torch.cuda.mem_get_info(torch.device(device))
-        where = "GPU memory"
-    else:
-        try:
-            with open("/proc/meminfo") as meminfo:
-                available = next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable"))
-        except (OSError, StopIteration):
-            return
-        where = "memory"
-    if need > available:
-        fits = seconds * available / need
-        raise AudiationError(f"parameterization.seconds={seconds:g} needs about {need / 2**30:.0f} GiB for a batch of "
-                             f"{batch}; {available / 2**30:.0f} GiB of {where} is free (about {fits:.0f} s fits)")
-
-
-# --- one batch's objects ---------------------------------------------------------------------------------
 
 
 def initial_clip(cfg: DictConfig, sample_rate: int, num_samples: int | None = None) -> torch.Tensor | None:

@@ -43,7 +43,7 @@ def cli() -> None:
     """The `audiation-directions` console script and `python -m audiation.directions`."""
     import sys
 
-    from audiation.builder import check_output_overrides
+    from audiation.checks import check_output_overrides
 
     run_or_exit(check_output_overrides, sys.argv[1:], saved=lambda: "nothing was written")
     main()

@@ -9,24 +9,24 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from audiation import builder, data, outputs, probes
+from audiation import builder, checks, data, outputs, probes
 from audiation.activations import open_cache
 from audiation.errors import AudiationError
 from audiation.model import load_config, parse_layer
-from audiation.runtime import configure
+from audiation.runtime import configure, resolve_device
 
 
 def directions_job(cfg: DictConfig, job_dir: Path) -> dict:
     """A direction at one layer that separates `positive` from `negative` clips: both methods fitted on
     the training clips and scored (AUC) on the held-out ones; the chosen one written as a unit-length .npy."""
-    builder.known_keys(cfg)
+    checks.known_keys(cfg)
     if cfg.method not in ("probe", "mean"):
         raise AudiationError(f"method={cfg.method} is not one of probe, mean")
-    fraction = builder.number(cfg.held_out, "held_out")
+    fraction = checks.number(cfg.held_out, "held_out")
     if fraction >= 1:
         raise AudiationError(f"held_out={cfg.held_out} must be below 1")
-    l2 = builder.number(cfg.l2, "l2", strict=False)
-    builder.writable_folder(cfg.data.cache_dir, "data.cache_dir")
+    l2 = checks.number(cfg.l2, "l2", strict=False)
+    checks.writable_folder(cfg.data.cache_dir, "data.cache_dir")
     folders = {}
     for side in ("positive", "negative"):
         if OmegaConf.is_missing(cfg, side) or not cfg[side]:
@@ -41,8 +41,8 @@ def directions_job(cfg: DictConfig, job_dir: Path) -> dict:
     out = Path(str(cfg.out)).expanduser() if cfg.out else job_dir / "direction.npy"
     if out.is_dir():
         raise AudiationError(f"out={cfg.out} is a folder; give the .npy file to write (e.g. out={out / 'direction.npy'})")
-    device = builder.resolve_device(cfg.device)
-    configure(device, builder.threads(cfg.threads))
+    device = resolve_device(cfg.device)
+    configure(device, checks.threads(cfg.threads))
     spec = builder.model_spec(cfg.model)
     config = load_config(spec)
     layer = parse_layer(cfg.model.layer, config)

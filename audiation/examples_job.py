@@ -12,30 +12,30 @@ import numpy as np
 import soundfile as sf
 from omegaconf import DictConfig, OmegaConf
 
-from audiation import builder, data, outputs, tracking
+from audiation import builder, checks, data, outputs, tracking
 from audiation.activations import STATS, ActivationCache, Example, clip_around, open_cache, top_examples
 from audiation.errors import AudiationError
 from audiation.model import load_config, num_units, parse_layer
-from audiation.runtime import configure
+from audiation.runtime import configure, resolve_device
 
 
 def examples_plan(cfg: DictConfig):
     """Check an examples job's values, reading only the model's config file and listing the data."""
-    builder.known_keys(cfg)
-    builder.number(cfg.top_k, "top_k", int)
-    builder.number(cfg.clip_seconds, "clip_seconds")
-    builder.number(cfg.min_gap_seconds, "min_gap_seconds", strict=False, finite=False)  # inf: one per file
-    builder.number(cfg.data.max_seconds, "data.max_seconds")
-    builder.threads(cfg.threads)
-    builder.check_logger(cfg.logger)
+    checks.known_keys(cfg)
+    checks.number(cfg.top_k, "top_k", int)
+    checks.number(cfg.clip_seconds, "clip_seconds")
+    checks.number(cfg.min_gap_seconds, "min_gap_seconds", strict=False, finite=False)  # inf: one per file
+    checks.number(cfg.data.max_seconds, "data.max_seconds")
+    checks.threads(cfg.threads)
+    checks.check_logger(cfg.logger)
     if OmegaConf.is_missing(cfg.data, "path") or cfg.data.path in (None, ""):
         raise AudiationError("data.path is required: the folder of audio files to search (data.path=/path/to/audio)")
-    builder.writable_folder(cfg.data.cache_dir, "data.cache_dir")
-    device = builder.resolve_device(cfg.device)
+    checks.writable_folder(cfg.data.cache_dir, "data.cache_dir")
+    device = resolve_device(cfg.device)
     spec = builder.model_spec(cfg.model)
     config = load_config(spec)
     layer = parse_layer(cfg.model.layer, config)
-    units = builder.parse_units(cfg.units, num_units(layer, config), f"layer {layer.label}", name="units")
+    units = checks.parse_units(cfg.units, num_units(layer, config), f"layer {layer.label}", name="units")
     files = data.list_audio(cfg.data.path)
     return spec, config, layer, units, files, device
 
@@ -82,7 +82,7 @@ def write_examples_of_unit(job_dir: Path, cache: ActivationCache, unit: int, fou
 def examples_job(cfg: DictConfig, job_dir: Path, group: str | None = None) -> dict:
     """The top natural examples of each unit into `job_dir` (the library call behind `audiation.examples`)."""
     spec, config, layer, units, files, device = examples_plan(cfg)
-    configure(device, builder.threads(cfg.threads))
+    configure(device, checks.threads(cfg.threads))
     cache = open_cache(spec, layer, config, files, cfg.data.cache_dir, device, cfg.data.max_seconds)
     read = last_file_reader(spec.sample_rate)
     found = []

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from omegaconf import DictConfig, OmegaConf
 
-from audiation import builder, errors, outputs, quality, results, tracking
+from audiation import builder, checks, errors, outputs, quality, results, tracking
 from audiation.activations import ActivationCache, open_cache
 from audiation.errors import AudiationError
 from audiation.folder import FolderLock, result_settings, target_settings, targets_to_do
@@ -71,7 +71,7 @@ class AudiationJob:
     def run(self) -> dict:
         cfg, plan = self.cfg, self.plan
         started = time.perf_counter()
-        configure(plan.device, builder.threads(cfg.threads), cfg.tf32)
+        configure(plan.device, checks.threads(cfg.threads), cfg.tf32)
         earlier = results.read_metrics(self.job_dir) or {}
         order = [*(r.get("name") for r in earlier.get("targets", []) if isinstance(r, dict)),
                  *(t.name for t in plan.targets)]
@@ -144,7 +144,7 @@ class AudiationJob:
             cache = open_cache(plan.spec, plan.layer, load_config(plan.spec), plan.data_files, cfg.quality.cache_dir,
                                plan.device)
         listener = None if plan.listener is None else load_encoder(plan.listener, plan.device)
-        configure(plan.device, builder.threads(cfg.threads), cfg.tf32, autotune=True)  # the caches are built
+        configure(plan.device, checks.threads(cfg.threads), cfg.tf32, autotune=True)  # the caches are built
         size = plan.batch_size
         if size == "auto":
             size = fastest_batch(encoder, plan.layer, plan.geometry.num_samples, len(self.todo), plan.device,

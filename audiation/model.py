@@ -14,6 +14,10 @@ Layers are named as in `model.layer`:
                  x -> -inf, so maximising a neuron from below its minimum drove it to -inf, "gaining" only
                  up to 0; the pre-activation rises only on the neuron's positive side
 - `logits`       the CTC head's outputs (one unit per vocabulary entry), only for `*ForCTC` checkpoints
+
+Why ~450 lines in one module: loading (hub, cache, local folders checked before loading, random configs),
+the layer names above and the cut forward all depend on the same few facts of a Hugging Face model's
+layout; kept together, a new model family is one place to change.
 """
 
 from __future__ import annotations

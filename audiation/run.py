@@ -80,7 +80,7 @@ def cli() -> None:
     line are checked before Hydra makes them, then Hydra runs `main`."""
     import sys
 
-    from audiation.builder import check_output_overrides
+    from audiation.checks import check_output_overrides
 
     run_or_exit(check_output_overrides, sys.argv[1:], saved=lambda: "nothing was written")
     main()

@@ -245,7 +245,7 @@ def test_bad_input_is_one_line_before_any_model_loads(tmp_path, monkeypatch, ove
     overrides = [o.replace("EMPTY", str(tmp_path / "empty")) for o in overrides]
     if not any(o.startswith("data.path") for o in overrides) and overrides:
         overrides.append(f"data.path={SLICE}")
-    monkeypatch.setattr(jobs, "load_encoder", lambda *_a, **_k: _no_model())
+    monkeypatch.setattr(activations, "load_encoder", lambda *_a, **_k: _no_model())
     with pytest.raises(AudiationError) as error:
         examples_job.examples_plan(_compose("model=tiny", *overrides))
     assert message in str(error.value) and "\n" not in str(error.value)

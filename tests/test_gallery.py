@@ -15,7 +15,6 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 import pytest
-import soundfile as sf
 from omegaconf import OmegaConf
 
 from audiation.callbacks import Gallery

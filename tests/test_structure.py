@@ -47,6 +47,12 @@ def test_no_import_cycles_and_no_module_imports_a_command_line():
         visit(module, [module])
 
 
+def test_a_module_over_350_lines_says_why_at_its_top():
+    for path in PACKAGE.glob("*.py"):
+        if len(path.read_text().splitlines()) > 350:
+            assert "in one module:" in (ast.get_docstring(ast.parse(path.read_text())) or ""), path.name
+
+
 def _options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 

@@ -135,7 +135,7 @@ def test_diversity_makes_a_units_samples_less_alike_and_they_keep_their_activati
 
 
 def test_words_take_samples_and_an_upper_case_vocabulary_reads_lower_case_text(tmp_path):
-    from audiation.builder import parse_texts
+    from audiation.checks import parse_texts
 
     metrics = audiate_folder(compose("model=tiny", "objective=text", "objective.text=moon", "samples=2", "steps=3",
                                      "logger=none", "threads=1", "quality.draws=0"), tmp_path, None)

@@ -48,7 +48,7 @@ def test_a_name_that_would_leave_the_job_folder_is_one_line_and_writes_nothing(t
     victim.mkdir(parents=True)
     (victim / "audio.wav").write_bytes(b"finished")
     job = tmp_path / "a" / "b"
-    result = run_cli(*SMALL, "steps=1", f"objective.name=../../victim/targets/L2-U0-unit", f"hydra.run.dir={job}")
+    result = run_cli(*SMALL, "steps=1", "objective.name=../../victim/targets/L2-U0-unit", f"hydra.run.dir={job}")
     assert "objective.name='../../victim/targets/L2-U0-unit' cannot be part of a file name" in one_line(result)
     assert (victim / "audio.wav").read_bytes() == b"finished" and not job.exists()
 
