@@ -221,6 +221,24 @@ class Directions(Shared):
     data: Data = _required()
 
 
+@dataclass
+class Features(Shared):
+    """`python -m audiation.features` (conf/features.yaml)."""
+    model: Any = MISSING
+    data: ExamplesData = _required()
+    features: int = MISSING
+    k: int = MISSING
+    steps: int = MISSING
+    batch: int = MISSING
+    lr: float = MISSING
+    aux_k: int = MISSING
+    aux_weight: float = MISSING
+    dead_after: int = MISSING
+    held_out: float = MISSING
+    seed: int = MISSING
+    memory_gb: float = MISSING
+
+
 OPTIONS = {
     "model": {"wav2vec2": Model},
     "objective": {"unit": UnitObjective, "channel": ChannelObjective, "layer": LayerObjective,
@@ -231,7 +249,7 @@ OPTIONS = {
     "logger": {"none": NoLogger, "wandb": WandbLogger},
 }
 ENTRY_POINTS = {"audiation_run_schema": Run, "audiation_examples_schema": Examples,
-                "audiation_directions_schema": Directions}
+                "audiation_directions_schema": Directions, "audiation_features_schema": Features}
 
 
 def register() -> None:

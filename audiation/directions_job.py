@@ -24,7 +24,7 @@ def directions_job(cfg: DictConfig, job_dir: Path) -> dict:
         raise AudiationError(f"method={cfg.method} is not one of probe, mean")
     fraction = checks.number(cfg.held_out, "held_out")
     if fraction >= 1:
-        raise AudiationError(f"held_out={cfg.held_out} must be below 1")
+        raise AudiationError(f"held_out={cfg.held_out:g} must be below 1")
     l2 = checks.number(cfg.l2, "l2", strict=False)
     checks.writable_folder(cfg.data.cache_dir, "data.cache_dir")
     folders = {}

@@ -15,7 +15,7 @@ def test_multirun_loads_the_model_once_per_process(tmp_path):
                      "logger=none", f"hydra.sweep.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stderr.count("audiation: loading model") == 1
-    assert all((tmp_path / job / "metrics.json").is_file() for job in ("0", "1", "2"))
+    assert all((tmp_path / f"{n}_objective.unit={n}" / "metrics.json").is_file() for n in range(3))
 
 
 def test_a_rerun_redoes_only_unfinished_targets(tmp_path):

@@ -1,0 +1,52 @@
+"""`python -m audiation.features`: a TopK sparse autoencoder on one layer's activations over a folder of audio.
+
+    python -m audiation.features model=tiny model.layer=6 data.path=data/corpus/train features=1536 k=32
+    python -m audiation.run model=tiny model.layer=6 objective=feature objective.sae=<that job folder> \\
+        objective.unit=0:64 batch_size=64
+
+The job folder gets `sae.safetensors` and `features.json` (see `audiation.features_job`); the layer's
+activations are cached (`data.cache_dir`) and reused by any later job on the same data.
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from audiation import configs
+from audiation.errors import run_or_exit
+from audiation.features_job import features_job
+
+
+@hydra.main(config_path=configs.CONF, config_name="features", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    job_dir, _group = configs.hydra_job_folder()
+
+    def job():
+        try:
+            summary = features_job(cfg, job_dir)
+        except BaseException:
+            configs.discard_if_empty(job_dir)
+            raise
+        configs.save_job_config(job_dir, cfg)
+        return summary
+
+    summary = run_or_exit(job, saved=lambda: f"the layer's activation cache is kept; {job_dir} holds no SAE")
+    print(f"audiation: SAE of {summary['layer']} ({summary['units']} units -> {summary['features']} features, "
+          f"k={summary['k']}): variance explained {summary['variance_explained']:.3f} on "
+          f"{len(summary['held_out_files'])} held-out files, dead {summary['dead_share']:.1%}, "
+          f"{summary['seconds']:.0f} s; audiate with objective=feature objective.sae={job_dir}")
+
+
+def cli() -> None:
+    """The `audiation-features` console script and `python -m audiation.features`."""
+    import sys
+
+    from audiation.checks import check_output_overrides
+
+    run_or_exit(check_output_overrides, sys.argv[1:], saved=lambda: "nothing was written")
+    main()
+
+
+if __name__ == "__main__":
+    cli()
