@@ -293,6 +293,55 @@ def _build(folder: Path, files: list[Path], layer: Layer, units: int, hop: int, 
         shutil.rmtree(partial, ignore_errors=True)
 
 
+def derived_cache(cache: ActivationCache, transform: Callable[[np.ndarray], np.ndarray], key: str,
+                  what: str) -> ActivationCache:
+    """A cache whose every frame is `transform(frames)` of `cache`'s (an SAE's features of the layer: `what`
+    says so in its meta), built once beside it as `<cache folder>-<key>` from the cache alone, without the
+    model; the same queries (statistics, top examples, traces) then work on it."""
+    folder = cache.folder.with_name(f"{cache.folder.name}-{key}")
+    if (folder / "meta.json").is_file():
+        try:
+            return ActivationCache(folder)
+        except (OSError, ValueError, KeyError) as error:
+            _set_aside(folder, error)
+    partial = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    rows = max(1, (64 << 20) // (4 * cache.num_units))
+    try:
+        with open(partial / "activations.npy", "wb") as out:
+            out.write(_npy_header((0, 0)))
+            maximum = minimum = abs_sum = None
+            for start in range(0, cache.num_frames, rows):
+                values = transform(np.asarray(cache.activations[start:start + rows], dtype=np.float32))
+                half = np.clip(values, -FLOAT16_MAX, FLOAT16_MAX).astype(np.float16)
+                out.write(half.tobytes())
+                stored = half.astype(np.float32)
+                if maximum is None:
+                    maximum, minimum, abs_sum = stored.max(axis=0), stored.min(axis=0), np.zeros(half.shape[1])
+                np.maximum(maximum, stored.max(axis=0), out=maximum)
+                np.minimum(minimum, stored.min(axis=0), out=minimum)
+                abs_sum += np.abs(stored).sum(axis=0, dtype=np.float64)
+            units = len(maximum)
+            out.seek(0)
+            out.write(_npy_header((cache.num_frames, units)))
+        activations = np.load(partial / "activations.npy", mmap_mode="r")
+        stats = {"max": maximum, "p99": _p99(activations, minimum, maximum), "mean_abs": abs_sum / cache.num_frames}
+        del activations
+        np.savez(partial / "stats.npz", **{k: np.asarray(v, dtype=np.float32) for k, v in stats.items()})
+        shutil.copyfile(cache.folder / "index.json", partial / "index.json")
+        outputs.write_json(partial / "meta.json", {**cache.meta, "units": units, "derived_from": str(cache.folder),
+                                                   "transform": what})
+        try:
+            os.replace(partial, folder)
+        except OSError:
+            if not (folder / "meta.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return ActivationCache(folder)
+
+
 def _p99(activations: np.ndarray, minimum: np.ndarray, maximum: np.ndarray) -> np.ndarray:
     """Each unit's 99th percentile over all frames: exact (numpy's linear interpolation) when the array has
     at most EXACT_PERCENTILE_VALUES values, else interpolated in a histogram of HISTOGRAM_BINS bins per unit

@@ -31,7 +31,7 @@ import torch
 from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
-from audiation import checks, objectives
+from audiation import checks, objectives, sae
 from audiation.errors import AudiationError
 from audiation.model import (Layer, ModelSpec, frame_geometry, has_ctc_head, load_config, num_frames, num_units,
                              parse_layer, vocabulary)
@@ -117,6 +117,7 @@ class Plan:
     initial: torch.Tensor | None = None  # parameterization.init: the clip, at the model's rate and length
     listener: ModelSpec | None = None  # quality.listener: a second CTC model with the same vocabulary
     data_files: list[Path] = field(default_factory=list)  # quality.data: its audio files, listed once
+    sae: Path | None = None  # objective=feature: the SAE's folder; its features are the layer's units here
 
     @property
     def objective(self) -> str:
@@ -177,7 +178,7 @@ def plan(cfg: DictConfig) -> Plan:
             raise AudiationError(f"objective=text needs a CTC model (*ForCTC); {spec.short_name} has no CTC head")
         layer = Layer("logits")
         token_ids = dict(checks.parse_texts(OmegaConf.to_container(cfg.objective, resolve=True)["text"],
-                                     vocabulary(spec, config.vocab_size), spec.short_name))
+                                            vocabulary(spec, config.vocab_size), spec.short_name))
     else:
         layer = parse_layer(cfg.model.layer, config)
     if cfg.objective.get("log_softmax") and layer.kind != "logits":
@@ -187,28 +188,49 @@ def plan(cfg: DictConfig) -> Plan:
                              f"(units of layer {layer.label} are not the same unit in another model)")
     for name in spec.ensemble:
         ctc_peer("model.ensemble", name, spec, config, same_frames=True)
+    sae_folder, units = None, num_units(layer, config)
+    if "sae" in cfg.objective:  # the layer seen through a sparse autoencoder: its features are the units
+        if OmegaConf.is_missing(cfg.objective, "sae") or not cfg.objective.sae:
+            raise AudiationError("objective.sae is required: a features job's folder (python -m audiation.features)")
+        if cfg.objective.form not in ("channel", "unit"):
+            raise AudiationError(f"objective.form={cfg.objective.form} is not one of channel, unit")
+        sae_folder, units = feature_dictionary(cfg.objective.sae, "objective.sae", spec, layer)
     samples = round(seconds * spec.sample_rate)
-    targets = with_samples(expand_targets(cfg.objective, layer, num_units(layer, config), list(token_ids)),
+    targets = with_samples(expand_targets(cfg.objective, layer, units, list(token_ids)),
                            checks.number(cfg.samples, "samples", int))
     if checks.number(cfg.diversity, "diversity", strict=False) and cfg.samples < 2:
         raise AudiationError(f"diversity={cfg.diversity:g} needs samples >= 2 to push apart")
     checks.check_memory(samples, config, 1 if batch_size == "auto" else min(batch_size, len(targets)), device, seconds)
     hop, receptive = frame_geometry(layer, config)
-    geometry = Geometry(samples, num_frames(layer, config, samples), num_units(layer, config), hop, receptive,
-                        spec.sample_rate)
+    geometry = Geometry(samples, num_frames(layer, config, samples), units, hop, receptive, spec.sample_rate)
     for text, ids in token_ids.items():
         if checks.frames_needed(ids) > geometry.num_frames:
             raise AudiationError(f"objective.text={text} needs {checks.frames_needed(ids)} frames; {seconds:g} s has "
                                  f"{geometry.num_frames} (set parameterization.seconds higher)")
     frame = None
-    if "frame" in cfg.objective:
+    if "frame" in cfg.objective and cfg.objective.get("form", "unit") == "unit":
         frame = geometry.middle_frame() if cfg.objective.frame is None else int(cfg.objective.frame)
         if not 0 <= frame < geometry.num_frames:
             raise AudiationError(f"objective.frame={frame} is out of range ({seconds:g} s at layer "
                                  f"{layer.label} has frames 0..{geometry.num_frames - 1})")
     listener = listener_spec(cfg, spec, config, layer)
     return Plan(spec, layer, targets, geometry, frame, device, batch_size, settings, labels_, token_ids,
-                config.pad_token_id or 0, initial, listener, data_files)
+                config.pad_token_id or 0, initial, listener, data_files, sae_folder)
+
+
+def feature_dictionary(value, option: str, spec: ModelSpec, layer: Layer) -> tuple[Path, int]:
+    """An SAE folder given as `option`: (the folder, its number of features), checked whole and made from
+    this model and layer, reading no weights."""
+    folder = Path(str(value)).expanduser()
+    try:
+        summary = sae.read_summary(folder)
+    except ValueError as error:
+        raise AudiationError(f"{option}={value}: {error}") from None
+    made_from = summary.get("model") or {}
+    if made_from != sae.identity(spec) or summary.get("layer") != layer.label:
+        raise AudiationError(f"{option}={value} is an SAE of {made_from.get('name')} layer {summary.get('layer')}; "
+                             f"this run is {spec.short_name} layer {layer.label} (set model and model.layer to the SAE's)")
+    return folder, int(summary["features"])
 
 
 def listener_spec(cfg: DictConfig, spec: ModelSpec, config, layer: Layer) -> ModelSpec | None:
@@ -276,7 +298,8 @@ def build_objective(cfg: DictConfig, plan_: Plan, targets: list[Target]) -> Obje
         live["unit"] = torch.tensor([t.unit for t in targets], device=device)
     elif targets[0].vector is not None:
         live["direction"] = torch.from_numpy(np.stack([t.vector for t in targets])).to(device)
-    node = OmegaConf.masked_copy(cfg.objective, [k for k in cfg.objective if k not in ("unit", "direction", "text")])
+    node = OmegaConf.masked_copy(cfg.objective, [k for k in cfg.objective
+                                                 if k not in ("unit", "direction", "text", "sae")])
     if plan_.frame is not None:
         node.frame = plan_.frame
     objective = construct(node, **live)

@@ -77,6 +77,17 @@ class DirectionObjective(Objective):
 
 
 @dataclass
+class FeatureObjective(Objective):
+    sae: str = MISSING  # the features job's folder
+    unit: Any = MISSING
+    form: str = MISSING  # channel or unit
+    frame: Optional[int] = MISSING
+    neighbours: float = MISSING
+    silence: float = MISSING
+    silence_margin_ms: float = MISSING
+
+
+@dataclass
 class Waveform:
     _target_: str = MISSING
     name: str = MISSING
@@ -205,6 +216,7 @@ class Examples(Shared):
     top_k: int = MISSING
     clip_seconds: float = MISSING
     min_gap_seconds: float = MISSING
+    sae: Optional[str] = MISSING  # a features job's folder: its features instead of the layer's units
 
 
 @dataclass
@@ -242,7 +254,7 @@ class Features(Shared):
 OPTIONS = {
     "model": {"wav2vec2": Model},
     "objective": {"unit": UnitObjective, "channel": ChannelObjective, "layer": LayerObjective,
-                  "text": TextObjective, "direction": DirectionObjective},
+                  "text": TextObjective, "direction": DirectionObjective, "feature": FeatureObjective},
     "parameterization": {"fft": FFT, "waveform": Waveform},
     "augmentation": {"none": NoAugmentation, "augment": Augmentation},
     "optimizer": {"adam": Adam},

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import torch
 from omegaconf import DictConfig, OmegaConf
 
-from audiation import builder, checks, data, outputs, tracking
-from audiation.activations import STATS, ActivationCache, Example, clip_around, open_cache, top_examples
+from audiation import builder, checks, data, outputs, sae, tracking
+from audiation.activations import (STATS, ActivationCache, Example, clip_around, derived_cache, open_cache,
+                                   top_examples)
 from audiation.errors import AudiationError
 from audiation.model import load_config, num_units, parse_layer
 from audiation.runtime import configure, resolve_device
@@ -35,9 +37,12 @@ def examples_plan(cfg: DictConfig):
     spec = builder.model_spec(cfg.model)
     config = load_config(spec)
     layer = parse_layer(cfg.model.layer, config)
-    units = checks.parse_units(cfg.units, num_units(layer, config), f"layer {layer.label}", name="units")
+    folder, count = None, num_units(layer, config)
+    if cfg.sae:  # an SAE's features instead of the layer's units
+        folder, count = builder.feature_dictionary(cfg.sae, "sae", spec, layer)
+    units = checks.parse_units(cfg.units, count, f"layer {layer.label}", name="units")
     files = data.list_audio(cfg.data.path)
-    return spec, config, layer, units, files, device
+    return spec, config, layer, units, files, device, folder
 
 
 def last_file_reader(sample_rate: int):
@@ -81,9 +86,13 @@ def write_examples_of_unit(job_dir: Path, cache: ActivationCache, unit: int, fou
 
 def examples_job(cfg: DictConfig, job_dir: Path, group: str | None = None) -> dict:
     """The top natural examples of each unit into `job_dir` (the library call behind `audiation.examples`)."""
-    spec, config, layer, units, files, device = examples_plan(cfg)
+    spec, config, layer, units, files, device, sae_folder = examples_plan(cfg)
     configure(device, checks.threads(cfg.threads))
     cache = open_cache(spec, layer, config, files, cfg.data.cache_dir, device, cfg.data.max_seconds)
+    if sae_folder is not None:  # the features' activations, from the layer's cache: the model does not run again
+        dictionary = sae.load(sae_folder)
+        cache = derived_cache(cache, lambda x: dictionary.pre(torch.from_numpy(x)).numpy(),
+                              f"sae-{sae.content_digest(sae_folder)}", f"features of {sae_folder}")
     read = last_file_reader(spec.sample_rate)
     found = []
     for unit, values in cache.columns(units):
@@ -96,7 +105,7 @@ def examples_job(cfg: DictConfig, job_dir: Path, group: str | None = None) -> di
         "audio_seconds": cache.meta["audio_seconds"], "sample_rate": spec.sample_rate, "top_k": int(cfg.top_k),
         "clip_seconds": float(cfg.clip_seconds),
         "min_gap_seconds": gap if math.isfinite(gap) else None,  # JSON has no infinity
-        "units": found,
+        "sae": None if sae_folder is None else str(sae_folder), "units": found,
     }
     outputs.write_json(job_dir / "examples.json", summary)
     rows = [{"unit": u["unit"], "rank": e["rank"], "audio": str(job_dir / e["clip"]),

@@ -19,15 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 from audiation import builder, checks, data, sae
 from audiation.activations import open_cache
 from audiation.errors import AudiationError
-from audiation.model import ModelSpec, load_config, num_units, parse_layer, weights_digest
+from audiation.model import load_config, num_units, parse_layer
 from audiation.runtime import configure, resolve_device
-
-
-def model_identity(spec: ModelSpec) -> dict:
-    """What must match between an SAE and the run that audiates its features: the model by name, by its
-    weights' content (a local folder) or its random config, and the layer."""
-    return {"name": spec.short_name, "weights_sha256": weights_digest(spec),
-            "random_init": spec.random_init, "config": spec.config if spec.random_init else {}}
 
 
 def settings_of(cfg: DictConfig, units: int) -> sae.TrainSettings:
@@ -84,7 +77,7 @@ def features_job(cfg: DictConfig, job_dir: Path) -> dict:
     except ValueError as error:  # too little data for one batch
         raise AudiationError(f"data.path={cfg.data.path}: {error}; use more audio or a smaller batch") from None
     summary = {
-        "model": model_identity(spec), "layer": layer.label, "units": units, "features": settings.features,
+        "model": sae.identity(spec), "layer": layer.label, "units": units, "features": settings.features,
         "k": settings.k, "data": str(Path(cfg.data.path).expanduser().resolve()), "cache": str(cache.folder),
         "train_files": len(names) - len(held), "held_out_files": sorted(held), "train_frames": int(len(train_frames)),
         **{key: numbers[key] for key in ("held_out_frames", "variance_explained", "mean_l0", "dead_share")},

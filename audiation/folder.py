@@ -14,7 +14,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from audiation import builder, results
+from audiation import builder, results, sae
 from audiation.errors import AudiationError
 from audiation.model import weights_digest
 from audiation.objectives import Target
@@ -79,6 +79,8 @@ def result_settings(cfg: DictConfig) -> dict:
     digests = [weights_digest(member) for member in builder.model_spec(cfg.model).members()]
     if any(digests):  # a local folder's weights, by content: replaced in place they are another model
         flat["model.weights_sha256"] = digests[0] if len(digests) == 1 else digests
+    if flat.get("objective.sae"):  # an SAE retrained into the same folder is another objective
+        flat["objective.sae_sha256"] = sae.content_digest(Path(str(flat["objective.sae"])).expanduser())
     if flat.get("parameterization.init"):
         path = Path(str(flat["parameterization.init"])).expanduser()
         flat["parameterization.init_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]

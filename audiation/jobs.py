@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
-from audiation import builder, checks, errors, outputs, quality, results, tracking
-from audiation.activations import ActivationCache, open_cache
+from audiation import builder, checks, errors, outputs, quality, results, sae, tracking
+from audiation.activations import ActivationCache, derived_cache, open_cache
 from audiation.errors import AudiationError
 from audiation.folder import FolderLock, result_settings, target_settings, targets_to_do
 from audiation.model import Encoder, layer_index, load_config, load_encoder
@@ -139,10 +140,16 @@ class AudiationJob:
         and the batch size (`auto`: the fastest that fits, measured now)."""
         cfg, plan = self.cfg, self.plan
         encoder = load_encoder(plan.spec, plan.device, cfg.compile)
+        dictionary = None if plan.sae is None else sae.load(plan.sae, plan.device)
+        if dictionary is not None:  # objective=feature: the model seen through the SAE, features as its units
+            encoder = sae.FeatureView(encoder, dictionary)
         cache = None
         if cfg.quality.data and plan.targets[0].unit is not None:
             cache = open_cache(plan.spec, plan.layer, load_config(plan.spec), plan.data_files, cfg.quality.cache_dir,
                                plan.device)
+            if dictionary is not None:  # the features' activations on the data, from the layer's cache
+                cache = derived_cache(cache, lambda x: dictionary.pre(torch.from_numpy(x).to(plan.device)).cpu().numpy(),
+                                      f"sae-{self.settings['objective.sae_sha256']}", f"features of {plan.sae}")
         listener = None if plan.listener is None else load_encoder(plan.listener, plan.device)
         configure(plan.device, checks.threads(cfg.threads), cfg.tf32, autotune=True)  # the caches are built
         size = plan.batch_size
@@ -192,6 +199,11 @@ class AudiationJob:
                 record["activation_trace"] = [round(float(v), 3) for v in trace]
                 record["trace_hop_seconds"] = plan.geometry.hop / plan.geometry.sample_rate
                 record["trace_offset_seconds"] = plan.geometry.field / 2 / plan.geometry.sample_rate
+        if plan.sae is not None:  # what the features job measured of each feature
+            summary = sae.read_summary(plan.sae)
+            for record in records:
+                record["firing_frequency"] = summary["firing_frequency"][record["unit"]]
+                record["nearest_features"] = summary["nearest_features"][record["unit"]]
         if encoder.vocabulary is not None and plan.layer.kind == "logits":
             for record in records:  # the character a CTC output unit stands for
                 record["character"] = encoder.vocabulary[record["unit"]] if record["unit"] is not None else None

@@ -110,6 +110,9 @@ def unit(
     return objective
 
 
+unit_objective = unit  # for objectives whose argument `unit` (the target tensor) hides the function
+
+
 def channel(unit: torch.Tensor, log_softmax: bool = False) -> Objective:
     """One unit over every frame. With `log_softmax` (CTC logits only), the unit's log-probability: it
     rises only as the letter beats every other token, blank included, i.e. as greedy decoding hears it;
@@ -120,6 +123,15 @@ def channel(unit: torch.Tensor, log_softmax: bool = False) -> Objective:
         return scores.gather(2, unit.view(-1, 1, 1).expand(-1, acts.shape[1], 1)).squeeze(2).mean(dim=1)
 
     return Objective("activation", target)
+
+
+def feature(geometry: Geometry, unit: torch.Tensor, form: str = "channel", frame: int | None = None,
+            neighbours: float = 0.5, silence: float = 1.0, silence_margin_ms: float = 25.0) -> Objective:
+    """A sparse autoencoder's features: the encoder sees the layer through the SAE (`sae.FeatureView`), so a
+    feature is a unit of that view, over every frame (`form="channel"`) or at one frame (`form="unit"`)."""
+    if form == "unit":
+        return unit_objective(geometry, unit, frame, neighbours, silence, silence_margin_ms)
+    return channel(unit)
 
 
 def layer() -> Objective:

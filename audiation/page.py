@@ -110,6 +110,10 @@ def _target_card(source: int, root: Path, job: Path, record: dict, extra: list[s
     rows += [(k, _number(record[k])) for k in extra if _is_number(record.get(k))]
     rows += [(k, record[k]) for k in ("text", "transcript", "ensemble_transcript", "listener_transcript")
              if record.get(k) is not None]
+    if isinstance(record.get("nearest_features"), list):  # objective=feature: its neighbours in the dictionary
+        rows.append(("nearest_features", ", ".join(f"U{pair[0]} ({_number(pair[1]) or 0:.2f})"
+                                                   for pair in record["nearest_features"]
+                                                   if isinstance(pair, list) and len(pair) == 2)))
     files = {key: target_folder(job, name) / file for key, file in TARGET_FILES.items()}
     seconds, offset = _number(record.get("trace_hop_seconds")), _number(record.get("trace_offset_seconds"))
     frame = _number(record.get("frame"))

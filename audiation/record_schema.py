@@ -82,6 +82,11 @@ FIELDS = (
              "character"),
     _measure("sibling_similarity", "sibling similarity", "samples > 1: cosine similarity of the spectral "
              "profile to the other samples of the target", better="lower"),
+    # objective=feature: what the features job measured of the feature
+    Field("firing_frequency", "firing frequency", "objective=feature: share of the held-out frames the feature is "
+          "on in (its SAE's features.json)", table=True),
+    Field("nearest_features", "nearest features", "objective=feature: the features whose decoder rows are "
+          "closest (feature, cosine)"),
     # for the page and for resuming
     Field("activation_trace", "trace", "the unit's activation at every frame of its audiation"),
     Field("trace_hop_seconds", "trace hop", "seconds between the trace's frames", "s"),

@@ -30,6 +30,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from audiation.model import ModelSpec, weights_digest
+
 WEIGHTS = "sae.safetensors"
 SUMMARY = "features.json"
 
@@ -120,6 +122,24 @@ def read_summary(folder: Path) -> dict:
     if not isinstance(summary, dict) or shape != [summary.get("features"), summary.get("units")]:
         raise ValueError(f"{folder / SUMMARY} does not describe {path} (features x units {shape})")
     return summary
+
+
+def identity(spec: ModelSpec) -> dict:
+    """What must match between an SAE and a run that audiates its features (with the layer): the model by
+    name, and by its weights' content (a local folder) or its random config."""
+    return {"name": spec.short_name, "weights_sha256": weights_digest(spec),
+            "random_init": spec.random_init, "config": spec.config if spec.random_init else {}}
+
+
+def content_digest(folder: Path) -> str:
+    """A short sha256 of `sae.safetensors`: an SAE retrained into the same folder is another objective."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(Path(folder) / WEIGHTS, "rb") as handle:
+        while chunk := handle.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
 
 
 class FeatureView(nn.Module):

@@ -1,0 +1,158 @@
+"""Sparse autoencoder features (audiation/sae.py, the features job, objective=feature): TopK's exact
+sparsity, reconstruction, a feature objective equal to the encoder applied to the layer, resume, bad input,
+and the feature cards."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from audiation import builder, sae
+from audiation.configs import compose
+from audiation.errors import AudiationError
+from audiation.features_job import features_job
+from audiation.jobs import audiate_folder
+from audiation.model import load_encoder
+from audiation.page import write_gallery
+from conftest import ROOT
+from test_gallery import data
+
+SLICE = ROOT / "audiation" / "assets" / "speech-slice"
+SMALL = ["model=random_small", "model.layer=2", "threads=1"]
+
+
+def test_topk_keeps_exactly_the_k_largest_pre_activations_rectified():
+    model = sae.SAE(8, 32, 5, torch.Generator().manual_seed(0))
+    pre = torch.randn(100, 32, generator=torch.Generator().manual_seed(1))
+    code = model.code(pre)
+    assert ((code != 0).sum(dim=1) <= 5).all()
+    top = pre.topk(5, dim=1)
+    expected = torch.zeros_like(pre).scatter(1, top.indices, top.values.relu())
+    assert torch.equal(code, expected)
+
+
+def test_a_topk_sae_recovers_a_sparse_dictionary():
+    """Frames made of 3 of 48 directions in 32 dimensions: a 64-feature SAE explains nearly all their
+    variance on held-out frames, and about the 16 features it does not need are the dead ones."""
+    rng = np.random.default_rng(0)
+    directions = rng.standard_normal((48, 32))
+    codes = np.zeros((24000, 48))
+    for row in codes:
+        row[rng.choice(48, 3, replace=False)] = rng.uniform(1, 3, 3)
+    frames = (codes @ directions + 0.01 * rng.standard_normal((24000, 32))).astype(np.float16)
+    settings = sae.TrainSettings(features=64, k=3, steps=2000, batch=256, lr=3e-3, dead_after=5000, seed=0)
+    _, numbers = sae.train(frames, np.arange(20000), np.arange(20000, 24000), settings)
+    assert numbers["variance_explained"] > 0.95, numbers["variance_explained"]
+    assert numbers["mean_l0"] <= 3 and numbers["dead_share"] <= 0.3
+
+
+@pytest.fixture(scope="module")
+def dictionary(tmp_path_factory) -> str:
+    """An SAE of random_small's layer 2 on the speech slice, trained briefly by the features job."""
+    folder = tmp_path_factory.mktemp("sae")
+    features_job(compose(*SMALL, f"data.path={SLICE}", f"data.cache_dir={folder / 'cache'}", "features=64", "k=4",
+                         "steps=40", "batch=256", config_name="features"), folder / "job")
+    return str(folder / "job")
+
+
+def test_the_features_job_writes_the_sae_and_what_it_measured(dictionary):
+    summary = json.loads((sae.Path(dictionary) / sae.SUMMARY).read_text())
+    assert summary["layer"] == "L2" and summary["units"] == 32 and summary["features"] == 64 and summary["k"] == 4
+    assert 0 < summary["variance_explained"] <= 1 and summary["mean_l0"] <= 4
+    assert len(summary["firing_frequency"]) == 64 and len(summary["nearest_features"]) == 64
+    assert summary["held_out_files"] and summary["train_files"] + len(summary["held_out_files"]) == 160
+    assert sae.read_summary(dictionary)["features"] == 64
+
+
+def test_a_feature_objective_is_the_sae_encoder_applied_to_the_layer(dictionary):
+    cfg = compose(*SMALL, "logger=none", "objective=feature", f"objective.sae={dictionary}", "objective.unit=[3,9]")
+    plan = builder.plan(cfg)
+    batch = builder.build_batch(cfg, plan, plan.targets)
+    encoder = load_encoder(plan.spec, "cpu")
+    model = sae.load(dictionary)
+    wave = torch.randn(2, plan.geometry.num_samples, generator=torch.Generator().manual_seed(0)) * 0.1
+    with torch.no_grad():
+        acts = encoder(wave, plan.layer)
+        by_hand = (acts - model.b_dec) @ model.W_enc.T + model.b_enc  # pre-TopK, every feature
+        _, terms = batch.objective(sae.FeatureView(encoder, model)(wave, plan.layer), wave)
+    assert plan.geometry.num_units == 64
+    assert torch.allclose(terms["activation"], by_hand[:, :, [3, 9]].mean(dim=1).diagonal(), atol=1e-5)
+
+
+def test_a_feature_sweep_resumes_and_a_retrained_sae_is_another_objective(dictionary, tmp_path):
+    overrides = [*SMALL, "logger=none", "objective=feature", f"objective.sae={dictionary}", "objective.unit=0:3",
+                 "steps=3", f"quality.data={SLICE}", f"quality.cache_dir={tmp_path / 'cache'}", "examples.top_k=1"]
+    first = audiate_folder(compose(*overrides), tmp_path / "job")
+    record = first["targets"][0]
+    assert record["name"] == "L2-U0-feature" and record["firing_frequency"] is not None
+    assert record["activation_ratio"] is not None and len(record["examples"]) == 1  # from the features' cache
+    (card,) = [c for c in data(write_gallery(tmp_path / "job")) if c["name"] == "L2-U0-feature"]
+    rows = dict(card["rows"])
+    assert rows["firing_frequency"] == pytest.approx(record["firing_frequency"])
+    assert rows["nearest_features"].startswith(f"U{record['nearest_features'][0][0]} (")
+    assert audiate_folder(compose(*overrides), tmp_path / "job")["run"]["audiated_now"] == 0
+    weights = sae.Path(dictionary) / sae.WEIGHTS
+    saved = weights.read_bytes()
+    try:
+        retrained = sae.load(dictionary)
+        retrained.W_enc.data += 0.01
+        retrained.save(sae.Path(dictionary), json.loads((sae.Path(dictionary) / sae.SUMMARY).read_text()))
+        with pytest.raises(AudiationError, match="objective.sae_sha256"):
+            audiate_folder(compose(*overrides), tmp_path / "job")
+    finally:
+        weights.write_bytes(saved)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["features=8", "k=8"], "k=8 must be below features=8"),
+    (["features=100000000"], "needs about"),
+    (["+kk=3"], "kk is not a key"),
+])
+def test_bad_training_settings_are_one_line_before_any_work(tmp_path, overrides, message):
+    with pytest.raises(AudiationError, match=message):
+        features_job(compose(*SMALL, f"data.path={SLICE}", *overrides, config_name="features"), tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def _damaged(folder, how):
+    if how == "missing":
+        (folder / sae.WEIGHTS).unlink()
+    else:
+        data = (folder / sae.WEIGHTS).read_bytes()
+        (folder / sae.WEIGHTS).write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("change,message", [
+    (["model.layer=1"], "is an SAE of random_small layer L2; this run is random_small layer L1"),
+    (["model=tiny", "model.layer=2"], "this run is tiny-w2v2-espeak layer L2"),
+    (["missing"], "has no sae.safetensors"),
+    (["truncated"], "is damaged"),
+    (["objective.form=both"], "objective.form=both is not one of channel, unit"),
+])
+def test_an_sae_that_does_not_fit_the_run_is_one_line(dictionary, tmp_path, change, message):
+    folder = tmp_path / "sae"
+    shutil.copytree(dictionary, folder)
+    overrides = [o for o in change if "=" in o]
+    for how in set(change) - set(overrides):
+        _damaged(folder, how)
+    cfg = compose(*SMALL, "logger=none", "objective=feature", f"objective.sae={folder}", *overrides)
+    with pytest.raises(AudiationError, match=message):
+        builder.plan(cfg)
+
+
+def test_the_examples_of_features_come_from_the_layers_cache_without_the_model(dictionary, tmp_path, monkeypatch):
+    from audiation import activations
+    from audiation.examples_job import examples_job
+
+    cache = sae.Path(dictionary).parent / "cache"  # the layer's cache, built by the features job
+    monkeypatch.setattr(activations, "load_encoder", lambda *_a, **_k: pytest.fail("the model was loaded"))
+    summary = examples_job(compose(*SMALL, "logger=none", f"data.path={SLICE}", f"data.cache_dir={cache}",
+                                   f"sae={dictionary}", "units=0:2", "top_k=2", config_name="examples"), tmp_path)
+    assert summary["sae"] == dictionary and [u["unit"] for u in summary["units"]] == [0, 1]
+    for unit in summary["units"]:  # the features' own statistics, not the layer's units'
+        assert unit["examples"][0]["activation"] == pytest.approx(unit["stats"]["max"], rel=2e-3)
+    assert json.loads((sae.Path(summary["cache"]) / "meta.json").read_text())["transform"] == f"features of {dictionary}"
