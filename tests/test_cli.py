@@ -150,7 +150,7 @@ def test_help_is_the_projects_own_and_the_console_scripts_complete():
         assert said in result.stdout, result.stdout
     assert "Powered by Hydra" not in result.stdout and "_target_" not in result.stdout  # no YAML dump
     scripts = Path(sys.executable).parent
-    for name in ("audiation-run", "audiation-examples", "audiation-directions", "audiation-gallery",
+    for name in ("audiation-run", "audiation-examples", "audiation-features", "audiation-directions", "audiation-gallery",
                  "audiation-report"):
         assert (scripts / name).is_file(), name
     completion = subprocess.run([str(scripts / "audiation-run"), "--shell-completion", "install=bash"],

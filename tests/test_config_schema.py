@@ -27,7 +27,8 @@ def test_every_option_composes_typed_and_refuses_a_misspelt_key(group, option):
     schema = OmegaConf.get_type(node)
     assert schema in config_schema.OPTIONS[group].values(), f"{group}={option} has no schema"
     assert set(node.keys()) == {f.name for f in dataclasses.fields(schema)}, f"{group}={option}: YAML and schema differ"
-    assert set(OmegaConf.missing_keys(node)) <= {"objective.direction"}, f"{group}={option} leaves a key unset"
+    required = {"objective.direction", "objective.sae"}  # the user's to give
+    assert set(OmegaConf.missing_keys(node)) <= required, f"{group}={option} leaves a key unset"
     key = next(k for k in node.keys() if not k.startswith("_"))
     with pytest.raises(ConfigCompositionException, match=f"Could not override '{group}.{key}x'"):
         compose(f"{group}={option}", f"{group}.{key}x=1")

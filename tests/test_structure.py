@@ -13,7 +13,7 @@ from conftest import CONF, ROOT, compose
 
 PACKAGE = ROOT / "audiation"
 COMMAND_LINES = {"audiation.run", "audiation.examples", "audiation.gallery", "audiation.report",
-                 "audiation.directions"}
+                 "audiation.directions", "audiation.features"}
 
 
 def _imports() -> dict[str, set[str]]:
@@ -71,6 +71,13 @@ def test_every_option_of_every_group_composes_and_builds(option, tmp_path):
         overrides.append(f"objective.direction={tmp_path / 'd.npy'}")
     if option == "objective=layer":
         overrides.append("model.layer=conv3")
+    if option == "objective=feature":  # an untrained SAE of random_small's layer 2 will do
+        from audiation import builder, sae
+
+        spec = builder.model_spec(compose("model=random_small").model)
+        sae.SAE(32, 16, 2).save(tmp_path / "sae", {"model": sae.identity(spec), "layer": "L2", "units": 32,
+                                                   "features": 16, "k": 2})
+        overrides += [f"objective.sae={tmp_path / 'sae'}", "objective.form=unit"]
     cfg = compose(*overrides)
     job = plan(cfg)
     batch = build_batch(cfg, job, job.targets[:1])
