@@ -1,6 +1,6 @@
 """The config schema: the type of every key of every option, registered in Hydra's ConfigStore.
 
-Each option's YAML (conf/<group>/<option>.yaml) starts from its schema (`defaults: - /schema/<group>/<option>@_here_`)
+Each option's YAML (conf/<group>/<option>.yaml) starts from its schema (`defaults: - /<group>_<option>_schema@_here_`)
 and the entry points' YAML from theirs (`audiation_run_schema`, ...), so when Hydra composes a config a
 misspelt key (`optimizer.lrr=0.1`, or a typo in an option file) or a value of the wrong type
 (`steps=many`) fails with Hydra's message, before the project's own value checks (builder). The values
@@ -238,7 +238,7 @@ class Features(Shared):
     """`python -m audiation.features` (conf/features.yaml)."""
     model: Any = MISSING
     data: ExamplesData = _required()
-    features: int = MISSING
+    features: Optional[int] = MISSING  # null: 8 x the layer's units
     k: int = MISSING
     steps: int = MISSING
     batch: int = MISSING
@@ -270,8 +270,8 @@ def register() -> None:
 
     store = ConfigStore.instance()
     for group, options in OPTIONS.items():
-        for name, schema in options.items():
-            store.store(group=f"schema/{group}", name=name, node=schema)
+        for name, schema in options.items():  # not in a group: --help and tab completion list groups
+            store.store(name=f"{group}_{name}_schema", node=schema)
     for name, schema in ENTRY_POINTS.items():
         store.store(name=name, node=schema)
 

@@ -23,10 +23,13 @@ from audiation.model import load_config, num_units, parse_layer
 from audiation.runtime import configure, resolve_device
 
 
+EXPANSION = 8  # features per unit of the layer when `features` is not given (whisper-sae and Gao et al. use 8-32)
+
+
 def settings_of(cfg: DictConfig, units: int) -> sae.TrainSettings:
     """The training settings, each checked in one line; the dictionary must fit in `memory_gb`."""
     checks.known_keys(cfg)
-    features = checks.number(cfg.features, "features", int, minimum=1)
+    features = EXPANSION * units if cfg.features is None else checks.number(cfg.features, "features", int, minimum=1)
     k = checks.number(cfg.k, "k", int)
     if k >= features:
         raise AudiationError(f"k={k} must be below features={features}: TopK keeps k of them on")

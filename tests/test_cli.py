@@ -146,9 +146,10 @@ def test_help_is_the_projects_own_and_the_console_scripts_complete():
     result = run_cli("--help")
     assert result.returncode == 0
     for said in ("audiation-run: optimise audio that drives", "== Examples ==", "model=tiny is the project's own",
-                 "objective: channel, direction, layer, text, unit"):
+                 "objective: channel, direction, feature, layer, text, unit"):
         assert said in result.stdout, result.stdout
     assert "Powered by Hydra" not in result.stdout and "_target_" not in result.stdout  # no YAML dump
+    assert "schema" not in result.stdout  # the config schemas are not options
     scripts = Path(sys.executable).parent
     for name in ("audiation-run", "audiation-examples", "audiation-features", "audiation-directions", "audiation-gallery",
                  "audiation-report"):

@@ -156,3 +156,10 @@ def test_the_examples_of_features_come_from_the_layers_cache_without_the_model(d
     for unit in summary["units"]:  # the features' own statistics, not the layer's units'
         assert unit["examples"][0]["activation"] == pytest.approx(unit["stats"]["max"], rel=2e-3)
     assert json.loads((sae.Path(summary["cache"]) / "meta.json").read_text())["transform"] == f"features of {dictionary}"
+
+
+def test_the_dictionary_is_eight_times_the_layer_unless_said():
+    from audiation.features_job import settings_of
+
+    assert settings_of(compose(*SMALL, "data.path=x", config_name="features"), 32).features == 256
+    assert settings_of(compose(*SMALL, "data.path=x", "features=100", config_name="features"), 32).features == 100
