@@ -17,7 +17,10 @@ encoder on its own: the encoder normalises each row, so padding files into a bat
 model sees. Files longer than `max_seconds` are cut into pieces of about equal length starting on
 the frame grid, each normalised on its own, so that attention stays affordable on hour-long recordings.
 
-Why ~380 lines in one module: the cache's format (its files, the order they are written, the hash that
+A cache can also be derived from another without the model (`derived_cache`: an SAE's features of the
+layer), in the same format, so every query works on it too.
+
+Why ~430 lines in one module: the cache's format (its files, the order they are written, the hash that
 names it) and every query that reads it must agree byte for byte; one module keeps them together.
 """
 
