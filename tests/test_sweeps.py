@@ -39,7 +39,8 @@ def test_parallel_launchers_run_a_two_job_sweep(tmp_path, launcher):
     result = run_cli("--multirun", f"hydra/launcher={launcher}", "model=random_small", "objective.unit=0,1",
                      "steps=3", "threads=1", "logger=none", f"hydra.sweep.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-2000:]
-    units = [json.loads((tmp_path / job / "metrics.json").read_text())["targets"][0]["unit"] for job in ("0", "1")]
+    jobs = ("0_objective.unit=0", "1_objective.unit=1")  # named after the swept value, whichever launcher
+    units = [json.loads((tmp_path / job / "metrics.json").read_text())["targets"][0]["unit"] for job in jobs]
     assert units == [0, 1]
 
 
