@@ -349,3 +349,18 @@ def test_card_rows_carry_the_schemas_labels_meanings_and_direction(layers_by_uni
     dom = _dom(layers_by_units / "index.html", tmp_path)
     assert re.search(r'<td title="the activation\'s mean over fresh augmentation draws \(higher is better\)">'
                      r"robust activation ↑</td>", dom.replace("&#39;", "'")), dom[-3000:]
+
+
+@needs_chromium
+def test_the_grid_puts_the_best_at_the_bright_end_when_lower_is_better(tmp_path):
+    records = [{"name": f"L1-U{u}-unit", "layer": "L1", "unit": u, "final_activation": 1.0, "silence_ratio_db": db}
+               for u, db in enumerate([-20.0, -5.0])]
+    (tmp_path / "metrics.json").write_text(json.dumps({"run": {}, "targets": records}))
+    dom = _dom(write_gallery(tmp_path), tmp_path, """
+    document.getElementById('view').value = 'grid';
+    document.getElementById('sort').value = 'silence_ratio_db';
+    document.getElementById('view').dispatchEvent(new Event('input'));""")
+    cells = dict((name, colour.replace(" ", "")) for colour, name in
+                 re.findall(r'style="background: ?([^"]+)" data-name="([^"]+)"',
+                            dom.split('<main id="cards"', 1)[1].split("</main>", 1)[0]))
+    assert cells == {"L1-U0-unit": "rgb(253,231,37)", "L1-U1-unit": "rgb(68,1,84)"}  # -20 dB is the better
