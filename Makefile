@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # Here torch 2.13.0 is a local CPU wheel; elsewhere pip fetches the normal build for your machine.
 TORCH ?= torch==2.13.0
-APT_PACKAGES := espeak-ng sox wamerican chromium
+APT_PACKAGES := espeak-ng sox wamerican chromium flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
 
 .PHONY: setup system-packages demo gpu-check mutants corpus speech-slice tiny-model listener-model tiny-eval transfer test test-slow test-all clean clean-cache
 
@@ -17,7 +17,8 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
-# Debian packages: espeak-ng, sox and wamerican regenerate the speech corpus (experiments/); chromium runs
+# Debian packages: espeak-ng, flite, festival and its voices, sox and wamerican regenerate the speech corpus
+# (experiments/; tests/test_corpus.py renders a small one); chromium runs
 # the gallery's browser tests (skipped without it, failing in CI). The demo needs none of them.
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -42,19 +43,19 @@ gpu-check: setup
 # Each model trains on one CPU thread in about 1.5 h (or on a GPU when there is one); both fit side by side.
 corpus: setup system-packages
 	$(BIN)/pip install --quiet -e ".[train]"
-	OMP_NUM_THREADS=1 $(BIN)/python experiments/make_corpus.py --out data/corpus --n-train 40000 --n-heldout 1500 \
-		--more-voices --jobs 2 --seed 0
+	OMP_NUM_THREADS=1 $(BIN)/python experiments/make_corpus.py --out data/corpus --n-train 30000 --n-heldout 1500 \
+		--n-heldout-human 600 --jobs 2 --seed 0
 
 speech-slice: corpus
 	$(BIN)/python experiments/make_corpus.py --out data/corpus --slice audiation/assets/speech-slice --seed 0
 
 tiny-model: corpus
-	OMP_NUM_THREADS=1 $(BIN)/python experiments/train_tiny.py --data data/corpus --out audiation/assets/tiny-w2v2-espeak \
+	OMP_NUM_THREADS=1 $(BIN)/python experiments/train_tiny.py --data data/corpus --train-split train --out audiation/assets/tiny-w2v2-espeak \
 		--log-dir data/train-tiny --hidden 192 --layers 6 --heads 4 --ffn 768 --steps 9000 --lr 1e-3 --warmup 500 \
 		--eval-every 1000 --seed 0
 
 listener-model: corpus
-	OMP_NUM_THREADS=1 $(BIN)/python experiments/train_tiny.py --data data/corpus --out audiation/assets/listener-w2v2-espeak \
+	OMP_NUM_THREADS=1 $(BIN)/python experiments/train_tiny.py --data data/corpus --train-split train-listener --out audiation/assets/listener-w2v2-espeak \
 		--log-dir data/train-listener --hidden 256 --layers 3 --heads 4 --ffn 1024 --conv-first 48 --conv-width 96 \
 		--pre-ln --steps 9000 --lr 2e-3 --warmup 500 --eval-every 1000 --seed 1
 

@@ -154,6 +154,7 @@ class Quality:
     data: Optional[str] = MISSING
     cache_dir: str = MISSING
     listener: Optional[str] = MISSING
+    judges: bool = MISSING
 
 
 @dataclass

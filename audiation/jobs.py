@@ -88,7 +88,8 @@ class AudiationJob:
                                      config=self._tracker_config(), sample_rate=plan.geometry.sample_rate)
         with tracker, outputs.Writer() as writer:
             models = self._load() if self.todo else None
-            subscribers = [Files(self.job_dir, plan, writer, self.name, cfg.examples, models and models.cache),
+            subscribers = [Files(self.job_dir, plan, writer, self.name, cfg.examples, models and models.cache,
+                                 bool(cfg.quality.judges)),
                            Tracking(tracker, self.job_dir, plan.settings.steps)]
             try:
                 for result, batch, records in self._batches(models, subscribers):

@@ -110,6 +110,9 @@ def _target_card(source: int, root: Path, job: Path, record: dict, extra: list[s
     rows += [(k, _number(record[k])) for k in extra if _is_number(record.get(k))]
     rows += [(k, record[k]) for k in ("text", "transcript", "ensemble_transcript", "listener_transcript")
              if record.get(k) is not None]
+    if isinstance(record.get("phones"), list):  # quality.judges: what a recognizer of human speech hears
+        rows.append(("phones", " ".join(map(str, record["phones"])) or "(none)"))
+    rows += [(k, record[k]) for k in ("phone_at_target", "judges_note") if record.get(k) is not None]
     if isinstance(record.get("nearest_features"), list):  # objective=feature: its neighbours in the dictionary
         rows.append(("nearest_features", ", ".join(f"U{pair[0]} ({_number(pair[1]) or 0:.2f})"
                                                    for pair in record["nearest_features"]
@@ -133,7 +136,8 @@ def _target_card(source: int, root: Path, job: Path, record: dict, extra: list[s
         "clip_seconds": next((_number(e.get("clip_seconds")) for e in record.get("examples") or []
                               if isinstance(e, dict)), None) or 1.0,
         "text": " ".join([name, str(record.get("layer")), str(record.get("objective")), where, *choices, *overrides,
-                          str(record.get("transcript") or ""), str(record.get("character") or "")]).lower(),
+                          str(record.get("transcript") or ""), str(record.get("character") or ""),
+                          " ".join(map(str, record.get("phones") or []))]).lower(),
         "keys": {"unit": _number(record.get("unit")), "final_activation": final, "gain": gain,
                  **{k: _number(record.get(k)) for k in extra}},
     }

@@ -16,14 +16,14 @@ class Field:
     label: str
     meaning: str
     unit: str = ""
-    better: str | None = None  # "higher", "lower", or None: neither is better
+    better: str | None = None  # "higher", "lower", or "neither" (a measure with no better end: F0)
     measure: bool = False  # a number to compare runs by: W&B summary (mean, median), the report, the grid
     table: bool = False  # a column of W&B's per-target table
 
     def describe(self) -> str:
         """The meaning in one line, with the unit and which way is better (tooltips, the README)."""
         extra = [part for part in (self.unit and f"in {self.unit}",
-                                   self.better and f"{self.better} is better") if part]
+                                   self.better in ("higher", "lower") and f"{self.better} is better") if part]
         return self.meaning + (f" ({'; '.join(extra)})" if extra else "")
 
 
@@ -82,6 +82,19 @@ FIELDS = (
              "character"),
     _measure("sibling_similarity", "sibling similarity", "samples > 1: cosine similarity of the spectral "
              "profile to the other samples of the target", better="lower"),
+    # quality.judges: what tools built for human speech hear (audiation/judges.py)
+    Field("phones", "phones heard", "the ARPAbet phones pocketsphinx's phone recognizer hears (silence and "
+          "noise left out)", table=True),
+    Field("phone_at_target", "phone at target", "objective=unit: the phone (or SIL) pocketsphinx hears "
+          "spanning the target frame", table=True),
+    _measure("speech_probability", "speech probability", "silero-vad's mean speech probability over 32 ms "
+             "windows"),
+    _measure("f0_hz", "F0", "Praat's median pitch over voiced frames", "Hz", better="neither"),
+    _measure("voiced_share", "voiced share", "share of Praat's pitch frames that are voiced", better="neither"),
+    _measure("hnr_db", "HNR", "Praat's mean harmonics-to-noise ratio", "dB"),
+    _measure("f1_hz", "F1", "Praat's median first formant (voiced frames; all when none is)", "Hz", better="neither"),
+    _measure("f2_hz", "F2", "Praat's median second formant (voiced frames; all when none is)", "Hz", better="neither"),
+    Field("judges_note", "judges note", "why the judges' numbers are null (silent, under 0.1 s, not finite)"),
     # objective=feature: what the features job measured of the feature
     Field("firing_frequency", "firing frequency", "objective=feature: share of the held-out frames the feature is "
           "on in (its SAE's features.json)", table=True),

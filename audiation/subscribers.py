@@ -8,7 +8,7 @@ and every target's loss history).
 
 - `Files`: the local files, which are never lost: each target's audio, spectrogram, history and record
   as its batch ends (on a background thread while the next batch optimises), the job's metrics, history
-  and loss curve at the end.
+  and loss curve at the end. The judges (`quality.judges`) hear each target on that thread too.
 - `Tracking`: the W&B run, a second copy: loss terms per step, media, the per-target table.
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from audiation import outputs, results, tracking
+from audiation import judges, outputs, results, tracking
 from audiation.activations import ActivationCache, top_examples
 from audiation.builder import Plan
 from audiation.examples_job import last_file_reader, write_examples_of_unit
@@ -47,9 +47,9 @@ class Files(Subscriber):
     are written beside its audiation and put in its record."""
 
     def __init__(self, job_dir: Path, plan: Plan, writer: outputs.Writer, title: str,
-                 examples: DictConfig | None = None, cache: ActivationCache | None = None):
+                 examples: DictConfig | None = None, cache: ActivationCache | None = None, judges: bool = False):
         self.job_dir, self.plan, self.writer, self.title = Path(job_dir), plan, writer, title
-        self.examples, self.cache = examples, cache
+        self.examples, self.cache, self.judges = examples, cache, judges
         self.read = last_file_reader(plan.geometry.sample_rate)
 
     def batch_done(self, result, targets, records):
@@ -63,6 +63,8 @@ class Files(Subscriber):
 
         def write(row: int, record: dict):
             files = record["files"]
+            if self.judges:
+                record.update(judges.judge(result.signal[row], rate, mark))
             if self.cache is not None and record["unit"] is not None and self.examples.top_k:
                 cfg = self.examples
                 found = top_examples(self.cache, record["unit"], int(cfg.top_k), float(cfg.min_gap_seconds))

@@ -3,8 +3,8 @@
     python experiments/eval_tiny.py --model audiation/assets/tiny-w2v2-espeak \
         --data data/corpus/heldout [--json out.json]
 
-CER = total edit distance / total reference characters (spaces count), overall and per voice
-group: per base voice (text before "+") and per variant (text after "+").
+CER = total edit distance / total reference characters (spaces count), overall, per engine (espeak,
+flite, festival) and per voice.
 """
 import argparse
 import csv
@@ -90,13 +90,13 @@ def transcribe(model, wavs, id2char, max_batch_s=32.0):
 
 
 def cer_report(rows, hyps):
-    """Overall and per-group CER; groups are base voice and variant."""
+    """Overall, per-engine and per-voice CER (rows without an engine column are espeak-ng's)."""
     tot = defaultdict(lambda: [0, 0])
     for r, h in zip(rows, hyps):
         ref = normalize_text(r["text"])
         e = edit_distance(ref, h)
-        base, _, var = r["voice"].partition("+")
-        for key in ("overall", f"base:{base}", f"variant:{var or '-'}"):
+        engine = r.get("engine") or "espeak"
+        for key in ("overall", f"engine:{engine}", f"voice:{engine}/{r['voice']}"):
             tot[key][0] += e
             tot[key][1] += len(ref)
     return {k: {"cer": e / n, "chars": n} for k, (e, n) in sorted(tot.items())}

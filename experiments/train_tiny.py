@@ -1,4 +1,4 @@
-"""Train a tiny wav2vec2 CTC character recogniser on the espeak-ng corpus (one CPU thread).
+"""Train a tiny wav2vec2 CTC character recogniser on the project's speech corpus (one CPU thread).
 
 Architecture: wav2vec2-base's convolutional feature encoder geometry (320x downsampling, 20 ms
 frames, group-norm first layer, post-LN transformer) scaled down to a 4-layer, 144-wide
@@ -104,6 +104,8 @@ def main():
     p.add_argument("--data", type=Path, default=Path("data/corpus"))
     p.add_argument("--out", type=Path, default=Path("audiation/assets/tiny-w2v2-espeak"))
     p.add_argument("--log-dir", type=Path, default=Path("data/train-tiny"))
+    p.add_argument("--train-split", default="train",
+                   help="the corpus folder to train on: train (tiny's voices) or train-listener (the listener's)")
     p.add_argument("--steps", type=int, default=2600)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -134,7 +136,7 @@ def main():
     a.out.mkdir(parents=True, exist_ok=True)
 
     t0 = time.time()
-    train = load_split(a.data / "train")
+    train = load_split(a.data / a.train_split)
     heldout = load_split(a.data / "heldout")
     heldout = random.Random(a.seed).sample(heldout, min(a.eval_n, len(heldout)))
     wavs = [r["audio"] for r in train]
@@ -171,7 +173,9 @@ def main():
     def evaluate(step):
         hyps = transcribe(model, [r["audio"] for r in heldout], id2char)
         model.train()
-        return cer_report(heldout, hyps)["overall"]["cer"], hyps[:3]
+        report = cer_report(heldout, hyps)
+        engines = " ".join(f"{k[7:]} {v['cer']:.3f}" for k, v in report.items() if k.startswith("engine:"))
+        return report["overall"]["cer"], f"({engines}) e.g. {hyps[:3]}"
 
     def save():
         model.save_pretrained(a.out, safe_serialization=True)
@@ -211,7 +215,7 @@ def main():
             cer, ex = evaluate(step)
             save()
             tqdm.write(f"step {step + 1} ({time.time() - t0:.0f} s) loss {loss_ema:.3f} "
-                       f"held-out CER {cer:.3f} e.g. {ex}")
+                       f"held-out CER {cer:.3f} {ex}")
         if (step + 1) % 50 == 0 or cer != "":
             log.writerow([step + 1, round(time.time() - t0, 1), f"{lr:.3e}", f"{loss_ema:.4f}",
                           f"{feat_abs[0]:.3f}", f"{hid_std:.3f}", cer if cer == "" else f"{cer:.4f}"])

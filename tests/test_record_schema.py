@@ -30,6 +30,7 @@ def test_every_measure_says_which_way_is_better_and_every_field_what_it_means():
     for field in record_schema.FIELDS:
         assert field.meaning and field.label, field.key
         if field.measure:
-            assert field.better in ("higher", "lower"), field.key
+            assert field.better in ("higher", "lower", "neither"), field.key
     assert record_schema.BY_KEY["silence_ratio_db"].describe().endswith("(in dB; lower is better)")
+    assert record_schema.BY_KEY["f0_hz"].describe().endswith("(in Hz)")
     assert len(record_schema.BY_KEY) == len(record_schema.FIELDS)  # one entry per key
