@@ -236,8 +236,9 @@ def make_split(name, n, stream, out, jobs, first=0):
     rows, tried = [], 0
     with multiprocessing.Pool(jobs) as pool, tqdm(total=n, desc=name) as bar:
         while len(rows) < n:
-            # blocks in order keep the accepted utterances identical to a serial run
-            block = [next(stream) for _ in range(256)]
+            # Utterances are kept in the stream's order, so neither the block's size nor --jobs changes
+            # which are kept: blocks only keep the processes busy.
+            block = [next(stream) for _ in range(min(256, 16 + 2 * (n - len(rows))))]
             chunks = [block[i:i + 8] for i in range(0, len(block), 8)]
             rendered = [x for xs in pool.map(render_chunk, chunks) for x in xs]
             for c, x in zip(block, rendered):
