@@ -1,5 +1,5 @@
 """The examples job (`python -m audiation.examples`): each unit's top natural examples from a folder of audio,
-as clips, spectrograms and `examples.json`; and the writing of one unit's examples, which audiation jobs
+as clips, spectrograms and `examples.json`, with each unit's phone name (`phones`); and the writing of one unit's examples, which audiation jobs
 with `quality.data` share.
 """
 
@@ -13,7 +13,7 @@ import soundfile as sf
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from audiation import builder, checks, data, outputs, sae, tracking
+from audiation import builder, checks, data, outputs, phones, sae, tracking
 from audiation.activations import (STATS, ActivationCache, Example, clip_around, derived_cache, open_cache,
                                    top_examples)
 from audiation.errors import AudiationError
@@ -94,10 +94,12 @@ def examples_job(cfg: DictConfig, job_dir: Path, group: str | None = None) -> di
         cache = derived_cache(cache, lambda x: dictionary.pre(torch.from_numpy(x)).numpy(),
                               f"sae-{sae.content_digest(sae_folder)}", f"features of {sae_folder}")
     read = last_file_reader(spec.sample_rate)
+    frame_phones = phones.frame_labels(cache, read)
     found = []
     for unit, values in cache.columns(units):
         examples = top_examples(cache, unit, int(cfg.top_k), float(cfg.min_gap_seconds), values)
-        found.append(write_examples_of_unit(job_dir, cache, unit, examples, layer.label, float(cfg.clip_seconds), read))
+        found.append({**write_examples_of_unit(job_dir, cache, unit, examples, layer.label, float(cfg.clip_seconds),
+                                               read), **phones.name_unit(values, frame_phones)})
     gap = float(cfg.min_gap_seconds)
     summary = {
         "model": spec.short_name, "layer": layer.label, "data": str(Path(cfg.data.path).expanduser().resolve()),

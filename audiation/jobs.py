@@ -17,9 +17,10 @@ from typing import NamedTuple
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from audiation import builder, checks, errors, outputs, quality, results, sae, tracking
+from audiation import builder, checks, errors, outputs, phones, quality, results, sae, tracking
 from audiation.activations import ActivationCache, derived_cache, open_cache
 from audiation.errors import AudiationError
+from audiation.examples_job import last_file_reader
 from audiation.folder import FolderLock, result_settings, target_settings, targets_to_do
 from audiation.model import Encoder, layer_index, load_config, load_encoder
 from audiation.objectives import Target
@@ -33,9 +34,11 @@ ASYMPTOTE_MARGIN = 0.01  # a GELU output within this of 0 from below, after risi
 
 
 class Models(NamedTuple):
-    """What a job loads once, after every check: the model, the dataset cache, the quality settings."""
+    """What a job loads once, after every check: the model, the dataset cache and its frames' phones, the
+    quality settings."""
     encoder: Encoder
     cache: ActivationCache | None
+    phones: phones.FramePhones | None
     quality: quality.QualitySettings
 
 
@@ -89,7 +92,7 @@ class AudiationJob:
         with tracker, outputs.Writer() as writer:
             models = self._load() if self.todo else None
             subscribers = [Files(self.job_dir, plan, writer, self.name, cfg.examples, models and models.cache,
-                                 bool(cfg.quality.judges)),
+                                 models and models.phones, bool(cfg.quality.judges)),
                            Tracking(tracker, self.job_dir, plan.settings.steps)]
             try:
                 for result, batch, records in self._batches(models, subscribers):
@@ -151,6 +154,8 @@ class AudiationJob:
             if dictionary is not None:  # the features' activations on the data, from the layer's cache
                 cache = derived_cache(cache, lambda x: dictionary.pre(torch.from_numpy(x).to(plan.device)).cpu().numpy(),
                                       f"sae-{self.settings['objective.sae_sha256']}", f"features of {plan.sae}")
+        # each unit's phone name comes from the phones of its top frames on the data
+        frame_phones = None if cache is None else phones.frame_labels(cache, last_file_reader(plan.geometry.sample_rate))
         listener = None if plan.listener is None else load_encoder(plan.listener, plan.device)
         configure(plan.device, checks.threads(cfg.threads), cfg.tf32, autotune=True)  # the caches are built
         size = plan.batch_size
@@ -162,7 +167,7 @@ class AudiationJob:
         self.batch_size = max(per_target, size // per_target * per_target)  # a target's samples share one batch
         quality_settings = quality.QualitySettings(int(cfg.quality.draws), int(cfg.seed),
                                                    None if cache is None else cache.stats, listener)
-        return Models(encoder, cache, quality_settings)
+        return Models(encoder, cache, frame_phones, quality_settings)
 
     def _batches(self, models: Models, subscribers: list[Subscriber]):
         """Optimise, measure and record the targets to do, batch by batch: yields (result, targets, records)

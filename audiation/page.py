@@ -96,6 +96,12 @@ def _links(job: Path, media: _Media) -> list[tuple[str, str]]:
     return [(label, link) for label, path in files if (link := media.link(path, job.parent))]
 
 
+def phone_name(record: dict) -> str | None:
+    """A unit's phone name for its card's title: "/S/ ×8.1" (phone and lift), None without one."""
+    phone, lift = record.get("phone"), _number(record.get("phone_lift"))
+    return None if not phone or lift is None else f"/{phone}/ ×{lift:.1f}"
+
+
 def _target_card(source: int, root: Path, job: Path, record: dict, extra: list[str], media: _Media) -> dict:
     name = str(record["name"])
     initial, final = _number(record.get("initial_activation")), _number(record.get("final_activation"))
@@ -112,7 +118,8 @@ def _target_card(source: int, root: Path, job: Path, record: dict, extra: list[s
              if record.get(k) is not None]
     if isinstance(record.get("phones"), list):  # quality.judges: what a recognizer of human speech hears
         rows.append(("phones", " ".join(map(str, record["phones"])) or "(none)"))
-    rows += [(k, record[k]) for k in ("phone_at_target", "judges_note") if record.get(k) is not None]
+    rows += [(k, str(record[k]).lower() if isinstance(record[k], bool) else record[k])
+             for k in ("phone_at_target", "heard_as_label", "judges_note") if record.get(k) is not None]
     if isinstance(record.get("nearest_features"), list):  # objective=feature: its neighbours in the dictionary
         rows.append(("nearest_features", ", ".join(f"U{pair[0]} ({_number(pair[1]) or 0:.2f})"
                                                    for pair in record["nearest_features"]
@@ -124,7 +131,7 @@ def _target_card(source: int, root: Path, job: Path, record: dict, extra: list[s
         record.get("activation_trace"), list) else None
     return {
         "source": source, "name": name, "layer": str(record["layer"]), "character": record.get("character"),
-        "objective": str(record.get("objective")),
+        "phone": phone_name(record), "objective": str(record.get("objective")),
         "meta": " · ".join(([f"job {where}"] if where != "." else []) + choices + overrides),
         "stopped": record.get("stopped"), "rows": rows, "links": _links(job, media), "overrides": overrides,
         "audio": media(files["wav_16bit"], job), "spectrogram": media(files["spectrogram"], job),
@@ -147,6 +154,7 @@ def _unit_card(source: int, root: Path, job: Path, summary: dict, unit: dict, me
     """A card of an `audiation.examples` job: a unit's natural examples, no audiation."""
     where = job.relative_to(root).as_posix()
     return {"source": source, "name": unit["name"], "layer": str(unit["layer"]), "character": None,
+            "phone": phone_name(unit),
             "meta": " · ".join(([f"job {where}"] if where != "." else []) + [str(summary.get("model")), "examples"]),
             "stopped": None, "rows": [(f"dataset {k}", v) for k, v in unit["stats"].items()],
             "audio": None, "examples": _examples(job, unit["examples"], media),

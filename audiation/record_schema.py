@@ -94,6 +94,13 @@ FIELDS = (
     _measure("hnr_db", "HNR", "Praat's mean harmonics-to-noise ratio", "dB"),
     _measure("f1_hz", "F1", "Praat's median first formant (voiced frames; all when none is)", "Hz", better="neither"),
     _measure("f2_hz", "F2", "Praat's median second formant (voiced frames; all when none is)", "Hz", better="neither"),
+    # with quality.data: the unit's name, the phone of its top natural frames (audiation/phones.py)
+    Field("phone", "phone", "the phone most over-represented (highest lift, at least 15% share) among the unit's "
+          "top 100 frames on quality.data", table=True),
+    _measure("phone_lift", "phone lift", "that phone's share of the top frames over its share of all frames"),
+    _measure("phone_share", "phone share", "that phone's share of the unit's top frames"),
+    Field("heard_as_label", "heard as its phone", "the judge hears the unit's phone in its audiation (at the "
+          "target frame for objective=unit)", table=True),
     Field("judges_note", "judges note", "why the judges' numbers are null (silent, under 0.1 s, not finite)"),
     # objective=feature: what the features job measured of the feature
     Field("firing_frequency", "firing frequency", "objective=feature: share of the held-out frames the feature is "

@@ -1,7 +1,7 @@
 """`python -m audiation.report <sweep folder>`: how far a sweep's audiations go, layer by layer.
 
 Reads every job's metrics.json under the folder and summarises each quality number per layer (count,
-median, quartiles, share above 1 for activation ratios) as a Markdown table on stdout and in
+median, quartiles, share above 1 for activation ratios, share at lift >= 3 for units' phone names) as a Markdown table on stdout and in
 `report.md`, the same numbers in `report.csv`, and a box plot per measure in `report.png`. Targets whose
 optimisation was interrupted or stopped are left out, and the report says how many.
 """
@@ -16,6 +16,7 @@ import numpy as np
 
 from audiation.errors import AudiationError, run_or_exit
 from audiation.outputs import atomic, pyplot
+from audiation.phones import NAMED_LIFT
 from audiation.record_schema import MEASURES
 from audiation.results import natural_key, read_jobs
 
@@ -51,6 +52,8 @@ def summary_rows(collected: dict[str, dict[str, np.ndarray]]) -> list[dict]:
                    "min": values.min(), "max": values.max()}
             if measure.startswith("activation_ratio"):
                 row["share_above_1"] = float((values > 1).mean())
+            if measure == "phone_lift":  # units with a phone name worth the name
+                row[f"share_lift_{NAMED_LIFT:g}"] = float((values >= NAMED_LIFT).mean())
             rows.append(row)
     return rows
 
@@ -63,7 +66,8 @@ def write_report(folder: Path) -> Path:
     if not collected:
         raise AudiationError(f"no finished targets under {folder} ({unfinished} unfinished)")
     rows = summary_rows(collected)
-    columns = ["measure", "layer", "targets", "median", "q1", "q3", "min", "max", "share_above_1"]
+    columns = ["measure", "layer", "targets", "median", "q1", "q3", "min", "max", "share_above_1",
+               f"share_lift_{NAMED_LIFT:g}"]
     cell = lambda v: "" if v is None else f"{v:.3g}" if isinstance(v, float) else str(v)  # noqa: E731
     table = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     table += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from audiation import judges, outputs, results, tracking
+from audiation import judges, outputs, phones, results, tracking
 from audiation.activations import ActivationCache, top_examples
 from audiation.builder import Plan
 from audiation.examples_job import last_file_reader, write_examples_of_unit
@@ -44,12 +44,13 @@ class Subscriber:
 
 class Files(Subscriber):
     """Every file of the job folder. With a dataset cache (`quality.data`), each unit's natural examples
-    are written beside its audiation and put in its record."""
+    are written beside its audiation and put in its record, with its phone name (`phones`)."""
 
     def __init__(self, job_dir: Path, plan: Plan, writer: outputs.Writer, title: str,
-                 examples: DictConfig | None = None, cache: ActivationCache | None = None, judges: bool = False):
+                 examples: DictConfig | None = None, cache: ActivationCache | None = None,
+                 frame_phones: phones.FramePhones | None = None, judges: bool = False):
         self.job_dir, self.plan, self.writer, self.title = Path(job_dir), plan, writer, title
-        self.examples, self.cache, self.judges = examples, cache, judges
+        self.examples, self.cache, self.frame_phones, self.judges = examples, cache, frame_phones, judges
         self.read = last_file_reader(plan.geometry.sample_rate)
 
     def batch_done(self, result, targets, records):
@@ -65,6 +66,9 @@ class Files(Subscriber):
             files = record["files"]
             if self.judges:
                 record.update(judges.judge(result.signal[row], rate, mark))
+            if self.frame_phones is not None and record["unit"] is not None:  # the unit's name, and is it heard?
+                record.update(phones.name_unit(self.cache.column(record["unit"]), self.frame_phones))
+                record["heard_as_label"] = phones.heard_as_label(record)
             if self.cache is not None and record["unit"] is not None and self.examples.top_k:
                 cfg = self.examples
                 found = top_examples(self.cache, record["unit"], int(cfg.top_k), float(cfg.min_gap_seconds))

@@ -32,7 +32,7 @@ function card(c) {
   const media = c.audio ? `<audio controls preload="metadata" src="${esc(c.audio)}"></audio>
     <img loading="lazy" src="${esc(c.spectrogram)}" alt="spectrogram of ${esc(c.name)}">
     <div class="label">waveform</div>${line(c.waveform)}${trace}` : '';
-  return `<article class="card" data-name="${esc(c.name)}"><h2>${esc(c.name)}${c.character ? ' · “' + esc(c.character) + '”' : ''}</h2>
+  return `<article class="card" data-name="${esc(c.name)}"><h2>${esc(c.name)}${c.character ? ' · “' + esc(c.character) + '”' : ''}${c.phone ? ' · ' + esc(c.phone) : ''}</h2>
     <p class="meta">${esc(c.meta)}</p>${c.stopped ? `<p class="meta stopped">stopped: ${esc(c.stopped)}</p>` : ''}
     ${(c.links || []).length ? `<p class="meta links">${c.links.map(([label, href]) => `<a href="${esc(href)}">${esc(label)}</a>`).join(' · ')}</p>` : ''}
     ${media}<table>${rows}</table>${examples}</article>`;

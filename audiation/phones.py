@@ -1,0 +1,194 @@
+"""Phone labels of natural audio, and a phone name for every unit.
+
+Each file of a dataset cache (`activations.ActivationCache`) is labelled with ARPAbet phones by
+pocketsphinx: its transcript (a `metadata.tsv` or LibriSpeech `.trans.txt` beside it) force-aligned,
+words CMUdict lacks spelled by espeak-ng (its IPA mapped to ARPAbet); a file without a transcript, or
+whose alignment fails, is decoded by the phone recognizer instead. Every frame of the cache gets the
+phone spanning its centre; the labels are saved beside the cache (`phones.npz`).
+
+A unit's name is the phone most over-represented among its top frames: `phone` (the highest lift over
+its base rate among phones making up at least `MIN_SHARE` of those frames), `phone_lift` and
+`phone_share`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+from collections import Counter
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from audiation import data
+from audiation.activations import ActivationCache
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+PHONE_FRAME_SECONDS = 0.01
+LABELS_FILE = "phones.npz"
+TOP_FRAMES = 100  # a unit's top frames that name it
+MIN_SHARE = 0.15  # a phone names a unit only if it is at least this share of the top frames (no lucky rarities)
+NAMED_LIFT = 3.0  # the report's bar: a unit "has a phone" when its lift is at least this
+
+# espeak-ng's IPA (en-us) to ARPAbet; two-character symbols first. Stress and length marks are dropped.
+IPA_TO_ARPABET = {
+    "tʃ": "CH", "dʒ": "JH", "eɪ": "EY", "aɪ": "AY", "ɔɪ": "OY", "aʊ": "AW", "oʊ": "OW", "əʊ": "OW",
+    "ɪə": "IH", "eə": "EH", "ʊə": "UH", "iː": "IY", "uː": "UW", "ɑː": "AA", "ɔː": "AO", "ɜː": "ER",
+    "i": "IY", "ɪ": "IH", "ᵻ": "IH", "e": "EH", "ɛ": "EH", "æ": "AE", "a": "AA", "ɑ": "AA", "ɒ": "AA",
+    "ɔ": "AO", "o": "OW", "ʊ": "UH", "u": "UW", "ʌ": "AH", "ə": "AH", "ɐ": "AH", "ɚ": "ER", "ɜ": "ER",
+    "ɝ": "ER", "p": "P", "b": "B", "t": "T", "d": "D", "k": "K", "ɡ": "G", "g": "G", "f": "F", "v": "V",
+    "θ": "TH", "ð": "DH", "s": "S", "z": "Z", "ʃ": "SH", "ʒ": "ZH", "h": "HH", "x": "HH", "ç": "HH",
+    "m": "M", "n": "N", "ŋ": "NG", "l": "L", "ɬ": "L", "ɹ": "R", "r": "R", "w": "W", "j": "Y", "ɾ": "T",
+    "ʔ": "T",
+}
+_IPA = re.compile("|".join(sorted(map(re.escape, IPA_TO_ARPABET), key=len, reverse=True)))
+
+
+def ipa_to_arpabet(ipa: str) -> list[str]:
+    """ARPAbet phones of one word's IPA; symbols outside the table (stress, length, syllabic) are dropped."""
+    return [IPA_TO_ARPABET[symbol] for symbol in _IPA.findall(ipa)]
+
+
+def espeak_arpabet(words: list[str]) -> dict[str, str]:
+    """{word: "P H O N E S"} from espeak-ng (en-us), for words CMUdict lacks; {} without espeak-ng."""
+    if not words or shutil.which("espeak-ng") is None:
+        return {}
+    out = subprocess.run(["espeak-ng", "-q", "--ipa", "-v", "en-us", "\n".join(words)], capture_output=True,
+                         text=True).stdout.split()
+    if len(out) != len(words):  # espeak-ng joined or split a word: no safe pairing
+        return {}
+    return {w: " ".join(p) for w, ipa in zip(words, out) if (p := ipa_to_arpabet(ipa))}
+
+
+class Aligner:
+    """pocketsphinx's forced aligner and phone recognizer, loaded once."""
+
+    def __init__(self):
+        from pocketsphinx import Decoder, get_model_path
+        model = get_model_path()
+        self.words = Decoder(samprate=SAMPLE_RATE, logfn=os.devnull)
+        self.phone_recognizer = Decoder(samprate=SAMPLE_RATE, logfn=os.devnull, lm=None,
+                                        allphone=os.path.join(model, "en-us", "en-us-phone.lm.bin"))
+        self.added: set[str] = set()
+
+    def segments(self, signal: np.ndarray, text: str | None) -> tuple[list[tuple[str, float, float]], str]:
+        """[(phone, start s, end s)] of a 16 kHz signal and how they were found: "aligned" (the text,
+        possibly with espeak-ng's words), or "decoded" (no text, or the alignment failed)."""
+        pcm = (np.clip(signal, -1, 1) * 32767).astype(np.int16).tobytes()
+        words = _words(text)
+        if words:
+            unknown = [w for w in dict.fromkeys(words) if w not in self.added and self.words.lookup_word(w) is None]
+            for word, phones in espeak_arpabet(unknown).items():
+                self.words.add_word(word, phones, False)
+                self.added.add(word)
+            try:
+                self.words.set_align_text(" ".join(words))
+                self._decode(self.words, pcm)
+                if self.words.hyp() is not None:  # the words were found: now their phones (never ask
+                    self.words.set_alignment()    # hyp() of this second pass: pocketsphinx 5.1 crashes)
+                    self._decode(self.words, pcm)
+                    return [(p.name, p.start * PHONE_FRAME_SECONDS, (p.start + p.duration) * PHONE_FRAME_SECONDS)
+                            for word in self.words.get_alignment() for p in word], "aligned"
+            except RuntimeError:  # a word neither CMUdict nor espeak-ng could spell
+                pass
+        self._decode(self.phone_recognizer, pcm)
+        return [(s.word, s.start_frame * PHONE_FRAME_SECONDS, (s.end_frame + 1) * PHONE_FRAME_SECONDS)
+                for s in self.phone_recognizer.seg()], "decoded"
+
+    @staticmethod
+    def _decode(decoder, pcm: bytes) -> None:
+        decoder.start_utt()
+        decoder.process_raw(pcm, full_utt=True)
+        decoder.end_utt()
+
+
+def _words(text: str | None) -> list[str]:
+    """The transcript as CMUdict spells words: lower case, letters and apostrophes."""
+    return re.findall(r"[a-z']+", (text or "").lower())
+
+
+def _phone(name: str) -> str:
+    """CMUdict's phone without stress digits; pocketsphinx's noise tokens (+NSN+ ...) count as silence."""
+    return "SIL" if name.startswith("+") else re.sub(r"\d", "", name)
+
+
+def frame_labels(cache: ActivationCache, read: Callable[[str], np.ndarray]) -> FramePhones:
+    """The phone of each cache frame, read from beside the cache or made and saved there."""
+    path = cache.folder / LABELS_FILE
+    if path.is_file():
+        with np.load(path) as saved:
+            if len(saved["labels"]) == cache.num_frames:
+                return FramePhones(saved["labels"], json.loads(str(saved["inventory"])))
+    aligner = Aligner()
+    inventory: dict[str, int] = {"SIL": 0}
+    labels = np.zeros(cache.num_frames, dtype=np.int16)
+    methods: Counter = Counter()
+    by_file: dict[str, list] = {}
+    for piece in cache.pieces:
+        by_file.setdefault(piece.file, []).append(piece)
+    for file in tqdm(by_file, desc="phones", unit="file", dynamic_ncols=True, leave=False):
+        signal = read(file)
+        if cache.sample_rate != SAMPLE_RATE:
+            import soxr
+            signal = soxr.resample(signal, cache.sample_rate, SAMPLE_RATE)
+        segments, method = aligner.segments(signal, data.transcript(file))
+        methods[method] += 1
+        starts = np.array([start for _, start, _ in segments] or [0.0])
+        ends = np.array([end for _, _, end in segments] or [0.0])
+        ids = np.array([inventory.setdefault(_phone(p), len(inventory)) for p, _, _ in segments] or [0])
+        for piece in by_file[file]:
+            local = np.arange(piece.num_frames)
+            times = piece.offset_seconds + (local * cache.hop + cache.field / 2) / cache.sample_rate
+            index = np.clip(np.searchsorted(starts, times, side="right") - 1, 0, len(starts) - 1)
+            inside = (times >= starts[index]) & (times < ends[index])
+            labels[piece.first_frame:piece.first_frame + piece.num_frames] = np.where(inside, ids[index], 0)
+    if methods["decoded"]:
+        log.warning("warning: %d of %d files had no transcript or could not be aligned: their phones are what "
+                    "pocketsphinx's phone recognizer heard", methods["decoded"], sum(methods.values()))
+    names = sorted(inventory, key=inventory.get)
+    with open(path.with_suffix(".partial"), "wb") as out:  # complete or absent: a crash leaves no half file
+        np.savez(out, labels=labels, inventory=json.dumps(names))
+    path.with_suffix(".partial").replace(path)
+    return FramePhones(labels, names)
+
+
+class FramePhones(NamedTuple):
+    """The phone of every frame of a cache (indices into `inventory`)."""
+    labels: np.ndarray
+    inventory: list[str]
+
+
+def name_unit(values: np.ndarray, labels: FramePhones, top: int = TOP_FRAMES) -> dict:
+    """{phone, phone_lift, phone_share} of one unit from its activation at every frame."""
+    labels, inventory = labels
+    top = min(top, len(values))
+    chosen = labels[np.argpartition(-values, top - 1)[:top]]
+    counts = np.bincount(chosen, minlength=len(inventory))
+    base = np.bincount(labels, minlength=len(inventory)) / len(labels)
+    share = counts / top
+    lift = np.where(base > 0, share / np.maximum(base, 1e-12), 0.0)
+    eligible = np.flatnonzero(share >= MIN_SHARE)
+    if eligible.size == 0:
+        return {"phone": None, "phone_lift": None, "phone_share": None}
+    best = int(eligible[np.argmax(lift[eligible])])
+    return {"phone": inventory[best], "phone_lift": round(float(lift[best]), 2),
+            "phone_share": round(float(share[best]), 3)}
+
+
+def heard_as_label(record: dict) -> bool | None:
+    """Whether the judge hears the unit's own phone in its audiation: at the target frame for `unit`,
+    anywhere for the others; None when either is missing."""
+    phone = record.get("phone")
+    if not phone or record.get("phones") is None:
+        return None
+    if record.get("objective") == "unit":
+        return record.get("phone_at_target") == phone
+    return phone in record["phones"] or (phone == "SIL" and not record["phones"])
