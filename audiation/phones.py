@@ -4,7 +4,7 @@ Each file of a dataset cache (`activations.ActivationCache`) is labelled with AR
 pocketsphinx: its transcript (a `metadata.tsv` or LibriSpeech `.trans.txt` beside it) force-aligned,
 words CMUdict lacks spelled by espeak-ng (its IPA mapped to ARPAbet); a file without a transcript, or
 whose alignment fails, is decoded by the phone recognizer instead. Every frame of the cache gets the
-phone spanning its centre; the labels are saved beside the cache (`phones.npz`).
+phone spanning its centre; the labels are saved beside the cache (`phones-<key>.npz`).
 
 A unit's name is the phone most over-represented among its top frames: `phone` (the highest lift over
 its base rate among phones making up at least `MIN_SHARE` of those frames), `phone_lift` and
@@ -13,6 +13,7 @@ its base rate among phones making up at least `MIN_SHARE` of those frames), `pho
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 PHONE_FRAME_SECONDS = 0.01
-LABELS_FILE = "phones.npz"
 TOP_FRAMES = 100  # a unit's top frames that name it
 MIN_SHARE = 0.15  # a phone names a unit only if it is at least this share of the top frames (no lucky rarities)
 NAMED_LIFT = 3.0  # the report's bar: a unit "has a phone" when its lift is at least this
@@ -120,9 +120,17 @@ def _phone(name: str) -> str:
     return "SIL" if name.startswith("+") else re.sub(r"\d", "", name)
 
 
+def labels_path(cache: ActivationCache) -> Path:
+    """Beside the cache, named by what the labels depend on (the files, their pieces and transcripts, the
+    frame geometry), so every layer, model and SAE with the same frames shares them."""
+    key = json.dumps([[p.file, p.offset_seconds, p.first_frame, p.num_frames, data.transcript(p.file)]
+                      for p in cache.pieces] + [cache.hop, cache.field, cache.sample_rate])
+    return cache.folder.parent / f"phones-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+
+
 def frame_labels(cache: ActivationCache, read: Callable[[str], np.ndarray]) -> FramePhones:
     """The phone of each cache frame, read from beside the cache or made and saved there."""
-    path = cache.folder / LABELS_FILE
+    path = labels_path(cache)
     if path.is_file():
         with np.load(path) as saved:
             if len(saved["labels"]) == cache.num_frames:

@@ -61,6 +61,13 @@ def test_a_judge_at_another_rate_hears_the_same_signal_resampled():
     assert there["speech_probability"] == pytest.approx(here["speech_probability"], abs=0.1)
 
 
+def test_a_quiet_signal_is_judged_as_the_same_signal_at_a_normal_level():
+    clip = _speech(1)[0]
+    normal, quiet = judges.judge(clip, 16000), judges.judge(clip * 0.003, 16000)  # an audiation's level is arbitrary
+    assert quiet["phones"] == normal["phones"]
+    assert quiet["speech_probability"] == pytest.approx(normal["speech_probability"], abs=0.02)
+
+
 @pytest.mark.parametrize("signal,note", [
     (np.zeros(16000, np.float32), "silent"),
     (np.full(16000, np.nan, np.float32), "not finite"),

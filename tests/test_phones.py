@@ -1,0 +1,107 @@
+"""Unit names: the phones of the data's frames (pocketsphinx's alignment of the transcripts), and each
+unit's phone from its top frames, on the shipped model and speech slice."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+
+import numpy as np
+import pytest
+
+from audiation import builder, data, phones
+from audiation.activations import open_cache
+from audiation.configs import ASSETS
+from audiation.examples_job import examples_job, last_file_reader
+from audiation.model import load_config, parse_layer
+from conftest import compose
+
+SLICE = ASSETS / "speech-slice"
+# The character units of tiny's MODEL_CARD.md and the phones their letter stands for.
+CHARACTER_UNITS = [("logits", 22, {"S", "Z"}), ("logits", 21, {"R", "ER"}), ("logits", 19, {"P"}),
+                   ("6", 125, {"S", "Z"}), ("6", 68, {"M"})]
+
+
+@pytest.fixture(scope="module")
+def tiny_caches(tmp_path_factory):
+    cache_dir = tmp_path_factory.mktemp("cache")
+    spec = builder.model_spec(compose("model=tiny").model)
+    config = load_config(spec)
+    files = data.list_audio(SLICE)
+    return {layer: open_cache(spec, parse_layer(layer, config), config, files, cache_dir)
+            for layer in ("logits", "6")}
+
+
+def test_espeak_ipa_becomes_arpabet():
+    assert phones.ipa_to_arpabet("dʒˈʌdʒ") == ["JH", "AH", "JH"]
+    assert phones.ipa_to_arpabet("θˈɔːt") == ["TH", "AO", "T"]
+    assert phones.ipa_to_arpabet("mˈɛʒɚ") == ["M", "EH", "ZH", "ER"]
+    assert phones.ipa_to_arpabet("tʃˈæɹiət") == ["CH", "AE", "R", "IY", "AH", "T"]
+
+
+@pytest.mark.parametrize("layer,unit,letter_phones", CHARACTER_UNITS)
+def test_the_model_cards_character_units_are_named_by_their_letters_phone(tiny_caches, layer, unit, letter_phones):
+    cache = tiny_caches[layer]
+    name = phones.name_unit(cache.column(unit), phones.frame_labels(cache, last_file_reader(16000)))
+    assert name["phone"] in letter_phones and name["phone_lift"] >= 3 and name["phone_share"] >= phones.MIN_SHARE
+
+
+def test_frame_labels_follow_the_alignment_and_are_shared_by_every_layer(tiny_caches, monkeypatch):
+    logits, last = tiny_caches["logits"], tiny_caches["6"]
+    labels = phones.frame_labels(logits, last_file_reader(16000))
+    assert len(labels.labels) == logits.num_frames and labels.inventory[0] == "SIL"
+    share = np.bincount(labels.labels, minlength=len(labels.inventory)) / len(labels.labels)
+    assert 0.1 < share[0] < 0.6 and len(labels.inventory) > 30  # silence at the ends, most of English's phones
+    monkeypatch.setattr(phones, "Aligner", None)  # the saved labels are read: nothing is aligned again
+    again = phones.frame_labels(last, last_file_reader(16000))
+    assert np.array_equal(again.labels, labels.labels) and again.inventory == labels.inventory
+
+
+def test_a_frame_takes_the_phone_spanning_its_centre(tiny_caches, tmp_path, monkeypatch):
+    cache = tiny_caches["logits"]
+    piece = cache.pieces[0]
+    centre = lambda frame: (frame * cache.hop + cache.field / 2) / cache.sample_rate  # noqa: E731
+    boundary = (centre(10) + centre(11)) / 2
+
+    class Fake:  # one file: silence, then AA up to between frames 10 and 11, then S
+        def segments(self, signal, text):
+            return [("SIL", 0.0, 0.05), ("AA", 0.05, boundary), ("S", boundary, 99.0)], "aligned"
+
+    monkeypatch.setattr(phones, "Aligner", Fake)
+    monkeypatch.setattr(phones, "labels_path", lambda cache: tmp_path / "labels.npz")
+    labels, inventory = phones.frame_labels(cache, last_file_reader(16000))
+    first = [inventory[i] for i in labels[piece.first_frame:piece.first_frame + 12]]
+    expected = ["SIL" if centre(f) < 0.05 else "AA" if centre(f) < boundary else "S" for f in range(12)]
+    assert first == expected and first[10] == "AA" and first[11] == "S"
+
+
+def test_data_without_transcripts_is_decoded_and_named_once(tmp_path, caplog):
+    for path in sorted(SLICE.glob("*.flac"))[:3]:
+        shutil.copy(path, tmp_path)  # no metadata.tsv: nothing to align
+    spec = builder.model_spec(compose("model=tiny").model)
+    config = load_config(spec)
+    cache = open_cache(spec, parse_layer("logits", config), config, data.list_audio(tmp_path), tmp_path / "cache")
+    with caplog.at_level(logging.WARNING):
+        labels = phones.frame_labels(cache, last_file_reader(16000))
+    warnings = [r.getMessage() for r in caplog.records if "phone recognizer" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: 3 of 3 files")
+    assert (labels.labels > 0).mean() > 0.3  # the recognizer hears phones in speech
+
+
+def test_heard_as_label_is_the_phone_at_the_target_for_units_and_anywhere_for_channels():
+    assert phones.heard_as_label({"phone": "S", "objective": "unit", "phones": ["S"], "phone_at_target": "S"})
+    assert not phones.heard_as_label({"phone": "S", "objective": "unit", "phones": ["S"], "phone_at_target": "T"})
+    assert phones.heard_as_label({"phone": "S", "objective": "channel", "phones": ["T", "S"]})
+    assert not phones.heard_as_label({"phone": "S", "objective": "channel", "phones": ["T"]})
+    assert phones.heard_as_label({"phone": None, "objective": "channel", "phones": ["T"]}) is None
+    assert phones.heard_as_label({"phone": "S", "objective": "channel"}) is None  # judges off
+
+
+def test_the_examples_job_names_each_unit(tmp_path):
+    cfg = compose("model=tiny", "model.layer=6", "units=[125,68]", f"data.path={SLICE}",
+                  f"data.cache_dir={tmp_path / 'cache'}", "top_k=1", "logger=none", config_name="examples")
+    examples_job(cfg, tmp_path / "job")
+    units = {u["unit"]: u for u in json.loads((tmp_path / "job" / "examples.json").read_text())["units"]}
+    assert units[125]["phone"] in {"S", "Z"} and units[68]["phone"] == "M"
+    assert all(u["phone_lift"] >= 3 and 0 < u["phone_share"] <= 1 for u in units.values())
