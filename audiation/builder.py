@@ -31,7 +31,7 @@ import torch
 from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
-from audiation import checks, objectives, sae
+from audiation import checks, judges, objectives, sae
 from audiation.errors import AudiationError
 from audiation.model import (Layer, ModelSpec, frame_geometry, has_ctc_head, load_config, num_frames, num_units,
                              parse_layer, vocabulary)
@@ -153,6 +153,10 @@ def plan(cfg: DictConfig) -> Plan:
     if cfg.precision not in ("fp32", "bf16"):
         raise AudiationError(f"precision={cfg.precision} is not one of fp32, bf16")
     checks.number(cfg.quality.draws, "quality.draws", int, strict=False)
+    if cfg.regularizer.get("speech") and int(cfg.model.get("sample_rate", 16000)) != judges.SAMPLE_RATE:
+        raise AudiationError(f"regularizer.speech needs a {judges.SAMPLE_RATE} Hz model (silero-vad's rate)")
+    if cfg.parameterization.name == "speech" and cfg.parameterization.get("init"):
+        raise AudiationError("parameterization=speech cannot start from a clip (parameterization.init): use fft")
     if cfg.regularizer.get("stay_close") and not cfg.parameterization.get("init"):
         raise AudiationError("regularizer.stay_close needs parameterization.init=<audio file> to stay close to")
     data_files = []
@@ -313,6 +317,8 @@ def build_objective(cfg: DictConfig, plan_: Plan, targets: list[Target]) -> Obje
         groups = {name: i for i, name in enumerate(dict.fromkeys(t.group for t in targets))}
         ids = torch.tensor([groups[t.group] for t in targets], device=device)
         objective = objective - cfg.diversity * objectives.diversity(ids)
+    if regularizer.get("speech"):
+        objective = objective + regularizer.speech * objectives.speech(judges.shared_vad())
     if regularizer.get("stay_close"):
         clip = plan_.initial.to(device)
         objective = objective - regularizer.stay_close * objectives.stay_close(clip.expand(len(targets), -1))

@@ -104,6 +104,20 @@ class FFT(Waveform):
 
 
 @dataclass
+class Speech:
+    _target_: str = MISSING
+    name: str = MISSING
+    seconds: float = MISSING
+    bands: int = MISSING
+    f0_hz: List[float] = MISSING
+    frame_hz: int = MISSING
+    harmonics: int = MISSING
+    tilt_db: float = MISSING
+    rms: float = MISSING
+    init_std: float = MISSING
+
+
+@dataclass
 class NoAugmentation:
     _target_: str = MISSING
     name: str = MISSING
@@ -170,6 +184,7 @@ class Regularizer:
     high_frequency: float = MISSING
     cutoff_hz: float = MISSING
     stay_close: float = MISSING
+    speech: float = MISSING
 
 
 @dataclass
@@ -256,7 +271,7 @@ OPTIONS = {
     "model": {"wav2vec2": Model},
     "objective": {"unit": UnitObjective, "channel": ChannelObjective, "layer": LayerObjective,
                   "text": TextObjective, "direction": DirectionObjective, "feature": FeatureObjective},
-    "parameterization": {"fft": FFT, "waveform": Waveform},
+    "parameterization": {"fft": FFT, "waveform": Waveform, "speech": Speech},
     "augmentation": {"none": NoAugmentation, "augment": Augmentation},
     "optimizer": {"adam": Adam},
     "logger": {"none": NoLogger, "wandb": WandbLogger},

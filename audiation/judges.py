@@ -37,10 +37,23 @@ def _rounded(value: float | None, digits: int) -> float | None:
 
 def load_vad() -> torch.jit.ScriptModule:
     """silero's TorchScript model from its wheel (its loader's deprecation warnings kept off the console)."""
+    threads = torch.get_num_threads()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        from silero_vad import load_silero_vad
+        from silero_vad import load_silero_vad  # importing it sets torch's threads to 1: put them back
+        torch.set_num_threads(threads)
         return load_silero_vad()
+
+
+_vad: torch.jit.ScriptModule | None = None
+
+
+def shared_vad() -> torch.jit.ScriptModule:
+    """One silero model for the optimisation loop (`regularizer.speech`); the judges have their own."""
+    global _vad
+    if _vad is None:
+        _vad = load_vad()
+    return _vad
 
 
 def speech_log_probability(vad, signal: torch.Tensor) -> torch.Tensor:

@@ -227,6 +227,14 @@ def stay_close(reference: torch.Tensor) -> Objective:
     return Objective("stay_close", lambda _acts, signal: (signal - reference).pow(2).mean(dim=1) / power)
 
 
+def speech(vad: torch.nn.Module) -> Objective:
+    """silero-vad's mean log speech probability of each row (a reward: it is added). The detector runs on
+    the CPU whatever the device (its TorchScript model is only known to work there); gradients cross."""
+    from audiation.judges import speech_log_probability
+
+    return Objective("speech", lambda _acts, signal: speech_log_probability(vad, signal.float().cpu()).to(signal.device))
+
+
 def silence_outside(geometry: Geometry, frame: int, margin_ms: float, device="cpu") -> Objective:
     """Share of the signal's energy outside the samples `frame` sees (plus a margin each side)."""
     start, stop = geometry.frame_samples(frame, margin_ms)

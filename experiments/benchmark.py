@@ -37,6 +37,7 @@ Files (`--files`, default on): what a job costs around the loop, per target, mea
 (wall - loop) of the 32-target job minus that of the 1-target job, over 31: the cost each extra target
 adds in spectrograms, PNGs, WAVs, records, quality numbers and the W&B table. And random draws per step
 (calls to `Streams`, each a fixed few kernels) at batch 1 and batch 32: they must not grow with the batch.
+And the judges (`quality.judges`) per 1-second target, on speech and on noise (target: <= 50 ms, one thread).
 
 Peak memory, per batch size in a fresh spawned process (a process's peak only ever grows, so one process
 cannot give per-size peaks): the project step at the deepest requested layer, and naive once. On CPU it
@@ -262,6 +263,30 @@ def files_cost(device: str, targets: int = 32, repeats: int = 3) -> dict:
     return {"targets": targets, "outside_loop_1": one, f"outside_loop_{targets}": many, "per_target": per_target}
 
 
+def judges_cost(repeats: int = 20) -> dict:
+    """Milliseconds per 1-second target for the judges (`audiation.judges`: pocketsphinx, silero-vad, Praat)
+    on one thread, after loading them: on speech (the shipped slice) and on noise, as audiations are either."""
+    import numpy as np
+    import soundfile as sf
+
+    from audiation import judges
+    from audiation.configs import ASSETS
+
+    speech = [x[:16000] for x in (sf.read(p, dtype="float32")[0] for p in sorted((ASSETS / "speech-slice").glob("*.flac")))
+              if len(x) >= 16000][:repeats]
+    noise = [np.random.default_rng(i).standard_normal(16000).astype(np.float32) * 0.1 for i in range(repeats)]
+    judges.judge(noise[0], 16000, 0.5)  # loading
+    out = {}
+    for kind, signals in (("speech", speech), ("noise", noise)):
+        times = []
+        for x in signals:
+            start = time.perf_counter()
+            judges.judge(x, 16000, 0.5)
+            times.append(time.perf_counter() - start)
+        out[kind] = {"median_ms": 1000 * statistics.median(times), "min_ms": 1000 * min(times), "n": len(times)}
+    return out
+
+
 def draws_per_step(device: str, batches=(1, 32), steps: int = 3) -> dict[int, float]:
     """Calls to the batch's random streams per optimisation step, at each batch size."""
     counts = {}
@@ -365,6 +390,9 @@ def main():
               f"target (outside-loop seconds, median of 3: 1 target {statistics.median(files['outside_loop_1']):.2f}, "
               f"{count} targets {statistics.median(files[f'outside_loop_{count}']):.2f})")
         print("random draws per step: " + ", ".join(f"batch {b}: {n:g}" for b, n in around["draws_per_step"].items()))
+        around["judges"] = judges_cost()
+        print("judges per 1-second target (one thread, ms, median/min): " + ", ".join(
+            f"{kind} {v['median_ms']:.1f}/{v['min_ms']:.1f}" for kind, v in around["judges"].items()))
     save()
     if args.memory:
         deepest = max(args.layers)

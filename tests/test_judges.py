@@ -101,3 +101,26 @@ def test_every_target_record_carries_the_judges_unless_turned_off(tmp_path):
                   "quality.judges=false")
     audiate_folder(off, tmp_path / "off", None)
     assert not set(judges.FIELDS) & set(read_record(tmp_path / "off", "L2-U1-unit"))
+
+
+def test_regularizer_speech_rewards_silero_s_log_probability_and_a_run_raises_it(tmp_path):
+    from audiation.builder import build_batch, plan
+    from audiation.model import load_encoder
+
+    cfg = compose("model=random_small", "logger=none", "objective=channel", "objective.unit=0:2",
+                  "regularizer.speech=2.0")
+    job = plan(cfg)
+    batch = build_batch(cfg, job, job.targets)
+    signal = torch.from_numpy(np.stack([_speech(1)[0], np.random.default_rng(0).standard_normal(16000) * 0.1])).float()
+    encoder = load_encoder(job.spec, "cpu")
+    total, terms = batch.objective(encoder(signal, job.layer), signal)
+    expected = judges.speech_log_probability(judges.load_vad(), signal)
+    torch.testing.assert_close(terms["speech"], expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(total, terms["activation"] + 2.0 * expected, rtol=1e-5, atol=1e-5)
+    # weighted so that the reward dominates, a short run makes the signal more speech-like than without it
+    quiet = "objective.unit=0", "steps=30", "quality.draws=0", "parameterization=speech"
+    without = audiate_folder(compose("model=random_small", "logger=none", "objective=channel", *quiet),
+                             tmp_path / "without", None)["targets"][0]
+    rewarded = audiate_folder(compose("model=random_small", "logger=none", "objective=channel", *quiet,
+                                      "regularizer.speech=50"), tmp_path / "with", None)["targets"][0]
+    assert rewarded["speech_probability"] > max(0.5, without["speech_probability"] + 0.3)

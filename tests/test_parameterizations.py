@@ -1,13 +1,15 @@
 """Parameterizations: the FFT signal has the level and the spectral slope it is set to, starts small,
-and both parameterizations start each row from its own stream."""
+and every parameterization starts each row from its own stream; the speech signal is a voice whose F0
+follows its control, and each row's gradient stays in its row."""
 
 from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
-from audiation.parameterizations import FFT, Waveform
+from audiation.parameterizations import FFT, Speech, Waveform
 from audiation.randomness import Streams
 
 
@@ -54,3 +56,36 @@ def test_a_raw_waveform_starts_as_white_noise_of_rms_init_std():
 def test_an_odd_number_of_samples_is_kept():
     signal = FFT(Streams(0, [0]), seconds=8001 / 16000, sample_rate=16000)()
     assert signal.shape == (1, 8001)
+
+
+def _speech(keys, **kwargs):
+    return Speech(Streams(3, keys), seconds=0.5, sample_rate=16000, **kwargs)
+
+
+def test_a_speech_row_is_the_same_alone_or_in_a_batch_and_its_gradient_stays_in_its_row():
+    alone = _speech([5])().detach()
+    signal = _speech([1, 5])
+    batch = signal()
+    torch.testing.assert_close(alone[0], batch[1].detach(), rtol=0, atol=1e-4)
+    batch[1].pow(2).sum().backward()
+    for parameter in signal.parameters():
+        assert parameter.grad[0].abs().sum() == 0 and parameter.grad[1].abs().sum() > 0  # every control learns
+
+
+def test_speech_starts_as_a_voiced_vowel_at_its_level_and_f0_follows_its_control():
+    from audiation import judges
+
+    signal = _speech([0, 1], rms=0.2)
+    wave = signal().detach()
+    torch.testing.assert_close(wave.pow(2).mean(1).sqrt(), torch.full((2,), 0.2), rtol=1e-4, atol=0)
+    heard = judges.judge(wave[0].numpy(), 16000)
+    assert heard["voiced_share"] > 0.9 and abs(heard["f0_hz"] - math.sqrt(70 * 300)) < 10  # the range's middle
+    with torch.no_grad():
+        signal.f0.fill_(math.log(3))  # sigmoid -> 3/4 of the log range
+    expected = math.exp(math.log(70) + 0.75 * (math.log(300) - math.log(70)))
+    assert abs(judges.judge(signal()[0].detach().numpy(), 16000)["f0_hz"] - expected) < 0.03 * expected
+
+
+def test_speech_cannot_start_from_a_clip():
+    with pytest.raises(ValueError, match="cannot start from a clip"):
+        _speech([0], initial=torch.zeros(1, 8000))
