@@ -90,6 +90,12 @@ def measure(encoder: Encoder, layer: Layer, batch: Batch, signal: np.ndarray, fi
             if model is not None:
                 heard = model(wave, layer).argmax(dim=-1)
                 columns[f"{prefix}heard_share"] = (heard == letters).float().mean(dim=1).cpu().numpy()
+                # CTC models are peaky (blank most of the time even on speech): of the frames heard as a
+                # letter at all, the share that are this letter
+                spoken = ~torch.isin(heard, torch.tensor(not_letters(model), device=heard.device))
+                share = ((heard == letters) & spoken).sum(1) / spoken.sum(1).clamp(min=1)
+                columns[f"{prefix}heard_share_of_letters"] = torch.where(
+                    spoken.any(1), share, torch.nan).float().cpu().numpy()
                 columns[f"{prefix}transcript"] = np.array(model.decode(heard), dtype=object)
     if batch.targets[0].sample is not None:
         columns["sibling_similarity"] = sibling_similarity(signal, [t.group for t in batch.targets])
@@ -103,6 +109,12 @@ def measure(encoder: Encoder, layer: Layer, batch: Batch, signal: np.ndarray, fi
         return value if name.endswith("transcript") else float(value) if np.isfinite(value) else None
 
     return [{name: plain(name, values[row]) for name, values in columns.items()} for row in range(len(batch.targets))]
+
+
+def not_letters(model: Encoder) -> list[int]:
+    """Token ids of a CTC vocabulary that are not letters: the blank (pad), the word gap, specials."""
+    return [model.config.pad_token_id] + [i for i, token in enumerate(model.vocabulary)
+                                           if token in ("|", "<unk>", "<s>", "</s>", "<pad>")]
 
 
 def sibling_similarity(signal: np.ndarray, groups: list[str]) -> np.ndarray:

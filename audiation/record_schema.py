@@ -71,15 +71,21 @@ FIELDS = (
     _measure("cer", "CER", "character error rate of that transcript against the text", better="lower"),
     _measure("heard_share", "heard share", "model.layer=logits: share of frames where the model hears the "
              "target character"),
+    _measure("heard_share_of_letters", "heard share of letters", "model.layer=logits: of the frames where the "
+             "model hears any letter, the share that are the target"),
     Field("ensemble_transcript", "ensemble heard", "what the optimised ensemble transcribes", table=True),
     _measure("ensemble_cer", "ensemble CER", "the ensemble's character error rate", better="lower"),
     _measure("ensemble_heard_share", "ensemble heard share", "share of frames where the ensemble hears the "
              "character"),
+    _measure("ensemble_heard_share_of_letters", "ensemble heard share of letters", "of the frames where the "
+             "ensemble hears any letter, the share that are the target"),
     Field("listener_transcript", "listener heard", "what quality.listener, a model not optimised, transcribes",
           table=True),
     _measure("listener_cer", "listener CER", "the listener's character error rate", better="lower"),
     _measure("listener_heard_share", "listener heard share", "share of frames where the listener hears the "
              "character"),
+    _measure("listener_heard_share_of_letters", "listener heard share of letters", "of the frames where the "
+             "listener hears any letter, the share that are the target"),
     _measure("sibling_similarity", "sibling similarity", "samples > 1: cosine similarity of the spectral "
              "profile to the other samples of the target", better="lower"),
     # quality.judges: what tools built for human speech hear (audiation/judges.py)

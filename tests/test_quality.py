@@ -128,6 +128,10 @@ def test_each_judge_is_recorded_under_its_own_name_the_model_itself_first():
         for row, letter in enumerate(letters):
             assert scores[row][f"{prefix}heard_share"] == pytest.approx((heard[row] == letter).float().mean().item())
             assert scores[row][f"{prefix}transcript"] == model.decode(heard)[row]
+            spoken = [int(i) for i in heard[row] if model.vocabulary[int(i)] not in ("<pad>", "|", "<unk>")]
+            expected = sum(i == letter for i in spoken) / len(spoken) if spoken else None
+            assert scores[row][f"{prefix}heard_share_of_letters"] == pytest.approx(expected)
+    assert scores[0]["heard_share_of_letters"] > scores[0]["heard_share"] > 0  # blanks do not count against it
     assert scores[0]["heard_share"] > 0 and scores[0]["transcript"] and "ensemble_heard_share" not in scores[0]
     pair = Ensemble([tiny, listener])
     _, together = _judged(pair, None, "model.layer=logits", "objective=channel", f"objective.unit=[{letters[0]}]")
