@@ -246,6 +246,9 @@ class Directions(Shared):
     l2: float = MISSING
     held_out: float = MISSING
     seed: int = MISSING
+    audiate: bool = MISSING
+    audiate_steps: int = MISSING
+    audiate_with: List[str] = field(default_factory=list)
     data: Data = _required()
 
 

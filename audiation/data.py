@@ -113,3 +113,31 @@ def transcript(path: str | Path) -> str | None:
         if key in texts:
             return texts[key]
     return None
+
+
+@functools.lru_cache(maxsize=64)
+def _speaker_columns(folder: Path) -> dict[str, str]:
+    """{file path relative to the folder: speaker} from the folder's `metadata.tsv` `speaker` column."""
+    tsv = folder / "metadata.tsv"
+    try:
+        with tsv.open(newline="", encoding="utf-8") as handle:
+            return {row["file"].strip(): row["speaker"].strip() for row in csv.DictReader(handle, delimiter="\t")
+                    if row.get("file") and row.get("speaker")}
+    except (OSError, UnicodeDecodeError, csv.Error, KeyError):
+        return {}
+
+
+def speaker(path: str | Path, root: str | Path) -> str | None:
+    """Who speaks in a file under `root`: the `speaker` column of a metadata.tsv in its folder or any folder up
+    to root's parent (paths relative to that folder), else the first subfolder of root it lies in (one
+    subfolder per speaker), else None."""
+    path, root = Path(path).resolve(), Path(root).resolve()
+    for folder in path.parents:
+        found = _speaker_columns(folder)
+        relative = path.relative_to(folder).as_posix()
+        if relative in found:
+            return found[relative]
+        if folder == root.parent or folder == folder.parent:
+            break
+    inside = path.relative_to(root).parts if path.is_relative_to(root) else ()
+    return inside[0] if len(inside) > 1 else None

@@ -37,6 +37,13 @@ def main(cfg: DictConfig) -> None:
     print(f"audiation: {summary['layer']} direction ({summary['method']}) in {summary['out']}; held-out AUC "
           f"probe {auc['probe']:.3f}, mean difference {auc['mean']:.3f} "
           f"({summary['held_out_clips']['positive']} + {summary['held_out_clips']['negative']} clips)")
+    by_speaker = summary["leave_one_speaker_out_auc"]
+    if by_speaker:
+        print(f"audiation: leave-one-speaker-out AUC probe {by_speaker['probe']:.3f}, mean difference "
+              f"{by_speaker['mean']:.3f} ({by_speaker['speakers']} speakers)")
+    for way in summary.get("audiated") or []:
+        print(f"audiation: audiated {way['way']}: F0 {way['f0_hz']} Hz, voiced {way['voiced_share']}, "
+              f"activation {way['final_activation']:.3g}: {way['audio']}")
 
 
 def cli() -> None:

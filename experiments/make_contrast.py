@@ -3,8 +3,9 @@
     python experiments/make_contrast.py --out audiation/assets/pitch-contrast --per-class 32 --seed 0
 
 Writes `<out>/high/*.flac` and `<out>/low/*.flac` (16 kHz mono) and `<out>/metadata.tsv` (file, text,
-voice, speed, pitch). Each pair shares its text, voice and speed; only espeak-ng's pitch (`-p`, 0-99)
-differs: 80-95 for high, 5-20 for low. It is the data of `python -m audiation.directions`' tests and
+voice, speaker, speed, pitch). Each pair shares its text, voice and speed; only espeak-ng's pitch (`-p`,
+0-99) differs: 80-95 for high, 5-20 for low. Six voices speak on both sides (the `speaker` column), so a
+direction can be scored on a voice it was not fitted on (leave one speaker out). It is the data of `python -m audiation.directions`' tests and
 README example: a direction that separates the two sets is a pitch direction, not a words direction.
 Needs the Debian package espeak-ng (`make system-packages`).
 """
@@ -54,7 +55,8 @@ def main():
             path = args.out / group / f"{i:03d}.flac"
             path.parent.mkdir(parents=True, exist_ok=True)
             sf.write(path, render(text, voice, speed, pitch), RATE)
-            rows.append({"file": f"{group}/{path.name}", "text": text, "voice": voice, "speed": speed, "pitch": pitch})
+            rows.append({"file": f"{group}/{path.name}", "text": text, "voice": voice, "speaker": voice,
+                         "speed": speed, "pitch": pitch})
     with open(args.out / "metadata.tsv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]), delimiter="\t")
         writer.writeheader()
