@@ -58,6 +58,19 @@ def test_leaving_each_speaker_out_scores_the_contrast_on_voices_never_fitted():
     # each speaker on one side only: there is no speaker to test on both sides
     only, note = probes.leave_one_speaker_out(positive, negative, ["a"] * len(positive), ["b"] * len(negative))
     assert only is None and "at least two speakers on both sides" in note and "found 0" in note
+    # each voice marks the contrast in a dimension of its own: nothing carries over to an unseen voice
+    own = {name: 4 + i for i, name in enumerate(voices)}
+
+    def private(side, per_voice=20):
+        rows = []
+        for name in voices:
+            x = 0.3 * rng.standard_normal((per_voice, 10))
+            x[:, own[name]] += 2 * side
+            rows.append(x)
+        return np.concatenate(rows)
+
+    held, _ = probes.leave_one_speaker_out(private(+1), private(-1), pos_names, neg_names)
+    assert held["probe"] < 0.75 and held["mean"] < 0.75
     missing, note = probes.leave_one_speaker_out(positive, negative, [None] * len(positive), neg_names)
     assert missing is None and f"{len(positive)} clip(s) have no speaker" in note
 
