@@ -92,6 +92,8 @@ def test_units_of_a_run_with_quality_data_carry_their_natural_examples_and_stay_
     page = write_gallery(with_examples)
     cards = data(page)
     assert len(cards) == 30
+    named = [card["phone"] for card in cards if card["phone"]]  # each unit's phone name, for its title
+    assert len(named) > 15 and all(re.fullmatch(r"/[A-Z]+/ ×\d+\.\d", name) for name in named)
     for card in cards:
         assert len(card["examples"]) == 3
         for example in card["examples"]:
@@ -257,7 +259,8 @@ def test_the_wandb_table_has_each_units_natural_examples(tmp_path):
 HOSTILE = {"name": 'L1-U0-x" onerror="document.body.dataset.pwned=1,q=1',
            "transcript": '<img src=x onerror="document.body.dataset.pwned=2">',
            "text": "<script>document.body.dataset.pwned=3</script>", "character": "'><svg onload=alert(4)>",
-           "model": '" onmouseover="document.body.dataset.pwned=5'}
+           "model": '" onmouseover="document.body.dataset.pwned=5',
+           "phone": '"><img src=x onerror="document.body.dataset.pwned=7">', "phones": ["<b>S</b>"]}
 
 
 @needs_chromium
@@ -272,7 +275,7 @@ def test_quotes_script_and_onerror_in_names_texts_and_folders_are_only_text(tmp_
     write_spectrogram(files / "spectrogram.png", np.zeros(1600, dtype=np.float32), 16000, "x")
     example = job / "examples" / 'L1-U0 "q"'
     write_wav(example / "1.wav", np.sin(np.arange(8000) / 3.0).astype(np.float32), 16000, "PCM_16")
-    record = {**HOSTILE, "layer": "L1", "unit": 0, "objective": "unit", "initial_activation": 0.0,
+    record = {**HOSTILE, "layer": "L1", "unit": 0, "objective": "unit", "initial_activation": 0.0, "phone_lift": 5.0,
               "final_activation": 1.0, "examples": [{"rank": '1"><img src=x onerror=alert(6)>',
                                                       "file": "<i>a.wav</i>", "clip": 'examples/L1-U0 "q"/1.wav',
                                                       "spectrogram": "../../../etc/passwd", "text": "</script>"}]}
@@ -286,6 +289,7 @@ def test_quotes_script_and_onerror_in_names_texts_and_folders_are_only_text(tmp_
     assert shown(dom) == [HOSTILE["name"].replace('"', "&quot;")]
     assert "<img src=\"x\"" not in main and "<script" not in main and "<svg onload" not in main
     assert html_text(main).count(HOSTILE["transcript"]) == 1 and html_text(main).count(HOSTILE["text"]) == 1
+    assert html_text(main).count(f"/{HOSTILE['phone']}/ ×5.0") == 1 and "<b>S</b>" in html_text(main)
     assert 'data-audio-loaded="2"' in dom  # both players found their files through the quoted paths
 
 
