@@ -59,7 +59,8 @@ listener-model: corpus
 		--log-dir data/train-listener --hidden 256 --layers 3 --heads 4 --ffn 1024 --conv-first 48 --conv-width 96 \
 		--pre-ln --steps 9000 --lr 2e-3 --warmup 500 --eval-every 1000 --seed 1
 
-# Do letters audiated on tiny transfer to the listener? A table per setting (experiments/RESULTS.md has one).
+# Are letters and words audiated on tiny heard by the listener, pocketsphinx and silero? A table per setting and
+# seed (experiments/RESULTS.md has one).
 transfer: setup
 	OMP_NUM_THREADS=1 $(BIN)/python experiments/transfer.py --out data/transfer
 
