@@ -126,6 +126,8 @@ def checks(device: str, steps: int, work: Path):
                    "objective.unit=7")),
         ("parameterization=waveform", objective("channel", "parameterization=waveform", "objective.unit=5",
                                                         min_steps=20)),
+        ("parameterization=speech + regularizer.speech (experiment=heard)",
+         objective("channel", "experiment=heard", "objective.unit=5", min_steps=20)),
         ("augmentation=none", objective("channel", "augmentation=none", "objective.unit=5")),
         ("augmentation=strong", objective("channel", "augmentation=strong", "objective.unit=5", min_steps=20)),
         ("precision=bf16 (random_base L6, 16 targets)", bf16),

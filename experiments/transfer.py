@@ -33,6 +33,9 @@ import numpy as np
 from audiation.configs import compose
 from audiation.jobs import audiate_folder
 
+OLD_TINY = "data/models/tiny-v1"  # the first shipped model (42% CER), restored from git when missing: a third
+OLD_TINY_COMMIT = "7aef684"        # CTC model for ensembles that the listener can judge
+
 SETTINGS = {
     "baseline": [],  # fft signal, augmentation=standard (10 ms shift, noise 20 dB below the signal)
     "strong + room": ["augmentation=strong", "augmentation.room_ms=150"],
@@ -41,8 +44,15 @@ SETTINGS = {
     "speech signal + prior": ["parameterization=speech", "regularizer.speech=1"],
     "speech signal + prior + strong + room": ["parameterization=speech", "regularizer.speech=1",
                                               "augmentation=strong", "augmentation.room_ms=150"],
-    "speech signal + prior, lr 0.1, 400 steps": ["parameterization=speech", "regularizer.speech=1",
+    "speech signal + prior + lr 0.1 + 400 steps": ["parameterization=speech", "regularizer.speech=1",
                                                  "optimizer.lr=0.1", "steps=400"],
+    "speech signal + strong + room": ["parameterization=speech", "augmentation=strong", "augmentation.room_ms=150"],
+    "speech signal + prior + strong + room + 400 steps": ["parameterization=speech", "regularizer.speech=1",
+                                                        "augmentation=strong", "augmentation.room_ms=150", "steps=400"],
+    "speech signal + ensemble": ["parameterization=speech", f"model.ensemble=[{OLD_TINY}]"],
+    "speech signal + prior + strong + room + ensemble": ["parameterization=speech", "regularizer.speech=1",
+                                                         "augmentation=strong", "augmentation.room_ms=150",
+                                                         f"model.ensemble=[{OLD_TINY}]"],
 }
 LETTERS = "sfrmoetkaz"
 WORDS = ["moon", "star", "blue", "fish", "sun", "tree", "water", "green"]
@@ -50,6 +60,19 @@ WORDS = ["moon", "star", "blue", "fish", "sun", "tree", "water", "green"]
 LETTER_PHONES = {"a": {"AE", "EY", "AA", "AH", "AO"}, "e": {"IY", "EH", "AH"}, "f": {"F"}, "k": {"K"},
                  "m": {"M"}, "o": {"OW", "AA", "AO", "AH", "UW"}, "r": {"R", "ER"}, "s": {"S", "Z"},
                  "t": {"T"}, "z": {"Z", "S"}}
+
+
+def restore_old_tiny() -> None:
+    """The first shipped model, from git history (for the ensemble settings)."""
+    import subprocess
+
+    folder = Path(OLD_TINY)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "model.safetensors", "preprocessor_config.json", "processor_config.json",
+                 "tokenizer_config.json", "vocab.json"):
+        blob = subprocess.run(["git", "show", f"{OLD_TINY_COMMIT}:audiation/assets/tiny-w2v2-espeak/{name}"],
+                              check=True, capture_output=True).stdout
+        (folder / name).write_bytes(blob)
 
 
 def edit_distance(a: list, b: list) -> int:
@@ -133,6 +156,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     names = args.only.split(",") if args.only else list(SETTINGS)
+    if any(OLD_TINY in " ".join(SETTINGS[name]) for name in names) and not Path(OLD_TINY, "model.safetensors").is_file():
+        restore_old_tiny()
     words = [w for w in args.words.split(",") if w]
     pronunciations = cmudict_phones(words)
     letter_rows, word_rows = [], []

@@ -17,4 +17,4 @@ def test_the_gpu_checks_cpu_dry_run_passes_every_check(tmp_path):
                             env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "WANDB_SILENT": "true"},
                             capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "19 passed, 0 failed" in result.stdout
+    assert "20 passed, 0 failed" in result.stdout
