@@ -12,7 +12,7 @@ For each setting (a list of overrides on top of `model=tiny quality.draws=0`), l
 - silero-vad: the median speech probability;
 - the model itself, for scale.
 
-    python experiments/transfer.py --out data/transfer                    # every setting, seeds 0 and 1
+    python experiments/transfer.py --out data/transfer                    # every setting, seeds 0 and 1 (hours)
     python experiments/transfer.py --only baseline,speech --seeds 0 --letters sfr --words moon
 
 The tables go to stdout and <out>/transfer.md, each job's records to <out>/<setting>/<letters|words>-s<seed>/.
@@ -38,7 +38,15 @@ OLD_TINY_COMMIT = "7aef684"        # CTC model for ensembles that the listener c
 
 SETTINGS = {
     "baseline": [],  # fft signal, augmentation=standard (10 ms shift, noise 20 dB below the signal)
+    "no augmentation": ["augmentation=none"],
+    "strong": ["augmentation=strong"],  # + ±10% stretch, ±6 dB gain
+    "room": ["augmentation.room_ms=150"],
     "strong + room": ["augmentation=strong", "augmentation.room_ms=150"],
+    "log-probability": ["objective.log_softmax=true"],
+    "1/f prior": ["parameterization.decay=1"],
+    "white": ["parameterization.decay=0"],
+    "ensemble": [f"model.ensemble=[{OLD_TINY}]"],
+    "strong + room + clean": ["augmentation=strong", "augmentation.room_ms=150", "augmentation.with_clean=true"],
     "speech prior": ["regularizer.speech=1"],
     "speech signal": ["parameterization=speech"],
     "speech signal + prior": ["parameterization=speech", "regularizer.speech=1"],
