@@ -180,6 +180,23 @@ def selective_units(model, rows, vocab, top=150, show=8):
     return result
 
 
+def pocketsphinx_words(wavs):
+    """What pocketsphinx's English word recognizer (its default language model) hears, lower case."""
+    import os
+
+    from pocketsphinx import Decoder
+
+    decoder = Decoder(samprate=16000, logfn=os.devnull)
+    texts = []
+    for w in wavs:
+        decoder.start_utt()
+        decoder.process_raw((np.clip(w, -1, 1) * 32767).astype(np.int16).tobytes(), full_utt=True)
+        decoder.end_utt()
+        hyp = decoder.hyp()
+        texts.append(normalize_text(hyp.hypstr if hyp else ""))
+    return texts
+
+
 def main():
     from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
 
@@ -189,6 +206,9 @@ def main():
     p.add_argument("--json", type=Path, default=None, help="write the report (and samples) here")
     p.add_argument("--show", type=int, default=10, help="print this many example transcripts")
     p.add_argument("--limit", type=int, default=None, help="only the first N utterances")
+    p.add_argument("--sample", type=int, default=None, help="only a fixed random sample of N utterances (seed 0)")
+    p.add_argument("--pocketsphinx", action="store_true",
+                   help="also the CER of pocketsphinx's word recognizer (trained on real speech), for scale")
     p.add_argument("--units", type=int, default=0,
                    help="also rank character-selective units on the first N utterances")
     a = p.parse_args()
@@ -198,17 +218,23 @@ def main():
     vocab = Wav2Vec2Processor.from_pretrained(a.model).tokenizer.get_vocab()
     id2char = {i: c for c, i in vocab.items()}
     rows = load_split(a.data, a.limit)
+    if a.sample is not None and a.sample < len(rows):
+        import random
+        rows = [rows[i] for i in sorted(random.Random(0).sample(range(len(rows)), a.sample))]
     hyps = transcribe(model, [r["audio"] for r in rows], id2char)
     rep = cer_report(rows, hyps)
+    scale = cer_report(rows, pocketsphinx_words([r["audio"] for r in rows])) if a.pocketsphinx else {}
     for k, v in rep.items():
-        print(f"{k:28s} CER {v['cer']:.3f}  ({v['chars']} chars)")
+        print(f"{k:36s} CER {v['cer']:.3f}  ({v['chars']} chars)"
+              + (f"   pocketsphinx {scale[k]['cer']:.3f}" if k in scale else ""))
     for r, h in list(zip(rows, hyps))[:a.show]:
         print(f"  {r['voice']:24s} ref: {r['text']!r:40s} hyp: {h!r}")
     units = selective_units(model, rows[:a.units], vocab) if a.units else None
     if a.json:
         samples = [dict(path=r.get("path", r.get("file")), voice=r["voice"], ref=r["text"], hyp=h)
                    for r, h in zip(rows, hyps)]
-        a.json.write_text(json.dumps(dict(report=rep, units=units, samples=samples), indent=1))
+        a.json.write_text(json.dumps(dict(report=rep, pocketsphinx=scale or None, units=units, samples=samples),
+                                     indent=1))
 
 
 if __name__ == "__main__":
