@@ -28,10 +28,15 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import sys
+
 import numpy as np
 
 from audiation.configs import compose
 from audiation.jobs import audiate_folder
+
+sys.path.insert(0, str(Path(__file__).parent))
+from eval_tiny import edit_distance  # noqa: E402  (works on phone lists as on strings)
 
 OLD_TINY = "data/models/tiny-v1"  # the first shipped model (42% CER), restored from git when missing: a third
 OLD_TINY_COMMIT = "7aef684"        # CTC model for ensembles that the listener can judge
@@ -81,16 +86,6 @@ def restore_old_tiny() -> None:
         blob = subprocess.run(["git", "show", f"{OLD_TINY_COMMIT}:audiation/assets/tiny-w2v2-espeak/{name}"],
                               check=True, capture_output=True).stdout
         (folder / name).write_bytes(blob)
-
-
-def edit_distance(a: list, b: list) -> int:
-    previous = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        current = [i]
-        for j, y in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
-        previous = current
-    return previous[-1]
 
 
 def cmudict_phones(words: list[str]) -> dict[str, list[str]]:
