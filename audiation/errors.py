@@ -42,8 +42,9 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Shielded:
-    """A stretch of work that Ctrl-C or SIGTERM must not cut short (writing what was saved): a signal
-    meanwhile is remembered in `came`, and the previous handlers are back afterwards."""
+    """A stretch of work that Ctrl-C or SIGTERM must not cut short (writing what was saved, or a step of
+    the loop inside a library's locks): a signal meanwhile is remembered in `came`, and the previous
+    handlers are back afterwards."""
 
     def __enter__(self):
         self.came, self.previous = False, {}
@@ -58,6 +59,11 @@ class Shielded:
         except ValueError:  # not the main thread: nothing to shield
             self.previous = {}
         return self
+
+    def raise_if_came(self):
+        """Raise the interruption that came meanwhile, here: a point where the work can stop cleanly."""
+        if self.came:
+            raise Terminated if signal.SIGTERM in _received else KeyboardInterrupt
 
     def __exit__(self, *_exc):
         for signum, handler in self.previous.items():

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from audiation import errors
 from audiation.errors import AudiationError
 from audiation.model import Encoder, Layer
 from audiation.objectives import Objective, Target
@@ -116,26 +117,31 @@ def audiate(
     with_clean = getattr(batch.augment, "with_clean", False)  # also score the clean signal (augmentations)
     bar = tqdm(range(steps), desc=description, unit="step", dynamic_ncols=True, leave=False)
     try:
-        for step in bar:
-            optimizer.zero_grad(set_to_none=True)
-            signal = parameterization()
-            heard = batch.augment(signal, batch.streams)
-            with mixed:
-                activations = encoder(torch.cat([heard, signal]) if with_clean else heard, layer).float()
-            total, terms = objective(activations[:len(signal)], signal)
-            if with_clean:  # the mean of the augmented and the clean signal's objective
-                total = (total + objective(activations[len(signal):], signal)[0]) / 2
-            loss = -total  # maximise the objective
-            loss.sum().backward()
-            optimizer.step()
-            row = torch.stack([terms[n] for n in names[:-1]] + [loss]).detach()
-            if history is None:
-                history = torch.empty((steps, *row.shape), device=row.device, dtype=row.dtype)
-            history[step] = row
-            if (step + 1) % log_every == 0 or step + 1 == steps:
-                fetch(step + 1)
-                bar.set_postfix(loss=f"{fetched['loss'][-1][-1].mean():.3g}",
-                                activation=f"{fetched['activation'][-1][-1].mean():.3g}")
+        # A signal stops the loop between steps: raised anywhere else it could leave a lock of W&B's or
+        # tqdm's held, and the wrap-up that saves the signal would wait on it for ever.
+        with errors.Shielded() as signals:
+            for step in bar:
+                signals.raise_if_came()
+                optimizer.zero_grad(set_to_none=True)
+                signal = parameterization()
+                heard = batch.augment(signal, batch.streams)
+                with mixed:
+                    activations = encoder(torch.cat([heard, signal]) if with_clean else heard, layer).float()
+                total, terms = objective(activations[:len(signal)], signal)
+                if with_clean:  # the mean of the augmented and the clean signal's objective
+                    total = (total + objective(activations[len(signal):], signal)[0]) / 2
+                loss = -total  # maximise the objective
+                loss.sum().backward()
+                optimizer.step()
+                row = torch.stack([terms[n] for n in names[:-1]] + [loss]).detach()
+                if history is None:
+                    history = torch.empty((steps, *row.shape), device=row.device, dtype=row.dtype)
+                history[step] = row
+                if (step + 1) % log_every == 0 or step + 1 == steps:
+                    fetch(step + 1)
+                    bar.set_postfix(loss=f"{fetched['loss'][-1][-1].mean():.3g}",
+                                    activation=f"{fetched['activation'][-1][-1].mean():.3g}")
+            signals.raise_if_came()  # one that came during the last step
     except KeyboardInterrupt:
         stopped = "interrupted"
         if history is not None and step > done:

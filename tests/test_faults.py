@@ -25,7 +25,8 @@ SMALL = ["model=random_small", "logger=none", "threads=1"]
 
 def _start(*args: str, log) -> subprocess.Popen:
     env = {**{k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"},  # the test waits for the progress bar
-           "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
+           "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline",
+           "PYTHONFAULTHANDLER": "1"}  # a process that hangs prints every thread's stack on SIGABRT
     return subprocess.Popen([sys.executable, "-m", "audiation.run", *args], cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT, text=True)
 
@@ -42,7 +43,12 @@ def _terminated_while_optimising(log_path, *args: str) -> str:
                 time.sleep(0.2)
             time.sleep(1.0)
             process.send_signal(signal.SIGTERM)
-            assert process.wait(timeout=120) == 143, log_path.read_text()[-3000:]
+            try:
+                assert process.wait(timeout=120) == 143, log_path.read_text()[-3000:]
+            except subprocess.TimeoutExpired:  # hung: where, thread by thread
+                process.send_signal(signal.SIGABRT)
+                process.wait(timeout=30)
+                raise AssertionError(f"no exit 2 min after SIGTERM:\n{log_path.read_text()[-6000:]}") from None
         finally:
             process.kill()  # never left running (the jobs these tests start run 100000 steps)
     return log_path.read_text()
