@@ -2,7 +2,8 @@
 
 Architecture: wav2vec2-base's convolutional feature encoder geometry (320x downsampling, 20 ms
 frames, group-norm first layer, post-LN transformer) scaled down to a 4-layer, 144-wide
-transformer, so that tools written for wav2vec2-base run unchanged on it. Trained from scratch.
+transformer, so that tools written for wav2vec2-base run unchanged on it. Trained from scratch, or
+fine-tuned from a saved model with --init.
 
     OMP_NUM_THREADS=1 python experiments/train_tiny.py --data data/corpus \
         --out audiation/assets/tiny-w2v2-espeak --steps 2600 --seed 0
@@ -106,6 +107,8 @@ def main():
     p.add_argument("--log-dir", type=Path, default=Path("data/train-tiny"))
     p.add_argument("--train-split", default="train",
                    help="the corpus folder to train on: train (tiny's voices) or train-listener (the listener's)")
+    p.add_argument("--init", type=Path, default=None,
+                   help="fine-tune this saved model (its architecture; the shape options are then ignored)")
     p.add_argument("--steps", type=int, default=2600)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -146,14 +149,18 @@ def main():
           f"{sum(len(w) for w in wavs) / SR / 3600:.2f} h of training audio")
 
     processor = make_processor(a.log_dir)
-    model = Wav2Vec2ForCTC(make_config(a))
+    if a.init is not None:  # its units keep their roles, mostly: what was found in them need not start over
+        model = Wav2Vec2ForCTC.from_pretrained(a.init)
+        model.config.mask_time_prob = a.mask_time_prob
+    else:
+        model = Wav2Vec2ForCTC(make_config(a))
+        # Start the output layer at the CTC blank prior (p(blank) ~ .7). From a uniform start the
+        # fastest loss drop is to make the post-LN encoder output constant in time, and at a peak lr
+        # of 2e-3 it collapsed that way in two runs (blank-only output, no recovery).
+        with torch.no_grad():
+            model.lm_head.bias.zero_()
+            model.lm_head.bias[0] = math.log(0.7 / (0.3 / (len(VOCAB) - 1)))
     print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
-    # Start the output layer at the CTC blank prior (p(blank) ~ .7). From a uniform start the
-    # fastest loss drop is to make the post-LN encoder output constant in time, and at a peak lr
-    # of 2e-3 it collapsed that way in two runs (blank-only output, no recovery).
-    with torch.no_grad():
-        model.lm_head.bias.zero_()
-        model.lm_head.bias[0] = math.log(0.7 / (0.3 / (len(VOCAB) - 1)))
     # At the full peak lr the un-normalised conv layers 1-6 grew their activations ~1000x within
     # 1,000 steps and the transformer output became input-independent (all blanks): give the
     # feature encoder a smaller learning rate, as wav2vec 2.0 damps its gradients.
