@@ -89,8 +89,11 @@ def voice_changed(w, rng):
     import parselmouth
     from parselmouth.praat import call
     sound = parselmouth.Sound(w.astype(np.float64), sampling_frequency=SR)
-    changed = call(sound, "Change gender", 75, 600, rng.uniform(0.85, 1.2), rng.uniform(85, 260),
-                   rng.uniform(0.7, 1.4), 1.0).values[0]
+    formants, pitch, pitch_range = rng.uniform(0.85, 1.2), rng.uniform(85, 260), rng.uniform(0.7, 1.4)
+    try:
+        changed = call(sound, "Change gender", 75, 600, formants, pitch, pitch_range, 1.0).values[0]
+    except parselmouth.PraatError:  # no voiced frame to take a pitch from: the utterance as it was
+        return w
     return np.nan_to_num(changed).astype(np.float32)  # unvoiced stretches can come back as NaN
 
 
