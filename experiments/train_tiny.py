@@ -92,7 +92,7 @@ def voice_changed(w, rng):
     formants, pitch, pitch_range = rng.uniform(0.85, 1.2), rng.uniform(85, 260), rng.uniform(0.7, 1.4)
     try:
         changed = call(sound, "Change gender", 75, 600, formants, pitch, pitch_range, 1.0).values[0]
-    except parselmouth.PraatError:  # no voiced frame to take a pitch from: the utterance as it was
+    except parselmouth.PraatError:  # one Praat cannot analyse (too short, or no pitch to take): as it was
         return w
     return np.nan_to_num(changed).astype(np.float32)  # unvoiced stretches can come back as NaN
 
