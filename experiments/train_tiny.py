@@ -81,27 +81,8 @@ def make_batches(lengths, max_samples, rng):
     return batches
 
 
-def voice_changed(w, rng):
-    """The utterance as another speaker might say it: Praat's "Change gender" (PSOLA) moves the formants
-    (x0.85-1.2) and the pitch (median 85-260 Hz, range x0.7-1.4) apart, ~7 ms per utterance. The
-    corpus has few human speakers (five on Debian), and a model trained on two or three of them hears
-    a new one at 2-3x the CER of a known one (experiments/RESULTS.md, issue 22)."""
-    import parselmouth
-    from parselmouth.praat import call
-    sound = parselmouth.Sound(w.astype(np.float64), sampling_frequency=SR)
-    formants, pitch, pitch_range = rng.uniform(0.85, 1.2), rng.uniform(85, 260), rng.uniform(0.7, 1.4)
-    try:
-        changed = call(sound, "Change gender", 75, 600, formants, pitch, pitch_range, 1.0).values[0]
-    except parselmouth.PraatError:  # one Praat cannot analyse (too short, or no pitch to take): as it was
-        return w
-    return np.nan_to_num(changed).astype(np.float32)  # unvoiced stretches can come back as NaN
-
-
-def augment(w, rng, voice_change=0.0):
-    """Another speaker (p `voice_change`), leading silence (p .5, 0-150 ms) and white noise (p .5,
-    15-40 dB SNR)."""
-    if voice_change and rng.random() < voice_change:
-        w = voice_changed(w, rng)
+def augment(w, rng):
+    """Leading silence (p .5, 0-150 ms) and white noise (p .5, 15-40 dB SNR)."""
     if rng.random() < 0.5:
         w = np.concatenate([np.zeros(rng.randint(0, int(0.15 * SR)), np.float32), w])
     if rng.random() < 0.5:
@@ -133,8 +114,6 @@ def main():
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=int, default=300)
     p.add_argument("--batch-seconds", type=float, default=16.0)
-    p.add_argument("--voice-change", type=float, default=0.0,
-                   help="share of training utterances heard as another speaker (Praat's Change gender)")
     p.add_argument("--mask-time-prob", type=float, default=0.0)
     p.add_argument("--conv-lr-mult", type=float, default=0.1,
                    help="learning-rate factor for the conv feature encoder (cf. fairseq's feature_grad_mult)")
@@ -222,7 +201,7 @@ def main():
             batches = make_batches(lengths, a.batch_seconds * SR, rng)
             epoch += 1
         idx = batches.pop()
-        x, mask = (t.to(a.device) for t in zero_mean_unit_var([augment(wavs[i], rng, a.voice_change) for i in idx]))
+        x, mask = (t.to(a.device) for t in zero_mean_unit_var([augment(wavs[i], rng) for i in idx]))
         lab = torch.full((len(idx), max(len(labels[i]) for i in idx)), -100, dtype=torch.long)
         for j, i in enumerate(idx):
             lab[j, :len(labels[i])] = torch.tensor(labels[i])
