@@ -10,7 +10,7 @@ shorter vocal tract. End silences are trimmed to ~80 ms; utterances of 0.6-3.2 s
 
 Voices are split three ways, so that two models can be trained without sharing a voice and judged on
 voices neither has heard:
-- `train/` (tiny's voices) and `train-listener/` (the listener's) share no voice;
+- `train/` (tiny's voices) and `train-listener/` (the listener's) share no voice and no person;
 - `heldout/`: espeak-ng voices, speeds and pitches no training split has (rendered first, from its own
   seed, byte-identical to the espeak-only corpus before it), then flite's awb and festival's
   ked_diphone: two speakers that no engine speaks in training.
@@ -58,13 +58,16 @@ ESPEAK_HELDOUT = dict(bases=["en-029", "en-gb-x-gbclan"],
                       variants=["f4", "m5", "m8", "klatt2", "edward", "aunty", "paul"],
                       speeds=[(118, 129), (201, 212)], pitch=(25, 75))
 
-# Voices built from human recordings, by split. The listener's flite "kal" is the 8 kHz Kal voice;
-# tiny has the 16 kHz one. awb (flite) and ked (festival) are speakers no training split hears.
+# Voices built from human recordings, by split, so that no person is in two splits: Debian's English
+# voices are five people, and flite and festival share two of them (PERSON). tiny hears SLT and RMS, the
+# listener Kal; awb (flite) and ked (festival) are people no training split hears.
 HUMAN = {
-    "train": {"flite": ["kal16", "slt"], "festival": ["kal_diphone"]},
-    "train-listener": {"flite": ["rms", "kal"], "festival": ["cmu_us_slt_arctic_hts"]},
+    "train": {"flite": ["slt", "rms"], "festival": ["cmu_us_slt_arctic_hts"]},
+    "train-listener": {"flite": ["kal16"], "festival": ["kal_diphone"]},
     "heldout": {"flite": ["awb"], "festival": ["ked_diphone"]},
 }
+PERSON = {"kal": "kal", "kal16": "kal", "kal_diphone": "kal", "slt": "slt", "cmu_us_slt_arctic_hts": "slt",
+          "rms": "rms", "awb": "awb", "ked_diphone": "ked"}
 # Share of each training split per engine.
 ENGINE_SHARE = {"espeak": 0.45, "flite": 0.35, "festival": 0.20}
 TEMPO = (0.85, 1.2)   # duration stretch of flite and festival

@@ -48,6 +48,10 @@ def test_a_small_corpus_has_every_engine_and_no_voice_in_two_splits(tmp_path):
     assert not voices["heldout"] & (voices["train"] | voices["train-listener"])
     human = {v for e, v in voices["heldout"] if e != "espeak"}
     assert human == {"awb", "ked_diphone"}  # two speakers no training split hears, from any engine
+    corpus = _script()
+    people = {name: {corpus.PERSON[v] for e, v in voices[name] if e != "espeak"} for name in splits}
+    assert not people["train"] & people["train-listener"]  # flite's slt and festival's slt-hts are one person
+    assert not people["heldout"] & (people["train"] | people["train-listener"])
     for name, rows in splits.items():
         for r in rows:
             audio, rate = sf.read(tmp_path / name / r["path"])
