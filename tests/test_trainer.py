@@ -69,6 +69,15 @@ def test_a_signal_stops_the_loop_between_steps_never_inside_a_callback(small_enc
     assert signal.getsignal(signal.SIGINT) is before  # the loop's handler is gone
 
 
+def test_a_signal_during_the_last_step_still_stops_the_job(small_encoder):
+    def on_log(first_step, _terms, _signal):
+        if first_step == 25:  # the last block of 30 steps
+            os.kill(os.getpid(), signal.SIGINT)
+
+    result = _run(small_encoder, _failing_at(-1), on_log=on_log)
+    assert result.stopped == "interrupted" and result.steps == 30
+
+
 def test_with_clean_optimises_the_mean_of_the_augmented_and_the_clean_signals_objective(small_encoder):
     """augmentation.with_clean: the encoder hears [augmented; clean] in one batch, and the loss is the mean
     of both halves' objectives (the reported terms stay the augmented signal's)."""
