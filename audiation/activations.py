@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 
 from audiation import data, outputs
 from audiation.errors import AudiationError
-from audiation.model import Layer, ModelSpec, frame_geometry, load_encoder, num_units
+from audiation.model import Layer, ModelSpec, frame_grid, load_encoder, num_units
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,7 @@ class ActivationCache:
         self.meta = json.loads((self.folder / "meta.json").read_text())
         self.hop: int = self.meta["hop"]
         self.field: int = self.meta["field"]
+        self.offset: int = self.meta.get("offset", 0)  # where frame 0 starts (caches before Whisper: 0)
         self.sample_rate: int = self.meta["sample_rate"]
         self.skipped: list[dict] = self.meta["skipped"]
         self.activations = np.load(self.folder / "activations.npy", mmap_mode="r")
@@ -165,7 +166,11 @@ class ActivationCache:
         """(file, time in seconds of the frame's centre in that file)."""
         piece = self.pieces[int(np.searchsorted(self._first_frames, frame, side="right")) - 1]
         local = frame - piece.first_frame
-        return piece.file, piece.offset_seconds + (local * self.hop + self.field / 2) / self.sample_rate
+        return piece.file, piece.offset_seconds + self.centre_seconds(local)
+
+    def centre_seconds(self, local):
+        """Seconds from a piece's start to the centre of its frame(s) `local`."""
+        return (local * self.hop + self.offset + self.field / 2) / self.sample_rate
 
     def trace(self, unit: int, frame: int, seconds: float) -> tuple[list[float], list[float]]:
         """The unit's activation at the frames of `frame`'s piece within `seconds`/2 of it: (times relative
@@ -213,9 +218,9 @@ class ActivationCache:
                 for entry in cache.skipped:
                     data.warn_skipped(entry["file"], entry["reason"])
                 return cache
-        hop, field = frame_geometry(layer, config)
-        _build(folder, files, layer, num_units(layer, config), hop, field, sample_rate, max_seconds,
-               encoder_factory, {"model": fingerprint, "key": key})
+        grid = frame_grid(layer, config)
+        _build(folder, files, layer, num_units(layer, config), grid.hop, grid.field, sample_rate, max_seconds,
+               encoder_factory, {"model": fingerprint, "key": key, "offset": grid.offset})
         return cls(folder)
 
 

@@ -33,7 +33,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from audiation import checks, judges, objectives, sae
 from audiation.errors import AudiationError
-from audiation.model import (Layer, ModelSpec, frame_geometry, has_ctc_head, load_config, num_frames, num_units,
+from audiation.families import family_of
+from audiation.model import (Layer, ModelSpec, frame_grid, has_ctc_head, text_tokens, load_config, num_frames, num_units,
                              parse_layer, vocabulary)
 from audiation.objectives import Geometry, Objective, Target
 from audiation.randomness import Streams
@@ -63,7 +64,8 @@ def model_spec(model_cfg: DictConfig) -> ModelSpec:
                      architecture=values.get("architecture", "wav2vec2"), config=values.get("config") or {},
                      init_seed=int(values.get("init_seed", 0)), normalize=bool(values.get("normalize", True)),
                      sample_rate=int(values.get("sample_rate", 16000)),
-                     ensemble=tuple(str(name) for name in _as_list(values.get("ensemble"))))
+                     ensemble=tuple(str(name) for name in _as_list(values.get("ensemble"))),
+                     window=values.get("window"))
 
 
 def _as_list(value) -> list:
@@ -177,12 +179,21 @@ def plan(cfg: DictConfig) -> Plan:
     initial = initial_clip(cfg, spec.sample_rate, round(seconds * spec.sample_rate))  # read once, checked now
     config = load_config(spec)
     token_ids = {}
-    if "text" in cfg.objective:  # a text is read by the CTC head: the layer is the logits, whatever model.layer says
-        if not has_ctc_head(config):
-            raise AudiationError(f"objective=text needs a CTC model (*ForCTC); {spec.short_name} has no CTC head")
-        layer = Layer("logits")
-        token_ids = dict(checks.parse_texts(OmegaConf.to_container(cfg.objective, resolve=True)["text"],
-                                            vocabulary(spec, config.vocab_size), spec.short_name))
+    if "text" in cfg.objective:  # a text is read by the CTC head or the decoder, whatever model.layer says
+        texts = OmegaConf.to_container(cfg.objective, resolve=True)["text"]
+        if family_of(config).name == "whisper":  # the decoder reads the encoder's output
+            tokens = text_tokens(spec, config)
+            if tokens is None:
+                raise AudiationError(f"objective=text needs the model's tokenizer; {spec.short_name} has none "
+                                     "(a random model)")
+            layer = Layer("output")
+            token_ids = dict(checks.parse_texts(texts, None, spec.short_name, encode=tokens.encode))
+        else:
+            if not has_ctc_head(config):
+                raise AudiationError(f"objective=text needs a CTC model (*ForCTC) or a Whisper; {spec.short_name} "
+                                     "has no CTC head")
+            layer = Layer("logits")
+            token_ids = dict(checks.parse_texts(texts, vocabulary(spec, config.vocab_size), spec.short_name))
     else:
         layer = parse_layer(cfg.model.layer, config)
     if cfg.objective.get("log_softmax") and layer.kind != "logits":
@@ -204,11 +215,13 @@ def plan(cfg: DictConfig) -> Plan:
                            checks.number(cfg.samples, "samples", int))
     if checks.number(cfg.diversity, "diversity", strict=False) and cfg.samples < 2:
         raise AudiationError(f"diversity={cfg.diversity:g} needs samples >= 2 to push apart")
-    checks.check_memory(samples, config, 1 if batch_size == "auto" else min(batch_size, len(targets)), device, seconds)
-    hop, receptive = frame_geometry(layer, config)
-    geometry = Geometry(samples, num_frames(layer, config, samples), units, hop, receptive, spec.sample_rate)
+    checks.check_memory(samples, config, 1 if batch_size == "auto" else min(batch_size, len(targets)), device, seconds,
+                        spec.window or "cut")
+    grid = frame_grid(layer, config)
+    geometry = Geometry(samples, num_frames(layer, config, samples), units, grid.hop, grid.field, spec.sample_rate,
+                        grid.offset)
     for text, ids in token_ids.items():
-        if checks.frames_needed(ids) > geometry.num_frames:
+        if layer.kind == "logits" and checks.frames_needed(ids) > geometry.num_frames:  # CTC: a frame per letter
             raise AudiationError(f"objective.text={text} needs {checks.frames_needed(ids)} frames; {seconds:g} s has "
                                  f"{geometry.num_frames} (set parameterization.seconds higher)")
     frame = None
@@ -289,8 +302,9 @@ def initial_clip(cfg: DictConfig, sample_rate: int, num_samples: int | None = No
     return torch.from_numpy(clip)
 
 
-def build_objective(cfg: DictConfig, plan_: Plan, targets: list[Target]) -> Objective:
-    """The target's objective minus the regularisers, its index tensors made on the device once."""
+def build_objective(cfg: DictConfig, plan_: Plan, targets: list[Target], encoder=None) -> Objective:
+    """The target's objective minus the regularisers, its index tensors made on the device once. `encoder`
+    (the loaded model) is needed only where a decoder reads the layer (objective=text on Whisper)."""
     device, geometry = plan_.device, plan_.geometry
     live = {"geometry": geometry}
     if targets[0].text is not None:
@@ -298,6 +312,10 @@ def build_objective(cfg: DictConfig, plan_: Plan, targets: list[Target]) -> Obje
         live["tokens"] = torch.tensor([i + [0] * (max(map(len, ids)) - len(i)) for i in ids], device=device)
         live["lengths"] = torch.tensor([len(i) for i in ids], device=device)
         live["blank"] = plan_.blank
+        if plan_.layer.kind == "output":
+            if encoder is None:
+                raise ValueError("objective=text on Whisper is built with the loaded encoder (its decoder reads it)")
+            live["decoder"] = encoder.text_log_likelihood
     elif targets[0].unit is not None:
         live["unit"] = torch.tensor([t.unit for t in targets], device=device)
     elif targets[0].vector is not None:
@@ -329,13 +347,13 @@ def build_augment(cfg: DictConfig, plan_: Plan):
     return construct(cfg.augmentation, sample_rate=plan_.geometry.sample_rate).to(plan_.device)
 
 
-def build_batch(cfg: DictConfig, plan_: Plan, targets: list[Target]) -> Batch:
-    """Everything one batch of targets needs in the loop, one row per target."""
+def build_batch(cfg: DictConfig, plan_: Plan, targets: list[Target], encoder=None) -> Batch:
+    """Everything one batch of targets needs in the loop, one row per target (`encoder`: see build_objective)."""
     streams = Streams(cfg.seed, [t.key for t in targets], plan_.device)
     geometry, clip = plan_.geometry, plan_.initial
     node = OmegaConf.masked_copy(cfg.parameterization, [k for k in cfg.parameterization if k != "init"])
     parameterization = construct(node, streams=streams, sample_rate=geometry.sample_rate,
                                  initial=None if clip is None else clip.expand(len(targets), -1))
     optimizer = construct(cfg.optimizer, parameterization.parameters())
-    return Batch(targets, streams, parameterization, build_augment(cfg, plan_), build_objective(cfg, plan_, targets),
-                 optimizer)
+    return Batch(targets, streams, parameterization, build_augment(cfg, plan_),
+                 build_objective(cfg, plan_, targets, encoder), optimizer)

@@ -169,15 +169,15 @@ def parse_directions(spec, count: int) -> np.ndarray:
     return vectors
 
 
-def parse_texts(spec, tokens: list[str] | None, where: str) -> list[tuple[str, list[int]]]:
+def parse_texts(spec, tokens: list[str] | None, where: str, encode=None) -> list[tuple[str, list[int]]]:
     """`objective.text`: a word or a list of them, each as (text, token ids) in the model's CTC vocabulary
-    (spaces are its word separator `|`)."""
-    if tokens is None:
+    (spaces are its word separator `|`), or as `encode` (a decoder's tokenizer) gives them."""
+    if tokens is None and encode is None:
         raise AudiationError(f"objective=text needs a CTC model with a vocabulary; {where} has none")
     texts = [spec] if isinstance(spec, str) else list(spec) if spec is not None else []
     if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
         raise AudiationError("objective.text must be a word or a list of words")
-    index = {token: i for i, token in enumerate(tokens) if token}
+    index = {token: i for i, token in enumerate(tokens or []) if token}
     letters_of = [t for t in index if len(t) == 1 and t.isalpha()]
     # A one-case vocabulary (wav2vec2-base-960h's is upper case, tiny's lower): "Moon" means its letters.
     fold = (str.upper if all(t.isupper() for t in letters_of) else str.lower if all(t.islower() for t in letters_of)
@@ -185,6 +185,9 @@ def parse_texts(spec, tokens: list[str] | None, where: str) -> list[tuple[str, l
     parsed = []
     for text in texts:
         text = " ".join(text.split())
+        if encode is not None:
+            parsed.append((text, encode(text)))
+            continue
         letters = ["|" if c == " " else fold(c) for c in text]
         unknown = sorted({c for c in letters if c not in index})
         if unknown:
@@ -219,14 +222,12 @@ def check_logger(logger_cfg) -> None:
         raise AudiationError(f"logger.mode={logger_cfg.mode} is not one of {', '.join(LOGGER_MODES)}")
 
 
-# Peak bytes of a forward+backward per input sample and first-conv channel: measured 3.9 GB for 64 x 1 s
-# of wav2vec2-base at layer 12 on a GPU, i.e. ~2.4 KB per sample, ~4.7 per sample and channel; rounded up.
-BYTES_PER_SAMPLE_AND_CHANNEL = 6
+def check_memory(samples: int, config, batch: int, device: str, seconds: float, window: str = "cut") -> None:
+    """Refuse, before allocating, a signal whose forward+backward cannot fit in this machine's memory (each
+    family's estimate: `Family.step_bytes`)."""
+    from audiation.families import family_of
 
-
-def check_memory(samples: int, config, batch: int, device: str, seconds: float) -> None:
-    """Refuse, before allocating, a signal whose forward+backward cannot fit in this machine's memory."""
-    need = BYTES_PER_SAMPLE_AND_CHANNEL * config.conv_dim[0] * samples * batch
+    need = family_of(config).step_bytes(config, samples, batch, window)
     if device.startswith("cuda"):
         available, _total = torch.cuda.mem_get_info(torch.device(device))
         where = "GPU memory"

@@ -41,6 +41,12 @@ class Model:
 
 
 @dataclass
+class WhisperModel(Model):
+    window: str = MISSING  # cut or full: how a short signal meets Whisper's 30-s window
+
+
+
+@dataclass
 class Objective:
     _target_: str = MISSING
     name: str = MISSING
@@ -271,7 +277,7 @@ class Features(Shared):
 
 
 OPTIONS = {
-    "model": {"wav2vec2": Model},
+    "model": {"wav2vec2": Model, "whisper": WhisperModel},
     "objective": {"unit": UnitObjective, "channel": ChannelObjective, "layer": LayerObjective,
                   "text": TextObjective, "direction": DirectionObjective, "feature": FeatureObjective},
     "parameterization": {"fft": FFT, "waveform": Waveform, "speech": Speech},

@@ -177,7 +177,7 @@ class AudiationJob:
             return
         chunks = [self.todo[i:i + self.batch_size] for i in range(0, len(self.todo), self.batch_size)]
         for number, targets in enumerate(chunks, 1):
-            batch = builder.build_batch(self.cfg, plan, targets)
+            batch = builder.build_batch(self.cfg, plan, targets, models.encoder)
             for subscriber in subscribers:
                 subscriber.batch_started(batch.names)
 
@@ -204,7 +204,7 @@ class AudiationJob:
             for record, trace in zip(records, traces):
                 record["activation_trace"] = [round(float(v), 3) for v in trace]
                 record["trace_hop_seconds"] = plan.geometry.hop / plan.geometry.sample_rate
-                record["trace_offset_seconds"] = plan.geometry.field / 2 / plan.geometry.sample_rate
+                record["trace_offset_seconds"] = plan.geometry.frame_centre_seconds(0)
         if plan.sae is not None:  # what the features job measured of each feature
             summary = sae.read_summary(plan.sae)
             for record in records:

