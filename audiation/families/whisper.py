@@ -81,7 +81,8 @@ class Whisper(Family):
     def step_bytes(self, config, num_samples: int, batch: int, window: str = "cut") -> int:
         # Measured on tiny.en: ~4 MB per second of cut window and row at layer 4; attention maps grow with
         # the square of the frames, so a full 30-s window costs ~0.75 GB a row. Rounded up 2x.
-        frames = config.max_source_positions if window == "full" else math.ceil(num_samples / (2 * HOP))
+        seconds = window_seconds(window) or num_samples / SAMPLE_RATE
+        frames = math.ceil(seconds * SAMPLE_RATE / (2 * HOP))
         per_row = 4 * config.encoder_layers * (frames * frames * config.encoder_attention_heads * 3
                                                + frames * (config.d_model * 12 + config.encoder_ffn_dim * 3))
         return 2 * per_row * batch
@@ -94,8 +95,8 @@ class Whisper(Family):
         return WhisperForConditionalGeneration.from_pretrained(**pretrained)
 
     def preprocess(self, model: nn.Module, waveform: torch.Tensor, normalize: bool, window: str = "cut"):
-        if window == "full":
-            waveform = pad_to_window(waveform)
+        if window_seconds(window) is not None:
+            waveform = pad_to_window(waveform, window_seconds(window))
         return log_mel(waveform, model.config.num_mel_bins)
 
     def hook_point(self, model: nn.Module, layer: Layer) -> tuple[nn.Module, bool]:
@@ -132,9 +133,16 @@ def _mel_filters(bands: int) -> torch.Tensor:
     return torch.from_numpy(WhisperFeatureExtractor(feature_size=bands).mel_filters).float()  # (201, bands)
 
 
-def pad_to_window(waveform: torch.Tensor) -> torch.Tensor:
-    """Silence after the signal up to 30 s, as Whisper's preprocessing pads short audio."""
-    return nn.functional.pad(waveform, (0, max(0, WINDOW_SECONDS * SAMPLE_RATE - waveform.shape[-1])))
+def window_seconds(window) -> float | None:
+    """`model.window` as the seconds a signal is padded to: None for "cut", 30 for "full", else the number."""
+    if window in (None, "cut"):
+        return None
+    return float(WINDOW_SECONDS if window == "full" else window)
+
+
+def pad_to_window(waveform: torch.Tensor, seconds: float = WINDOW_SECONDS) -> torch.Tensor:
+    """Silence after the signal up to `seconds`, as Whisper's preprocessing pads short audio to 30 s."""
+    return nn.functional.pad(waveform, (0, max(0, round(seconds * SAMPLE_RATE) - waveform.shape[-1])))
 
 
 def log_mel(waveform: torch.Tensor, bands: int = 80) -> torch.Tensor:
