@@ -178,6 +178,10 @@ def plan(cfg: DictConfig) -> Plan:
     spec = model_spec(cfg.model)
     initial = initial_clip(cfg, spec.sample_rate, round(seconds * spec.sample_rate))  # read once, checked now
     config = load_config(spec)
+    if family_of(config).name == "whisper":
+        from audiation.families import whisper
+
+        whisper.check_window(spec.window, seconds)
     token_ids = {}
     if "text" in cfg.objective:  # a text is read by the CTC head or the decoder, whatever model.layer says
         texts = OmegaConf.to_container(cfg.objective, resolve=True)["text"]

@@ -140,6 +140,17 @@ def window_seconds(window) -> float | None:
     return float(WINDOW_SECONDS if window == "full" else window)
 
 
+def check_window(window, seconds: float) -> None:
+    """`model.window` is cut, full, or seconds from the signal's length up to Whisper's 30."""
+    try:
+        padded = window_seconds(window)
+    except ValueError:
+        padded = math.nan
+    if padded is not None and not seconds <= padded <= WINDOW_SECONDS:
+        raise AudiationError(f"model.window={window} is not cut, full or a number of seconds from the signal's "
+                             f"{seconds:g} to {WINDOW_SECONDS}")
+
+
 def pad_to_window(waveform: torch.Tensor, seconds: float = WINDOW_SECONDS) -> torch.Tensor:
     """Silence after the signal up to `seconds`, as Whisper's preprocessing pads short audio to 30 s."""
     return nn.functional.pad(waveform, (0, max(0, round(seconds * SAMPLE_RATE) - waveform.shape[-1])))
@@ -232,9 +243,9 @@ def transcribe(model: nn.Module, encoded: torch.Tensor, tokens: Tokens, max_toke
     probability of the no-speech token at the first step, as Whisper's own no-speech test reads it)."""
     rows = encoded.shape[0]
     prompt = torch.tensor(tokens.prompt, device=encoded.device).expand(rows, -1)
-    out = model(encoder_outputs=(encoded,), decoder_input_ids=prompt, use_cache=True)
-    no_speech = out.logits[:, 0].float().softmax(-1)[:, tokens.no_speech]
-    cache, logits = out.past_key_values, out.logits[:, -1]
+    logits, cache = _decode(model, encoded, prompt, None)
+    no_speech = logits[:, 0].float().softmax(-1)[:, tokens.no_speech]
+    logits = logits[:, -1]
     texts, done = [[] for _ in range(rows)], torch.zeros(rows, dtype=torch.bool, device=encoded.device)
     for _ in range(max_tokens):
         logits[:, tokens.first_special:] = -math.inf
@@ -244,10 +255,20 @@ def transcribe(model: nn.Module, encoded: torch.Tensor, tokens: Tokens, max_toke
             texts[row].append(int(chosen[row]))
         if done.all():
             break
-        out = model(encoder_outputs=(encoded,), decoder_input_ids=chosen[:, None], past_key_values=cache,
-                    use_cache=True)
-        cache, logits = out.past_key_values, out.logits[:, -1]
+        logits, cache = _decode(model, encoded, chosen[:, None], cache)
+        logits = logits[:, -1]
     return [tokens.decode(ids) for ids in texts], no_speech.cpu().tolist()
+
+
+def _decode(model: nn.Module, encoded: torch.Tensor, ids: torch.Tensor, cache):
+    """(logits, key-value cache) of decoder inputs `ids` after those in `cache` (transformers >= 5.24 calls
+    the cache `cache`, earlier versions `past_key_values`)."""
+    import inspect
+
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    out = model(encoder_outputs=(encoded,), decoder_input_ids=ids, use_cache=True,
+                **({name: cache} if cache is not None else {}))
+    return out.logits, getattr(out, name)
 
 
 # --- offline: tiny.en from its PyPI package ------------------------------------------------------------
