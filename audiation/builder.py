@@ -11,6 +11,9 @@ benchmark build through here, so each option means the same thing everywhere.
 - `model_spec`: a model option as a plain spec, which the other entry points share; single values are
   checked in `checks`.
 
+Why ~360 lines in one module: the plan's cross-option rules read each other (the layer decides the
+objective's tensors, the model's family the text's tokens); kept together, a rule is found in one place.
+
 Group options are called through their `_target_` with the node's plain values plus the live objects
 the callable asks for by name (`streams`, `sample_rate`, `geometry`, `unit`, ...). Hydra's `instantiate`
 would turn live objects (tensors, streams) into config nodes. A node's `name` is its label in target
@@ -191,6 +194,8 @@ def plan(cfg: DictConfig) -> Plan:
                 raise AudiationError(f"objective=text needs the model's tokenizer; {spec.short_name} has none "
                                      "(a random model)")
             layer = Layer("output")
+            if spec.window in (None, "auto"):  # a text is heard only as Whisper hears it: in its 30-s window
+                spec = replace(spec, window="full")
             token_ids = dict(checks.parse_texts(texts, None, spec.short_name, encode=tokens.encode))
         else:
             if not has_ctc_head(config):

@@ -133,6 +133,7 @@ class Encoder(nn.Module):
         super().__init__()
         self.model = model.eval().requires_grad_(False)  # weight grads would cost 1.6x per step
         self.family = family_of(model.config)
+        self.base = model.base_model  # what a CTC head reads
         self.head = getattr(model, "lm_head", None)  # a CTC head
         self.normalize, self.window = normalize, window
         self.sample_rate = sample_rate
@@ -183,7 +184,7 @@ class Encoder(nn.Module):
     def forward(self, waveform: torch.Tensor, layer: Layer) -> torch.Tensor:
         inputs = self.preprocess(waveform)
         if layer.kind == "logits":
-            return self.head(self.model.base_model(inputs).last_hidden_state)
+            return self.head(self.base(inputs).last_hidden_state)
         module, on_input = self.family.hook_point(self.model, layer)
         captured = []
 
@@ -216,6 +217,7 @@ class Ensemble(nn.Module):
         self.members = nn.ModuleList(members)
         first = members[0]
         self.head, self.vocabulary, self.sample_rate = first.head, first.vocabulary, first.sample_rate
+        self.tokens = None  # CTC models only: no decoder
         self.name = "+".join(member.name for member in members)
 
     @property

