@@ -13,11 +13,11 @@ import soundfile as sf
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from audiation import builder, checks, data, outputs, phones, sae, tracking
+from audiation import builder, checks, data, outputs, phones, quality, sae, tracking
 from audiation.activations import (STATS, ActivationCache, Example, clip_around, derived_cache, open_cache,
                                    top_examples)
 from audiation.errors import AudiationError
-from audiation.model import load_config, num_units, parse_layer
+from audiation.model import load_config, load_encoder, num_units, parse_layer
 from audiation.runtime import configure, resolve_device
 
 
@@ -95,6 +95,7 @@ def examples_job(cfg: DictConfig, job_dir: Path, group: str | None = None) -> di
                               f"sae-{sae.content_digest(sae_folder)}", f"features of {sae_folder}")
     read = last_file_reader(spec.sample_rate)
     frame_phones = phones.frame_labels(cache, read)
+    understood = None if sae_folder is not None else quality.data_error_rate(load_encoder(spec, device), files)
     found = []
     for unit, values in cache.columns(units):
         examples = top_examples(cache, unit, int(cfg.top_k), float(cfg.min_gap_seconds), values)
@@ -107,7 +108,9 @@ def examples_job(cfg: DictConfig, job_dir: Path, group: str | None = None) -> di
         "audio_seconds": cache.meta["audio_seconds"], "sample_rate": spec.sample_rate, "top_k": int(cfg.top_k),
         "clip_seconds": float(cfg.clip_seconds),
         "min_gap_seconds": gap if math.isfinite(gap) else None,  # JSON has no infinity
-        "sae": None if sae_folder is None else str(sae_folder), "units": found,
+        "sae": None if sae_folder is None else str(sae_folder),
+        "model_cer": understood,  # the model's own CER on the data's transcribed files: are the names about speech?
+        "units": found,
     }
     outputs.write_json(job_dir / "examples.json", summary)
     rows = [{"unit": u["unit"], "rank": e["rank"], "audio": str(job_dir / e["clip"]),

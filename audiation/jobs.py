@@ -54,6 +54,7 @@ class AudiationJob:
         self.settings = result_settings(cfg)
         self.lock = FolderLock(self.job_dir)
         self.batch_size = self.plan.batch_size  # "auto" until the model is loaded and a size is chosen
+        self.data_cer = None  # the model's own CER on quality.data's transcribed files, once loaded
 
     def __enter__(self):
         self.lock.__enter__()
@@ -156,6 +157,7 @@ class AudiationJob:
                                       f"sae-{self.settings['objective.sae_sha256']}", f"features of {plan.sae}")
         # each unit's phone name comes from the phones of its top frames on the data
         frame_phones = None if cache is None else phones.frame_labels(cache, last_file_reader(plan.geometry.sample_rate))
+        self.data_cer = None if cache is None else quality.data_error_rate(encoder, plan.data_files)
         listener = None if plan.listener is None else load_encoder(plan.listener, plan.device)
         configure(plan.device, checks.threads(cfg.threads), cfg.tf32, autotune=True)  # the caches are built
         size = plan.batch_size
@@ -258,7 +260,7 @@ class AudiationJob:
                "target_steps": steps_total, "batch_steps": batch_steps_total,
                "target_steps_per_second": steps_total / loop_total if loop_total else None,
                "steps_per_second": batch_steps_total / loop_total if loop_total else None,  # of the loop
-               "stopped": stopped}
+               "stopped": stopped, "data_cer": self.data_cer}
         return {"run": run, "targets": records}
 
 

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,8 @@ from audiation.model import Encoder, Ensemble, Layer
 from audiation.objectives import Geometry, sibling_mean, spectral_profile
 from audiation.randomness import Streams
 from audiation.trainer import Batch
+
+log = logging.getLogger(__name__)
 
 FRESH_STREAM = 1_000_003  # offsets the seed so robustness draws never repeat the optimisation's draws
 
@@ -127,11 +130,51 @@ def sibling_similarity(signal: np.ndarray, groups: list[str]) -> np.ndarray:
 
 
 def character_error_rate(reference: str, heard: str) -> float:
-    """Edit distance between the texts over the reference's length (spaces count as characters)."""
-    reference, heard = " ".join(reference.lower().split()), " ".join(heard.lower().split())
+    """Edit distance between the texts over the reference's length (spaces count as characters), both as
+    lower-case words without punctuation (Whisper writes "Star." for star; CTC vocabularies have none)."""
+    from audiation.verdicts import words
+
+    reference, heard = " ".join(words(reference)), " ".join(words(heard))
     row = list(range(len(heard) + 1))
     for i, a in enumerate(reference, 1):
         previous, row[0] = row[0], i
         for j, b in enumerate(heard, 1):
             previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (a != b))
     return row[-1] / max(len(reference), 1)
+
+
+UNDERSTOOD_CER = 0.5  # above this, names measured on the data describe the model's confusion, not speech
+
+
+def data_error_rate(encoder: Encoder, files: list, limit: int = 32) -> dict | None:
+    """How well the model hears the transcribed files of a dataset it is named on: the mean character error
+    rate of its own transcripts (greedy CTC or Whisper) over up to `limit` files with a transcript, and how
+    many. None when it cannot transcribe or no file has a transcript. Warns above `UNDERSTOOD_CER`."""
+    from audiation import data
+
+    if getattr(encoder, "tokens", None) is None and (encoder.head is None or encoder.vocabulary is None):
+        return None
+    pairs = [(f, data.transcript(f)) for f in files]
+    pairs = [(f, text) for f, text in pairs if text][:limit]
+    if not pairs:
+        return None
+    device = next(encoder.parameters()).device
+    rates = []
+    for path, text in pairs:
+        try:
+            signal = data.read_audio(path, encoder.sample_rate)
+        except data.UnreadableAudio:
+            continue
+        if len(signal) > 30 * encoder.sample_rate:  # past Whisper's window; a CTC model's memory
+            continue
+        heard = encoder.transcribe(torch.from_numpy(signal)[None].to(device))[0]
+        rates.append(character_error_rate(text, heard))
+    if not rates:
+        return None
+    result = {"cer": round(float(np.mean(rates)), 4), "files": len(rates)}
+    if result["cer"] > UNDERSTOOD_CER:
+        log.warning("warning: %s hears its transcribed data at CER %.2f (%d files): unit names measured on data "
+                    "a model does not understand describe its confusion, not speech", encoder.name, result["cer"],
+                    len(rates))
+    return result
+

@@ -80,7 +80,8 @@ def test_selectivity_is_the_activation_over_its_neighbours_and_robustness_uses_f
 
 @pytest.mark.parametrize("reference,heard,rate", [
     ("moon", "moon", 0.0), ("moon", "", 1.0), ("moon", "mon", 0.25), ("ab", "ba", 1.0), ("a b", " a   b ", 0.0),
-    ("Moon", "MOON", 0.0), ("", "x", 1.0), ("abc", "abd", 1 / 3), ("ab", "abcd", 1.0), ("kitten", "sitting", 0.5)])
+    ("Moon", "MOON", 0.0), ("", "x", 1.0), ("abc", "abd", 1 / 3), ("ab", "abcd", 1.0), ("kitten", "sitting", 0.5),
+    ("star", " Star.", 0.0)])
 def test_character_error_rate_is_the_edit_distance_over_the_reference_length(reference, heard, rate):
     assert character_error_rate(reference, heard) == pytest.approx(rate)
 

@@ -1,0 +1,58 @@
+"""Verdicts beside their chance rates: a judge that hears the same thing in every audiation hits a label
+exactly as often in the other targets' audiations as in its own."""
+
+from __future__ import annotations
+
+from audiation.verdicts import annotate, words
+
+
+def _unit(phone, heard_at_target):
+    return {"phone": phone, "phones": [heard_at_target], "phone_at_target": heard_at_target, "frame": 24}
+
+
+def test_a_judge_that_always_hears_the_same_phone_is_at_chance():
+    records = [_unit("V", "V"), _unit("S", "V"), _unit("V", "V"), _unit("M", "V")]
+    summary = annotate(records)["phone"]
+    assert summary == {"hits": 2, "targets": 4, "hit_rate": 0.5, "chance_rate": 0.5}
+    assert [r["phone_hit"] for r in records] == [True, False, True, False]
+    assert records[0]["phone_chance"] == 1.0  # it hears V in every other audiation too
+    assert records[1]["phone_chance"] == 0.0
+
+
+def test_a_judge_that_hears_each_target_beats_chance():
+    records = [_unit(p, p) for p in ("S", "M", "K", "T")]
+    summary = annotate(records)["phone"]
+    assert summary["hit_rate"] == 1.0 and summary["chance_rate"] == 0.0
+
+
+def test_channel_audiations_are_judged_on_every_phone_heard():
+    records = [{"phone": "S", "phones": ["TH", "S"], "frame": None},
+               {"phone": "M", "phones": ["S"], "frame": None},
+               {"phone": "SIL", "phones": [], "frame": None}]
+    annotate(records)
+    assert [r["phone_hit"] for r in records] == [True, False, True]  # nothing heard is silence
+    assert records[0]["phone_chance"] == 0.5  # S is heard in one of the two others
+
+
+def test_whisper_texts_and_letters():
+    texts = [{"text": "moon", "whisper_transcript": " Moon."}, {"text": "star", "whisper_transcript": "(music)"},
+             {"text": "blue fish", "whisper_transcript": "Blue fish!"}]
+    summary = annotate(texts)
+    assert [r["whisper_text_hit"] for r in texts] == [True, False, True]
+    assert summary["whisper_text"]["chance_rate"] == 0.0
+    letters = [{"character": "k", "whisper_transcript": "Okay."}, {"character": "s", "whisper_transcript": "Yes."},
+               {"character": "b", "whisper_transcript": "B"}]
+    annotate(letters)
+    assert [r["whisper_letter_hit"] for r in letters] == [True, False, True]
+
+
+def test_records_without_a_label_or_a_verdict_are_left_out():
+    records = [{"phone": None, "phones": ["S"]}, {"phone": "S", "phones": None}, {"name": "x"}]
+    assert annotate(records) == {}
+    assert all("phone_hit" not in r for r in records)
+    one = [_unit("S", "S")]
+    assert annotate(one)["phone"]["chance_rate"] is None and one[0]["phone_chance"] is None
+
+
+def test_words_drop_punctuation_and_case():
+    assert words(" Moon, STAR. (music)") == ["moon", "star", "music"]
