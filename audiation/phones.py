@@ -36,6 +36,7 @@ SAMPLE_RATE = 16000
 PHONE_FRAME_SECONDS = 0.01
 TOP_FRAMES = 100  # a unit's top frames that name it
 MIN_SHARE = 0.15  # a phone names a unit only if it is at least this share of the top frames (no lucky rarities)
+ALIGNER_VERSION = 2  # labels made by an earlier aligner are made again (2: the wide-beam retry)
 NAMED_LIFT = 3.0  # the report's bar: a unit "has a phone" when its lift is at least this
 
 # espeak-ng's IPA (en-us) to ARPAbet; two-character symbols first. Stress and length marks are dropped.
@@ -61,11 +62,15 @@ def espeak_arpabet(words: list[str]) -> dict[str, str]:
     """{word: "P H O N E S"} from espeak-ng (en-us), for words CMUdict lacks; {} without espeak-ng."""
     if not words or shutil.which("espeak-ng") is None:
         return {}
-    out = subprocess.run(["espeak-ng", "-q", "--ipa", "-v", "en-us", "\n".join(words)], capture_output=True,
-                         text=True).stdout.split()
-    if len(out) != len(words):  # espeak-ng joined or split a word: no safe pairing
-        return {}
+    out = _espeak_ipa(words)
+    if len(out) != len(words):  # espeak-ng joined or split a word: pair them one by one instead
+        out = ["".join(_espeak_ipa([word])) for word in words]
     return {w: " ".join(p) for w, ipa in zip(words, out) if (p := ipa_to_arpabet(ipa))}
+
+
+def _espeak_ipa(words: list[str]) -> list[str]:
+    return subprocess.run(["espeak-ng", "-q", "--ipa", "-v", "en-us", "\n".join(words)], capture_output=True,
+                          text=True).stdout.split()
 
 
 class Aligner:
@@ -75,6 +80,9 @@ class Aligner:
         from pocketsphinx import Decoder, get_model_path
         model = get_model_path()
         self.words = Decoder(samprate=SAMPLE_RATE, logfn=os.devnull)
+        # The default beams lost the words of a third of the shipped speech slice (rare words, fast voices);
+        # these find all but a few, at several times the cost, so they are the second try, not the first.
+        self.wide = Decoder(samprate=SAMPLE_RATE, logfn=os.devnull, beam=1e-100, wbeam=1e-80, pbeam=1e-100)
         self.phone_recognizer = Decoder(samprate=SAMPLE_RATE, logfn=os.devnull, lm=None,
                                         allphone=os.path.join(model, "en-us", "en-us-phone.lm.bin"))
         self.added: set[str] = set()
@@ -87,21 +95,43 @@ class Aligner:
         if words:
             unknown = [w for w in dict.fromkeys(words) if w not in self.added and self.words.lookup_word(w) is None]
             for word, phones in espeak_arpabet(unknown).items():
-                self.words.add_word(word, phones, False)
+                for decoder in (self.words, self.wide):
+                    decoder.add_word(word, phones, False)
                 self.added.add(word)
-            try:
-                self.words.set_align_text(" ".join(words))
-                self._decode(self.words, pcm)
-                if self.words.hyp() is not None:  # the words were found: now their phones (never ask
-                    self.words.set_alignment()    # hyp() of this second pass: pocketsphinx 5.1 crashes)
-                    self._decode(self.words, pcm)
-                    return [(p.name, p.start * PHONE_FRAME_SECONDS, (p.start + p.duration) * PHONE_FRAME_SECONDS)
-                            for word in self.words.get_alignment() for p in word], "aligned"
-            except RuntimeError:  # a word neither CMUdict nor espeak-ng could spell
-                pass
+            for decoder in (self.words, self.wide):
+                try:
+                    decoder.set_align_text(" ".join(words))
+                    self._decode(decoder, pcm)
+                except RuntimeError:  # a word neither CMUdict nor espeak-ng could spell
+                    break
+                if decoder.hyp() is not None:  # the words were found: now their phones
+                    return self._phones_of_words(decoder, pcm), "aligned"
         self._decode(self.phone_recognizer, pcm)
         return [(s.word, s.start_frame * PHONE_FRAME_SECONDS, (s.end_frame + 1) * PHONE_FRAME_SECONDS)
                 for s in self.phone_recognizer.seg()], "decoded"
+
+    def _phones_of_words(self, decoder, pcm: bytes) -> list[tuple[str, float, float]]:
+        """The phones of the words the first pass found. Its second pass (state-level alignment) fails on
+        some ordinary utterances ("close once time kind let": "Failed to stop utterance processing", at any
+        beam): then each word's dictionary phones share its span evenly, which keeps the word timing."""
+        spans = [(s.word, s.start_frame, s.end_frame + 1) for s in decoder.seg()
+                 if s.word not in ("<s>", "</s>", "<sil>")]
+        try:
+            return self._state_pass(decoder, pcm)
+        except RuntimeError:
+            pass
+        out = []
+        for word, start, stop in spans:
+            spelled = (decoder.lookup_word(re.sub(r"\(\d+\)$", "", word)) or "").split()
+            edges = np.linspace(start, stop, len(spelled) + 1) * PHONE_FRAME_SECONDS
+            out += [(phone, float(a), float(b)) for phone, a, b in zip(spelled, edges[:-1], edges[1:])]
+        return out
+
+    def _state_pass(self, decoder, pcm: bytes) -> list[tuple[str, float, float]]:
+        decoder.set_alignment()  # never ask hyp() of this second pass: pocketsphinx 5.1 crashes
+        self._decode(decoder, pcm)
+        return [(p.name, p.start * PHONE_FRAME_SECONDS, (p.start + p.duration) * PHONE_FRAME_SECONDS)
+                for word in decoder.get_alignment() for p in word]
 
     @staticmethod
     def _decode(decoder, pcm: bytes) -> None:
@@ -124,12 +154,24 @@ def labels_path(cache: ActivationCache) -> Path:
     """Beside the cache, named by what the labels depend on (the files, their pieces and transcripts, the
     frame geometry), so every layer, model and SAE with the same frames shares them."""
     key = json.dumps([[p.file, p.offset_seconds, p.first_frame, p.num_frames, data.transcript(p.file)]
-                      for p in cache.pieces] + [cache.hop, cache.field, cache.sample_rate])
+                      for p in cache.pieces] + [cache.hop, cache.field, cache.sample_rate]
+                     + ([cache.offset] if cache.offset else [])  # Whisper's centred frames
+                     + [ALIGNER_VERSION])
     return cache.folder.parent / f"phones-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
 
 
 def frame_labels(cache: ActivationCache, read: Callable[[str], np.ndarray]) -> FramePhones:
-    """The phone of each cache frame, read from beside the cache or made and saved there."""
+    """The phone of each cache frame, read from beside the cache or made and saved there; says once which
+    phones the data is too short to name any unit for."""
+    labels = _saved_or_made(cache, read)
+    rare = unnameable(labels)
+    if rare:
+        log.warning("warning: %d phone(s) have under %d frames in the data, too few to name any unit: %s (more "
+                    "data names more units)", len(rare), int(MIN_SHARE * TOP_FRAMES), " ".join(f"/{p}/" for p in rare))
+    return labels
+
+
+def _saved_or_made(cache: ActivationCache, read: Callable[[str], np.ndarray]) -> FramePhones:
     path = labels_path(cache)
     if path.is_file():
         with np.load(path) as saved:
@@ -187,8 +229,16 @@ def name_unit(values: np.ndarray, labels: FramePhones, top: int = TOP_FRAMES) ->
     if eligible.size == 0:
         return {"phone": None, "phone_lift": None, "phone_share": None}
     best = int(eligible[np.argmax(lift[eligible])])
-    return {"phone": inventory[best], "phone_lift": round(float(lift[best]), 2),
+    # Below NAMED_LIFT the best phone is barely over its base rate (/SIL/ x0.7): no name, its numbers kept
+    return {"phone": inventory[best] if lift[best] >= NAMED_LIFT else None, "phone_lift": round(float(lift[best]), 2),
             "phone_share": round(float(share[best]), 3)}
+
+
+def unnameable(labels: FramePhones, top: int = TOP_FRAMES) -> list[str]:
+    """Phones with too few frames in the data to make up `MIN_SHARE` of any unit's top frames: no unit can
+    be named for them, however selective it is."""
+    counts = np.bincount(labels.labels, minlength=len(labels.inventory))
+    return [phone for phone, count in zip(labels.inventory, counts) if count < MIN_SHARE * top and phone != "SIL"]
 
 
 def heard_as_label(record: dict) -> bool | None:

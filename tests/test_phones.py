@@ -105,3 +105,56 @@ def test_the_examples_job_names_each_unit(tmp_path):
     units = {u["unit"]: u for u in json.loads((tmp_path / "job" / "examples.json").read_text())["units"]}
     assert units[125]["phone"] in {"S", "Z"} and units[68]["phone"] == "M"
     assert all(u["phone_lift"] >= 3 and 0 < u["phone_share"] <= 1 for u in units.values())
+
+
+def test_a_phone_barely_over_its_base_rate_is_no_name():
+    labels = phones.FramePhones(np.array([0] * 600 + [1] * 300 + [2] * 100), ["SIL", "S", "M"])
+    values = np.zeros(1000)
+    values[:100] = 1  # the top frames are all silence, 60% of the data: lift 1.7
+    named = phones.name_unit(values, labels)
+    assert named["phone"] is None and named["phone_lift"] == pytest.approx(1 / 0.6, abs=0.01)
+    values = np.zeros(1000)
+    values[900:] = 1  # all /M/, 10% of the data: lift 10
+    assert phones.name_unit(values, labels)["phone"] == "M"
+
+
+def test_phones_too_rare_to_name_any_unit_are_said_once(tiny_caches, caplog, monkeypatch):
+    labels = phones.FramePhones(np.array([0] * 50 + [1] * 15 + [2] * 14), ["SIL", "S", "HH"])
+    assert phones.unnameable(labels) == ["HH"]  # 14 frames can never be 15% of 100 top frames
+    monkeypatch.setattr(phones, "_saved_or_made", lambda cache, read: labels)
+    with caplog.at_level(logging.WARNING):
+        phones.frame_labels(tiny_caches["6"], None)
+    said = [r.getMessage() for r in caplog.records if "too few to name" in r.getMessage()]
+    assert len(said) == 1 and "/HH/" in said[0] and "/S/" not in said[0]
+
+
+def test_when_the_phone_pass_fails_the_words_keep_their_alignment(monkeypatch):
+    """pocketsphinx's state-level pass fails on some ordinary utterances; the word pass's timing stays, each
+    word's dictionary phones in order inside it."""
+    path = sorted(SLICE.glob("*.flac"))[0]
+    signal, text = data.read_audio(path, 16000), data.transcript(path)
+    aligner = phones.Aligner()
+    assert aligner.segments(signal, text)[1] == "aligned"
+
+    def fail(_decoder, _pcm):
+        raise RuntimeError("Failed to stop utterance processing")
+
+    monkeypatch.setattr(aligner, "_state_pass", fail)
+    spread, how = aligner.segments(signal, text)
+    spelled = [p for w in phones._words(text) for p in aligner.words.lookup_word(w).split()]
+    assert how == "aligned" and [p for p, _, _ in spread] == spelled
+    starts = [s for _, s, _ in spread]
+    assert starts == sorted(starts) and spread[-1][2] <= len(signal) / 16000 + 0.02
+
+
+def test_the_wide_beam_aligns_what_the_default_loses():
+    """000028 ("fixedly accuser tufting") lost its words at pocketsphinx's default beams."""
+    path = SLICE / "000028.flac"
+    assert phones.Aligner().segments(data.read_audio(path, 16000), data.transcript(path))[1] == "aligned"
+
+
+def test_a_word_espeak_splits_does_not_unspell_the_others(monkeypatch):
+    real = phones._espeak_ipa
+    monkeypatch.setattr(phones, "_espeak_ipa", lambda words: real(words) + (["ɛkstɹə"] if len(words) > 1 else []))
+    spelled = phones.espeak_arpabet(["blorptastic", "zyxwv"])
+    assert set(spelled) == {"blorptastic", "zyxwv"}
