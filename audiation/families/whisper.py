@@ -126,10 +126,12 @@ class Whisper(Family):
 
 
 @functools.lru_cache(maxsize=4)
-def _mel_filters(bands: int) -> torch.Tensor:
+def _mel_filters(bands: int):
+    """(201, bands) as numpy: a tensor cached here would be an inference tensor when first made under
+    `torch.inference_mode` (a cache build), and then refuse to take part in a backward pass."""
     from transformers import WhisperFeatureExtractor
 
-    return torch.from_numpy(WhisperFeatureExtractor(feature_size=bands).mel_filters).float()  # (201, bands)
+    return WhisperFeatureExtractor(feature_size=bands).mel_filters.astype("float32")
 
 
 def window_seconds(window) -> float | None:
@@ -164,7 +166,7 @@ def log_mel(waveform: torch.Tensor, bands: int = 80) -> torch.Tensor:
     stft = torch.stft(x, N_FFT, HOP, window=torch.hann_window(N_FFT, device=x.device), center=False,
                       return_complex=True)
     power = stft[..., :waveform.shape[-1] // HOP].abs() ** 2
-    mel = _mel_filters(bands).to(x.device).T @ power
+    mel = torch.from_numpy(_mel_filters(bands)).to(x.device).T @ power
     log_spec = torch.clamp(mel, min=1e-10).log10()
     log_spec = torch.maximum(log_spec, log_spec.amax(dim=(1, 2), keepdim=True) - 8.0)
     return (log_spec + 4.0) / 4.0
