@@ -34,3 +34,12 @@ def _default_console() -> None:
 
 
 _default_console()
+
+
+def __getattr__(name: str):
+    """`audiation.audiate(...)` (the notebook entry, `audiation.api`), imported on first use."""
+    if name in ("audiate", "Audiation"):
+        from audiation import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'audiation' has no attribute {name!r}")
