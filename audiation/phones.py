@@ -27,7 +27,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 from tqdm.auto import tqdm
 
-from audiation import data
+from audiation import data, judges
 from audiation.activations import ActivationCache
 
 log = logging.getLogger(__name__)
@@ -69,20 +69,18 @@ def espeak_arpabet(words: list[str]) -> dict[str, str]:
 
 
 class Aligner:
-    """pocketsphinx's forced aligner and phone recognizer, loaded once."""
+    """pocketsphinx's forced aligner and phone recognizer (the judges'), loaded once."""
 
     def __init__(self):
-        from pocketsphinx import Decoder, get_model_path
-        model = get_model_path()
+        from pocketsphinx import Decoder
         self.words = Decoder(samprate=SAMPLE_RATE, logfn=os.devnull)
-        self.phone_recognizer = Decoder(samprate=SAMPLE_RATE, logfn=os.devnull, lm=None,
-                                        allphone=os.path.join(model, "en-us", "en-us-phone.lm.bin"))
+        self.phone_recognizer = judges.phone_recognizer()
         self.added: set[str] = set()
 
     def segments(self, signal: np.ndarray, text: str | None) -> tuple[list[tuple[str, float, float]], str]:
         """[(phone, start s, end s)] of a 16 kHz signal and how they were found: "aligned" (the text,
         possibly with espeak-ng's words), or "decoded" (no text, or the alignment failed)."""
-        pcm = (np.clip(signal, -1, 1) * 32767).astype(np.int16).tobytes()
+        pcm = judges.pcm(signal)
         words = _words(text)
         if words:
             unknown = [w for w in dict.fromkeys(words) if w not in self.added and self.words.lookup_word(w) is None]
@@ -91,23 +89,16 @@ class Aligner:
                 self.added.add(word)
             try:
                 self.words.set_align_text(" ".join(words))
-                self._decode(self.words, pcm)
+                judges.decode(self.words, pcm)
                 if self.words.hyp() is not None:  # the words were found: now their phones (never ask
                     self.words.set_alignment()    # hyp() of this second pass: pocketsphinx 5.1 crashes)
-                    self._decode(self.words, pcm)
+                    judges.decode(self.words, pcm)
                     return [(p.name, p.start * PHONE_FRAME_SECONDS, (p.start + p.duration) * PHONE_FRAME_SECONDS)
                             for word in self.words.get_alignment() for p in word], "aligned"
             except RuntimeError:  # a word neither CMUdict nor espeak-ng could spell
                 pass
-        self._decode(self.phone_recognizer, pcm)
-        return [(s.word, s.start_frame * PHONE_FRAME_SECONDS, (s.end_frame + 1) * PHONE_FRAME_SECONDS)
-                for s in self.phone_recognizer.seg()], "decoded"
-
-    @staticmethod
-    def _decode(decoder, pcm: bytes) -> None:
-        decoder.start_utt()
-        decoder.process_raw(pcm, full_utt=True)
-        decoder.end_utt()
+        return [(phone, first * PHONE_FRAME_SECONDS, (last + 1) * PHONE_FRAME_SECONDS)
+                for phone, first, last in judges.recognized(self.phone_recognizer, pcm)], "decoded"
 
 
 def _words(text: str | None) -> list[str]:
