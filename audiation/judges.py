@@ -100,7 +100,10 @@ def decode(decoder, audio: bytes) -> None:
 
 
 def recognized(decoder, audio: bytes) -> list[tuple[str, int, int]]:
-    """[(phone, first frame, last frame)] the phone recognizer hears, silence and noise included."""
+    """[(phone, first frame, last frame)] the phone recognizer hears, silence and noise included. Each
+    signal is heard as by a fresh decoder: its features (the live cepstral mean among them) would carry
+    over from the last signal, and which worker heard what last is chance."""
+    decoder.reinit_feat()
     decode(decoder, audio)
     return [(s.word, s.start_frame, s.end_frame) for s in decoder.seg()]
 
@@ -314,25 +317,30 @@ _WORKER = ("import importlib.util, sys\n"
            "module.serve()\n")
 
 
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def worker_count(loop_threads: int) -> int:
-    """Processes for the CPU judges: the cores left by the loop's threads, the writer's thread and other
-    work on the machine (the load average), at least one."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores - max(loop_threads + 1, round(os.getloadavg()[0])))
+    """The CPU judges' workers while a job optimises: the cores left by the loop's threads, the writer's
+    thread and other work on the machine (the load average), at least one."""
+    return max(1, cores() - max(loop_threads + 1, round(os.getloadavg()[0])))
 
 
 class Workers:
-    """CPU judges in `count` worker processes. `put` queues one prepared signal (it blocks while the
-    queue, `QUEUE_SIGNALS` long, is full); `done(heard, notes)` is called with its verdicts
-    on the thread that serves that worker. A worker that dies or hangs on a signal gives it a note and is
-    replaced."""
+    """CPU judges in worker processes, one per core: while jobs optimise only `busy` of them judge at once
+    (the cores the loop leaves), and in `wait()` (a job's end: the loop is idle) all of them. `put`
+    queues one prepared signal (it blocks while the queue, `QUEUE_SIGNALS` long, is full); `done(heard,
+    notes)` is called with its verdicts on the thread that serves that worker. A worker that dies or hangs
+    on a signal gives it a note and is replaced."""
 
-    def __init__(self, judges: list[Judge], count: int, timeout: float = TIMEOUT_SECONDS):
+    def __init__(self, judges: list[Judge], busy: int, timeout: float = TIMEOUT_SECONDS):
         self.specs = [(j.name, j.fields, inspect.getsourcefile(j.load), j.load.__name__, j.batched) for j in judges]
-        self.timeout, self.count = timeout, count
+        self.timeout, self.busy, self.count = timeout, busy, max(busy, cores())
+        self.permits = threading.Semaphore(busy)  # taken while a worker judges
         self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_SIGNALS)
         self.threads = [threading.Thread(target=self._serve, name="audiation-judges", daemon=True)
-                        for _ in range(count)]
+                        for _ in range(self.count)]
         for thread in self.threads:
             thread.start()
 
@@ -340,7 +348,11 @@ class Workers:
         self.queue.put((x, tuple(about), done))
 
     def wait(self) -> None:
+        extra = self.count - self.busy
+        self.permits.release(extra)
         self.queue.join()
+        for _ in range(extra):  # every worker is idle now, holding none
+            self.permits.acquire()
 
     def close(self) -> None:
         for _ in self.threads:
@@ -352,12 +364,13 @@ class Workers:
         process = None
         while (item := self.queue.get()) is not None:
             x, about, done = item
-            try:
-                process = process or self._start()
-                heard, notes = self._exchange(process, x, about)
-            except (OSError, EOFError, pickle.UnpicklingError, TimeoutError) as error:
-                process = _stop(process)
-                heard, notes = {}, [f"the CPU judges' process failed on this signal ({type(error).__name__}: {error})"]
+            with self.permits:
+                try:
+                    process = process or self._start()
+                    heard, notes = self._exchange(process, x, about)
+                except (OSError, EOFError, pickle.UnpicklingError, TimeoutError) as error:
+                    process = _stop(process)
+                    heard, notes = {}, [f"the CPU judges' process failed on this signal ({type(error).__name__}: {error})"]
             try:
                 done(heard, notes)
             finally:
@@ -418,11 +431,11 @@ def serve() -> None:
 class Panel:
     """The judges of a process's jobs on one device: the neural ones here, the CPU ones in `Workers`."""
 
-    def __init__(self, judges: tuple[Judge, ...], device: str, workers: int, timeout: float = TIMEOUT_SECONDS):
+    def __init__(self, judges: tuple[Judge, ...], device: str, busy: int, timeout: float = TIMEOUT_SECONDS):
         self.judges, self.device = tuple(judges), device
         self.neural = [j for j in self.judges if j.batched]
         cpu = [j for j in self.judges if not j.batched]
-        self.workers = Workers(cpu, workers, timeout) if cpu else None
+        self.workers = Workers(cpu, busy, timeout) if cpu else None
         self._error: BaseException | None = None
 
     def hear(self, signals: np.ndarray, sample_rate: int, abouts: list[About],
@@ -468,6 +481,7 @@ class Hearing:
     def _prepare(self) -> None:  # on the writer's thread, not the loop's
         if self.x is None:
             self.x, self.notes = prepared(self.signals, self.sample_rate)
+            self.signals = None  # the prepared copy is all the judges need
 
     def written(self, row: int) -> None:
         self._prepare()

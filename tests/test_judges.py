@@ -221,7 +221,7 @@ def _heard(panel, texts: list[str]) -> dict[int, dict]:
 
 
 def test_a_cpu_judge_that_raises_kills_its_process_or_hangs_costs_that_signal_its_verdict_only(tmp_path):
-    panel = judges.Panel((_fake_judge(tmp_path),), "cpu", workers=1, timeout=3)
+    panel = judges.Panel((_fake_judge(tmp_path),), "cpu", busy=1, timeout=3)
     try:
         verdicts = _heard(panel, ["a", "raise", "b", "die", "c", "hang", "d"])
         panel.wait()
@@ -236,7 +236,7 @@ def test_a_cpu_judge_that_raises_kills_its_process_or_hangs_costs_that_signal_it
 def test_a_slow_cpu_judge_keeps_the_jobs_end_waiting_never_its_caller(tmp_path):
     import time
 
-    panel = judges.Panel((_fake_judge(tmp_path),), "cpu", workers=1)
+    panel = judges.Panel((_fake_judge(tmp_path),), "cpu", busy=1)
     try:
         start = time.perf_counter()
         verdicts = _heard(panel, ["slow"] * 3)  # a second each
@@ -245,7 +245,7 @@ def test_a_slow_cpu_judge_keeps_the_jobs_end_waiting_never_its_caller(tmp_path):
         judged = time.perf_counter() - start
     finally:
         panel.close()
-    assert handed_over < 1 and judged >= 3
+    assert handed_over < 1 <= judged
     assert [verdicts[row]["heard"] for row in range(3)] == ["slow"] * 3
 
 
@@ -258,6 +258,15 @@ def test_a_jobs_panel_hears_what_the_judges_hear_one_signal_at_a_time():
     for row, clip in enumerate(clips):
         alone = judges.judge(clip, 16000, target_seconds=0.5)
         assert verdicts[row] == {**alone, "speech_probability": pytest.approx(alone["speech_probability"], abs=1e-3)}
+
+
+def test_a_judges_worker_runs_the_judges_file_alone_without_torch_or_the_package():
+    import subprocess
+    import sys
+
+    probe = judges._WORKER.replace("module.serve()", "print(sorted({'torch', 'audiation'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", probe, judges.__file__], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr  # ~0.3 s to start, not ~2.5 s
 
 
 def test_every_judges_fields_are_declared_in_the_record_schema():
