@@ -57,6 +57,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import platform
 import statistics
 import time
@@ -244,19 +245,24 @@ def judged_job_memory(targets: int, judged: bool, device: str) -> tuple[float, f
 
     from audiation.jobs import audiate_folder
 
+    units = min(targets, 32)  # random_small's layer has 32 units: more targets are samples of them
     cfg = configs.compose("model=random_small", "objective=channel", "steps=2", "logger=none", f"device={device}",
-                          f"batch_size={targets}", "threads=1", f"quality.judges={str(judged).lower()}")
-    cfg.objective.unit = f"0:{targets}"
+                          f"batch_size={targets}", "threads=1", f"quality.judges={str(judged).lower()}",
+                          f"samples={targets // units}")
+    cfg.objective.unit = f"0:{units}"
     with tempfile.TemporaryDirectory() as folder:
         audiate_folder(cfg, Path(folder))
-    children = [pid for task in Path("/proc/self/task").iterdir()
-                for pid in (task / "children").read_text().split()]
 
     def peak(pid: str) -> float:
         with open(f"/proc/{pid}/status") as status:
             return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) * 1024 / 1e9
 
-    return rss_gb("VmHWM"), sum(peak(pid) for pid in children)
+    return rss_gb("VmHWM"), sum(peak(pid) for pid in child_pids())
+
+
+def child_pids() -> list[str]:
+    """This process's children alive now: the judges' workers."""
+    return [pid for task in Path("/proc/self/task").iterdir() for pid in (task / "children").read_text().split()]
 
 
 def in_fresh_process(function, *args):
@@ -330,6 +336,21 @@ def _ms(times: list[tuple[float, float]]) -> dict:
             "cpu_median_ms": 1000 * statistics.median(c for _, c in times), "n": len(times)}
 
 
+def process_tree_cpu() -> float:
+    """CPU seconds of this process and of its children alive now (the judges' workers): on a shared CPU,
+    the work done, whatever the wait for a core."""
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def cpu(pid: str) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended meanwhile
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+
+    return time.process_time() + sum(cpu(pid) for pid in child_pids())
+
+
 def judges_wall(device: str, targets: int = 32, repeats: int = 5) -> dict:
     """What the judges add to a job's wall per extra target: 2-step jobs of `model=random_small` (1 s,
     threads=1, logger=none) of 1 and of `targets` targets, judges on and off, interleaved; per extra target
@@ -343,24 +364,30 @@ def judges_wall(device: str, targets: int = 32, repeats: int = 5) -> dict:
     from audiation import judges
     from audiation.jobs import audiate_folder
 
-    def job(count: int, judged: bool) -> float:
+    def job(count: int, judged: bool) -> tuple[float, float]:
         cfg = configs.compose("model=random_small", "objective=channel", "steps=2", "logger=none", f"device={device}",
                               f"batch_size={count}", "threads=1", f"quality.judges={str(judged).lower()}")
         cfg.objective.unit = f"0:{count}"
         with tempfile.TemporaryDirectory() as folder:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), process_tree_cpu()
             audiate_folder(cfg, Path(folder))
-            return time.perf_counter() - start
+            return time.perf_counter() - start, process_tree_cpu() - cpu
 
     cells = [(count, judged) for count in (1, targets) for judged in (True, False)]
     for cell in cells:  # warm-up: the panel's workers and models, imports, the colour map
         job(*cell)
-    walls = {cell: [] for cell in cells}
+    walls, cpus = {cell: [] for cell in cells}, {cell: [] for cell in cells}
     for repeat in range(repeats):
         for cell in cells if repeat % 2 == 0 else cells[::-1]:
-            walls[cell].append(job(*cell))
+            wall, cpu = job(*cell)
+            walls[cell].append(wall)
+            cpus[cell].append(cpu)
+
+    def per_extra_target(times: dict, judged: bool) -> float:
+        return (statistics.median(times[targets, judged]) - statistics.median(times[1, judged])) / (targets - 1)
+
+    per_target = {judged: per_extra_target(walls, judged) for judged in (True, False)}
     median = {cell: statistics.median(v) for cell, v in walls.items()}
-    per_target = {judged: (median[targets, judged] - median[1, judged]) / (targets - 1) for judged in (True, False)}
 
     fresh = judges.Panel(judges.JUDGES, device, 1)
     start = time.perf_counter()
@@ -375,6 +402,8 @@ def judges_wall(device: str, targets: int = 32, repeats: int = 5) -> dict:
             "per_target_on": per_target[True], "per_target_off": per_target[False],
             "added_per_target": per_target[True] - per_target[False],
             "wall_ratio": median[targets, True] / median[targets, False], "first_verdict_seconds": first_verdict,
+            "cpu": {f"{count} {'on' if judged else 'off'}": v for (count, judged), v in cpus.items()},
+            "cpu_per_target_on": per_extra_target(cpus, True), "cpu_per_target_off": per_extra_target(cpus, False),
             "workers": (judges.panel(device, 1).workers.busy, judges.panel(device, 1).workers.count)}
 
 
@@ -504,6 +533,8 @@ def main():
         print(f"  per extra target: {1000 * wall['per_target_on']:.1f} ms on, {1000 * wall['per_target_off']:.1f} ms off: "
               f"the judges add {1000 * wall['added_per_target']:.1f} ms ({wall['per_target_on'] / wall['per_target_off']:.2f}x); "
               f"the {count}-target job takes {wall['wall_ratio']:.2f}x with them")
+        print(f"  CPU per extra target (this process and the judges' workers): {1000 * wall['cpu_per_target_on']:.1f} ms "
+              f"on, {1000 * wall['cpu_per_target_off']:.1f} ms off")
         print(f"  a fresh panel's first verdict (its worker starting): {wall['first_verdict_seconds']:.2f} s")
     if args.judges_memory:
         around["judges_memory_gb"] = {state: in_fresh_process(judged_job_memory, args.judges_targets, state == "on", device)
