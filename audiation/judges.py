@@ -443,10 +443,11 @@ class Panel:
         """Start judging a batch (rows of `signals`): see `Hearing`."""
         return Hearing(self, signals, sample_rate, abouts, done)
 
-    def _done(self, done, row: int, heard: dict, notes: list[str]) -> None:
+    def deliver(self, done, row: int, heard: dict, notes: list[str]) -> None:
+        """`done(row, verdict)`; its failure is kept for `wait()`, as a worker's thread must go on."""
         try:
             done(row, verdict(self.judges, heard, notes))
-        except BaseException as error:  # noqa: BLE001 - kept and raised by wait(): a worker's thread must go on
+        except BaseException as error:  # noqa: BLE001 - raised by wait()
             self._error = self._error or error
 
     def wait(self) -> None:
@@ -486,8 +487,7 @@ class Hearing:
     def written(self, row: int) -> None:
         self._prepare()
         if self.notes[row] is not None:  # nothing to judge: the note is the verdict
-            self.waiting[row] = 0
-            self.panel._done(self.done, row, {}, [self.notes[row]])
+            self.panel.deliver(self.done, row, {}, [self.notes[row]])
         elif self.panel.workers is None:
             self._heard(row, "cpu", {}, [])
         else:
@@ -507,7 +507,7 @@ class Hearing:
             self.waiting[row] -= 1
             if self.waiting[row]:
                 return
-        self.panel._done(self.done, row, self.heard[row], [*self.failed[row]["neural"], *self.failed[row]["cpu"]])
+        self.panel.deliver(self.done, row, self.heard[row], [*self.failed[row]["neural"], *self.failed[row]["cpu"]])
 
 
 _panels: dict = {}
