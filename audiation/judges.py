@@ -368,9 +368,9 @@ class Workers:
                 try:
                     process = process or self._start()
                     heard, notes = self._exchange(process, x, about)
-                except (OSError, EOFError, pickle.UnpicklingError, TimeoutError) as error:
+                except (OSError, EOFError, pickle.UnpicklingError) as error:  # TimeoutError is an OSError
+                    heard, notes = {}, [f"the CPU judges' process failed on this signal: {_why(process, error)}"]
                     process = _stop(process)
-                    heard, notes = {}, [f"the CPU judges' process failed on this signal ({type(error).__name__}: {error})"]
             try:
                 done(heard, notes)
             finally:
@@ -390,6 +390,16 @@ class Workers:
         if not select.select([process.stdout], [], [], self.timeout)[0]:
             raise TimeoutError(f"no verdict in {self.timeout:g} s")
         return pickle.load(process.stdout)
+
+
+def _why(process: subprocess.Popen | None, error: BaseException) -> str:
+    """A worker's failure in words: its exit code when it ended (it closed its pipe: it is ending)."""
+    if process is not None and not isinstance(error, TimeoutError):
+        try:
+            return f"it ended, exit code {process.wait(timeout=5)}"
+        except subprocess.TimeoutExpired:
+            pass
+    return f"{error}" if isinstance(error, TimeoutError) else f"{type(error).__name__}: {error}"
 
 
 def _stop(process: subprocess.Popen | None) -> None:

@@ -229,7 +229,8 @@ def test_a_cpu_judge_that_raises_kills_its_process_or_hangs_costs_that_signal_it
         panel.close()
     assert [verdicts[row]["heard"] for row in range(7)] == ["a", None, "b", None, "c", None, "d"]
     assert verdicts[1]["judges_note"] == "fake failed: ValueError: cannot hear this one"
-    assert "process failed" in verdicts[3]["judges_note"] and "no verdict in 3 s" in verdicts[5]["judges_note"]
+    assert verdicts[3]["judges_note"] == "the CPU judges' process failed on this signal: it ended, exit code 3"
+    assert verdicts[5]["judges_note"] == "the CPU judges' process failed on this signal: no verdict in 3 s"
     assert [verdicts[row]["judges_note"] for row in (0, 2, 4, 6)] == [None] * 4  # a new worker took over
 
 
