@@ -27,7 +27,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 from tqdm.auto import tqdm
 
-from audiation import data
+from audiation import data, judges
 from audiation.activations import ActivationCache
 
 log = logging.getLogger(__name__)
@@ -74,23 +74,21 @@ def _espeak_ipa(words: list[str]) -> list[str]:
 
 
 class Aligner:
-    """pocketsphinx's forced aligner and phone recognizer, loaded once."""
+    """pocketsphinx's forced aligner and phone recognizer (the judges'), loaded once."""
 
     def __init__(self):
-        from pocketsphinx import Decoder, get_model_path
-        model = get_model_path()
+        from pocketsphinx import Decoder
         self.words = Decoder(samprate=SAMPLE_RATE, logfn=os.devnull)
         # The default beams lost the words of a third of the shipped speech slice (rare words, fast voices);
         # these find all but a few, at several times the cost, so they are the second try, not the first.
         self.wide = Decoder(samprate=SAMPLE_RATE, logfn=os.devnull, beam=1e-100, wbeam=1e-80, pbeam=1e-100)
-        self.phone_recognizer = Decoder(samprate=SAMPLE_RATE, logfn=os.devnull, lm=None,
-                                        allphone=os.path.join(model, "en-us", "en-us-phone.lm.bin"))
+        self.phone_recognizer = judges.phone_recognizer()
         self.added: set[str] = set()
 
     def segments(self, signal: np.ndarray, text: str | None) -> tuple[list[tuple[str, float, float]], str]:
         """[(phone, start s, end s)] of a 16 kHz signal and how they were found: "aligned" (the text,
         possibly with espeak-ng's words), or "decoded" (no text, or the alignment failed)."""
-        pcm = (np.clip(signal, -1, 1) * 32767).astype(np.int16).tobytes()
+        pcm = judges.pcm(signal)
         words = _words(text)
         if words:
             unknown = [w for w in dict.fromkeys(words) if w not in self.added and self.words.lookup_word(w) is None]
@@ -100,15 +98,15 @@ class Aligner:
                 self.added.add(word)
             for decoder in (self.words, self.wide):
                 try:
+                    decoder.reinit_feat()  # as a fresh decoder hears it: labels never depend on file order
                     decoder.set_align_text(" ".join(words))
-                    self._decode(decoder, pcm)
+                    judges.decode(decoder, pcm)
                 except RuntimeError:  # a word neither CMUdict nor espeak-ng could spell
                     break
                 if decoder.hyp() is not None:  # the words were found: now their phones
                     return self._phones_of_words(decoder, pcm), "aligned"
-        self._decode(self.phone_recognizer, pcm)
-        return [(s.word, s.start_frame * PHONE_FRAME_SECONDS, (s.end_frame + 1) * PHONE_FRAME_SECONDS)
-                for s in self.phone_recognizer.seg()], "decoded"
+        return [(phone, first * PHONE_FRAME_SECONDS, (last + 1) * PHONE_FRAME_SECONDS)
+                for phone, first, last in judges.recognized(self.phone_recognizer, pcm)], "decoded"
 
     def _phones_of_words(self, decoder, pcm: bytes) -> list[tuple[str, float, float]]:
         """The phones of the words the first pass found. Its second pass (state-level alignment) fails on
@@ -127,17 +125,12 @@ class Aligner:
             out += [(phone, float(a), float(b)) for phone, a, b in zip(spelled, edges[:-1], edges[1:])]
         return out
 
-    def _state_pass(self, decoder, pcm: bytes) -> list[tuple[str, float, float]]:
+    @staticmethod
+    def _state_pass(decoder, pcm: bytes) -> list[tuple[str, float, float]]:
         decoder.set_alignment()  # never ask hyp() of this second pass: pocketsphinx 5.1 crashes
-        self._decode(decoder, pcm)
+        judges.decode(decoder, pcm)
         return [(p.name, p.start * PHONE_FRAME_SECONDS, (p.start + p.duration) * PHONE_FRAME_SECONDS)
                 for word in decoder.get_alignment() for p in word]
-
-    @staticmethod
-    def _decode(decoder, pcm: bytes) -> None:
-        decoder.start_utt()
-        decoder.process_raw(pcm, full_utt=True)
-        decoder.end_utt()
 
 
 def _words(text: str | None) -> list[str]:

@@ -8,7 +8,8 @@ and every target's loss history).
 
 - `Files`: the local files, which are never lost: each target's audio, spectrogram, history and record
   as its batch ends (on a background thread while the next batch optimises), the job's metrics, history
-  and loss curve at the end. The judges (`quality.judges`) hear each target on that thread too.
+  and loss curve at the end. The judges (`quality.judges`) hear each target once its files are written
+  (`judges.Panel`: neural judges on that thread, CPU judges in worker processes); its record waits for them.
 - `Tracking`: the W&B run, a second copy: loss terms per step, media, the per-target table.
 """
 
@@ -48,48 +49,69 @@ class Files(Subscriber):
 
     def __init__(self, job_dir: Path, plan: Plan, writer: outputs.Writer, title: str,
                  examples: DictConfig | None = None, cache: ActivationCache | None = None,
-                 frame_phones: phones.FramePhones | None = None, judges: bool = False):
+                 frame_phones: phones.FramePhones | None = None, judged: bool = False):
         self.job_dir, self.plan, self.writer, self.title = Path(job_dir), plan, writer, title
-        self.examples, self.cache, self.frame_phones, self.judges = examples, cache, frame_phones, judges
+        self.examples, self.cache, self.frame_phones = examples, cache, frame_phones
         self.read = last_file_reader(plan.geometry.sample_rate)
+        # Started now, so the judges' workers load while the first batch optimises; the loop's threads
+        # (one on a GPU) are the cores they leave alone.
+        self.judges = judges.panel(plan.device, torch.get_num_threads() if plan.device == "cpu" else 1) \
+            if judged else None
 
     def batch_done(self, result, targets, records):
         """Queue one batch's files: spectrograms computed here for the whole batch on the device, the
-        encoding and writing on the writer's thread, each target's record last (it marks it complete)."""
+        encoding and writing on the writer's thread. The judges hear each target once its files are
+        written, and its record comes last (it marks it complete), with their verdicts."""
         plan, job_dir = self.plan, self.job_dir
         rate = plan.geometry.sample_rate
         indices, hop = outputs.spectrogram_indices(torch.from_numpy(result.signal).to(plan.device), rate)
         outputs.palette()  # imports matplotlib here: an import racing between two threads leaves it half-made
         mark = None if plan.frame is None else plan.geometry.frame_centre_seconds(plan.frame)
 
-        def write(row: int, record: dict):
+        judged = self.judges is not None and result.stopped is None  # a stopped target is redone: never judged
+        hearing = self.judges.hear(result.signal, rate, [judges.About(mark, t.text) for t in targets],
+                                   lambda row, verdict: finish(records[row], verdict)) if judged else None
+
+        def write(row: int, record: dict):  # every file first: nothing that may fail on a signal comes before
             files = record["files"]
-            if self.judges:
-                record.update(judges.judge(result.signal[row], rate, mark))
-            if self.frame_phones is not None and record["unit"] is not None:  # the unit's name, and is it heard?
+            outputs.write_wav(job_dir / files["wav"], result.signal[row], rate, "FLOAT")
+            outputs.write_wav(job_dir / files["wav_16bit"], result.signal[row], rate, "PCM_16")
+            outputs.write_bytes(job_dir / files["spectrogram"], outputs.spectrogram_png(
+                indices[row], hop, result.signal.shape[1], rate, record["name"], mark))
+            if self.frame_phones is not None and record["unit"] is not None:  # the unit's name
                 record.update(phones.name_unit(self.cache.column(record["unit"]), self.frame_phones))
-                record["heard_as_label"] = phones.heard_as_label(record)
             if self.cache is not None and record["unit"] is not None and self.examples.top_k:
                 cfg = self.examples
                 found = top_examples(self.cache, record["unit"], int(cfg.top_k), float(cfg.min_gap_seconds))
                 record["examples"] = write_examples_of_unit(job_dir, self.cache, record["unit"], found,
                                                             plan.layer.label, float(cfg.clip_seconds),
                                                             self.read)["examples"]
-            outputs.write_wav(job_dir / files["wav"], result.signal[row], rate, "FLOAT")
-            outputs.write_wav(job_dir / files["wav_16bit"], result.signal[row], rate, "PCM_16")
-            outputs.write_bytes(job_dir / files["spectrogram"], outputs.spectrogram_png(
-                indices[row], hop, result.signal.shape[1], rate, record["name"], mark))
-            if result.stopped is None:  # only a finished target counts as complete when a job resumes
+            if result.stopped is None:
                 results.write_target_history(job_dir, record["name"], {k: v[:, row] for k, v in result.history.items()})
+            if hearing is None:
+                finish(record)
+            else:
+                hearing.written(row)  # the CPU judges start on it while the next rows are written
+
+        def finish(record: dict, verdict: dict | None = None):  # the record last: it marks the target complete
+            if verdict is not None:
+                record.update(verdict)
+            if self.frame_phones is not None and record["unit"] is not None:  # is the unit's phone heard?
+                record["heard_as_label"] = phones.heard_as_label(record)
+            if result.stopped is None:  # only a finished target counts as complete when a job resumes
                 results.write_record(job_dir, record)
             else:
                 (results.target_folder(job_dir, record["name"]) / results.RECORD).unlink(missing_ok=True)
 
         for row, record in enumerate(records):
             self.writer.submit(lambda row=row, record=record: write(row, record))
+        if hearing is not None:
+            self.writer.submit(hearing.all_written)  # the neural judges, on the whole batch
 
     def flush(self):
-        self.writer.flush()
+        self.writer.flush()  # every file, and every signal handed to the judges
+        if self.judges is not None:
+            self.judges.wait()  # every verdict, and with it every record
 
     def job_done(self, metrics, histories):
         results.write_metrics(self.job_dir, metrics)

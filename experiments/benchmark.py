@@ -37,7 +37,15 @@ Files (`--files`, default on): what a job costs around the loop, per target, mea
 (wall - loop) of the 32-target job minus that of the 1-target job, over 31: the cost each extra target
 adds in spectrograms, PNGs, WAVs, records, quality numbers and the W&B table. And random draws per step
 (calls to `Streams`, each a fixed few kernels) at batch 1 and batch 32: they must not grow with the batch.
-And the judges (`quality.judges`) per 1-second target, on speech and on noise (target: <= 50 ms, one thread).
+
+Judges (`--judges`, default on): each judge's cost per 1-second target on one thread, on speech and on
+noise (neural judges alone and batched over 32); and what they add to a job's wall per extra target:
+2-step jobs of 1 and `--judges-targets` targets (32; 768 on a GPU), judges on and off interleaved in one
+run (aim on 2 CPU cores: <= 40 ms per extra target; on a GPU: a 768-target job <= 1.15x with judges off).
+`--judges-memory`: the peak memory of that job with judges on and off, its judges' workers apart.
+`--no-cells --no-files --no-memory` leaves only the judges:
+
+    python experiments/benchmark.py --device cpu --no-cells --no-files --no-memory
 
 Peak memory, per batch size in a fresh spawned process (a process's peak only ever grows, so one process
 cannot give per-size peaks): the project step at the deepest requested layer, and naive once. On CPU it
@@ -49,6 +57,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import platform
 import statistics
 import time
@@ -229,10 +238,37 @@ def memory_probe(method: str, model: str, layer: int, batch: int, device: str, t
     return setup, torch.cuda.max_memory_allocated() / 1e9 if cuda else rss_gb("VmHWM")
 
 
-def in_fresh_process(*args):
+def judged_job_memory(targets: int, judged: bool, device: str) -> tuple[float, float]:
+    """Runs in a fresh spawned process: peak RSS (GB) of a 2-step `targets`-target job, and the sum of its
+    judges' workers' peaks (read while they are alive, after the job)."""
+    import tempfile
+
+    from audiation.jobs import audiate_folder
+
+    units = min(targets, 32)  # random_small's layer has 32 units: more targets are samples of them
+    cfg = configs.compose("model=random_small", "objective=channel", "steps=2", "logger=none", f"device={device}",
+                          f"batch_size={targets}", "threads=1", f"quality.judges={str(judged).lower()}",
+                          f"samples={targets // units}")
+    cfg.objective.unit = f"0:{units}"
+    with tempfile.TemporaryDirectory() as folder:
+        audiate_folder(cfg, Path(folder))
+
+    def peak(pid: str) -> float:
+        with open(f"/proc/{pid}/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) * 1024 / 1e9
+
+    return rss_gb("VmHWM"), sum(peak(pid) for pid in child_pids())
+
+
+def child_pids() -> list[str]:
+    """This process's children alive now: the judges' workers."""
+    return [pid for task in Path("/proc/self/task").iterdir() for pid in (task / "children").read_text().split()]
+
+
+def in_fresh_process(function, *args):
     pool = mp.get_context("spawn").Pool(1)
     try:
-        return pool.apply(memory_probe, args)
+        return pool.apply(function, args)
     finally:
         pool.close()  # a clean exit, not Pool.__exit__'s terminate(): that leaks the child's semaphores
         pool.join()
@@ -263,9 +299,11 @@ def files_cost(device: str, targets: int = 32, repeats: int = 3) -> dict:
     return {"targets": targets, "outside_loop_1": one, f"outside_loop_{targets}": many, "per_target": per_target}
 
 
-def judges_cost(repeats: int = 20) -> dict:
-    """Milliseconds per 1-second target for the judges (`audiation.judges`: pocketsphinx, silero-vad, Praat)
-    on one thread, after loading them: on speech (the shipped slice) and on noise, as audiations are either."""
+def judges_cost(device: str, repeats: int = 20, batch: int = 32) -> dict:
+    """Milliseconds per 1-second target for each judge of `audiation.judges.JUDGES`, after loading, on one
+    thread in this process: on speech (the shipped slice) and on noise, as audiations are either. A CPU
+    judge hears one signal at a time (as in its worker); a neural judge a batch of 1 and of `batch` (as a
+    job's batch reaches it), per target. Wall median and process-CPU median."""
     import numpy as np
     import soundfile as sf
 
@@ -275,19 +313,98 @@ def judges_cost(repeats: int = 20) -> dict:
     speech = [x[:16000] for x in (sf.read(p, dtype="float32")[0] for p in sorted((ASSETS / "speech-slice").glob("*.flac")))
               if len(x) >= 16000][:repeats]
     noise = [np.random.default_rng(i).standard_normal(16000).astype(np.float32) * 0.1 for i in range(repeats)]
-    judges.judge(noise[0], 16000, 0.5)  # loading
     out = {}
     for kind, signals in (("speech", speech), ("noise", noise)):
-        wall, cpu = [], []
-        for x in signals:
-            start = clock()
-            judges.judge(x, 16000, 0.5)
-            elapsed = since(start)
-            wall.append(elapsed[0])
-            cpu.append(elapsed[1])
-        out[kind] = {"median_ms": 1000 * statistics.median(wall), "min_ms": 1000 * min(wall),
-                     "cpu_median_ms": 1000 * statistics.median(cpu), "n": len(wall)}
+        x, _ = judges.prepared(np.stack(signals), 16000)
+        for judge in judges.JUDGES:
+            hear = judges.hearer(judge, device if judge.batched else "cpu")  # loading, outside the timing
+            if judge.batched:
+                for rows in (1, batch):
+                    tiled = torch.from_numpy(np.resize(x, (rows, x.shape[1]))).to(device)
+                    with torch.no_grad():
+                        hear(tiled, [judges.About(0.5)] * rows)
+                        times = [timed(lambda: hear(tiled, [judges.About(0.5)] * rows), device) for _ in range(3)]
+                    out[f"{judge.name} x{rows} {kind}"] = _ms([(w / rows, c / rows) for w, c in times])
+            else:
+                hear(x[0], judges.About(0.5))
+                out[f"{judge.name} {kind}"] = _ms([timed(lambda row=row: hear(row, judges.About(0.5)), "cpu") for row in x])
     return out
+
+
+def _ms(times: list[tuple[float, float]]) -> dict:
+    return {"median_ms": 1000 * statistics.median(w for w, _ in times), "min_ms": 1000 * min(w for w, _ in times),
+            "cpu_median_ms": 1000 * statistics.median(c for _, c in times), "n": len(times)}
+
+
+def process_tree_cpu() -> float:
+    """CPU seconds of this process and of its children alive now (the judges' workers): on a shared CPU,
+    the work done, whatever the wait for a core."""
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def cpu(pid: str) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended meanwhile
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+
+    return time.process_time() + sum(cpu(pid) for pid in child_pids())
+
+
+def judges_wall(device: str, targets: int = 32, repeats: int = 5) -> dict:
+    """What the judges add to a job's wall per extra target: 2-step jobs of `model=random_small` (1 s,
+    threads=1, logger=none) of 1 and of `targets` targets, judges on and off, interleaved; per extra target
+    (median wall at `targets` - median wall at 1) / (targets - 1), on and off. The wall is the whole
+    `audiate_folder` call (model loading included: it cancels in the difference). Then the first verdict of
+    a fresh panel (its workers starting), once per process in a job."""
+    import tempfile
+
+    import numpy as np
+
+    from audiation import judges
+    from audiation.jobs import audiate_folder
+
+    def job(count: int, judged: bool) -> tuple[float, float]:
+        cfg = configs.compose("model=random_small", "objective=channel", "steps=2", "logger=none", f"device={device}",
+                              f"batch_size={count}", "threads=1", f"quality.judges={str(judged).lower()}")
+        cfg.objective.unit = f"0:{count}"
+        with tempfile.TemporaryDirectory() as folder:
+            start, cpu = time.perf_counter(), process_tree_cpu()
+            audiate_folder(cfg, Path(folder))
+            return time.perf_counter() - start, process_tree_cpu() - cpu
+
+    cells = [(count, judged) for count in (1, targets) for judged in (True, False)]
+    for cell in cells:  # warm-up: the panel's workers and models, imports, the colour map
+        job(*cell)
+    walls, cpus = {cell: [] for cell in cells}, {cell: [] for cell in cells}
+    for repeat in range(repeats):
+        for cell in cells if repeat % 2 == 0 else cells[::-1]:
+            wall, cpu = job(*cell)
+            walls[cell].append(wall)
+            cpus[cell].append(cpu)
+
+    def per_extra_target(times: dict, judged: bool) -> float:
+        return (statistics.median(times[targets, judged]) - statistics.median(times[1, judged])) / (targets - 1)
+
+    per_target = {judged: per_extra_target(walls, judged) for judged in (True, False)}
+    median = {cell: statistics.median(v) for cell, v in walls.items()}
+
+    fresh = judges.Panel(judges.JUDGES, device, 1)
+    start = time.perf_counter()
+    hearing = fresh.hear(np.random.default_rng(0).standard_normal((1, 16000)).astype(np.float32), 16000,
+                         [judges.About()], lambda *_: None)
+    hearing.written(0)
+    hearing.all_written()
+    fresh.wait()
+    first_verdict = time.perf_counter() - start
+    fresh.close()
+    return {"targets": targets, "walls": {f"{count} {'on' if judged else 'off'}": v for (count, judged), v in walls.items()},
+            "per_target_on": per_target[True], "per_target_off": per_target[False],
+            "added_per_target": per_target[True] - per_target[False],
+            "wall_ratio": median[targets, True] / median[targets, False], "first_verdict_seconds": first_verdict,
+            "cpu": {f"{count} {'on' if judged else 'off'}": v for (count, judged), v in cpus.items()},
+            "cpu_per_target_on": per_extra_target(cpus, True), "cpu_per_target_off": per_extra_target(cpus, False),
+            "workers": (judges.panel(device, 1).workers.busy, judges.panel(device, 1).workers.count)}
 
 
 def draws_per_step(device: str, batches=(1, 32), steps: int = 3) -> dict[int, float]:
@@ -333,6 +450,13 @@ def main():
     parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--files", action=argparse.BooleanOptionalAction, default=True,
                         help="also time everything around the loop per target, and count random draws per step")
+    parser.add_argument("--cells", action=argparse.BooleanOptionalAction, default=True,
+                        help="time the step against the floor and the seed (--no-cells: only what else is asked)")
+    parser.add_argument("--judges", action=argparse.BooleanOptionalAction, default=True,
+                        help="each judge's cost per target, and what the judges add to a job's wall")
+    parser.add_argument("--judges-targets", type=int, default=32, help="the many-target job of --judges (768 on a GPU)")
+    parser.add_argument("--judges-memory", action=argparse.BooleanOptionalAction, default=False,
+                        help="peak memory of a --judges-targets job with judges on and off, in fresh processes")
     parser.add_argument("--json", type=Path, default=None, help="save the raw per-step times here")
     args = parser.parse_args()
 
@@ -342,11 +466,11 @@ def main():
     cfg = compose(args.model, args.layers[0], 1, device, steps)
     configure(device, args.threads, cfg.tf32)  # as every job sets it; applies to all three methods alike
     samples = round(cfg.parameterization.seconds * cfg.model.sample_rate)  # conf: 1 s at 16 kHz
-    encoder = load_encoder(model_spec(cfg.model), device)
-    naive_model = build_naive(cfg.model, device) if args.naive else None
+    encoder = load_encoder(model_spec(cfg.model), device) if args.cells else None
+    naive_model = build_naive(cfg.model, device) if args.naive and args.cells else None
 
     cells, rows = [], []
-    for batch, layer in tqdm([(b, n) for b in batches for n in args.layers], desc="cells"):
+    for batch, layer in tqdm([(b, n) for b in batches for n in args.layers] if args.cells else [], desc="cells"):
         others = {"floor": floor_method(encoder, layer, batch, samples, device)}
         if args.naive:
             others["naive"] = naive_method(naive_model, layer, samples, device)
@@ -363,7 +487,7 @@ def main():
           f"threads {torch.get_num_threads()}, {args.repeats} repeats after {args.warmup} warm-up; s/step")
     header = (f"{'layer':>5} {'batch':>5} {'floor med/min':>14} {'step med/min':>14}  {'naive med':>9}  "
               f"{'step/floor med/min/cpu':>22}  {'naive/step per unit med/cpu':>27}")
-    print(header + "\n" + "-" * len(header))
+    print(header + "\n" + "-" * len(header) if rows else "(no cells)")
     on_cpu = device == "cpu"  # process CPU time means nothing while the host waits for a GPU
     for layer, batch, stat in rows:
         (fmed, fmin, fcpu), (smed, smin, scpu) = stat["floor"], stat["step"]
@@ -373,7 +497,8 @@ def main():
         ratio_cpu = f"{scpu / fcpu:4.2f}" if on_cpu else "   -"
         print(f"{layer:5d} {batch:5d} {fmed:7.3f}/{fmin:6.3f} {smed:7.3f}/{smin:6.3f}  {naive}  "
               f"{smed / fmed:12.2f}/{smin / fmin:4.2f}/{ratio_cpu}  {per_unit} /{per_unit_cpu}")
-    print("(ratios of medians, and of minima; cpu: of medians of process CPU seconds)")
+    if rows:
+        print("(ratios of medians, and of minima; cpu: of medians of process CPU seconds)")
 
     memory, around = {}, {}
 
@@ -393,17 +518,39 @@ def main():
               f"target (outside-loop seconds, median of 3: 1 target {statistics.median(files['outside_loop_1']):.2f}, "
               f"{count} targets {statistics.median(files[f'outside_loop_{count}']):.2f})")
         print("random draws per step: " + ", ".join(f"batch {b}: {n:g}" for b, n in around["draws_per_step"].items()))
-        around["judges"] = judges_cost()
-        print("judges per 1-second target (one thread, ms, wall median/min, CPU median): " + ", ".join(
-            f"{kind} {v['median_ms']:.1f}/{v['min_ms']:.1f}, {v['cpu_median_ms']:.1f}" for kind, v in around["judges"].items()))
+    if args.judges:
+        around["judges"] = judges_cost(device)
+        print("\neach judge per 1-second target (ms, wall median/min, CPU median; xN: batched over N targets):")
+        for kind, v in around["judges"].items():
+            print(f"  {kind:24s} {v['median_ms']:6.1f}/{v['min_ms']:6.1f}  {v['cpu_median_ms']:6.1f}")
+        around["judges_wall"] = wall = judges_wall(device, args.judges_targets)
+        count = wall["targets"]
+        print(f"\njudges on against off, 2-step jobs of 1 and {count} targets (model=random_small, 1 s, threads=1; "
+              f"judges' workers: {wall['workers'][0]} while optimising, {wall['workers'][1]} at the end), interleaved, "
+              "median of 5:")
+        for key, v in wall["walls"].items():
+            print(f"  {key:8s} {statistics.median(v):6.2f} s  (min {min(v):.2f})")
+        print(f"  per extra target: {1000 * wall['per_target_on']:.1f} ms on, {1000 * wall['per_target_off']:.1f} ms off: "
+              f"the judges add {1000 * wall['added_per_target']:.1f} ms ({wall['per_target_on'] / wall['per_target_off']:.2f}x); "
+              f"the {count}-target job takes {wall['wall_ratio']:.2f}x with them")
+        print(f"  CPU per extra target (this process and the judges' workers): {1000 * wall['cpu_per_target_on']:.1f} ms "
+              f"on, {1000 * wall['cpu_per_target_off']:.1f} ms off")
+        print(f"  a fresh panel's first verdict (its worker starting): {wall['first_verdict_seconds']:.2f} s")
+    if args.judges_memory:
+        around["judges_memory_gb"] = {state: in_fresh_process(judged_job_memory, args.judges_targets, state == "on", device)
+                                      for state in ("off", "on")}
+        print(f"\npeak memory of a 2-step {args.judges_targets}-target job, GB (the job's process, its judges' "
+              "workers): " + ", ".join(f"judges {state} {job:.2f}, {workers:.2f}"
+                                       for state, (job, workers) in around["judges_memory_gb"].items()))
     save()
     if args.memory:
         deepest = max(args.layers)
         for batch in tqdm(batches, desc="memory"):
-            memory[f"step L{deepest} x{batch}"] = in_fresh_process("step", args.model, deepest, batch, device,
-                                                                  args.threads)
+            memory[f"step L{deepest} x{batch}"] = in_fresh_process(memory_probe, "step", args.model, deepest, batch,
+                                                                  device, args.threads)
         if args.naive:
-            memory[f"naive L{deepest} x1"] = in_fresh_process("naive", args.model, deepest, 1, device, args.threads)
+            memory[f"naive L{deepest} x1"] = in_fresh_process(memory_probe, "naive", args.model, deepest, 1, device,
+                                                              args.threads)
         save()
     if memory:
         unit = "GB allocated" if device.startswith("cuda") else "GB RSS of the whole process"

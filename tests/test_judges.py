@@ -124,3 +124,153 @@ def test_regularizer_speech_rewards_silero_s_log_probability_and_a_run_raises_it
     rewarded = audiate_folder(compose("model=random_small", "logger=none", "objective=channel", *quiet,
                                       "regularizer.speech=50"), tmp_path / "with", None)["targets"][0]
     assert rewarded["speech_probability"] > max(0.5, without["speech_probability"] + 0.3)
+
+
+# --- judges that fail or are slow: a signal's files come first, a failure is a note, the loop never waits ---
+
+BATCHES = ("model=random_small", "logger=none", "objective.unit=0:4", "batch_size=2", "steps=2", "quality.draws=0")
+
+
+def test_a_judge_that_raises_costs_only_its_own_numbers_never_a_signal(tmp_path, monkeypatch):
+    def broken(vad, signal):
+        raise RuntimeError("silero broke")
+
+    monkeypatch.setattr(judges, "speech_log_probability", broken)
+    metrics = audiate_folder(compose(*BATCHES), tmp_path, None)
+    assert metrics["run"]["complete"] == 4
+    for unit in range(4):
+        record = read_record(tmp_path, f"L2-U{unit}-unit")
+        assert all((tmp_path / file).is_file() for file in record["files"].values())
+        assert record["speech_probability"] is None
+        assert record["judges_note"] == "silero failed: RuntimeError: silero broke"
+        assert isinstance(record["phones"], list) and record["voiced_share"] is not None  # the others still hear
+
+
+def test_a_slow_judge_holds_up_neither_the_loop_nor_any_file(tmp_path, monkeypatch):
+    import threading
+
+    from audiation import jobs
+
+    optimised, seen = threading.Event(), []  # optimised: the last batch's loop is over
+    audiated = []
+
+    def audiate(*args, **kwargs):
+        result = real_audiate(*args, **kwargs)
+        audiated.append(1)
+        if len(audiated) == 2:
+            optimised.set()
+        return result
+
+    def slow(vad, signal):
+        if not seen:  # the first batch's judging waits until the second batch has optimised
+            seen.append([(tmp_path / "targets" / name / "audio.wav").is_file() for name in ("L2-U0-unit", "L2-U1-unit")])
+            seen.append(optimised.wait(60))
+        return real_judge(vad, signal)
+
+    real_audiate, real_judge = jobs.audiate, judges.speech_log_probability
+    monkeypatch.setattr(jobs, "audiate", audiate)
+    monkeypatch.setattr(judges, "speech_log_probability", slow)
+    audiate_folder(compose(*BATCHES), tmp_path, None)
+    assert seen == [[True, True], True]  # the batch's WAVs were written before it; the loop went on without it
+    assert all(0 <= read_record(tmp_path, f"L2-U{unit}-unit")["speech_probability"] <= 1 for unit in range(4))
+
+
+FAKE = '''
+import os, time
+
+
+def load(device):
+    def hear(x, about):
+        if about.text == "raise":
+            raise ValueError("cannot hear this one")
+        if about.text == "die":
+            os._exit(3)
+        if about.text in ("hang", "slow"):
+            time.sleep(600 if about.text == "hang" else 1)
+        return {"heard": about.text}
+    return hear
+'''
+
+
+def _fake_judge(folder) -> judges.Judge:
+    """A CPU judge from a file of its own, as a worker runs it: it raises, kills its process, hangs or takes
+    a second when a target's text says so."""
+    import importlib.util
+
+    path = folder / "fake_judge.py"
+    path.write_text(FAKE)
+    spec = importlib.util.spec_from_file_location("fake_judge", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return judges.Judge("fake", ("heard",), module.load)
+
+
+def _hear(panel, signals: np.ndarray, abouts: list) -> dict[int, dict]:
+    """Every row's verdict, as a job's writer hands them over: each row once written, then the batch."""
+    verdicts = {}
+    hearing = panel.hear(signals, 16000, abouts, verdicts.__setitem__)
+    for row in range(len(signals)):
+        hearing.written(row)
+    hearing.all_written()
+    return verdicts
+
+
+def _heard(panel, texts: list[str]) -> dict[int, dict]:
+    noise = np.random.default_rng(0).standard_normal((len(texts), 4000)).astype(np.float32)
+    return _hear(panel, noise, [judges.About(None, text) for text in texts])
+
+
+def test_a_cpu_judge_that_raises_kills_its_process_or_hangs_costs_that_signal_its_verdict_only(tmp_path):
+    panel = judges.Panel((_fake_judge(tmp_path),), "cpu", busy=1, timeout=3)
+    try:
+        verdicts = _heard(panel, ["a", "raise", "b", "die", "c", "hang", "d"])
+        panel.wait()
+    finally:
+        panel.close()
+    assert [verdicts[row]["heard"] for row in range(7)] == ["a", None, "b", None, "c", None, "d"]
+    assert verdicts[1]["judges_note"] == "fake failed: ValueError: cannot hear this one"
+    assert verdicts[3]["judges_note"] == "the CPU judges' process failed on this signal: it ended, exit code 3"
+    assert verdicts[5]["judges_note"] == "the CPU judges' process failed on this signal: no verdict in 3 s"
+    assert [verdicts[row]["judges_note"] for row in (0, 2, 4, 6)] == [None] * 4  # a new worker took over
+
+
+def test_a_slow_cpu_judge_keeps_the_jobs_end_waiting_never_its_caller(tmp_path):
+    import time
+
+    panel = judges.Panel((_fake_judge(tmp_path),), "cpu", busy=1)
+    try:
+        start = time.perf_counter()
+        verdicts = _heard(panel, ["slow"] * 3)  # a second each
+        handed_over = time.perf_counter() - start
+        panel.wait()
+        judged = time.perf_counter() - start
+    finally:
+        panel.close()
+    assert handed_over < 1 <= judged
+    assert [verdicts[row]["heard"] for row in range(3)] == ["slow"] * 3
+
+
+def test_a_jobs_panel_hears_what_the_judges_hear_one_signal_at_a_time():
+    clips = [*_speech(3), np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1,
+             np.zeros(16000, np.float32)]
+    panel = judges.panel("cpu", 1)
+    verdicts = _hear(panel, np.stack(clips), [judges.About(0.5)] * len(clips))
+    panel.wait()
+    for row, clip in enumerate(clips):
+        alone = judges.judge(clip, 16000, target_seconds=0.5)
+        assert verdicts[row] == {**alone, "speech_probability": pytest.approx(alone["speech_probability"], abs=1e-3)}
+
+
+def test_a_judges_worker_runs_the_judges_file_alone_without_torch_or_the_package():
+    import subprocess
+    import sys
+
+    probe = judges._WORKER.replace("module.serve()", "print(sorted({'torch', 'audiation'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", probe, judges.__file__], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr  # ~0.3 s to start, not ~2.5 s
+
+
+def test_every_judges_fields_are_declared_in_the_record_schema():
+    from audiation import record_schema
+
+    assert set(judges.FIELDS) | {"judges_note"} <= set(record_schema.BY_KEY)
