@@ -175,6 +175,7 @@ class Quality:
     cache_dir: str = MISSING
     listener: Optional[str] = MISSING
     judges: bool = MISSING
+    whisper: bool = MISSING
 
 
 @dataclass

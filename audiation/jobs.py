@@ -17,7 +17,7 @@ from typing import NamedTuple
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from audiation import builder, checks, errors, outputs, phones, quality, results, sae, tracking
+from audiation import builder, checks, errors, judges, outputs, phones, quality, results, sae, tracking, verdicts
 from audiation.activations import ActivationCache, derived_cache, open_cache
 from audiation.errors import AudiationError
 from audiation.examples_job import last_file_reader
@@ -93,7 +93,8 @@ class AudiationJob:
         with tracker, outputs.Writer() as writer:
             models = self._load() if self.todo else None
             subscribers = [Files(self.job_dir, plan, writer, self.name, cfg.examples, models and models.cache,
-                                 models and models.phones, bool(cfg.quality.judges)),
+                                 models and models.phones,
+                                 judges.chosen(bool(cfg.quality.judges), bool(cfg.quality.whisper))),
                            Tracking(tracker, self.job_dir, plan.settings.steps)]
             try:
                 for result, batch, records in self._batches(models, subscribers):
@@ -120,6 +121,8 @@ class AudiationJob:
                 histories = {name: histories[name] for name in (r["name"] for r in records) if histories.get(name)}
                 metrics = self._metrics(records, earlier.get("run", {}), loop_seconds, target_steps, batch_steps,
                                         len(fresh), stopped, time.perf_counter() - started)
+                # every verdict beside its chance rate: needs the whole job's audiations, so it is made here
+                metrics["run"]["verdicts"] = verdicts.annotate(metrics["targets"])
                 for subscriber in subscribers:
                     subscriber.job_done(metrics, histories)
             stopped = "interrupted" if shield.came or stopped == "interrupted" else stopped

@@ -209,12 +209,35 @@ def load_praat(device: str):
     return lambda x, about: praat(x)
 
 
+# --- Whisper ----------------------------------------------------------------------------------------------
+
+WHISPER = "openai/whisper-tiny.en"  # trained on 680,000 h of real speech; offline from its PyPI package
+
+
+def load_whisper(device: str):
+    """Whisper tiny.en hears each batch in its full 30-s window, as it is used: greedy transcripts (key-value
+    cache), the no-speech probability, and for texts the CER. ~0.4 s a target on one CPU thread."""
+    from audiation.model import ModelSpec, load_encoder  # inside: the workers run this file alone
+    from audiation.quality import character_error_rate
+
+    whisper = load_encoder(ModelSpec(WHISPER, normalize=False), device)
+
+    def hear(signals, abouts: list[About]) -> list[dict]:
+        texts, no_speech = whisper.hear(signals.to(next(whisper.parameters()).dtype))
+        return [{"whisper_transcript": text, "whisper_no_speech": round(float(p), 4),
+                 "whisper_cer": None if about.text is None else round(character_error_rate(about.text, text), 4)}
+                for text, p, about in zip(texts, no_speech, abouts)]
+
+    return hear
+
+
 # --- the judges: a new one is one entry here (and its fields in record_schema) ----------------------------
 
 JUDGES = (
     Judge("pocketsphinx", ("phones", "phone_at_target"), load_pocketsphinx),
     Judge("silero", ("speech_probability",), load_silero, batched=True),
     Judge("praat", ("f0_hz", "voiced_share", "hnr_db", "f1_hz", "f2_hz"), load_praat),
+    Judge("whisper", ("whisper_transcript", "whisper_no_speech", "whisper_cer"), load_whisper, batched=True),
 )
 FIELDS = tuple(field for judge in JUDGES for field in judge.fields)
 
@@ -523,9 +546,14 @@ class Hearing:
 _panels: dict = {}
 
 
-def panel(device: str, loop_threads: int) -> Panel:
-    """This process's `Panel` of `JUDGES` on `device`, made at its first job and kept for the next (its
+def chosen(speech_tools: bool, whisper: bool) -> tuple[Judge, ...]:
+    """The judges a job asks for: `quality.judges` (pocketsphinx, silero, Praat), `quality.whisper`."""
+    return tuple(j for j in JUDGES if (whisper if j.name == "whisper" else speech_tools))
+
+
+def panel(device: str, loop_threads: int, judges: tuple[Judge, ...] = JUDGES) -> Panel:
+    """This process's `Panel` of `judges` on `device`, made at its first job and kept for the next (its
     workers and models load once)."""
-    if (JUDGES, device) not in _panels:
-        _panels[JUDGES, device] = Panel(JUDGES, device, worker_count(loop_threads))
-    return _panels[JUDGES, device]
+    if (judges, device) not in _panels:
+        _panels[judges, device] = Panel(judges, device, worker_count(loop_threads))
+    return _panels[judges, device]

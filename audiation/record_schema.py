@@ -100,6 +100,25 @@ FIELDS = (
     _measure("hnr_db", "HNR", "Praat's mean harmonics-to-noise ratio", "dB"),
     _measure("f1_hz", "F1", "Praat's median first formant (voiced frames; all when none is)", "Hz", better="neither"),
     _measure("f2_hz", "F2", "Praat's median second formant (voiced frames; all when none is)", "Hz", better="neither"),
+    # quality.whisper: what Whisper tiny.en, trained on 680,000 h of real speech, hears (its full 30-s window)
+    Field("whisper_transcript", "Whisper heard", "Whisper tiny.en's greedy transcript of the audiation", table=True),
+    _measure("whisper_no_speech", "Whisper no-speech", "Whisper's probability of its no-speech token at the "
+             "first decoding step (~0.004 on human speech, 0.9 on noise)", better="lower"),
+    _measure("whisper_cer", "Whisper CER", "objective=text: the character error rate of Whisper's transcript",
+             better="lower"),
+    # every verdict beside its chance rate: the label heard in this audiation, and in the other targets' (verdicts.py)
+    Field("phone_hit", "phone heard", "pocketsphinx hears the unit's phone name in its audiation (at the target "
+          "frame for unit audiations)", table=True),
+    _measure("phone_chance", "phone heard elsewhere", "share of the job's other audiations in which pocketsphinx "
+             "hears this unit's phone: the chance rate of phone_hit", better="neither"),
+    Field("whisper_text_hit", "Whisper heard the text", "every word of the target's text is in Whisper's "
+          "transcript", table=True),
+    _measure("whisper_text_chance", "text heard elsewhere", "share of the job's other audiations whose Whisper "
+             "transcript holds this text: the chance rate", better="neither"),
+    Field("whisper_letter_hit", "Whisper heard the letter", "Whisper's transcript is the target's letter (or its "
+          "name)", table=True),
+    _measure("whisper_letter_chance", "letter heard elsewhere", "share of the job's other audiations Whisper hears "
+             "as this letter: the chance rate", better="neither"),
     # with quality.data: the unit's name, the phone of its top natural frames (audiation/phones.py)
     Field("phone", "phone", "the phone most over-represented (highest lift, at least 15% share) among the unit's "
           "top 100 frames on quality.data", table=True),

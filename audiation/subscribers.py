@@ -49,13 +49,13 @@ class Files(Subscriber):
 
     def __init__(self, job_dir: Path, plan: Plan, writer: outputs.Writer, title: str,
                  examples: DictConfig | None = None, cache: ActivationCache | None = None,
-                 frame_phones: phones.FramePhones | None = None, judged: bool = False):
+                 frame_phones: phones.FramePhones | None = None, judged: tuple[judges.Judge, ...] = ()):
         self.job_dir, self.plan, self.writer, self.title = Path(job_dir), plan, writer, title
         self.examples, self.cache, self.frame_phones = examples, cache, frame_phones
         self.read = last_file_reader(plan.geometry.sample_rate)
         # Started now, so the judges' workers load while the first batch optimises; the loop's threads
         # (one on a GPU) are the cores they leave alone.
-        self.judges = judges.panel(plan.device, torch.get_num_threads() if plan.device == "cpu" else 1) \
+        self.judges = judges.panel(plan.device, torch.get_num_threads() if plan.device == "cpu" else 1, judged) \
             if judged else None
 
     def batch_done(self, result, targets, records):
