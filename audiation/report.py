@@ -19,6 +19,7 @@ from audiation.outputs import atomic, pyplot
 from audiation.phones import NAMED_LIFT
 from audiation.record_schema import MEASURES
 from audiation.results import natural_key, read_jobs
+from audiation.verdicts import VERDICTS
 
 
 
@@ -41,6 +42,25 @@ def collect(folder: Path) -> tuple[dict[str, dict[str, np.ndarray]], int]:
                     values[measure].setdefault(str(target["layer"]), []).append(float(value))
     return {m: {layer: np.array(v) for layer, v in sorted(by_layer.items(), key=lambda kv: natural_key(kv[0]))}
             for m, by_layer in values.items() if by_layer}, unfinished
+
+
+def verdict_rows(folder: Path) -> list[dict]:
+    """Per layer and verdict (`verdicts.VERDICTS`): how often the judge hears each target's label in its own
+    audiation (hit rate) against how often in the other targets' audiations of its job (chance rate)."""
+    by_key: dict[tuple[str, str], list[tuple[bool, float | None]]] = {}
+    for _, metrics in read_jobs(folder):
+        for target in metrics["targets"]:
+            for name in VERDICTS:
+                if isinstance(target.get(f"{name}_hit"), bool) and not target.get("stopped"):
+                    by_key.setdefault((str(target["layer"]), name), []).append(
+                        (target[f"{name}_hit"], target.get(f"{name}_chance")))
+    rows = []
+    for (layer, name), pairs in sorted(by_key.items(), key=lambda kv: (natural_key(kv[0][0]), kv[0][1])):
+        chances = [c for _, c in pairs if isinstance(c, (int, float))]
+        rows.append({"verdict": name, "layer": layer, "targets": len(pairs),
+                     "hit_rate": sum(h for h, _ in pairs) / len(pairs),
+                     "chance_rate": float(np.mean(chances)) if chances else None})
+    return rows
 
 
 def summary_rows(collected: dict[str, dict[str, np.ndarray]]) -> list[dict]:
@@ -72,6 +92,12 @@ def write_report(folder: Path) -> Path:
     table = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     table += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
     markdown = "\n".join(table) + "\n"
+    verdicts = verdict_rows(folder)
+    if verdicts:
+        names = ["verdict", "layer", "targets", "hit_rate", "chance_rate"]
+        markdown += ("\nEach judge's verdict beside its chance rate (the label heard in the other targets' "
+                     "audiations of the same job):\n\n| " + " | ".join(names) + " |\n|" + "---|" * len(names) + "\n")
+        markdown += "".join("| " + " | ".join(cell(row[c]) for c in names) + " |\n" for row in verdicts)
     if unfinished:
         markdown += f"\n{unfinished} unfinished target(s) (interrupted or stopped) are left out.\n"
     with atomic(folder / "report.md") as temporary:

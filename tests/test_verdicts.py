@@ -56,3 +56,17 @@ def test_records_without_a_label_or_a_verdict_are_left_out():
 
 def test_words_drop_punctuation_and_case():
     assert words(" Moon, STAR. (music)") == ["moon", "star", "music"]
+
+
+def test_the_report_puts_each_verdict_beside_its_chance_rate(tmp_path):
+    import json
+
+    from audiation.report import write_report
+
+    targets = [{"name": f"L2-U{u}-unit", "layer": "L2", "unit": u, "final_activation": 1.0, "phone": p,
+                "phones": [h], "phone_at_target": h, "frame": 24} for u, (p, h) in enumerate([("S", "S"), ("M", "S")])]
+    annotate(targets)
+    (tmp_path / "job").mkdir()
+    (tmp_path / "job" / "metrics.json").write_text(json.dumps({"run": {"name": "x"}, "targets": targets}))
+    text = write_report(tmp_path).read_text()
+    assert "| phone | L2 | 2 | 0.5 | 0.5 |" in text
