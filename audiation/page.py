@@ -33,6 +33,7 @@ from audiation import record_schema
 from audiation.errors import AudiationError
 from audiation.outputs import atomic
 from audiation.results import TARGET_FILES, natural_key, read_jobs, target_folder
+from audiation.verdicts import VERDICTS
 
 # Record fields a card shows in its own way; every other numeric field is listed as it is.
 _SHOWN = {"unit", "initial_activation", "final_activation", "sample", "direction_index", "frame", "steps",
@@ -114,8 +115,13 @@ def _target_card(source: int, root: Path, job: Path, record: dict, extra: list[s
     terms = record.get("final_terms") if isinstance(record.get("final_terms"), dict) else {}
     rows += [(term, _number(value)) for term, value in terms.items() if term != "activation"]
     rows += [(k, _number(record[k])) for k in extra if _is_number(record.get(k))]
-    rows += [(k, record[k]) for k in ("text", "transcript", "ensemble_transcript", "listener_transcript")
-             if record.get(k) is not None]
+    rows += [(k, record[k]) for k in ("text", "transcript", "ensemble_transcript", "listener_transcript",
+                                      "whisper_transcript") if record.get(k) is not None]
+    for verdict in VERDICTS:  # a judge's hit means something only beside how often it hears that label elsewhere
+        if isinstance(record.get(f"{verdict}_hit"), bool):
+            chance = _number(record.get(f"{verdict}_chance"))
+            rows.append((f"{verdict} heard", ("yes" if record[f"{verdict}_hit"] else "no")
+                         + ("" if chance is None else f" (elsewhere in this job: {chance:.2f})")))
     if isinstance(record.get("phones"), list):  # quality.judges: what a recognizer of human speech hears
         rows.append(("phones", " ".join(map(str, record["phones"])) or "(none)"))
     rows += [(k, str(record[k]).lower() if isinstance(record[k], bool) else record[k])

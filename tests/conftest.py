@@ -23,28 +23,20 @@ def _quiet_offline_home(tmp_path_factory):
     for name in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "MPLCONFIGDIR", "HF_HOME"):
         os.environ[name] = str(home / name.lower())
     os.environ.update(WANDB_SILENT="true", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    # Whisper judges every audiation by default (~3 s to load, ~0.4 s a target on one thread): the suite turns
+    # it off as a user can (conf/config.yaml), and the tests about it ask for it with quality.whisper=true
+    os.environ["AUDIATION_WHISPER_JUDGE"] = "false"
     os.environ.pop("WANDB_API_KEY", None)
     import torch
 
     torch.set_num_threads(1)  # tests run beside other work; one thread is the predictable choice
 
 
-def quiet_whisper(overrides) -> list[str]:
-    """Whisper judges every audiation by default (~3 s to load, ~0.4 s a target on one thread): tests that are
-    not about it turn it off, so the suite stays fast; tests of the Whisper judge set quality.whisper."""
-    overrides = list(overrides)
-    if any(str(o).lstrip("+~").startswith(("quality.whisper", "quality=")) for o in overrides):
-        return overrides
-    return [*overrides, "quality.whisper=false"]
-
-
 def compose(*overrides: str, config_name: str = "config"):
-    """The job config exactly as `python -m audiation.run <overrides>` would see it (Whisper's judge off
-    unless asked for: `quiet_whisper`)."""
+    """The job config exactly as `python -m audiation.run <overrides>` would see it."""
     from audiation.configs import compose as compose_config
 
-    return compose_config(*(quiet_whisper(overrides) if config_name == "config" else overrides),
-                          config_name=config_name)
+    return compose_config(*overrides, config_name=config_name)
 
 
 def spec(*overrides: str):
@@ -58,7 +50,7 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subproce
     """Run `python -m audiation.run` in a subprocess, offline and quiet."""
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HF_HUB_OFFLINE": "1",
            "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "audiation.run", *quiet_whisper(args)], cwd=cwd or ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "audiation.run", *args], cwd=cwd or ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
