@@ -74,7 +74,7 @@ def main() -> None:
         for name, j in row["judges"].items():
             mark = " (took part)" if j["took_part"] else ""
             speech = "" if j["median_no_speech"] is None else f"{j['median_no_speech']:.2f}"
-            print(f"| {row['model']} | {Path(row["folder"]).parent.name}/{Path(row["folder"]).name} | {name}{mark} | {j['cer']:.2f} ({j['median_cer']:.2f}) | "
+            print(f"| {row['model']} | {Path(row['folder']).parent.name}/{Path(row['folder']).name} | {name}{mark} | {j['cer']:.2f} ({j['median_cer']:.2f}) | "
                   f"{j['chance_cer']:.2f} | {j['hit_rate']:.2f} | {j['chance_rate']:.2f} | {speech} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
