@@ -102,9 +102,11 @@ def test_the_examples_job_names_each_unit(tmp_path):
     cfg = compose("model=tiny", "model.layer=6", "units=[125,68]", f"data.path={SLICE}",
                   f"data.cache_dir={tmp_path / 'cache'}", "top_k=1", "logger=none", config_name="examples")
     examples_job(cfg, tmp_path / "job")
-    units = {u["unit"]: u for u in json.loads((tmp_path / "job" / "examples.json").read_text())["units"]}
+    summary = json.loads((tmp_path / "job" / "examples.json").read_text())
+    units = {u["unit"]: u for u in summary["units"]}
     assert units[125]["phone"] in {"S", "Z"} and units[68]["phone"] == "M"
     assert all(u["phone_lift"] >= 3 and 0 < u["phone_share"] <= 1 for u in units.values())
+    assert summary["model_cer"]["files"] == 32 and 0.1 < summary["model_cer"]["cer"] < 0.5  # what the names rest on
 
 
 def test_a_phone_barely_over_its_base_rate_is_no_name():
@@ -158,3 +160,25 @@ def test_a_word_espeak_splits_does_not_unspell_the_others(monkeypatch):
     monkeypatch.setattr(phones, "_espeak_ipa", lambda words: real(words) + (["ɛkstɹə"] if len(words) > 1 else []))
     spelled = phones.espeak_arpabet(["blorptastic", "zyxwv"])
     assert set(spelled) == {"blorptastic", "zyxwv"}
+
+
+def test_names_say_when_the_model_does_not_understand_their_data(tmp_path, caplog):
+    """The model's own CER on the transcribed files is recorded; above 0.5 a warning says the names describe
+    its confusion (here: the right audio under wrong transcripts)."""
+    from audiation.model import load_encoder
+    from audiation.quality import data_error_rate
+
+    encoder = load_encoder(builder.model_spec(compose("model=tiny").model), "cpu")
+    files = sorted(SLICE.glob("*.flac"))[:6]
+    with caplog.at_level(logging.WARNING):
+        understood = data_error_rate(encoder, files)
+    assert understood["files"] == 6 and understood["cer"] < 0.5  # tiny hears espeak-ng (its card: 0.29)
+    assert not [r for r in caplog.records if "does not understand" in r.getMessage()]
+    for path in files:
+        shutil.copy(path, tmp_path)
+    (tmp_path / "metadata.tsv").write_text("file\ttext\n" + "".join(f"{p.name}\tzebra quartz jukebox\n" for p in files))
+    with caplog.at_level(logging.WARNING):
+        confused = data_error_rate(encoder, sorted(tmp_path.glob("*.flac")))
+    assert confused["cer"] > 0.5
+    assert len([r for r in caplog.records if "does not understand" in r.getMessage()]) == 1
+    assert data_error_rate(encoder, [tmp_path / "missing.flac"]) is None  # no transcript: nothing to say
