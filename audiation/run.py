@@ -64,7 +64,7 @@ def main(cfg: DictConfig) -> dict | None:
     if cfg.dry_run:
         print(f"audiation: {estimate_line(metrics)}")
         return metrics
-    line = result_line(metrics, job_dir)
+    line = result_line(metrics, job_dir, None if group is not None else job_page(job_dir))
     print(f"audiation: {line}")
     log.info(line, extra=FILE_ONLY)  # every job's run.log ends with its result
     return None
@@ -92,9 +92,20 @@ def estimate_line(estimate: dict) -> str:
     return line + "; nothing was written"
 
 
-def result_line(metrics: dict, job_dir) -> str:
+def job_page(job_dir: Path) -> Path | None:
+    """A single job's page (`index.html` in its folder; a sweep's is written when it ends), or None if it
+    could not be written: the results are safe on disk either way."""
+    try:
+        return page.write_gallery(job_dir)
+    except Exception as error:  # noqa: BLE001
+        log.warning("warning: no page written: %s", error)
+        return None
+
+
+def result_line(metrics: dict, job_dir, page_file: Path | None = None) -> str:
     """What a job did, in one line: targets, folder, time (and per target audiated now), the activation
-    before -> after (the mean over a batch) and the file to open."""
+    before -> after (the mean over a batch) and the file to open: the audio of one target, the job's page
+    (or for a sweep's job, the command that writes one)."""
     run, targets = metrics["run"], [t for t in metrics["targets"] if t.get("final_activation") is not None]
     per_target = f"{run['seconds_per_target']:.2f} s per target, " if run.get("seconds_per_target") else ""
     line = (f"{run['targets']} target(s) of {run['name']} in {job_dir} "
@@ -104,8 +115,8 @@ def result_line(metrics: dict, job_dir) -> str:
         after = sum(t["final_activation"] for t in targets) / len(targets)
         line += f"; activation {before:.3g} -> {after:.3g}{' (mean)' if len(targets) > 1 else ''}"
         line += (f"; listen: {job_dir / targets[0]['files']['wav_16bit']}" if len(targets) == 1 else
-                 f"; browse: python -m audiation.gallery {job_dir}")
-    return line
+                 "" if page_file else f"; browse: python -m audiation.gallery {job_dir}")
+    return line + (f"; page: {page_file}" if page_file else "")
 
 
 def cli() -> None:
