@@ -104,20 +104,20 @@ class WandbTracker(Tracker):
 
     def _init(self, name, group, job_type, tags, config):
         verbose = bool(self.logger_cfg.get("verbose", False))
-        with _data_dir(self.job_dir):
-            run = self.wandb.init(
-                project=self.logger_cfg.project, entity=self.logger_cfg.entity, dir=str(self.job_dir),
-                mode=resolve_mode(self.logger_cfg.mode), name=name, group=group, job_type=job_type, tags=tags,
-                config=config, reinit="finish_previous",
-                # W&B's banner is ~25 lines per run; its console capture would also copy every progress bar.
-                settings=self.wandb.Settings(silent=not verbose, console="auto" if verbose else "off"),
-            )
+        run = self.wandb.init(
+            project=self.logger_cfg.project, entity=self.logger_cfg.entity, dir=str(self.job_dir),
+            mode=resolve_mode(self.logger_cfg.mode), name=name, group=group, job_type=job_type, tags=tags,
+            config=config, reinit="finish_previous",
+            # W&B's banner is ~25 lines per run; its console capture would also copy every progress bar.
+            settings=self.wandb.Settings(silent=not verbose, console="auto" if verbose else "off"),
+        )
         run.define_metric("optimisation_step")
         run.define_metric("*", step_metric="optimisation_step")
         return run
 
     def _guard(self, action):
-        """Run a W&B call; on failure warn once and stop using W&B for this job."""
+        """Run a W&B call (with its staging folder in the job's); on failure warn once and stop using W&B
+        for this job."""
         if self.wandb is None:
             return
         try:
