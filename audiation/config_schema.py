@@ -155,6 +155,7 @@ class WandbLogger(NoLogger):
     project: str = MISSING
     entity: Optional[str] = MISSING
     mode: str = MISSING
+    runs: str = MISSING
     media_every: int = MISSING
     verbose: bool = MISSING
 
@@ -213,6 +214,7 @@ class Run(Shared):
     samples: int = MISSING
     diversity: float = MISSING
     redo: bool = MISSING
+    dry_run: bool = MISSING
     quality: Quality = _required()
     examples: CardExamples = _required()
     regularizer: Regularizer = _required()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,10 +27,12 @@ from audiation.model import Encoder, layer_index, load_config, load_encoder
 from audiation.objectives import Target
 from audiation.runtime import configure
 from audiation.subscribers import Files, Subscriber, Tracking
-from audiation.trainer import Result, audiate, fastest_batch
+from audiation.trainer import LoopSettings, Result, audiate, fastest_batch, progress_bar
 
 log = logging.getLogger(__name__)
 
+PROBE_STEPS = 5  # optimisation steps a dry run times to estimate a job
+FILED_TARGET_SECONDS, JUDGED_TARGET_SECONDS = 0.02, 0.07  # a target's files, and with the judges, on CPU
 ASYMPTOTE_MARGIN = 0.01  # a GELU output within this of 0 from below, after rising: it went to x -> -inf
 
 
@@ -86,7 +89,8 @@ class AudiationJob:
         if self.todo:
             # A sweep's runs share its group; a single run is a group of its own.
             group = self.group or f"{self.job_dir.parent.name}_{self.job_dir.name}"
-            tracker = tracking.start(cfg.logger, job_dir=self.job_dir, name=self.name, group=group,
+            tracker = tracking.start(cfg.logger, cfg.logger.get("runs", "job"), job_dir=self.job_dir, name=self.name,
+                                     group=group,
                                      job_type=plan.objective,
                                      tags=[plan.labels["model"], plan.labels["parameterization"]],
                                      config=self._tracker_config(), sample_rate=plan.geometry.sample_rate)
@@ -136,21 +140,19 @@ class AudiationJob:
     def _tracker_config(self) -> dict:
         cfg, plan = self.cfg, self.plan
         units = [t.unit for t in plan.targets if t.unit is not None]
-        flat = {"layer": plan.layer.label, "layer_index": layer_index(plan.layer, load_config(plan.spec)),
-                "unit": OmegaConf.to_container(cfg.objective).get("unit"),
+        flat = {"job": self.job_dir.name, "layer": plan.layer.label,
+                "layer_index": layer_index(plan.layer, load_config(plan.spec)),
                 "unit_min": min(units, default=None), "unit_max": max(units, default=None),
                 **plan.labels, "steps": plan.settings.steps, "lr": cfg.optimizer.lr,
                 "seconds": cfg.parameterization.seconds, "seed": cfg.seed, "targets": len(plan.targets)}
-        return {**flat, "config": OmegaConf.to_container(cfg, resolve=True)}
+        spec = OmegaConf.to_container(cfg.objective).get("unit") if units else None
+        return {**tracking.run_config(flat, spec), "config": OmegaConf.to_container(cfg, resolve=True)}
 
     def _load(self) -> Models:
         """The model, the dataset cache of `quality.data` (ratios and examples are per unit), the listener,
         and the batch size (`auto`: the fastest that fits, measured now)."""
         cfg, plan = self.cfg, self.plan
-        encoder = load_encoder(plan.spec, plan.device, cfg.compile)
-        dictionary = None if plan.sae is None else sae.load(plan.sae, plan.device)
-        if dictionary is not None:  # objective=feature: the model seen through the SAE, features as its units
-            encoder = sae.FeatureView(encoder, dictionary)
+        encoder, dictionary = self._encoder()
         cache = None
         if cfg.quality.data and plan.targets[0].unit is not None:
             cache = open_cache(plan.spec, plan.layer, load_config(plan.spec), plan.data_files, cfg.quality.cache_dir,
@@ -163,16 +165,52 @@ class AudiationJob:
         self.data_cer = None if cache is None else quality.data_error_rate(encoder, plan.data_files)
         listener = None if plan.listener is None else load_encoder(plan.listener, plan.device)
         configure(plan.device, checks.threads(cfg.threads), cfg.tf32, autotune=True)  # the caches are built
-        size = plan.batch_size
+        self._choose_batch_size(encoder)
+        quality_settings = quality.QualitySettings(int(cfg.quality.draws), int(cfg.seed),
+                                                   None if cache is None else cache.stats, listener)
+        return Models(encoder, cache, frame_phones, quality_settings)
+
+    def _encoder(self):
+        """The model (for objective=feature seen through its SAE, features as its units), and the SAE."""
+        plan = self.plan
+        encoder = load_encoder(plan.spec, plan.device, self.cfg.compile)
+        dictionary = None if plan.sae is None else sae.load(plan.sae, plan.device)
+        return (encoder if dictionary is None else sae.FeatureView(encoder, dictionary)), dictionary
+
+    def _choose_batch_size(self, encoder) -> None:
+        """`batch_size`, or with `auto` the fastest that fits (measured now); a target's samples share one batch."""
+        plan, size = self.plan, self.plan.batch_size
         if size == "auto":
             size = fastest_batch(encoder, plan.layer, plan.geometry.num_samples, len(self.todo), plan.device,
                                  plan.settings.precision)
             log.info("batch_size=auto chose %d", size)
-        per_target = int(cfg.samples)
-        self.batch_size = max(per_target, size // per_target * per_target)  # a target's samples share one batch
-        quality_settings = quality.QualitySettings(int(cfg.quality.draws), int(cfg.seed),
-                                                   None if cache is None else cache.stats, listener)
-        return Models(encoder, cache, frame_phones, quality_settings)
+        per_target = int(self.cfg.samples)
+        self.batch_size = max(per_target, size // per_target * per_target)
+
+    def estimate(self, probe_steps: int = PROBE_STEPS) -> dict:
+        """What a run would do, without doing it or writing anything: the targets still to do, their
+        batches, and about how long they take, from `probe_steps` optimisation steps of the first batch
+        timed now (the model is loaded; a `quality.data` cache is not built)."""
+        plan = self.plan
+        estimate = {"name": self.name, "targets": len(plan.targets), "todo": len(self.todo), "batches": 0,
+                    "batch_size": self.batch_size, "steps": plan.settings.steps, "device": plan.device,
+                    "seconds_per_step": None, "seconds": 0.0}
+        if not self.todo:
+            return estimate
+        configure(plan.device, checks.threads(self.cfg.threads), self.cfg.tf32, autotune=True)
+        encoder, _ = self._encoder()
+        self._choose_batch_size(encoder)
+        batch = builder.build_batch(self.cfg, plan, self.todo[:self.batch_size])
+        timed = audiate(encoder, plan.layer, batch, LoopSettings(probe_steps, probe_steps, plan.settings.precision),
+                        description="timing one batch")
+        per_step = timed.seconds / (probe_steps + 2)  # and its two clean evaluations, about a step each
+        batches = -(-len(self.todo) // self.batch_size)
+        # Between batches: the quality measures (about a step per augmentation draw) and, per target, its files
+        # and the judges (measured around the loop on CPU: experiments/RESULTS.md).
+        around = batches * int(self.cfg.quality.draws) * per_step + len(self.todo) * (
+            JUDGED_TARGET_SECONDS if self.cfg.quality.judges else FILED_TARGET_SECONDS)
+        return {**estimate, "batches": batches, "batch_size": self.batch_size, "seconds_per_step": per_step,
+                "seconds": batches * plan.settings.steps * per_step + around}
 
     def _batches(self, models: Models, subscribers: list[Subscriber]):
         """Optimise, measure and record the targets to do, batch by batch: yields (result, targets, records)
@@ -181,21 +219,22 @@ class AudiationJob:
         if not self.todo:
             return
         chunks = [self.todo[i:i + self.batch_size] for i in range(0, len(self.todo), self.batch_size)]
-        for number, targets in enumerate(chunks, 1):
-            batch = builder.build_batch(self.cfg, plan, targets, models.encoder)
-            for subscriber in subscribers:
-                subscriber.batch_started(batch.names)
-
-            def on_log(first_step, terms, current_signal):
+        with closing(progress_bar(len(chunks) * plan.settings.steps, self.name)) as bar:  # the job's ETA
+            for number, targets in enumerate(chunks, 1):
+                batch = builder.build_batch(self.cfg, plan, targets, models.encoder)
                 for subscriber in subscribers:
-                    subscriber.steps(first_step, terms, current_signal)
+                    subscriber.batch_started(batch.names)
 
-            result = audiate(models.encoder, plan.layer, batch, plan.settings, on_log,
-                             f"{batch_name(targets)} [{number}/{len(chunks)}]")
-            records = self._measure(models, batch, result, targets)
-            for subscriber in subscribers:
-                subscriber.batch_done(result, targets, records)
-            yield result, targets, records
+                def on_log(first_step, terms, current_signal):
+                    for subscriber in subscribers:
+                        subscriber.steps(first_step, terms, current_signal)
+
+                result = audiate(models.encoder, plan.layer, batch, plan.settings, on_log,
+                                 f"{self.name} [batch {number}/{len(chunks)}]", bar)
+                records = self._measure(models, batch, result, targets)
+                for subscriber in subscribers:
+                    subscriber.batch_done(result, targets, records)
+                yield result, targets, records
 
     def _measure(self, models: Models, batch, result: Result, targets: list[Target]) -> list[dict]:
         """Each target's record: the optimisation's numbers, the quality measures, and for units their
@@ -263,6 +302,7 @@ class AudiationJob:
                "target_steps": steps_total, "batch_steps": batch_steps_total,
                "target_steps_per_second": steps_total / loop_total if loop_total else None,
                "steps_per_second": batch_steps_total / loop_total if loop_total else None,  # of the loop
+               "seconds_per_target": wall_seconds / audiated if audiated else None,  # this run's, loading included
                "stopped": stopped, "data_cer": self.data_cer}
         return {"run": run, "targets": records}
 

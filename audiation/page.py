@@ -103,6 +103,12 @@ def phone_name(record: dict) -> str | None:
     return None if not phone or lift is None else f"/{phone}/ ×{lift:.1f}"
 
 
+def _phone_words(record: dict) -> str:
+    """What the filter finds a unit by its phone name: `/s/` (as the title writes it) and `phone:s`."""
+    phone = record.get("phone")
+    return f"/{phone}/ phone:{phone}" if phone else ""
+
+
 def _target_card(source: int, root: Path, job: Path, record: dict, extra: list[str], media: _Media) -> dict:
     name = str(record["name"])
     initial, final = _number(record.get("initial_activation")), _number(record.get("final_activation"))
@@ -136,7 +142,8 @@ def _target_card(source: int, root: Path, job: Path, record: dict, extra: list[s
     trace = [_number(v) for v in record.get("activation_trace") or []] if isinstance(
         record.get("activation_trace"), list) else None
     return {
-        "source": source, "name": name, "layer": str(record["layer"]), "character": record.get("character"),
+        "source": source, "name": name, "layer": str(record["layer"]), "model": record.get("model"),
+        "character": record.get("character"),
         "phone": phone_name(record), "objective": str(record.get("objective")),
         "meta": " · ".join(([f"job {where}"] if where != "." else []) + choices + overrides),
         "stopped": record.get("stopped"), "rows": rows, "links": _links(job, media), "overrides": overrides,
@@ -150,7 +157,7 @@ def _target_card(source: int, root: Path, job: Path, record: dict, extra: list[s
                               if isinstance(e, dict)), None) or 1.0,
         "text": " ".join([name, str(record.get("layer")), str(record.get("objective")), where, *choices, *overrides,
                           str(record.get("transcript") or ""), str(record.get("character") or ""),
-                          " ".join(map(str, record.get("phones") or []))]).lower(),
+                          " ".join(map(str, record.get("phones") or [])), _phone_words(record)]).lower(),
         "keys": {"unit": _number(record.get("unit")), "final_activation": final, "gain": gain,
                  **{k: _number(record.get(k)) for k in extra}},
     }
@@ -165,7 +172,7 @@ def _unit_card(source: int, root: Path, job: Path, summary: dict, unit: dict, me
             "stopped": None, "rows": [(f"dataset {k}", v) for k, v in unit["stats"].items()],
             "audio": None, "examples": _examples(job, unit["examples"], media),
             "clip_seconds": summary.get("clip_seconds", 1.0),
-            "text": f"{unit['name']} {unit['layer']} {where} examples".lower(),
+            "text": f"{unit['name']} {unit['layer']} {where} examples {_phone_words(unit)}".lower(),
             "keys": {"unit": _number(unit["unit"]), "final_activation": _number(unit["stats"].get("max"))}}
 
 
@@ -244,6 +251,26 @@ def _shared_scale(cards: list[dict], out: Path, media: _Media) -> None:
         card["spectrogram"] = media(path, folder)
 
 
+def what_it_shows(cards: list[dict], folders: list[Path]) -> str:
+    """The page's heading: what its cards are and where they come from, e.g. `192 audiations of tiny-w2v2-espeak
+    L6 · sweep 2026-12-03_08-00-00` (a job folder is named with its date folder: `job 2026-12-03/10-00-00`)."""
+    audiations = sum("objective" in c for c in cards)  # the rest are units of `audiation.examples` jobs
+    units = len(cards) - audiations
+    models = sorted({str(c["model"]) for c in cards if c.get("model")})
+    layers = sorted({c["layer"] for c in cards}, key=natural_key)
+    what = " and ".join(part for part in (audiations and f"{audiations} audiation{'s' * (audiations != 1)}",
+                                          units and f"{units} unit{'s' * (units != 1)}' natural examples") if part)
+    of = " ".join([", ".join(models[:3]), ", ".join(layers[:6]) + (" …" if len(layers) > 6 else "")]).strip()
+
+    def where(folder: Path) -> str:
+        folder = folder.resolve()
+        if (folder / "metrics.json").is_file():  # one job
+            return f"job {folder.parent.name}/{folder.name}" if folder.parent.name[:1].isdigit() else f"job {folder.name}"
+        return f"sweep {folder.name}"
+
+    return f"{what} of {of} · {' vs '.join(where(f) for f in folders)}"
+
+
 def _json_for_script(value) -> str:
     """JSON that cannot end its <script> element early."""
     return json.dumps(value, separators=(",", ":")).replace("</", "<\\/")
@@ -266,6 +293,7 @@ def write_gallery(folder: Path | list[Path], out: Path | None = None, embed: boo
     sorts = {"layer": "layer", "unit": "unit", **{k: labels[k].label if k in labels else k for k in keys}}
     e = html.escape
     title = e(" vs ".join(f.resolve().name for f in folders))
+    heading = e(what_it_shows(cards, folders))
     varying, constant = varying_keys(cards), constant_overrides(cards)
     said = ([f"varies: {', '.join(varying)}"] if varying else []) + ([f"all: {' · '.join(constant)}"] if constant else [])
     summary = f'<p class="meta" id="summary">{len(cards)} card(s) · {e(" · ".join(said))}</p>' if said else ""
@@ -275,7 +303,7 @@ def write_gallery(folder: Path | list[Path], out: Path | None = None, embed: boo
 <style>{(STATIC / "page.css").read_text()}</style>
 <script>{(STATIC / "head.js").read_text()}</script></head>
 <body>
-<header><h1>{title}</h1>{summary}
+<header><h1>{heading}</h1>{summary}
 <label>sort by <select id="sort">{"".join(f'<option value="{e(k)}">{e(v)}</option>' for k, v in sorts.items())}</select></label>
 <label><input type="checkbox" id="desc"> descending</label>
 <input type="search" id="filter" placeholder="filter: name, layer, objective, override, transcript…" size="36">

@@ -46,6 +46,13 @@ def autocast(device: str | torch.device, precision: str):
 FILE_ONLY = {"file_only": True}
 
 
+def duration(seconds: float) -> str:
+    """A time as people say it on the console: 40 s, 3.5 min, 1.2 h."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
 class ConsoleHandler(logging.Handler):
     """One line per message on stderr, through `tqdm.write`, so a progress bar is redrawn below it."""
 

@@ -8,9 +8,11 @@ and every target's loss history).
 
 - `Files`: the local files, which are never lost: each target's audio, spectrogram, history and record
   as its batch ends (on a background thread while the next batch optimises), the job's metrics, history
-  and loss curve at the end. The judges (`quality.judges`) hear each target once its files are written
-  (`judges.Panel`: neural judges on that thread, CPU judges in worker processes); its record waits for them.
-- `Tracking`: the W&B run, a second copy: loss terms per step, media, the per-target table.
+  and loss curve at the end. The judges (`quality.judges`, `quality.whisper`) hear each target once its files
+  are written (`judges.Panel`: neural judges on that thread, CPU judges in worker processes); its record
+  waits for them.
+- `Tracking`: the W&B run (or a run per target), a second copy: loss terms per step, media, the
+  per-target table.
 """
 
 from __future__ import annotations
@@ -121,25 +123,25 @@ class Files(Subscriber):
 
 
 class Tracking(Subscriber):
-    """The job's W&B run (or nothing, with `logger=none`): its x-axis is the optimisation steps of every
-    batch so far; the media of the end of each batch, and of every `media_every` steps on the way."""
+    """The job's W&B run (or runs, or nothing, with `logger=none`): the media of the first batch's first
+    targets as they optimise (every `media_every` steps) and at its end; at the job's end, every target's
+    loss terms and table row."""
 
     def __init__(self, tracker: tracking.Tracker, job_dir: Path, steps: int):
         self.tracker, self.job_dir, self.steps_per_batch = tracker, Path(job_dir), steps
-        self.offset, self.names = 0, []
+        self.batches, self.names = 0, []
 
     def batch_started(self, names):
-        self.offset, self.names = self.tracker.step, names
+        self.batches, self.names = self.batches + 1, names
 
     def steps(self, first_step, terms, current_signal):
-        self.tracker.log_steps(self.offset + first_step, terms)
         last_step = first_step + len(terms["loss"])
-        if last_step < self.steps_per_batch and self.tracker.wants_media(last_step):  # the end: batch_done
-            self.tracker.log_media(self.offset + last_step, list(zip(self.names, current_signal())))
+        if self.batches == 1 and last_step < self.steps_per_batch and self.tracker.wants_media(last_step):
+            self.tracker.log_media(last_step, list(zip(self.names, current_signal())))  # the end: batch_done
 
     def batch_done(self, result, targets, records):
-        self.tracker.step = self.offset + result.steps
-        self.tracker.log_media(self.tracker.step, list(zip(self.names, result.signal)))
+        if self.batches == 1:
+            self.tracker.log_media(result.steps, list(zip(self.names, result.signal)))
 
     def job_done(self, metrics, histories):
-        self.tracker.log_targets([results.table_row(self.job_dir, r) for r in metrics["targets"]])
+        self.tracker.log_job([results.table_row(self.job_dir, r) for r in metrics["targets"]], histories)

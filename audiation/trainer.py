@@ -74,6 +74,7 @@ def audiate(
     settings: LoopSettings,
     on_log: Callable[[int, dict[str, np.ndarray], Callable[[], np.ndarray]], None] | None = None,
     description: str = "audiating",
+    bar: tqdm | None = None,
 ) -> Result:
     """Maximise the batch's objective for `settings.steps` steps. Ctrl-C (or SIGTERM, which the command
     line turns into KeyboardInterrupt) or a non-finite loss ends the loop early; the result then holds
@@ -115,12 +116,14 @@ def audiate(
         done = upto
 
     with_clean = getattr(batch.augment, "with_clean", False)  # also score the clean signal (augmentations)
-    bar = tqdm(range(steps), desc=description, unit="step", dynamic_ncols=True, leave=False)
+    own_bar = bar is None
+    bar = progress_bar(steps, description) if own_bar else bar
+    bar.set_description(description, refresh=False)
     try:
         # A signal stops the loop between steps: raised anywhere else it could leave a lock of W&B's or
         # tqdm's held, and the wrap-up that saves the signal would wait on it for ever.
         with errors.Shielded() as signals:
-            for step in bar:
+            for step in range(steps):
                 signals.raise_if_came()
                 optimizer.zero_grad(set_to_none=True)
                 signal = parameterization()
@@ -137,6 +140,7 @@ def audiate(
                 if history is None:
                     history = torch.empty((steps, *row.shape), device=row.device, dtype=row.dtype)
                 history[step] = row
+                bar.update()
                 if (step + 1) % log_every == 0 or step + 1 == steps:
                     fetch(step + 1)
                     bar.set_postfix(loss=f"{fetched['loss'][-1][-1].mean():.3g}",
@@ -152,7 +156,8 @@ def audiate(
     except FloatingPointError as error:
         stopped = str(error)
     finally:
-        bar.close()
+        if own_bar:
+            bar.close()
     if stopped:
         parameterization.load_state_dict(last_finite)
     with torch.no_grad():
@@ -173,6 +178,12 @@ def audiate(
         stopped=stopped,
         stalled=stalled,
     )
+
+
+def progress_bar(total_steps: int, description: str) -> tqdm:
+    """The console's bar over `total_steps` optimisation steps (a job's: every batch's). Its rate is the
+    mean since it began (`smoothing=0`), so the time spent between batches (measures, files) is in its ETA."""
+    return tqdm(total=total_steps, desc=description, unit="step", dynamic_ncols=True, leave=False, smoothing=0)
 
 
 def batch_candidates(limit: int) -> list[int]:

@@ -105,7 +105,7 @@ def test_a_layers_by_units_sweep_compares_column_by_column_in_wandb(tmp_path):
     runs = [_wandb_run(next((sweep / job / "wandb").glob("offline-run-*"))) for job in jobs]
     summaries = [summary["summary"] for summary, _ in runs]
     assert all(set(s) == set(summaries[0]) for s in summaries)
-    for key in ("final_activation", "final_activation/median", "gain", "selectivity", "robust_activation", "targets"):
+    for key in ("final_activation", "final_activation/median", "gain", "selectivity", "robust_activation", "target_count"):
         assert all(isinstance(s[key], (int, float)) for s in summaries), key
     history_keys = [{k for h in history for k in h if not k.startswith(("_", "targets"))} for _, history in runs]
     assert all(keys == history_keys[0] for keys in history_keys)

@@ -34,3 +34,19 @@ def test_the_wheel_installs_into_a_fresh_environment_and_runs_from_any_folder(tm
     result = run(python, "-m", "audiation.run", "model=random_small", "steps=2", "logger=none", cwd=elsewhere, env=env)
     assert "1 target(s) of L2-U0-unit" in result.stdout
     assert list(elsewhere.glob("outputs/runs/*/*/targets/L2-U0-unit/target.json"))
+
+
+def test_the_wheel_builds_without_a_warning_and_ships_the_data(tmp_path):
+    """`make demo`'s set-up starts quiet: setuptools warned in a box of ~40 lines per data folder it saw
+    as an unlisted package (assets, static, each config group)."""
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w",
+                             str(tmp_path), str(ROOT)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Warning" not in result.stdout + result.stderr, (result.stdout + result.stderr)[:3000]
+    import zipfile
+
+    (wheel,) = tmp_path.glob("audiation-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for shipped in ("audiation/conf/model/tiny.yaml", "audiation/conf/hydra/help/audiation.yaml",
+                    "audiation/static/page.js", "audiation/assets/tiny-w2v2-espeak/model.safetensors"):
+        assert shipped in names, shipped

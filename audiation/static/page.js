@@ -44,7 +44,11 @@ function colour(t) {
   return `rgb(${STOPS[i].map((v, j) => Math.round(v + f * (STOPS[i + 1][j] - v))).join(',')})`;
 }
 // The layer x unit grid of the shown cards, coloured by the sort field: one row per layer (and objective,
-// and folder, where those differ), one column per unit; a cell with several cards shows their mean.
+// and folder, where those differ), one column per unit; a cell with several cards shows their mean. A layer
+// of more than LINE units wraps into lines of LINE (768 units: 12 lines), so the grid never scrolls sideways.
+// Colours span the 2nd to 98th percentile (with 50 values or more), so one outlier cannot wash out the rest;
+// far outliers (beyond 3 interquartile ranges of the quartiles) are outlined.
+const LINE = 64;
 function grid(shown, key) {
   const units = [...new Set(shown.map(c => c.keys.unit).filter(u => u != null))].sort((a, b) => a - b);
   const many = (f) => new Set(shown.map(f)).size > 1;
@@ -58,18 +62,26 @@ function grid(shown, key) {
     cells.get(c.keys.unit).push(c);
   });
   const mean = cs => { const v = cs.map(c => c.keys[key]).filter(x => x != null); return v.length ? v.reduce((a, b) => a + b) / v.length : null; };
-  const values = [...rows.values()].flatMap(r => [...r.cells.values()].map(mean)).filter(v => v != null);
-  const lo = Math.min(...values), hi = Math.max(...values), lower = fields[key] && fields[key].better === 'lower';
+  const values = [...rows.values()].flatMap(r => [...r.cells.values()].map(mean)).filter(v => v != null).sort((a, b) => a - b);
+  const rank = p => values[Math.round(p * (values.length - 1))], robust = values.length >= 50;
+  const lo = robust ? rank(.02) : values[0], hi = robust ? rank(.98) : values[values.length - 1];
+  const q1 = rank(.25), q3 = rank(.75), fence = 3 * (q3 - q1);  // Tukey's far-out fences: what is outlined
+  const lower = fields[key] && fields[key].better === 'lower', beyond = v => robust && v != null && (v < q1 - fence || v > q3 + fence);
   const shade = v => v == null ? '#eee' : colour(hi > lo ? (lower ? hi - v : v - lo) / (hi - lo) : .5);
-  const every = Math.max(1, Math.ceil(units.length / 32));
-  const head = units.map((u, i) => `<th>${i % every ? '' : esc(u)}</th>`).join('');
-  const body = [...rows.entries()].sort(([a, x], [b, y]) => x.rank - y.rank || (a < b ? -1 : 1)).map(([row, r]) =>
-    `<tr><th>${esc(row)}</th>${units.map(u => { const cs = r.cells.get(u) || [], v = cs.length ? mean(cs) : null;
-      return cs.length ? `<td class="cell" style="background:${shade(v)}" data-name="${esc(cs[0].name)}" title="${esc(cs.map(c => c.name).join(', '))}: ${esc(label(key))} ${num(v)}"></td>` : '<td></td>'; }).join('')}</tr>`).join('');
+  const width = Math.min(units.length, LINE), wraps = units.length > LINE, every = Math.max(1, Math.ceil(width / 32));
+  const head = (wraps ? units.slice(0, width).map((_, i) => `+${i}`) : units).map((u, i) => `<th>${i % every ? '' : esc(u)}</th>`).join('');
+  const lines = [...rows.entries()].sort(([a, x], [b, y]) => x.rank - y.rank || (a < b ? -1 : 1)).flatMap(([row, r]) =>
+    Array.from({length: Math.ceil(units.length / width)}, (_, k) => units.slice(k * width, (k + 1) * width)).map(part =>
+      [wraps ? `${row} ${part[0]}–${part[part.length - 1]}` : row, r, part]));
+  const body = lines.map(([row, r, part]) =>
+    `<tr><th>${esc(row)}</th>${part.map(u => { const cs = r.cells.get(u) || [], v = cs.length ? mean(cs) : null;
+      return cs.length ? `<td class="cell${beyond(v) ? ' outlier' : ''}" style="background:${shade(v)}" data-name="${esc(cs[0].name)}" title="${esc(cs.map(c => c.name).join(', '))}: ${esc(label(key))} ${num(v)}${beyond(v) ? ' (a far outlier)' : ''}"></td>` : '<td></td>'; }).join('')}</tr>`).join('');
+  const outliers = values.filter(beyond).length;
   const legend = values.length ? `<p class="meta" id="legend">colour: ${esc(label(key))}${arrow(key)} from ${num(lower ? hi : lo)} <span class="swatch" style="background:${colour(0)}"></span>` +
-    ` to <span class="swatch" style="background:${colour(1)}"></span> ${num(lower ? lo : hi)}${fields[key] ? ' · ' + esc(fields[key].meaning) : ''} · click a cell for its card</p>` :
+    ` to <span class="swatch" style="background:${colour(1)}"></span> ${num(lower ? lo : hi)}${robust ? ` (2nd to 98th percentile of ${num(values[0])} … ${num(values[values.length - 1])}; ${outliers} far outlier(s), beyond 3 IQR of the quartiles, outlined)` : ''}` +
+    `${fields[key] ? ' · ' + esc(fields[key].meaning) : ''} · click a cell for its card</p>` :
     `<p class="meta" id="legend">no card has ${esc(label(key))}</p>`;
-  return `${legend}<div class="gridwrap"><table class="grid"><tr><th>layer \\ unit</th>${head}</tr>${body}</table></div>`;
+  return `${legend}<div class="gridwrap"><table class="grid"><tr><th>${wraps ? 'layer units \\ +unit' : 'layer \\ unit'}</th>${head}</tr>${body}</table></div>`;
 }
 function update() {
   const key = $('sort').value, sign = $('desc').checked ? -1 : 1;

@@ -1,0 +1,116 @@
+"""W&B at the unit level, read back from a sweep's offline files: one run per target (`logger.runs=target`)
+is a row of the runs table with its own numeric unit and its own curve; every run, in either mode, has the
+same keys with one type each (null where a run has no value); a job of several batches keeps each
+target's curve on its own step axis; the `targets` table is not hidden by a number; W&B's media staging
+stays in the job folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+SWEEP = ["--multirun", "model=random_small", "model.layer=1,2", "objective=channel", "objective.unit=0:3",
+         "batch_size=2", "steps=4", "threads=1", "quality.draws=1", "logger.mode=offline"]
+
+
+def _run(*args, home=None):
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    if home is not None:  # W&B left to its defaults, with a home of its own to look into
+        env.pop("WANDB_DATA_DIR", None)
+        env["HOME"] = str(home)
+    result = subprocess.run([sys.executable, "-m", "audiation.run", *args], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def _read(run_dir):
+    """An offline run as W&B would upload it: its run record (config, group, job type), its summary with every
+    update applied in order (nulls kept, as they are sent), and its history rows."""
+    lines = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run_dir)],
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    run, summary, history = {}, {}, []
+    for record in map(json.loads, lines):
+        if record["type"] == "run":
+            run = record["run"]
+        elif record["type"] == "summary":
+            summary.update(record["summary"]["update"])
+        elif record["type"] == "history":
+            history.append(record["history"]["item"])
+    config = {k: v for k, v in run["config"]["update"].items() if k not in ("_wandb", "config")}
+    return run, config, summary, history
+
+
+def _kinds(values: dict) -> dict:
+    return {k: "number" if isinstance(v, (int, float)) and not isinstance(v, bool) else type(v).__name__
+            for k, v in values.items()}
+
+
+def _measures(summary):
+    return {k: v for k, v in summary.items() if not k.startswith(("_", "audio", "spectrogram", "targets",
+                                                                    "activation/", "loss/", "optimisation_step"))}
+
+
+def test_one_run_per_target_is_a_row_per_unit_with_its_own_curve(tmp_path):
+    sweep = tmp_path / "sweep"
+    _run(*SWEEP, "logger.runs=target", f"hydra.sweep.dir={sweep}")
+    rows = []
+    for job in sorted(p for p in sweep.iterdir() if p.is_dir()):
+        joined = np.load(job / "history.npz")
+        names = list(joined["names"])
+        runs = sorted((job / "wandb").glob("offline-run-*"))
+        assert len(runs) == 3  # a run per target, none for the job
+        for run_dir in runs:
+            run, config, summary, history = _read(run_dir)
+            name = config["target"]
+            assert run["display_name"] == name and run["job_type"] == f"L{config['layer_index']}-U0..L{config['layer_index']}-U2-channel"
+            assert [h["optimisation_step"] for h in history if "loss/mean" in h] == list(range(4))
+            curve = [h["loss/mean"] for h in history if "loss/mean" in h]  # this target's own, not a mean of others
+            assert curve == pytest.approx(joined["loss"][:, names.index(name)].tolist(), rel=1e-5)
+            record = json.loads((job / "targets" / name / "target.json").read_text())
+            assert summary["final_activation"] == pytest.approx(record["final_activation"])
+            assert summary["target_count"] == 1
+            rows.append((run, config, summary))
+    assert len(rows) == 6
+    assert sorted((c["layer_index"], c["unit"]) for _, c, _ in rows) == [(1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2)]
+    assert {c["unit_spec"] for _, c, _ in rows} == {"0:3"} and all(c["unit_min"] == c["unit"] == c["unit_max"]
+                                                                   for _, c, _ in rows)
+    assert len({run["run_group"] for run, _, _ in rows}) == 1  # the sweep
+    assert len({run["job_type"] for run, _, _ in rows}) == 2  # one per job: L1-U0..L1-U2-channel, L2-...
+    assert all(_kinds(c) == _kinds(rows[0][1]) for _, c, _ in rows)
+    measures = [_measures(s) for _, _, s in rows]
+    assert all(set(m) == set(measures[0]) for m in measures)
+    assert measures[0]["selectivity"] is None  # a channel objective has none: null, not a missing key
+
+
+def test_every_job_run_has_the_same_keys_and_types_and_its_curve_per_target_step(tmp_path):
+    """One-unit jobs and three-unit jobs of two batches: `unit` a number or null, the spec a string; history
+    on steps 0..3 whatever the batches; `targets` the table, `target_count` the number; media staged under
+    the job folder, nothing under $HOME."""
+    sweep, home = tmp_path / "sweep", tmp_path / "home"
+    _run("--multirun", *SWEEP[1:3], "objective=channel", "objective.unit=1,0:3", *SWEEP[5:], f"hydra.sweep.dir={sweep}",
+         home=home)
+    jobs = ["0_model.layer=1,objective.unit=1", "1_model.layer=1,objective.unit=0:3",
+            "2_model.layer=2,objective.unit=1", "3_model.layer=2,objective.unit=0:3"]
+    read = [_read(next((sweep / job / "wandb").glob("offline-run-*"))) for job in jobs]
+    configs = [config for _, config, _, _ in read]
+    assert [(c["layer_index"], c["unit"], c["unit_spec"], c["targets"]) for c in configs] == [
+        (1, 1, "1", 1), (1, None, "0:3", 3), (2, 1, "1", 1), (2, None, "0:3", 3)]
+    assert all(set(c) == set(configs[0]) for c in configs)
+    summaries = [summary for _, _, summary, _ in read]
+    assert [s["target_count"] for s in summaries] == [1, 3, 1, 3]
+    assert all(s["targets._type"] == "table-file" for s in summaries)  # the table, not hidden by a count
+    assert all(s["selectivity"] is None for s in summaries)  # channel objectives have none: null, not missing
+    kinds = [_kinds(_measures(s)) for s in summaries]
+    assert all(set(k) == set(kinds[0]) for k in kinds)
+    assert all(k[key] in ("number", "NoneType") for k in kinds for key in k if key not in ("phone", "text", "transcript"))
+    for _, _, _, history in read:  # two batches (of 2 and 1) or one: the same steps
+        assert [h["optimisation_step"] for h in history if "loss/mean" in h] == list(range(4))
+    assert list((sweep / jobs[1] / "wandb" / "artifacts" / "staging").iterdir())
+    assert not (home / ".local" / "share" / "wandb").exists()
