@@ -238,9 +238,15 @@ def _shared_scale(cards: list[dict], out: Path, media: _Media) -> None:
         card["spectrogram"] = media(path, folder)
 
 
+# Inside a <script> block the HTML tokenizer reacts to `</script`, and also to `<!--` and `<script` (the
+# "double-escaped" state, where `</script>` no longer closes the block): with no `<`, `>` or `&` left, no
+# text can change how the page parses. JSON.parse reads the escapes back as the same characters.
+_SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
 def _json_for_script(value) -> str:
-    """JSON that cannot end its <script> element early."""
-    return json.dumps(value, separators=(",", ":")).replace("</", "<\\/")
+    """JSON that no text inside it can end or change its <script> element."""
+    return json.dumps(value, separators=(",", ":")).translate(_SCRIPT_SAFE)
 
 
 def write_gallery(folder: Path | list[Path], out: Path | None = None, embed: bool = False,

@@ -170,6 +170,17 @@ def test_layers_sort_naturally_extra_numbers_show_and_text_cannot_break_out(tmp_
     assert cards[2]["audio"] is None  # no files: no player, said so by its absence
 
 
+@pytest.mark.parametrize("text", ["<!--<script>", "</script><b>x</b>", "<!-- -->&amp;<script", "]]>\u2028"])
+def test_no_text_inside_a_script_block_changes_how_the_page_parses(tmp_path, text):
+    record = {"name": "L1-U0-unit", "layer": "L1", "unit": 0, "objective": "unit", "transcript": text,
+              "initial_activation": 0.0, "final_activation": 1.0}
+    (tmp_path / "metrics.json").write_text(json.dumps({"run": {}, "targets": [record, {**record, "name": "L1-U1-unit"}]}))
+    page = write_gallery(tmp_path).read_text()
+    for block in re.findall(r'<script type="application/json" id="\w+">(.*?)</script>', page, re.S):
+        assert not set(block) & set("<>&")  # no tokenizer state (comment, double escape, end tag) to enter
+    assert [dict(c["rows"])["transcript"] for c in data(tmp_path / "index.html")] == [text, text]
+
+
 @pytest.mark.parametrize("make,message", [
     (lambda p: p / "absent", "absent: no such folder"),
     (lambda p: p, "no metrics.json with targets"),
