@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -33,6 +34,8 @@ from audiation import record_schema
 from audiation.errors import AudiationError
 from audiation.outputs import atomic
 from audiation.results import TARGET_FILES, natural_key, read_jobs, target_folder
+
+log = logging.getLogger(__name__)
 
 # Record fields a card shows in its own way; every other numeric field is listed as it is.
 _SHOWN = {"unit", "initial_activation", "final_activation", "sample", "direction_index", "frame", "steps",
@@ -158,20 +161,31 @@ def _unit_card(source: int, root: Path, job: Path, summary: dict, unit: dict, me
             "meta": " · ".join(([f"job {where}"] if where != "." else []) + [str(summary.get("model")), "examples"]),
             "stopped": None, "rows": [(f"dataset {k}", v) for k, v in unit["stats"].items()],
             "audio": None, "examples": _examples(job, unit["examples"], media),
-            "clip_seconds": summary.get("clip_seconds", 1.0),
+            "clip_seconds": _number(summary.get("clip_seconds")) or 1.0,
             "text": f"{unit['name']} {unit['layer']} {where} examples".lower(),
             "keys": {"unit": _number(unit["unit"]), "final_activation": _number(unit["stats"].get("max"))}}
 
 
 def _read_examples_jobs(folder: Path) -> list[tuple[Path, dict]]:
-    jobs = []
+    """(job folder, examples.json) of every examples job under `folder`, holding only the units that fit
+    the record schema; what is skipped is named once, as `read_jobs` does."""
+    jobs, skipped = [], []
     for path in sorted(folder.rglob("examples.json"), key=lambda p: natural_key(str(p.relative_to(folder)))):
         try:
             summary = json.loads(path.read_text())
         except (OSError, ValueError) as error:
-            raise AudiationError(f"cannot read {path}: {error}") from None
-        if isinstance(summary, dict) and isinstance(summary.get("units"), list):
-            jobs.append((path.parent, summary))
+            skipped.append(f"{path} ({str(error).splitlines()[0][:60]})")
+            continue
+        if not (isinstance(summary, dict) and isinstance(summary.get("units"), list)):
+            continue
+        units = [u for u in summary["units"] if not record_schema.unit_misfits(u)]
+        if len(units) < len(summary["units"]):
+            misfits = sorted({m for u in summary["units"] for m in record_schema.unit_misfits(u)})
+            skipped.append(f"{len(summary['units']) - len(units)} unit(s) of {path} ({', '.join(misfits[:4])}: "
+                           "missing or not of the record schema's kind)")
+        jobs.append((path.parent, {**summary, "units": units}))
+    if skipped:
+        log.warning("warning: skipped %s", "; ".join(skipped))
     return jobs
 
 

@@ -77,8 +77,13 @@ def _read_json(path: Path):
     return json.loads(Path(path).read_text())
 
 
-def _is_record(record) -> bool:
-    return isinstance(record, dict) and is_target_name(record.get("name")) and isinstance(record.get("layer"), str)
+def record_misfits(record) -> list[str]:
+    """Why a record read from disk is not one of ours ([] when it is): its fields' kinds (the record schema),
+    and a name that is one folder of `targets/`."""
+    misfits = record_schema.misfits(record)
+    if not misfits and not is_target_name(record["name"]):
+        misfits = ["name"]
+    return misfits
 
 
 def read_record(job_dir: Path, name: str) -> dict | None:
@@ -88,8 +93,9 @@ def read_record(job_dir: Path, name: str) -> dict | None:
     found, record = _load(path, _read_json)
     if not found:
         return None
-    if not _is_record(record) or record["name"] != name:
-        set_aside(path, "not a target record")
+    misfits = record_misfits(record)
+    if misfits or record["name"] != name:
+        set_aside(path, f"not a target record: {', '.join(misfits) or 'name'} does not fit")
         return None
     files = record.get("files") if isinstance(record.get("files"), dict) else {}
     if not all(isinstance(f, str) and (Path(job_dir) / f).is_file() for f in files.values()):
@@ -197,9 +203,11 @@ def read_jobs(folder: Path) -> list[tuple[Path, dict]]:
         if not (isinstance(metrics, dict) and isinstance(metrics.get("targets"), list)):
             skipped.append(f"{path} (not an audiation job's)")
             continue
-        records = [r for r in metrics["targets"] if _is_record(r)]
+        records = [r for r in metrics["targets"] if not record_misfits(r)]
         if len(records) < len(metrics["targets"]):
-            skipped.append(f"{len(metrics['targets']) - len(records)} record(s) of {path} (no target name or layer)")
+            misfits = sorted({m for r in metrics["targets"] for m in record_misfits(r)})
+            skipped.append(f"{len(metrics['targets']) - len(records)} record(s) of {path} "
+                           f"({', '.join(misfits[:4])}: missing or not of the record schema's kind)")
         jobs.append((path.parent, {**metrics, "targets": records}))
     if skipped:
         log.warning("warning: skipped %s", "; ".join(skipped[:3]) + (f"; and {len(skipped) - 3} more"

@@ -181,6 +181,24 @@ def test_no_text_inside_a_script_block_changes_how_the_page_parses(tmp_path, tex
     assert [dict(c["rows"])["transcript"] for c in data(tmp_path / "index.html")] == [text, text]
 
 
+def test_records_and_units_that_do_not_fit_the_schema_never_reach_the_page(tmp_path, caplog):
+    good = {"name": "L1-U0-unit", "layer": "L1", "unit": 0, "objective": "unit", "waveform": [0.5, 1.0]}
+    bad = [{**good, "name": "L1-U1-unit", "waveform": "x"},
+           {**good, "name": "L1-U2-unit", "examples": [{"rank": 1, "clip": "a.wav", "trace": "x"}]},
+           {**good, "name": "L1-U3-unit", "activation_trace": {"a": 1}}]
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.json").write_text(json.dumps({"run": {}, "targets": [good, *bad]}))
+    unit = {"name": "L2-U0", "layer": "L2", "unit": 0, "stats": {"max": 1.0}, "examples": []}
+    (tmp_path / "ex").mkdir()
+    (tmp_path / "ex" / "examples.json").write_text(json.dumps({"clip_seconds": "x", "units": [
+        unit, {**unit, "name": "L2-U1", "unit": 1, "stats": None}, {**unit, "name": "L2-U2", "examples": "x"}]}))
+    cards = data(write_gallery(tmp_path))
+    assert [c["name"] for c in cards] == ["L1-U0-unit", "L2-U0"] and cards[1]["clip_seconds"] == 1.0
+    records, units = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert "3 record(s) of" in records and "activation_trace, examples, waveform: missing or not of" in records
+    assert "2 unit(s) of" in units and "examples, stats: missing" in units
+
+
 @pytest.mark.parametrize("make,message", [
     (lambda p: p / "absent", "absent: no such folder"),
     (lambda p: p, "no metrics.json with targets"),

@@ -148,7 +148,9 @@ def test_a_shared_colour_scale_puts_a_quiet_target_low_on_it(tmp_path):
 
 @pytest.mark.parametrize("content,why", [("{", "Expecting property name"), ("[]", "not a target record"),
                                          ('{"name": "L1-U9-unit", "layer": "L1"}', "not a target record"),
-                                         ('{"name": "L1-U0-unit"}', "not a target record")])
+                                         ('{"name": "L1-U0-unit"}', "not a target record"),
+                                         ('{"name": "L1-U0-unit", "layer": "L1", "unit": 1.5, "waveform": "x"}',
+                                          "not a target record: unit, waveform does not fit")])
 def test_a_damaged_record_is_set_aside_with_its_reason(tmp_path, caplog, content, why):
     folder = results.target_folder(tmp_path, "L1-U0-unit")
     folder.mkdir(parents=True)
@@ -191,15 +193,16 @@ def test_a_target_name_is_one_folder_inside_targets(name, ok, tmp_path):
         assert str(refused.value) == f"{name!r} is not a target name: it would leave {tmp_path / 'targets'}"
 
 
-def test_a_record_without_a_files_dict_names_no_files_and_a_cut_history_says_why(tmp_path, caplog):
+def test_a_record_without_a_files_dict_is_not_ours_and_a_cut_history_says_why(tmp_path, caplog):
     folder = results.target_folder(tmp_path, "L1-U0-unit")
     folder.mkdir(parents=True)
     (folder / "target.json").write_text(json.dumps({"name": "L1-U0-unit", "layer": "L1", "files": ["a.wav"]}))
-    assert results.read_record(tmp_path, "L1-U0-unit")["files"] == ["a.wav"]
+    assert results.read_record(tmp_path, "L1-U0-unit") is None
     (folder / "history.npz").write_bytes(b"PK\x03\x04 cut")
     assert results.read_target_history(tmp_path, "L1-U0-unit") is None
-    (message,) = [r.getMessage() for r in caplog.records]
-    assert "history.npz is damaged (File is not a zip file); set aside as history.npz.corrupt" in message
+    record, history = [r.getMessage() for r in caplog.records]
+    assert "target.json is damaged (not a target record: files does not fit)" in record
+    assert "history.npz is damaged (File is not a zip file); set aside as history.npz.corrupt" in history
 
 
 def test_read_jobs_keeps_only_our_records_and_names_the_rest_once(tmp_path, caplog):
@@ -213,15 +216,16 @@ def test_read_jobs_keeps_only_our_records_and_names_the_rest_once(tmp_path, capl
     jobs = results.read_jobs(tmp_path)
     assert jobs == [(tmp_path / "a", {"run": {}, "targets": [good]})]
     (message,) = [r.getMessage() for r in caplog.records]
-    assert message == (f"warning: skipped 2 record(s) of {tmp_path / 'a' / 'metrics.json'} (no target name or layer); "
+    assert message == (f"warning: skipped 2 record(s) of {tmp_path / 'a' / 'metrics.json'} "
+                       "(layer, record: missing or not of the record schema's kind); "
                        f"{tmp_path / 'b' / 'metrics.json'} (not an audiation job's); {tmp_path / 'c' / 'metrics.json'} "
                        "(Expecting property name enclosed in double quotes: line 1 co)")  # 60 characters of the error
 
 
 def test_records_need_a_name_and_a_layer_and_folders_list_in_natural_order(tmp_path):
-    assert results._is_record({"name": "L1-U0-unit", "layer": "L1"})
-    assert not results._is_record({"name": "L1-U0-unit"}) and not results._is_record({"layer": "L1"})
-    assert not results._is_record(["name", "layer"]) and not results._is_record({"name": "../x", "layer": "L1"})
+    assert results.record_misfits({"name": "L1-U0-unit", "layer": "L1"}) == []
+    assert results.record_misfits({"name": "L1-U0-unit"}) == ["layer"] and results.record_misfits({"layer": "L1"})
+    assert results.record_misfits(["name", "layer"]) and results.record_misfits({"name": "../x", "layer": "L1"})
     for name in ("L1-U10-unit", "L1-U2-unit", "L1-U0-unit"):
         _record(tmp_path, name)
     assert [r["name"] for r in results.folder_records(tmp_path)] == ["L1-U0-unit", "L1-U2-unit", "L1-U10-unit"]
