@@ -33,7 +33,7 @@ from omegaconf import OmegaConf
 from audiation import record_schema
 from audiation.errors import AudiationError
 from audiation.outputs import atomic
-from audiation.results import TARGET_FILES, natural_key, read_jobs, target_folder
+from audiation.results import TARGET_FILES, inside, natural_key, read_jobs, target_folder, within
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +60,16 @@ class _Media:
     def __init__(self, page_dir: Path, embed: bool):
         self.page_dir, self.embed = page_dir.resolve(), embed
 
-    def link(self, path: Path, within: Path) -> str | None:
-        """A plain link (never embedded) to a file or folder inside `within`, relative to the page."""
-        if not path.resolve().is_relative_to(within.resolve()) or not path.exists():
+    def link(self, path: Path, folder: Path) -> str | None:
+        """A plain link (never embedded) to a file or folder inside `folder`, relative to the page."""
+        if not within(folder, path) or not path.exists():
             return None
         return quote(Path(os.path.relpath(path.resolve(), self.page_dir)).as_posix())
 
     def __call__(self, path: Path, job: Path) -> str | None:
         """The page's link to `path`, a file of the job folder `job` (never one outside it: paths come from
         records, which any file on disk may hold)."""
-        if not path.resolve().is_relative_to(job.resolve()) or not path.is_file():
+        if inside(job, path) is None:
             return None
         if self.embed:
             mime = "audio/wav" if path.suffix == ".wav" else "image/png"
@@ -138,7 +138,7 @@ def _target_card(source: int, root: Path, job: Path, record: dict, extra: list[s
         "meta": " · ".join(([f"job {where}"] if where != "." else []) + choices + overrides),
         "stopped": record.get("stopped"), "rows": rows, "links": _links(job, media), "overrides": overrides,
         "audio": media(files["wav_16bit"], job), "spectrogram": media(files["spectrogram"], job),
-        "_wav": str(files["wav"]),
+        "_wav": inside(job, files["wav"]),  # for --shared-scale
         "waveform": record.get("waveform"), "trace": trace, "trace_hop": seconds, "trace_offset": offset,
         "seconds": len(trace or []) * seconds if seconds else None,
         "mark": None if frame is None or not seconds or offset is None else offset + frame * seconds,
@@ -237,8 +237,15 @@ def _shared_scale(cards: list[dict], out: Path, media: _Media) -> None:
 
     from audiation.outputs import DYNAMIC_RANGE_DB, log_spectrograms, spectrogram_indices, spectrogram_png, write_bytes
 
-    wavs = {id(c): Path(c.pop("_wav")) for c in cards if c.get("audio")}
-    signals = {key: sf.read(path, dtype="float32") for key, path in wavs.items()}
+    signals = {}
+    for card in cards:
+        wav = card.pop("_wav", None)
+        if card.get("audio") and wav is not None:
+            try:
+                signals[id(card)] = sf.read(wav, dtype="float32")
+            except (OSError, sf.SoundFileError) as error:  # damaged: that card keeps its own scale
+                log.warning("warning: %s could not be read (%s); its spectrogram keeps its own scale", wav,
+                            str(error).splitlines()[0][:80])
     if not signals:
         return
     peak = max(float(log_spectrograms(torch.from_numpy(x)[None], rate)[0].max()) for x, rate in signals.values())

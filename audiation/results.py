@@ -46,6 +46,21 @@ def target_folder(job_dir: Path, name: str) -> Path:
     return Path(job_dir) / "targets" / name
 
 
+def within(folder: Path, path: Path) -> bool:
+    """`path` leads inside `folder`, symlinks followed: a path read from a record (which any file on disk may
+    hold) is only ever followed when it does, by every reader (resuming, W&B, the page)."""
+    try:
+        return Path(path).resolve().is_relative_to(Path(folder).resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        return False
+
+
+def inside(folder: Path, relative) -> Path | None:
+    """`folder / relative` when it is a file inside `folder`, else None."""
+    path = Path(folder) / str(relative)
+    return path if within(folder, path) and path.is_file() else None
+
+
 def target_files(name: str) -> dict[str, str]:
     """A target's files, relative to its job folder."""
     return {key: f"targets/{name}/{file}" for key, file in TARGET_FILES.items()}
@@ -98,7 +113,7 @@ def read_record(job_dir: Path, name: str) -> dict | None:
         set_aside(path, f"not a target record: {', '.join(misfits) or 'name'} does not fit")
         return None
     files = record.get("files") if isinstance(record.get("files"), dict) else {}
-    if not all(isinstance(f, str) and (Path(job_dir) / f).is_file() for f in files.values()):
+    if not all(inside(job_dir, f) for f in files.values()):
         return None
     return record
 
@@ -218,10 +233,11 @@ def read_jobs(folder: Path) -> list[tuple[Path, dict]]:
 def table_row(job_dir: Path, record: dict) -> dict:
     """A record as one row of the W&B `targets` table: its numbers (with `gain`, final - initial) and its
     media files."""
-    files = record.get("files") or target_files(record["name"])
+    files = target_files(record["name"])  # never a record's own paths: W&B would copy what they point at
     initial, final = record.get("initial_activation"), record.get("final_activation")
     gain = final - initial if isinstance(initial, (int, float)) and isinstance(final, (int, float)) else None
+    clips = (inside(job_dir, e.get("clip")) for e in record.get("examples") or [])
     return {**{k: record.get(k) for k in record_schema.TABLE_COLUMNS}, "gain": gain,
             "audio": str(Path(job_dir) / files["wav_16bit"]),
             "spectrogram": str(Path(job_dir) / files["spectrogram"]),
-            "examples": [str(Path(job_dir) / e["clip"]) for e in record.get("examples") or []]}
+            "examples": [str(clip) for clip in clips if clip is not None]}

@@ -199,6 +199,33 @@ def test_records_and_units_that_do_not_fit_the_schema_never_reach_the_page(tmp_p
     assert "2 unit(s) of" in units and "examples, stats: missing" in units
 
 
+def test_shared_scale_and_embed_read_nothing_outside_the_job_and_pass_over_missing_files(tmp_path):
+    import numpy as np
+
+    from audiation.outputs import write_spectrogram, write_wav
+
+    job, secret = tmp_path / "job", tmp_path / "secret.wav"
+    write_wav(secret, np.full(1600, 0.5, dtype=np.float32), 16000)
+    records = []
+    for unit in range(4):
+        folder = job / "targets" / f"L1-U{unit}-unit"
+        write_wav(folder / "audio.wav", np.sin(np.arange(1600) / (unit + 2)).astype(np.float32), 16000)
+        write_wav(folder / "audio_16bit.wav", np.sin(np.arange(1600) / 3).astype(np.float32), 16000, "PCM_16")
+        write_spectrogram(folder / "spectrogram.png", np.zeros(1600, dtype=np.float32), 16000, "x")
+        records.append({"name": folder.name, "layer": "L1", "unit": unit, "objective": "unit"})
+    (job / "targets/L1-U3-unit/audio.wav").unlink()  # deleted
+    (job / "targets/L1-U2-unit/audio.wav").unlink()
+    (job / "targets/L1-U2-unit/audio.wav").symlink_to(secret)  # leads out of the job folder
+    (job / "targets/L1-U0-unit/audio_16bit.wav").unlink()
+    (job / "targets/L1-U0-unit/audio_16bit.wav").symlink_to(secret)
+    (job / "metrics.json").write_text(json.dumps({"run": {}, "targets": records}))
+    cards = data(write_gallery(job, tmp_path / "page.html", embed=True, shared_scale=True))
+    assert cards[0]["audio"] is None and cards[1]["audio"].startswith("data:audio/wav;base64,")
+    assert [c["spectrogram"].startswith("data:image/png") for c in cards] == [True] * 4
+    assert sorted(p.name for p in (tmp_path / "page.shared").iterdir()) == ["00000.png"]  # only U1 is whole
+    assert base64.b64encode(secret.read_bytes()).decode()[:40] not in (tmp_path / "page.html").read_text()
+
+
 @pytest.mark.parametrize("make,message", [
     (lambda p: p / "absent", "absent: no such folder"),
     (lambda p: p, "no metrics.json with targets"),

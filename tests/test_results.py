@@ -111,11 +111,26 @@ def test_histories_join_nan_padded_and_read_back(tmp_path):
 def test_a_table_row_has_every_column_and_the_media_paths(tmp_path):
     record = {"name": "L1-U0-unit", "layer": "L1", "unit": 0, "final_activation": 2.5,
               "examples": [{"clip": "examples/L1-U0/1.wav"}]}
+    (tmp_path / "examples/L1-U0").mkdir(parents=True)
+    (tmp_path / "examples/L1-U0/1.wav").write_bytes(b"x")
     row = results.table_row(tmp_path, record)
     assert set(record_schema.TABLE_COLUMNS) <= set(row) and row["final_activation"] == 2.5 and row["cer"] is None
     assert row["audio"] == str(tmp_path / "targets/L1-U0-unit/audio_16bit.wav")
     assert row["spectrogram"] == str(tmp_path / "targets/L1-U0-unit/spectrogram.png")
     assert row["examples"] == [str(tmp_path / "examples/L1-U0/1.wav")]
+
+
+def test_no_reader_follows_a_records_path_out_of_its_job_folder(tmp_path):
+    job, outside = tmp_path / "job", tmp_path / "secret.wav"
+    outside.write_bytes(b"x")
+    record = _record(job, "L1-U0-unit")
+    (job / "targets/L1-U0-unit/audio.wav").unlink()
+    (job / "targets/L1-U0-unit/audio.wav").symlink_to(outside)  # a symlink out counts as outside
+    assert results.read_record(job, "L1-U0-unit") is None  # not complete: audiated again
+    results.write_record(job, {**record, "files": {**record["files"], "wav": "../secret.wav"}})
+    assert results.read_record(job, "L1-U0-unit") is None
+    row = results.table_row(job, {**record, "examples": [{"clip": "../secret.wav"}, {"clip": str(outside)}]})
+    assert row["examples"] == [] and "secret" not in json.dumps(row)  # W&B copies what the row names
 
 
 def test_natural_order_reads_digits_as_numbers():
@@ -232,13 +247,13 @@ def test_records_need_a_name_and_a_layer_and_folders_list_in_natural_order(tmp_p
     assert sorted(["B", "_a"], key=results.natural_key) == ["_a", "B"]  # case-blind: "_" sorts before letters
 
 
-def test_an_empty_history_and_a_records_own_files(tmp_path):
+def test_an_empty_history_and_a_table_row_takes_the_layouts_files_not_the_records(tmp_path):
     assert results.write_history(tmp_path, {}) == {}
     joined = results.write_history(tmp_path, {"a": {"loss": np.array([1.0])}})
     assert joined["loss"].dtype == np.float32
     row = results.table_row(tmp_path, {"name": "n", "layer": "L1", "files": {"wav_16bit": "x/a.wav",
                                                                               "spectrogram": "x/a.png"}})
-    assert row["audio"] == str(tmp_path / "x/a.wav") and row["spectrogram"] == str(tmp_path / "x/a.png")
+    assert row["audio"] == str(tmp_path / "targets/n/audio_16bit.wav")  # the layout's, never the record's
 
 
 def test_read_jobs_reads_every_folder_in_natural_order_past_a_broken_one_and_counts_the_rest(tmp_path, caplog):
