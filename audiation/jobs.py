@@ -187,10 +187,13 @@ class AudiationJob:
 
             result = audiate(models.encoder, plan.layer, batch, plan.settings, on_log,
                              f"{batch_name(targets)} [{number}/{len(chunks)}]")
-            records = self._measure(models, batch, result, targets)
-            for subscriber in subscribers:
-                subscriber.batch_done(result, targets, records)
+            # The batch's steps are done: a signal while it is measured waits, or the whole batch is lost.
+            with errors.Shielded() as shield:
+                records = self._measure(models, batch, result, targets)
+                for subscriber in subscribers:
+                    subscriber.batch_done(result, targets, records)
             yield result, targets, records
+            shield.raise_if_came()
 
     def _measure(self, models: Models, batch, result: Result, targets: list[Target]) -> list[dict]:
         """Each target's record: the optimisation's numbers, the quality measures, and for units their

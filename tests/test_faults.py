@@ -229,3 +229,19 @@ def test_an_option_added_since_a_run_is_a_changed_setting_only_when_switched_on(
     assert settings_difference(old, {**old, "augmentation.room_ms": 150.0}) == ["augmentation.room_ms"]
     assert settings_difference(old, {**old, "optimizer.lr": 0.5}) == ["optimizer.lr"]
     assert settings_difference({**old, "augmentation.with_clean": True}, old) == ["augmentation.with_clean"]
+
+
+def test_a_signal_while_a_batch_is_measured_keeps_the_batch(tmp_path, monkeypatch):
+    from audiation import quality
+
+    measure = quality.measure
+
+    def interrupted_measure(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C once the steps are done
+        return measure(*args, **kwargs)
+
+    monkeypatch.setattr(quality, "measure", interrupted_measure)
+    with pytest.raises(KeyboardInterrupt):
+        audiate_folder(compose(*SMALL, "objective.unit=0:2", "steps=2"), tmp_path)
+    assert all((tmp_path / "targets" / f"L2-U{u}-unit" / "target.json").is_file() for u in range(2))
+    assert json.loads((tmp_path / "metrics.json").read_text())["run"]["complete"] == 2
