@@ -33,6 +33,7 @@ from omegaconf import OmegaConf
 from audiation import record_schema
 from audiation.errors import AudiationError
 from audiation.outputs import atomic
+from audiation.record_schema import is_number
 from audiation.results import TARGET_FILES, inside, natural_key, read_jobs, target_folder, within
 
 log = logging.getLogger(__name__)
@@ -45,13 +46,9 @@ PAGE_SIZE = 24
 STATIC = Path(__file__).resolve().parent / "static"  # the page's style and scripts, shipped in the package
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _number(value) -> float | None:
     """A finite float for a number, else None (NaN is not JSON, and has no place in an order)."""
-    return float(value) if _is_number(value) and math.isfinite(value) else None
+    return float(value) if is_number(value) and math.isfinite(value) else None
 
 
 class _Media:
@@ -116,7 +113,7 @@ def _target_card(source: int, root: Path, job: Path, record: dict, extra: list[s
                            f"{final if final is None else round(final, 4)}"), ("gain", gain)]
     terms = record.get("final_terms") if isinstance(record.get("final_terms"), dict) else {}
     rows += [(term, _number(value)) for term, value in terms.items() if term != "activation"]
-    rows += [(k, _number(record[k])) for k in extra if _is_number(record.get(k))]
+    rows += [(k, _number(record[k])) for k in extra if is_number(record.get(k))]
     rows += [(k, record[k]) for k in ("text", "transcript", "ensemble_transcript", "listener_transcript")
              if record.get(k) is not None]
     if isinstance(record.get("phones"), list):  # quality.judges: what a recognizer of human speech hears
@@ -197,7 +194,7 @@ def collect_cards(folders: list[Path], media: _Media) -> list[dict]:
             raise AudiationError(f"{folder}: no such folder")
         jobs = read_jobs(folder)
         records = [(job, r) for job, metrics in jobs for r in metrics["targets"]]
-        extra = sorted({k for _, r in records for k, v in r.items() if k not in _SHOWN and _is_number(v)})
+        extra = sorted({k for _, r in records for k, v in r.items() if k not in _SHOWN and is_number(v)})
         cards += [_target_card(source, folder, job, r, extra, media) for job, r in records]
         cards += [_unit_card(source, folder, job, summary, unit, media)
                   for job, summary in _read_examples_jobs(folder) for unit in summary["units"]]

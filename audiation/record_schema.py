@@ -144,11 +144,11 @@ def _text(value) -> bool:
     return isinstance(value, str)
 
 
-def _whole(value) -> bool:
+def is_whole(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _number(value) -> bool:
+def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -157,7 +157,7 @@ def _flag(value) -> bool:
 
 
 def _numbers(value) -> bool:  # null stands for a value that was not finite
-    return isinstance(value, list) and all(v is None or _number(v) for v in value)
+    return isinstance(value, list) and all(v is None or is_number(v) for v in value)
 
 
 def _texts(value) -> bool:
@@ -165,7 +165,7 @@ def _texts(value) -> bool:
 
 
 def _terms(value) -> bool:
-    return isinstance(value, dict) and all(v is None or _number(v) for v in value.values())
+    return isinstance(value, dict) and all(v is None or is_number(v) for v in value.values())
 
 
 def _table(value) -> bool:
@@ -177,12 +177,12 @@ def _paths(value) -> bool:
 
 
 def _pairs(value) -> bool:
-    return isinstance(value, list) and all(isinstance(p, list) and len(p) == 2 and _whole(p[0]) and _number(p[1])
+    return isinstance(value, list) and all(isinstance(p, list) and len(p) == 2 and is_whole(p[0]) and is_number(p[1])
                                            for p in value)
 
 
-EXAMPLE = {"rank": _whole, "file": _text, "time_seconds": _number, "activation": _number, "clip": _text,
-           "spectrogram": _text, "text": _text, "clip_seconds": _number, "trace_seconds": _numbers, "trace": _numbers}
+EXAMPLE = {"rank": is_whole, "file": _text, "time_seconds": is_number, "activation": is_number, "clip": _text,
+           "spectrogram": _text, "text": _text, "clip_seconds": is_number, "trace_seconds": _numbers, "trace": _numbers}
 
 
 def _examples(value) -> bool:
@@ -191,19 +191,19 @@ def _examples(value) -> bool:
 
 # The kind of every field that is not a measure (measures are numbers); null fits every field.
 KINDS = {
-    "name": _text, "layer": _text, "unit": _whole, "text": _text, "direction_index": _whole, "objective": _text,
-    "frame": _whole, "sample": _whole, "group": _text, "model": _text, "parameterization": _text,
-    "augmentation": _text, "character": _text, "initial_terms": _terms, "final_terms": _terms, "steps": _whole,
+    "name": _text, "layer": _text, "unit": is_whole, "text": _text, "direction_index": is_whole, "objective": _text,
+    "frame": is_whole, "sample": is_whole, "group": _text, "model": _text, "parameterization": _text,
+    "augmentation": _text, "character": _text, "initial_terms": _terms, "final_terms": _terms, "steps": is_whole,
     "stopped": _text, "no_progress": _flag, "transcript": _text, "ensemble_transcript": _text,
     "listener_transcript": _text, "phones": _texts, "phone_at_target": _text, "phone": _text,
-    "heard_as_label": _flag, "judges_note": _text, "firing_frequency": _number, "nearest_features": _pairs,
-    "activation_trace": _numbers, "trace_hop_seconds": _number, "trace_offset_seconds": _number,
+    "heard_as_label": _flag, "judges_note": _text, "firing_frequency": is_number, "nearest_features": _pairs,
+    "activation_trace": _numbers, "trace_hop_seconds": is_number, "trace_offset_seconds": is_number,
     "waveform": _numbers, "examples": _examples, "settings": _table, "files": _paths,
-    **{key: _number for key in MEASURES},
+    **{key: is_number for key in MEASURES},
 }
 # A unit of an examples job's `examples.json`: its natural examples and numbers, no audiation.
-EXAMPLES_UNIT = {"name": _text, "layer": _text, "unit": _whole, "stats": _terms, "examples": _examples,
-                 "phone": _text, "phone_lift": _number, "phone_share": _number}
+EXAMPLES_UNIT = {"name": _text, "layer": _text, "unit": is_whole, "stats": _terms, "examples": _examples,
+                 "phone": _text, "phone_lift": is_number, "phone_share": is_number}
 
 
 def _misfits(values: dict, kinds: dict, required: tuple[str, ...] = ()) -> list[str]:
