@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import logging
 import os
 from pathlib import Path
@@ -31,8 +32,10 @@ class FolderLock:
     the lock when the process ends, however it ends, so a crashed run never leaves it stuck; a run that
     ends removes the file too, so a finished folder holds only results."""
 
+    NAME = ".audiation.lock"
+
     def __init__(self, folder: Path):
-        self.path = Path(folder) / ".audiation.lock"
+        self.path = Path(folder) / self.NAME
         self.handle = None
 
     def __enter__(self):
@@ -57,6 +60,27 @@ class FolderLock:
         self.path.unlink(missing_ok=True)  # while still holding it: the next run locks a file of its own
         self.handle.close()
         return False
+
+
+# What a job writes at its folder's top; another tool's files of these names are never written over.
+JOB_FILES = (results.METRICS, results.HISTORY, "loss_curve.png", ".hydra", "wandb", "examples", "index.html")
+
+
+def refuse_foreign(job_dir: Path) -> None:
+    """Refuse a folder that holds files of a job's names that this project did not write: an audiation job
+    folder has its lock (held, or left by a killed run), its targets or its own metrics."""
+    job_dir = Path(job_dir)
+    clash = [name for name in JOB_FILES if (job_dir / name).exists()]
+    if not clash or (job_dir / FolderLock.NAME).exists() or (job_dir / "targets").is_dir():
+        return
+    try:
+        metrics = json.loads((job_dir / results.METRICS).read_text())
+        if isinstance(metrics, dict) and isinstance(metrics.get("targets"), list):
+            return
+    except (OSError, ValueError):
+        pass
+    raise AudiationError(f"{job_dir} holds files audiation did not write ({', '.join(clash)}) and would write over "
+                         "them; choose another folder")
 
 
 def result_settings(cfg: DictConfig) -> dict:

@@ -21,7 +21,7 @@ from audiation import builder, checks, errors, outputs, phones, quality, results
 from audiation.activations import ActivationCache, derived_cache, open_cache
 from audiation.errors import AudiationError
 from audiation.examples_job import last_file_reader
-from audiation.folder import FolderLock, result_settings, target_settings, targets_to_do
+from audiation.folder import FolderLock, refuse_foreign, result_settings, target_settings, targets_to_do
 from audiation.model import Encoder, layer_index, load_config, load_encoder
 from audiation.objectives import Target
 from audiation.runtime import configure
@@ -56,6 +56,7 @@ class AudiationJob:
         self.batch_size = self.plan.batch_size  # "auto" until the model is loaded and a size is chosen
 
     def __enter__(self):
+        refuse_foreign(self.job_dir)
         self.lock.__enter__()
         try:
             self.todo = targets_to_do(self.plan.targets, self.settings, self.job_dir, bool(self.cfg.redo))

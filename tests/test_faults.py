@@ -245,3 +245,21 @@ def test_a_signal_while_a_batch_is_measured_keeps_the_batch(tmp_path, monkeypatc
         audiate_folder(compose(*SMALL, "objective.unit=0:2", "steps=2"), tmp_path)
     assert all((tmp_path / "targets" / f"L2-U{u}-unit" / "target.json").is_file() for u in range(2))
     assert json.loads((tmp_path / "metrics.json").read_text())["run"]["complete"] == 2
+
+
+def test_a_folder_of_another_tool_is_never_written_over(tmp_path):
+    theirs = {"metrics.json": '{"accuracy": 0.9}', "loss_curve.png": "their picture", ".hydra/config.yaml": "lr: 1\n"}
+    for name, content in theirs.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(content)
+    result = run_cli(*SMALL, "steps=2", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2 and "holds files audiation did not write (metrics.json, loss_curve.png, .hydra)" in (
+        result.stderr) and len(result.stderr.strip().splitlines()) == 1
+    assert {name: (tmp_path / name).read_text() for name in theirs} == theirs and not (tmp_path / "targets").exists()
+    (tmp_path / "metrics.json").unlink()  # a folder with other files of other names is fine
+    (tmp_path / "loss_curve.png").unlink()
+    (tmp_path / ".hydra" / "config.yaml").unlink()
+    (tmp_path / ".hydra").rmdir()
+    (tmp_path / "notes.txt").write_text("mine")
+    assert run_cli(*SMALL, "steps=2", f"hydra.run.dir={tmp_path}").returncode == 0
+    assert (tmp_path / "notes.txt").read_text() == "mine"
