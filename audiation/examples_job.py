@@ -9,7 +9,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -70,8 +69,7 @@ def write_examples_of_unit(job_dir: Path, cache: ActivationCache, unit: int, fou
         start = round(example.time_seconds * cache.sample_rate) - len(clip) // 2
         mark = example.time_seconds - start / cache.sample_rate
         wav, png = folder / f"{example.rank}.wav", folder / f"{example.rank}.png"
-        with outputs.atomic(wav) as temporary:
-            sf.write(temporary, np.clip(clip, -1, 1), cache.sample_rate, subtype="PCM_16", format="WAV")
+        outputs.write_bytes(wav, outputs.wav_bytes(np.clip(clip, -1, 1), cache.sample_rate, "PCM_16"))
         title = (f"{name} #{example.rank}: {Path(example.file).name} at {example.time_seconds:.2f} s "
                  f"({example.activation:.3g})")
         outputs.write_spectrogram(png, clip, cache.sample_rate, title, mark)

@@ -36,6 +36,9 @@ def atomic(path: Path):
     try:
         yield temporary
         os.replace(temporary, path)
+    except OSError as error:
+        error.filename = error.filename or str(path)  # a write's error names no file: the user needs it
+        raise
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -65,11 +68,18 @@ def envelope(signal: np.ndarray, points: int = 200) -> list[float]:
     return [round(float(p), 3) for p in peaks / max(float(peaks.max()), 1e-12)]
 
 
+def wav_bytes(samples: np.ndarray, sample_rate: int, subtype: str) -> bytes:
+    """A WAV file's bytes, encoded in memory: the disk is then written by Python, whose failure (a full
+    disk) is an OSError naming the file, not libsndfile's own error."""
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, sample_rate, subtype=subtype, format="WAV")
+    return buffer.getvalue()
+
+
 def write_wav(path: Path, signal: np.ndarray, sample_rate: int, subtype: str = "FLOAT") -> None:
     """`FLOAT`: the signal as it is; `PCM_16`: peak-normalised to -1 dBFS first."""
     samples = signal.astype(np.float32) if subtype == "FLOAT" else peak_normalise(signal)
-    with atomic(path) as temporary:
-        sf.write(temporary, samples, sample_rate, subtype=subtype, format="WAV")
+    write_bytes(path, wav_bytes(samples, sample_rate, subtype))
 
 
 # --- spectrograms: a whole batch at once, on the signals' device; one palette PNG per target ------------

@@ -263,3 +263,19 @@ def test_a_folder_of_another_tool_is_never_written_over(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     assert run_cli(*SMALL, "steps=2", f"hydra.run.dir={tmp_path}").returncode == 0
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_full_disk_while_a_wav_is_written_is_one_line(tmp_path):
+    import resource
+
+    def small_disk():  # files past 20 KB fail to grow, as on a full disk (EFBIG, not a signal)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "audiation.run", *SMALL, "steps=2", "quality.judges=false",
+                             f"hydra.run.dir={tmp_path}"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=300, preexec_fn=small_disk)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "File too large (" in result.stderr and "targets/L2-U0-unit/audio.wav)" in result.stderr.splitlines()[-1]
+    assert not (tmp_path / "targets" / "L2-U0-unit" / "target.json").exists()
