@@ -24,8 +24,10 @@ from audiation.objectives import Target
 LOGGER_MODES = ("auto", "online", "offline", "disabled")
 
 
-def number(value, name: str, kind=float, minimum: float = 0.0, strict: bool = True, finite: bool = True):
-    """`value` as a `kind` (int or float) above `minimum` (or at it, when not strict), else one line."""
+def number(value, name: str, kind=float, minimum: float = 0.0, strict: bool = True, finite: bool = True,
+           maximum: float = math.inf):
+    """`value` as a `kind` (int or float) above `minimum` (or at it, when not strict) and at most `maximum`,
+    else one line."""
     if isinstance(value, float):  # as the user wrote it: the schema made `seconds=0` the float 0.0
         value = f"{value:g}"
     if isinstance(value, bool):
@@ -42,6 +44,8 @@ def number(value, name: str, kind=float, minimum: float = 0.0, strict: bool = Tr
         number_ = int(number_)
     if number_ < minimum or (strict and number_ == minimum):
         raise AudiationError(f"{name}={value} must be {'>' if strict else '>='} {minimum:g}")
+    if number_ > maximum:
+        raise AudiationError(f"{name}={value} must be at most {maximum:g}")
     return number_
 
 

@@ -57,6 +57,9 @@ def _plain(value):
 
 
 def peak_normalise(signal: np.ndarray, peak_dbfs: float = PEAK_DBFS) -> np.ndarray:
+    """The signal with its peak at `peak_dbfs`; samples that are not finite are silence (the file is the
+    one that is safe to play)."""
+    signal = np.where(np.isfinite(signal), signal, 0)
     peak = np.abs(signal).max()
     return signal * (10 ** (peak_dbfs / 20) / peak) if peak > 0 else signal
 

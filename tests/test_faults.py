@@ -169,6 +169,11 @@ def test_the_report_leaves_out_unfinished_targets_and_says_how_many(tmp_path):
      "objective.text=supercalifragilistic needs 20 frames; 0.3 s has 14"),
     (["model=tiny", "objective=text", """objective.text=[don t,"don't"]"""], "two that make the same target name"),
     (["diversity=1"], "diversity=1 needs samples >= 2"),
+    (["parameterization.floor_hz=0"], "parameterization.floor_hz=0 must be > 0"),
+    (["parameterization.decay=-500"], "parameterization.decay=-500 with floor_hz=100 scales the spectrum over 10^952"),
+    (["optimizer.lr=1e38"], "optimizer.lr=1e+38 must be at most 1000"),
+    (["augmentation.noise_snr_db=-1000"], "augmentation.noise_snr_db=-1000 must be >= -100"),
+    (["parameterization=speech", "parameterization.f0_hz=[300,70]"], "parameterization.f0_hz=[300.0, 70.0] must be"),
 ])
 def test_bad_input_is_one_line_exit_2_and_leaves_no_folder(tmp_path, overrides, message):
     job = tmp_path / "2026-01-01" / "job"
