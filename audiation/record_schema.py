@@ -206,6 +206,11 @@ EXAMPLES_UNIT = {"name": _text, "layer": _text, "unit": is_whole, "stats": _term
                  "phone": _text, "phone_lift": is_number, "phone_share": is_number}
 
 
+# A job's `run` in `metrics.json`: the totals a rerun adds to.
+RUN = {"runs": is_whole, "wall_seconds": is_number, "loop_seconds": is_number, "target_steps": is_whole,
+       "batch_steps": is_whole}
+
+
 def _misfits(values: dict, kinds: dict, required: tuple[str, ...] = ()) -> list[str]:
     return [key for key in required if values.get(key) is None] + [
         key for key, value in values.items() if value is not None and key in kinds and not kinds[key](value)]
@@ -220,3 +225,8 @@ def unit_misfits(unit) -> list[str]:
     """The same for a unit of `examples.json`."""
     required = ("name", "layer", "unit", "stats", "examples")
     return _misfits(unit, EXAMPLES_UNIT, required) if isinstance(unit, dict) else ["record"]
+
+
+def run_misfits(run: dict) -> list[str]:
+    """The same for the `run` of a job's `metrics.json`."""
+    return _misfits(run, RUN)

@@ -143,11 +143,16 @@ def settings_difference(old: dict, new: dict) -> list[str]:
 def read_metrics(job_dir: Path) -> dict | None:
     """A job's metrics, or None when there are none; damaged ones are set aside (they are rebuilt from the
     targets' records at the end of the next run)."""
-    found, metrics = _load(Path(job_dir) / METRICS, _read_json)
+    path = Path(job_dir) / METRICS
+    found, metrics = _load(path, _read_json)
     if not found:
         return None
     if not (isinstance(metrics, dict) and isinstance(metrics.get("targets"), list)
             and isinstance(metrics.get("run", {}), dict)):
+        return None  # another tool's: kept as it is
+    misfits = record_schema.run_misfits(metrics.get("run", {}))
+    if misfits:  # ours, damaged: a rerun would add to its totals
+        set_aside(path, f"run's {', '.join(misfits)} not of its kind")
         return None
     return metrics
 

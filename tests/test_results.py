@@ -177,6 +177,17 @@ def test_a_damaged_record_is_set_aside_with_its_reason(tmp_path, caplog, content
     assert message.endswith("set aside as target.json.corrupt")
 
 
+def test_metrics_whose_totals_are_not_numbers_are_set_aside_and_the_next_run_rewrites_them(tmp_path, caplog):
+    cfg = compose("model=random_small", "logger=none", "threads=1", "steps=2", "quality.draws=0")
+    audiate_folder(cfg, tmp_path)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    metrics["run"].update(loop_seconds="3 s", runs=1.5)
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    rerun = audiate_folder(cfg, tmp_path)
+    assert rerun["run"]["runs"] == 1 and json.loads((tmp_path / "metrics.json").read_text())["run"]["runs"] == 1
+    assert (tmp_path / "metrics.json.corrupt").is_file() and "run's runs, loop_seconds not of its kind" in caplog.text
+
+
 def test_damaged_metrics_and_histories_are_set_aside_and_read_as_none(tmp_path, caplog):
     (tmp_path / "metrics.json").write_text("{")
     assert results.read_metrics(tmp_path) is None and (tmp_path / "metrics.json.corrupt").is_file()
