@@ -202,11 +202,12 @@ def plan(cfg: DictConfig) -> Plan:
             raise AudiationError(f"objective.form={cfg.objective.form} is not one of channel, unit")
         sae_folder, units = feature_dictionary(cfg.objective.sae, "objective.sae", spec, layer)
     samples = round(seconds * spec.sample_rate)
-    targets = with_samples(expand_targets(cfg.objective, layer, units, list(token_ids)),
-                           checks.number(cfg.samples, "samples", int))
+    per_target = checks.number(cfg.samples, "samples", int)
+    targets = with_samples(expand_targets(cfg.objective, layer, units, list(token_ids)), per_target)
     if checks.number(cfg.diversity, "diversity", strict=False) and cfg.samples < 2:
         raise AudiationError(f"diversity={cfg.diversity:g} needs samples >= 2 to push apart")
-    checks.check_memory(samples, config, 1 if batch_size == "auto" else min(batch_size, len(targets)), device, seconds)
+    checks.check_memory(samples, config, min(batch_rows(1 if batch_size == "auto" else batch_size, per_target),
+                                             len(targets)), device, seconds)
     hop, receptive = frame_geometry(layer, config)
     geometry = Geometry(samples, num_frames(layer, config, samples), units, hop, receptive, spec.sample_rate)
     for text, ids in token_ids.items():
@@ -254,6 +255,11 @@ def signal_options(parameterization: DictConfig, augmentation: DictConfig, sampl
                                  f"floor_hz) must be at most {MAX_SPECTRUM_DECADES})")
     if augmentation.get("noise_snr_db") is not None:  # noise at most 100 dB above the signal
         checks.number(augmentation.noise_snr_db, "augmentation.noise_snr_db", minimum=-100, strict=False)
+
+
+def batch_rows(batch_size: int, samples: int) -> int:
+    """The rows of a batch: whole targets' samples, which share one batch, so never fewer than `samples`."""
+    return max(samples, batch_size // samples * samples)
 
 
 def feature_dictionary(value, option: str, spec: ModelSpec, layer: Layer) -> tuple[Path, int]:

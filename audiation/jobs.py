@@ -164,8 +164,7 @@ class AudiationJob:
             size = fastest_batch(encoder, plan.layer, plan.geometry.num_samples, len(self.todo), plan.device,
                                  plan.settings.precision)
             log.info("batch_size=auto chose %d", size)
-        per_target = int(cfg.samples)
-        self.batch_size = max(per_target, size // per_target * per_target)  # a target's samples share one batch
+        self.batch_size = builder.batch_rows(size, int(cfg.samples))
         quality_settings = quality.QualitySettings(int(cfg.quality.draws), int(cfg.seed),
                                                    None if cache is None else cache.stats, listener)
         return Models(encoder, cache, frame_phones, quality_settings)

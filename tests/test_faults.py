@@ -284,3 +284,14 @@ def test_a_full_disk_while_a_wav_is_written_is_one_line(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert "File too large (" in result.stderr and "targets/L2-U0-unit/audio.wav)" in result.stderr.splitlines()[-1]
     assert not (tmp_path / "targets" / "L2-U0-unit" / "target.json").exists()
+
+
+@pytest.mark.parametrize("overrides,rows", [(["samples=300"], 300), (["samples=3", "objective.unit=0:8", "batch_size=16"], 15),
+                                            (["samples=3", "objective.unit=0:2", "batch_size=auto"], 3)])
+def test_the_memory_check_sizes_the_batch_the_job_will_run(monkeypatch, overrides, rows):
+    from audiation import builder, checks
+
+    sized = []
+    monkeypatch.setattr(checks, "check_memory", lambda samples, config, batch, *_: sized.append(batch))
+    builder.plan(compose(*SMALL, *overrides))
+    assert sized == [rows]  # a target's samples share one batch, whatever batch_size says
