@@ -184,10 +184,26 @@ def test_bad_input_is_one_line_exit_2_and_leaves_no_folder(tmp_path, overrides, 
 
 
 @pytest.mark.parametrize("value,message", [("/etc/passwd/run", "cannot be a folder: /etc/passwd is a file"),
-                                           ("", "hydra.run.dir is empty")])
+                                           ("", "hydra.run.dir is empty"),
+                                           ("/etc/passwd/${now:%H}", "cannot be a folder: /etc/passwd is a file"),
+                                           ("/proc/x", "hydra.run.dir=/proc/x is not writable (/proc: ")])
 def test_an_unusable_job_folder_is_one_line(value, message):
     result = run_cli(*SMALL, f"hydra.run.dir={value}")
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("where,args,message", [
+    ("file", [], "hydra.run.dir=outputs cannot be a folder: outputs is a file (the default"),
+    ("file", ["--multirun"], "hydra.sweep.dir=outputs cannot be a folder: outputs is a file"),
+    ("/proc", [], "hydra.run.dir=outputs is not writable (.: ")])  # a current folder nothing can be written in
+def test_a_default_output_folder_that_cannot_be_made_is_one_line(tmp_path, monkeypatch, where, args, message):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # this checkout's package, from another current folder
+    if where == "file":
+        (tmp_path / "outputs").write_text("not a folder")
+    result = run_cli(*args, *SMALL, "steps=1", cwd=tmp_path if where == "file" else where)
+    assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_the_console_is_quiet(tmp_path):
