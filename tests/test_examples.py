@@ -272,3 +272,20 @@ def test_mlp_neurons_have_dataset_examples_too(tiny, tmp_path):
     assert cache.num_frames == frames  # the transformer's frame grid
     found = activations.top_examples(cache, 7, k=2, min_gap_seconds=0)
     assert found[0].activation == cache.stats["max"][7]
+
+
+def test_a_loud_but_finite_file_is_skipped_not_spread_as_nan_over_the_cache(tmp_path, capsys):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    speech = sorted(SLICE.glob("*.flac"))[:3]
+    for path in speech[:2]:
+        shutil.copy(path, folder)
+    signal, rate = sf.read(speech[2], dtype="float32")
+    sf.write(folder / "loud.wav", signal * np.float32(3e38), rate, subtype="FLOAT")
+    spec = model_spec(compose("model=tiny").model)
+    config = load_config(spec)
+    cache = activations.open_cache(spec, parse_layer("6", config), config, data.list_audio(folder), tmp_path / "c")
+    assert [Path(s["file"]).name for s in cache.skipped] == ["loud.wav"] and len(cache.files) == 2
+    assert all(np.isfinite(v).all() for v in cache.stats.values())
+    assert np.isfinite(np.asarray(cache.activations, dtype=np.float32)).all()
+    assert "skipped" in capsys.readouterr().err and "not finite" in cache.skipped[0]["reason"]
