@@ -44,8 +44,21 @@ def atomic(path: Path):
 
 
 def write_json(path: Path, data) -> None:
+    """JSON as the standard has it: a number that is not finite is written as null (NaN is not JSON)."""
     with atomic(path) as temporary:
-        temporary.write_text(json.dumps(data, indent=2, default=_plain) + "\n")
+        temporary.write_text(json.dumps(_finite(data), indent=2, default=_plain, allow_nan=False) + "\n")
+
+
+def _finite(value):
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(v) for key, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _finite(value.tolist())
+    return value
 
 
 def _plain(value):

@@ -293,3 +293,12 @@ def test_damaged_metrics_say_why(tmp_path, caplog):
     assert results.read_metrics(tmp_path) is None
     (message,) = [r.getMessage() for r in caplog.records]
     assert "is damaged (Expecting value: line 1 column 1 (char 0)); set aside as metrics.json.corrupt" in message
+
+
+def test_json_written_is_standard_json_a_number_that_is_not_finite_is_null(tmp_path):
+    from audiation.outputs import write_json
+
+    write_json(tmp_path / "a.json", {"ratio": float("nan"), "trace": [1.0, np.float32("inf")], "x": np.array([-np.inf]),
+                                     "pair": (1, np.float64(2.5))})
+    assert json.loads((tmp_path / "a.json").read_text(), parse_constant=pytest.fail) == {
+        "ratio": None, "trace": [1.0, None], "x": [None], "pair": [1, 2.5]}
