@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import logging
 import os
 import sys
 from pathlib import Path
@@ -20,6 +21,8 @@ import numpy as np
 import soundfile as sf
 
 from audiation.errors import AudiationError
+
+log = logging.getLogger(__name__)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
@@ -83,25 +86,43 @@ def warn_skipped(path, reason: str) -> None:
     print(f"audiation: warning: skipped {path}: {reason}", file=sys.stderr)
 
 
+def _text_of(path: Path) -> str:
+    """A text file as UTF-8 (a byte-order mark dropped); one that is not is read as Latin-1, said once."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        log.warning("warning: %s is not UTF-8 (byte %d); read as Latin-1", path, error.start)
+        return raw.decode("latin-1")
+
+
+@functools.lru_cache(maxsize=256)
+def _metadata(folder: Path) -> tuple[dict[str, str], ...]:
+    """The rows of the folder's `metadata.tsv`, by column name. Tab-separated, nothing quoted: a `"` in a
+    transcript is a character of it, not the start of a field that would swallow the rows after it."""
+    tsv = folder / "metadata.tsv"
+    try:
+        lines = _text_of(tsv).splitlines() if tsv.is_file() else []
+    except OSError:
+        return ()
+    return tuple(csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
 @functools.lru_cache(maxsize=256)
 def _transcripts(folder: Path) -> dict[str, str]:
     """{file name or stem: text} from the folder's `metadata.tsv` (columns `file` and `text`) and any
     LibriSpeech `*.trans.txt` (`<utterance id> <text>` per line)."""
-    texts: dict[str, str] = {}
-    tsv = folder / "metadata.tsv"
-    try:
-        if tsv.is_file():
-            with tsv.open(newline="", encoding="utf-8") as handle:
-                for row in csv.DictReader(handle, delimiter="\t"):
-                    if row.get("file") and row.get("text") is not None:
-                        texts[row["file"].strip()] = row["text"].strip()
-        for trans in sorted(folder.glob("*.trans.txt")):
-            for line in trans.read_text(encoding="utf-8").splitlines():
-                utterance, _, text = line.strip().partition(" ")
-                if utterance:
-                    texts.setdefault(utterance, text.strip())
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return texts
+    texts = {row["file"].strip(): row["text"].strip() for row in _metadata(folder)
+             if row.get("file") and row.get("text") is not None}
+    for trans in sorted(folder.glob("*.trans.txt")):
+        try:
+            lines = _text_of(trans).splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            utterance, _, text = line.strip().partition(" ")
+            if utterance:
+                texts.setdefault(utterance, text.strip())
     return texts
 
 
@@ -118,13 +139,8 @@ def transcript(path: str | Path) -> str | None:
 @functools.lru_cache(maxsize=64)
 def _speaker_columns(folder: Path) -> dict[str, str]:
     """{file path relative to the folder: speaker} from the folder's `metadata.tsv` `speaker` column."""
-    tsv = folder / "metadata.tsv"
-    try:
-        with tsv.open(newline="", encoding="utf-8") as handle:
-            return {row["file"].strip(): row["speaker"].strip() for row in csv.DictReader(handle, delimiter="\t")
-                    if row.get("file") and row.get("speaker")}
-    except (OSError, UnicodeDecodeError, csv.Error, KeyError):
-        return {}
+    return {row["file"].strip(): row["speaker"].strip() for row in _metadata(folder)
+            if row.get("file") and row.get("speaker")}
 
 
 def speaker(path: str | Path, root: str | Path) -> str | None:

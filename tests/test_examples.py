@@ -289,3 +289,11 @@ def test_a_loud_but_finite_file_is_skipped_not_spread_as_nan_over_the_cache(tmp_
     assert all(np.isfinite(v).all() for v in cache.stats.values())
     assert np.isfinite(np.asarray(cache.activations, dtype=np.float32)).all()
     assert "skipped" in capsys.readouterr().err and "not finite" in cache.skipped[0]["reason"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "latin-1"])
+def test_metadata_is_tab_separated_text_whatever_its_quotes_and_encoding(tmp_path, encoding, caplog):
+    rows = [("a.wav", '"quoted" and a lone " quote'), ("b.wav", "café"), ("c.wav", 'she said "no')]
+    (tmp_path / "metadata.tsv").write_bytes(("file\ttext\n" + "".join(f"{f}\t{t}\n" for f, t in rows)).encode(encoding))
+    assert [data.transcript(tmp_path / f) for f, _ in rows] == [t for _, t in rows]
+    assert ("is not UTF-8" in caplog.text) == (encoding == "latin-1")
