@@ -42,19 +42,32 @@ def list_audio(path: str | Path, name: str = "data.path") -> list[Path]:
         if root.suffix.lower() not in AUDIO_SUFFIXES:
             raise AudiationError(f"{name}={path} is not an audio file ({', '.join(AUDIO_SUFFIXES)})")
         return [root]
-    files, seen = [], set()
+    files, seen, jobs = [], set(), []
     for folder, subfolders, names in os.walk(root, followlinks=True):
         real = os.path.realpath(folder)
         if real in seen:  # a symlink loop: each real folder is walked once
             subfolders[:] = []
             continue
         seen.add(real)
+        if _is_job_folder(names, subfolders) and Path(folder) != root:
+            jobs.append(folder)  # its audio is audiations and their examples, not natural speech
+            subfolders[:] = []
+            continue
         subfolders.sort()
         files += [Path(folder) / n for n in names if Path(n).suffix.lower() in AUDIO_SUFFIXES]
+    if jobs:
+        log.warning("warning: %s: left out %d folder(s) of audiation's own results (%s)", name, len(jobs),
+                    ", ".join(jobs[:2]) + (" ..." if len(jobs) > 2 else ""))
     if not files:
         raise AudiationError(f"{name}={path} contains no audio files ({', '.join(AUDIO_SUFFIXES)}, searched "
                              "recursively)")
     return sorted(files)
+
+
+def _is_job_folder(names: list[str], subfolders: list[str]) -> bool:
+    """A folder an audiation job or examples job wrote (running, killed or finished)."""
+    return ".audiation.lock" in names or "examples.json" in names or ("metrics.json" in names
+                                                                       and "targets" in subfolders)
 
 
 def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:

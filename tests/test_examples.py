@@ -297,3 +297,18 @@ def test_metadata_is_tab_separated_text_whatever_its_quotes_and_encoding(tmp_pat
     (tmp_path / "metadata.tsv").write_bytes(("file\ttext\n" + "".join(f"{f}\t{t}\n" for f, t in rows)).encode(encoding))
     assert [data.transcript(tmp_path / f) for f, _ in rows] == [t for _, t in rows]
     assert ("is not UTF-8" in caplog.text) == (encoding == "latin-1")
+
+
+def test_audiation_results_inside_a_data_folder_are_not_natural_audio(tmp_path, caplog):
+    natural = tmp_path / "speech" / "a.flac"
+    natural.parent.mkdir()
+    shutil.copy(sorted(SLICE.glob("*.flac"))[0], natural)
+    job = tmp_path / "outputs" / "runs" / "2026-01-01" / "12-00-00"
+    for folder, marks in ((job, ["metrics.json"]), (tmp_path / "outputs" / "examples" / "1", ["examples.json"]),
+                          (tmp_path / "outputs" / "killed", [".audiation.lock"])):
+        (folder / "targets" / "L1-U0-unit").mkdir(parents=True)
+        shutil.copy(natural, folder / "targets" / "L1-U0-unit" / "audio.flac")
+        for mark in marks:
+            (folder / mark).write_text("{}")
+    assert data.list_audio(tmp_path) == [natural]
+    assert "left out 3 folder(s) of audiation's own results" in caplog.text
