@@ -21,7 +21,7 @@ from audiation import builder, checks, errors, outputs, phones, quality, results
 from audiation.activations import ActivationCache, derived_cache, open_cache
 from audiation.errors import AudiationError
 from audiation.examples_job import last_file_reader
-from audiation.folder import FolderLock, refuse_foreign, result_settings, target_settings, targets_to_do
+from audiation.folder import FolderLock, asked_measures, refuse_foreign, result_settings, target_settings, targets_to_do
 from audiation.model import Encoder, layer_index, load_config, load_encoder
 from audiation.objectives import Target
 from audiation.runtime import configure
@@ -59,7 +59,8 @@ class AudiationJob:
         refuse_foreign(self.job_dir)
         self.lock.__enter__()
         try:
-            self.todo = targets_to_do(self.plan.targets, self.settings, self.job_dir, bool(self.cfg.redo))
+            self.todo = targets_to_do(self.plan.targets, self.settings, self.job_dir, bool(self.cfg.redo),
+                                      asked_measures(self.cfg, self.plan))
         except BaseException:
             self.lock.__exit__(None, None, None)
             raise

@@ -302,3 +302,14 @@ def test_json_written_is_standard_json_a_number_that_is_not_finite_is_null(tmp_p
                                      "pair": (1, np.float64(2.5))})
     assert json.loads((tmp_path / "a.json").read_text(), parse_constant=pytest.fail) == {
         "ratio": None, "trace": [1.0, None], "x": [None], "pair": [1, 2.5]}
+
+
+def test_measures_added_to_a_finished_folder_are_said_and_redo_adds_them(tmp_path, caplog):
+    base = [*SMALL, "steps=2", "quality.judges=false"]
+    audiate_folder(compose(*base, "quality.draws=0"), tmp_path)
+    again = audiate_folder(compose(*base, "quality.draws=1"), tmp_path)
+    assert again["run"]["audiated_now"] == 0
+    assert "1 target(s) lack quality.draws's measures" in caplog.text and "add redo=true" in caplog.text
+    redone = audiate_folder(compose(*base, "quality.draws=1", "redo=true"), tmp_path)
+    assert redone["run"]["audiated_now"] == 1 and redone["targets"][0]["robust_activation"] is not None
+    assert audiate_folder(compose(*base, "quality.draws=1", "redo=true"), tmp_path)["run"]["audiated_now"] == 0
