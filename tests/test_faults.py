@@ -311,3 +311,16 @@ def test_the_memory_check_sizes_the_batch_the_job_will_run(monkeypatch, override
     monkeypatch.setattr(checks, "check_memory", lambda samples, config, batch, *_: sized.append(batch))
     builder.plan(compose(*SMALL, *overrides))
     assert sized == [rows]  # a target's samples share one batch, whatever batch_size says
+
+
+def test_a_failure_of_one_sweep_job_ends_that_job_alone_in_one_line(capsys):
+    from audiation.errors import JobRefused, run_or_exit
+
+    def broken():
+        raise RuntimeError("value cannot be converted to type float without overflow\nmore")
+
+    with pytest.raises(JobRefused, match="RuntimeError: value cannot be converted"):
+        run_or_exit(broken, saved=lambda: "", in_sweep=True)  # the sweep notes it and goes on
+    assert capsys.readouterr().err.count("\n") == 1
+    with pytest.raises(RuntimeError):
+        run_or_exit(broken, saved=lambda: "")  # alone: the traceback of a bug
