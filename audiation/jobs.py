@@ -200,11 +200,24 @@ class AudiationJob:
         """Each target's record: the optimisation's numbers, the quality measures, and for units their
         activation over time on the audiation (and for CTC outputs, the character)."""
         plan, encoder = self.plan, models.encoder
-        scores = quality.measure(encoder, plan.layer, batch, result.signal, result.final, plan.geometry,
-                                 plan.frame, models.quality)
+        notes = []
+
+        def measured(what: str, measure, otherwise):
+            """`measure()`, or `otherwise` and a note: a batch's signals are saved whatever a measure does (a
+            GPU out of memory, a listener that fails), and its records say what is missing and why."""
+            try:
+                return measure()
+            except Exception as error:  # noqa: BLE001 - recorded, said once
+                notes.append(f"{what} failed ({type(error).__name__}: {(str(error).splitlines() or [''])[0][:100]})")
+                return otherwise
+
+        scores = measured("the quality measures", lambda: quality.measure(
+            encoder, plan.layer, batch, result.signal, result.final, plan.geometry, plan.frame, models.quality),
+            [{}] * len(targets))
         records = [self._record(result, i, t, scores[i]) for i, t in enumerate(targets)]
         if targets[0].unit is not None:  # each unit over time on its audiation, for the page
-            traces = quality.unit_traces(encoder, plan.layer, result.signal, [t.unit for t in targets], plan.device)
+            traces = measured("the activation traces", lambda: quality.unit_traces(
+                encoder, plan.layer, result.signal, [t.unit for t in targets], plan.device), [])
             for record, trace in zip(records, traces):
                 record["activation_trace"] = [round(float(v), 3) for v in trace]
                 record["trace_hop_seconds"] = plan.geometry.hop / plan.geometry.sample_rate
@@ -217,6 +230,11 @@ class AudiationJob:
         if encoder.vocabulary is not None and plan.layer.kind == "logits":
             for record in records:  # the character a CTC output unit stands for
                 record["character"] = encoder.vocabulary[record["unit"]] if record["unit"] is not None else None
+        if notes:
+            log.warning("warning: %s for %s; its signals are saved without them (redo=true measures them again)",
+                        "; ".join(notes), batch_name(targets))
+            for record in records:
+                record["measures_note"] = "; ".join(notes)
         stalled = [r["name"] for r in records if r["no_progress"]]
         if stalled:
             log.warning("warning: %d target(s) made no progress (%s): they did not move at all (the optimiser's "

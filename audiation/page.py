@@ -119,7 +119,7 @@ def _target_card(source: int, root: Path, job: Path, record: dict, extra: list[s
     if isinstance(record.get("phones"), list):  # quality.judges: what a recognizer of human speech hears
         rows.append(("phones", " ".join(map(str, record["phones"])) or "(none)"))
     rows += [(k, str(record[k]).lower() if isinstance(record[k], bool) else record[k])
-             for k in ("phone_at_target", "heard_as_label", "judges_note") if record.get(k) is not None]
+             for k in ("phone_at_target", "heard_as_label", "judges_note", "measures_note") if record.get(k) is not None]
     if isinstance(record.get("nearest_features"), list):  # objective=feature: its neighbours in the dictionary
         rows.append(("nearest_features", ", ".join(f"U{pair[0]} ({_number(pair[1]) or 0:.2f})"
                                                    for pair in record["nearest_features"]

@@ -108,6 +108,7 @@ FIELDS = (
     Field("heard_as_label", "heard as its phone", "the judge hears the unit's phone in its audiation (at the "
           "target frame for objective=unit)", table=True),
     Field("judges_note", "judges note", "why the judges' numbers are null (silent, under 0.1 s, not finite)"),
+    Field("measures_note", "measures note", "which measures failed on the saved signal, and why"),
     # objective=feature: what the features job measured of the feature
     Field("firing_frequency", "firing frequency", "objective=feature: share of the held-out frames the feature is "
           "on in (its SAE's features.json)", table=True),
@@ -196,7 +197,8 @@ KINDS = {
     "augmentation": _text, "character": _text, "initial_terms": _terms, "final_terms": _terms, "steps": is_whole,
     "stopped": _text, "no_progress": _flag, "transcript": _text, "ensemble_transcript": _text,
     "listener_transcript": _text, "phones": _texts, "phone_at_target": _text, "phone": _text,
-    "heard_as_label": _flag, "judges_note": _text, "firing_frequency": is_number, "nearest_features": _pairs,
+    "heard_as_label": _flag, "judges_note": _text, "measures_note": _text, "firing_frequency": is_number,
+    "nearest_features": _pairs,
     "activation_trace": _numbers, "trace_hop_seconds": is_number, "trace_offset_seconds": is_number,
     "waveform": _numbers, "examples": _examples, "settings": _table, "files": _paths,
     **{key: is_number for key in MEASURES},

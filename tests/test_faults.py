@@ -324,3 +324,19 @@ def test_a_failure_of_one_sweep_job_ends_that_job_alone_in_one_line(capsys):
     assert capsys.readouterr().err.count("\n") == 1
     with pytest.raises(RuntimeError):
         run_or_exit(broken, saved=lambda: "")  # alone: the traceback of a bug
+
+
+def test_a_measure_that_fails_is_recorded_and_the_batch_is_saved(tmp_path, monkeypatch, caplog):
+    from audiation import quality
+
+    def out_of_memory(*_args, **_kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(quality, "measure", out_of_memory)
+    metrics = audiate_folder(compose(*SMALL, "objective.unit=0:2", "steps=2"), tmp_path)
+    assert metrics["run"]["complete"] == 2 and metrics["run"]["stopped"] is None
+    for record in metrics["targets"]:
+        assert record["measures_note"] == ("the quality measures failed (RuntimeError: CUDA out of memory. Tried to "
+                                           "allocate 2.00 GiB)") and record["activation_trace"]
+        assert (tmp_path / record["files"]["wav"]).is_file() and "robust_activation" not in record
+    assert "its signals are saved without them" in caplog.text
