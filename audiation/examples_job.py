@@ -16,6 +16,7 @@ from audiation import builder, checks, data, outputs, phones, sae, tracking
 from audiation.activations import (STATS, ActivationCache, Example, clip_around, derived_cache, open_cache,
                                    top_examples)
 from audiation.errors import AudiationError
+from audiation.folder import refuse_foreign
 from audiation.model import load_config, num_units, parse_layer
 from audiation.runtime import configure, resolve_device
 
@@ -85,6 +86,7 @@ def write_examples_of_unit(job_dir: Path, cache: ActivationCache, unit: int, fou
 def examples_job(cfg: DictConfig, job_dir: Path, group: str | None = None) -> dict:
     """The top natural examples of each unit into `job_dir` (the library call behind `audiation.examples`)."""
     spec, config, layer, units, files, device, sae_folder = examples_plan(cfg)
+    refuse_foreign(job_dir, ("examples.json", ".hydra", "wandb"), ("examples.json",))
     configure(device, checks.threads(cfg.threads))
     cache = open_cache(spec, layer, config, files, cfg.data.cache_dir, device, cfg.data.max_seconds)
     if sae_folder is not None:  # the features' activations, from the layer's cache: the model does not run again

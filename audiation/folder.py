@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import logging
 import os
 from pathlib import Path
@@ -32,10 +31,8 @@ class FolderLock:
     the lock when the process ends, however it ends, so a crashed run never leaves it stuck; a run that
     ends removes the file too, so a finished folder holds only results."""
 
-    NAME = ".audiation.lock"
-
     def __init__(self, folder: Path):
-        self.path = Path(folder) / self.NAME
+        self.path = Path(folder) / ".audiation.lock"
         self.handle = None
 
     def __enter__(self):
@@ -62,25 +59,19 @@ class FolderLock:
         return False
 
 
-# What a job writes at its folder's top; another tool's files of these names are never written over.
+# What an audiation job writes at its folder's top, and what only it leaves there (its lock, held or left by a
+# killed run, and its targets): another tool's files of these names are never written over.
 JOB_FILES = (results.METRICS, results.HISTORY, "loss_curve.png", ".hydra", "wandb", "examples", "index.html")
+JOB_MARKS = (".audiation.lock", "targets")
 
 
-def refuse_foreign(job_dir: Path) -> None:
-    """Refuse a folder that holds files of a job's names that this project did not write: an audiation job
-    folder has its lock (held, or left by a killed run), its targets or its own metrics."""
+def refuse_foreign(job_dir: Path, writes: tuple[str, ...] = JOB_FILES, marks: tuple[str, ...] = JOB_MARKS) -> None:
+    """Refuse a folder that holds files named as the job's (`writes`) but none of `marks`: another tool's."""
     job_dir = Path(job_dir)
-    clash = [name for name in JOB_FILES if (job_dir / name).exists()]
-    if not clash or (job_dir / FolderLock.NAME).exists() or (job_dir / "targets").is_dir():
-        return
-    try:
-        metrics = json.loads((job_dir / results.METRICS).read_text())
-        if isinstance(metrics, dict) and isinstance(metrics.get("targets"), list):
-            return
-    except (OSError, ValueError):
-        pass
-    raise AudiationError(f"{job_dir} holds files audiation did not write ({', '.join(clash)}) and would write over "
-                         "them; choose another folder")
+    clash = [name for name in writes if (job_dir / name).exists()]
+    if clash and not any((job_dir / mark).exists() for mark in marks):
+        raise AudiationError(f"{job_dir} holds files audiation did not write ({', '.join(clash)}) and would write "
+                             "over them; choose another folder")
 
 
 def result_settings(cfg: DictConfig) -> dict:

@@ -312,3 +312,13 @@ def test_audiation_results_inside_a_data_folder_are_not_natural_audio(tmp_path, 
             (folder / mark).write_text("{}")
     assert data.list_audio(tmp_path) == [natural]
     assert "left out 3 folder(s) of audiation's own results" in caplog.text
+
+
+def test_an_examples_job_never_writes_over_another_tools_folder(tmp_path):
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "config.yaml").write_text("theirs: 1\n")
+    cfg = compose("model=tiny", "model.layer=4", "logger=none", "threads=1", f"data.path={SLICE}", "units=0",
+                  f"data.cache_dir={tmp_path / 'cache'}", config_name="examples")
+    with pytest.raises(AudiationError, match=r"holds files audiation did not write \(.hydra\)"):
+        examples_job.examples_job(cfg, tmp_path)
+    assert (tmp_path / ".hydra" / "config.yaml").read_text() == "theirs: 1\n" and not (tmp_path / "examples").exists()
