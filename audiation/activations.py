@@ -240,6 +240,25 @@ def _set_aside(folder: Path, error: Exception) -> None:
                 aside.name)
 
 
+def _write_file(out, encoder, device, signal: np.ndarray, layer: Layer, parts: list[tuple[int, int]]):
+    """Append one file's activations (float16) to `out`, part by part: [(start sample, frames, max, min, sum of
+    |activation|)] per part; None, with nothing appended, when any activation is not finite."""
+    where, found = out.tell(), []
+    for start, stop in parts:
+        with torch.inference_mode():
+            acts = encoder(torch.from_numpy(signal[start:stop]).to(device)[None], layer)[0].float().cpu().numpy()
+        if not np.isfinite(acts).all():
+            out.seek(where)
+            out.truncate()
+            return None
+        half = np.clip(acts, -FLOAT16_MAX, FLOAT16_MAX).astype(np.float16)
+        out.write(half.tobytes())
+        stored = half.astype(np.float32)
+        found.append((start, len(half), stored.max(axis=0), stored.min(axis=0),
+                      np.abs(stored).sum(axis=0, dtype=np.float64)))
+    return found
+
+
 def _build(folder: Path, files: list[Path], layer: Layer, units: int, hop: int, field: int, sample_rate: int,
            max_seconds: float, encoder_factory, meta: dict) -> None:
     """Run every file through the encoder into a temporary folder, then rename it to `folder`."""
@@ -262,24 +281,25 @@ def _build(folder: Path, files: list[Path], layer: Layer, units: int, hop: int, 
                 if signal is not None and len(signal) < field:
                     signal, reason = None, (f"{len(signal) / sample_rate * 1000:.0f} ms is shorter than one frame "
                                             f"at layer {layer.label} ({field / sample_rate * 1000:.0f} ms)")
+                if signal is not None:
+                    if encoder is None:
+                        encoder = encoder_factory()
+                        device = next(encoder.parameters()).device
+                    found = _write_file(out, encoder, device, signal, layer,
+                                        split(len(signal), max_samples, hop, field))
+                    if found is None:  # one such file would make every unit's maximum NaN
+                        signal, reason = None, (f"the model's activations on it are not finite (its peak is "
+                                                f"{np.abs(signal).max():.3g}: not audio levels?)")
                 if signal is None:
                     data.warn_skipped(path, reason)
                     skipped.append({"file": str(path), "reason": reason})
                     continue
-                if encoder is None:
-                    encoder = encoder_factory()
-                    device = next(encoder.parameters()).device
-                for start, stop in split(len(signal), max_samples, hop, field):
-                    with torch.inference_mode():
-                        acts = encoder(torch.from_numpy(signal[start:stop]).to(device)[None], layer)[0]
-                    half = np.clip(acts.float().cpu().numpy(), -FLOAT16_MAX, FLOAT16_MAX).astype(np.float16)
-                    out.write(half.tobytes())
-                    stored = half.astype(np.float32)
-                    np.maximum(maximum, stored.max(axis=0), out=maximum)
-                    np.minimum(minimum, stored.min(axis=0), out=minimum)
-                    abs_sum += np.abs(stored).sum(axis=0, dtype=np.float64)
-                    pieces.append(Piece(str(path), start / sample_rate, frames, len(half), len(signal) / sample_rate))
-                    frames += len(half)
+                for start, count, high, low, total in found:
+                    np.maximum(maximum, high, out=maximum)
+                    np.minimum(minimum, low, out=minimum)
+                    abs_sum += total
+                    pieces.append(Piece(str(path), start / sample_rate, frames, count, len(signal) / sample_rate))
+                    frames += count
                 seconds += len(signal) / sample_rate
             out.seek(0)
             out.write(_npy_header((frames, units)))

@@ -146,7 +146,8 @@ def plan(cfg: DictConfig) -> Plan:
     settings = LoopSettings(steps=steps, log_every=checks.number(cfg.log_every, "log_every", int),
                             precision=str(cfg.precision))
     seconds = checks.number(cfg.parameterization.seconds, "parameterization.seconds")
-    checks.number(cfg.optimizer.lr, "optimizer.lr")
+    # Adam steps each value by about lr (signals are about 0.1): past this its own arithmetic overflows
+    checks.number(cfg.optimizer.lr, "optimizer.lr", maximum=MAX_LR)
     for key, value in cfg.regularizer.items():
         checks.number(value, f"regularizer.{key}", minimum=-math.inf)
     for key in ("max_shift_ms", "stretch", "gain_db", "room_ms"):
@@ -179,6 +180,7 @@ def plan(cfg: DictConfig) -> Plan:
     checks.threads(cfg.threads)
     device = resolve_device(cfg.device)
     spec = model_spec(cfg.model)
+    signal_options(cfg.parameterization, cfg.augmentation, spec.sample_rate)
     initial = initial_clip(cfg, spec.sample_rate, round(seconds * spec.sample_rate))  # read once, checked now
     config = load_config(spec)
     if family_of(config).name == "whisper":
@@ -220,12 +222,12 @@ def plan(cfg: DictConfig) -> Plan:
             raise AudiationError(f"objective.form={cfg.objective.form} is not one of channel, unit")
         sae_folder, units = feature_dictionary(cfg.objective.sae, "objective.sae", spec, layer)
     samples = round(seconds * spec.sample_rate)
-    targets = with_samples(expand_targets(cfg.objective, layer, units, list(token_ids)),
-                           checks.number(cfg.samples, "samples", int))
+    per_target = checks.number(cfg.samples, "samples", int)
+    targets = with_samples(expand_targets(cfg.objective, layer, units, list(token_ids)), per_target)
     if checks.number(cfg.diversity, "diversity", strict=False) and cfg.samples < 2:
         raise AudiationError(f"diversity={cfg.diversity:g} needs samples >= 2 to push apart")
-    checks.check_memory(samples, config, 1 if batch_size == "auto" else min(batch_size, len(targets)), device, seconds,
-                        spec.window or "cut")
+    checks.check_memory(samples, config, min(batch_rows(1 if batch_size == "auto" else batch_size, per_target),
+                                             len(targets)), device, seconds, spec.window or "cut")
     grid = frame_grid(layer, config)
     geometry = Geometry(samples, num_frames(layer, config, samples), units, grid.hop, grid.field, spec.sample_rate,
                         grid.offset)
@@ -242,6 +244,43 @@ def plan(cfg: DictConfig) -> Plan:
     listener = listener_spec(cfg, spec, config, layer)
     return Plan(spec, layer, targets, geometry, frame, device, batch_size, settings, labels_, token_ids,
                 config.pad_token_id or 0, initial, listener, data_files, sae_folder)
+
+
+MAX_LR = 1e3
+MAX_SPECTRUM_DECADES = 15  # the fft signal's spectral scale may span 10^15 (300 dB): float32 holds 10^±38
+
+
+def signal_options(parameterization: DictConfig, augmentation: DictConfig, sample_rate: int) -> None:
+    """The signal's and augmentation's numbers, each finite and in a range where the signal stays finite
+    (`floor_hz=0` or `decay=-500` would make every sample NaN, saved as the "last finite signal")."""
+    p, name = parameterization, "parameterization"
+    for key in ("rms", "floor_hz", "frame_hz", "harmonics"):
+        if key in p:
+            checks.number(p[key], f"{name}.{key}")
+    if "init_std" in p:
+        checks.number(p.init_std, f"{name}.init_std", strict=False)
+    if "bands" in p:
+        checks.number(p.bands, f"{name}.bands", int, minimum=2, strict=False)
+    if "tilt_db" in p:
+        checks.number(p.tilt_db, f"{name}.tilt_db", minimum=-math.inf)
+    if "f0_hz" in p:
+        f0 = [checks.number(f, f"{name}.f0_hz") for f in p.f0_hz]
+        if len(f0) != 2 or f0[0] >= f0[1]:
+            raise AudiationError(f"{name}.f0_hz={list(p.f0_hz)} must be [low, high] with low < high")
+    if "decay" in p:
+        decay = checks.number(p.decay, f"{name}.decay", minimum=-math.inf)
+        decades = abs(decay) * math.log10(max(sample_rate / 2 / float(p.floor_hz), 1.0))
+        if decades > MAX_SPECTRUM_DECADES:
+            raise AudiationError(f"{name}.decay={decay:g} with floor_hz={p.floor_hz:g} scales the spectrum over "
+                                 f"10^{decades:.0f}, past what a float32 signal holds (|decay| x log10(Nyquist / "
+                                 f"floor_hz) must be at most {MAX_SPECTRUM_DECADES})")
+    if augmentation.get("noise_snr_db") is not None:  # noise at most 100 dB above the signal
+        checks.number(augmentation.noise_snr_db, "augmentation.noise_snr_db", minimum=-100, strict=False)
+
+
+def batch_rows(batch_size: int, samples: int) -> int:
+    """The rows of a batch: whole targets' samples, which share one batch, so never fewer than `samples`."""
+    return max(samples, batch_size // samples * samples)
 
 
 def feature_dictionary(value, option: str, spec: ModelSpec, layer: Layer) -> tuple[Path, int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,10 @@ from audiation.objectives import Target
 LOGGER_MODES = ("auto", "online", "offline", "disabled")
 
 
-def number(value, name: str, kind=float, minimum: float = 0.0, strict: bool = True, finite: bool = True):
-    """`value` as a `kind` (int or float) above `minimum` (or at it, when not strict), else one line."""
+def number(value, name: str, kind=float, minimum: float = 0.0, strict: bool = True, finite: bool = True,
+           maximum: float = math.inf):
+    """`value` as a `kind` (int or float) above `minimum` (or at it, when not strict) and at most `maximum`,
+    else one line."""
     if isinstance(value, float):  # as the user wrote it: the schema made `seconds=0` the float 0.0
         value = f"{value:g}"
     if isinstance(value, bool):
@@ -42,6 +45,8 @@ def number(value, name: str, kind=float, minimum: float = 0.0, strict: bool = Tr
         number_ = int(number_)
     if number_ < minimum or (strict and number_ == minimum):
         raise AudiationError(f"{name}={value} must be {'>' if strict else '>='} {minimum:g}")
+    if number_ > maximum:
+        raise AudiationError(f"{name}={value} must be at most {maximum:g}")
     return number_
 
 
@@ -55,9 +60,16 @@ def writable_folder(path, name: str) -> Path:
         existing = existing.parent
     if not existing.is_dir():
         raise AudiationError(f"{name}={path} cannot be a folder: {existing} is a file")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise AudiationError(f"{name}={path} is not writable ({existing} is read-only for this user)")
+    try:  # by trying: permissions say nothing of /proc, a read-only mount, or what root may do
+        handle, probe = tempfile.mkstemp(dir=existing, prefix=".audiation-probe-")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise AudiationError(f"{name}={path} is not writable ({existing}: {error.strerror})") from None
     return folder
+
+
+OUTPUTS = "outputs"  # every entry point's default job and sweep folders are inside it (conf/*.yaml)
 
 
 def check_output_overrides(argv: list[str]) -> None:
@@ -67,10 +79,20 @@ def check_output_overrides(argv: list[str]) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
+    given = set()
     for argument in argv:
         key, sep, value = argument.lstrip("+").partition("=")
-        if sep and key in ("hydra.run.dir", "hydra.sweep.dir") and "${" not in value:
-            writable_folder(value, key)
+        if sep and key in ("hydra.run.dir", "hydra.sweep.dir"):
+            given.add(key)
+            # `<folder>/${now:%H}`: what comes before the first interpolation is a folder as it is
+            writable_folder(value if "${" not in value else value.split("${")[0].rpartition("/")[0] or ".", key)
+    used = "hydra.sweep.dir" if {"-m", "--multirun"} & set(argv) else "hydra.run.dir"
+    if used not in given:  # Hydra makes its default folder inside `outputs/` first
+        try:
+            writable_folder(OUTPUTS, used)
+        except AudiationError as error:
+            raise AudiationError(f"{error} (the default: jobs go inside {OUTPUTS}/ of the current folder; give "
+                                 f"{used}= another folder)") from None
         if sep and not argument.isascii():
             try:
                 OverridesParser.create().parse_overrides([argument])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import logging
 import os
 import sys
 from pathlib import Path
@@ -20,6 +21,8 @@ import numpy as np
 import soundfile as sf
 
 from audiation.errors import AudiationError
+
+log = logging.getLogger(__name__)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
@@ -39,19 +42,32 @@ def list_audio(path: str | Path, name: str = "data.path") -> list[Path]:
         if root.suffix.lower() not in AUDIO_SUFFIXES:
             raise AudiationError(f"{name}={path} is not an audio file ({', '.join(AUDIO_SUFFIXES)})")
         return [root]
-    files, seen = [], set()
+    files, seen, jobs = [], set(), []
     for folder, subfolders, names in os.walk(root, followlinks=True):
         real = os.path.realpath(folder)
         if real in seen:  # a symlink loop: each real folder is walked once
             subfolders[:] = []
             continue
         seen.add(real)
+        if _is_job_folder(names, subfolders) and Path(folder) != root:
+            jobs.append(folder)  # its audio is audiations and their examples, not natural speech
+            subfolders[:] = []
+            continue
         subfolders.sort()
         files += [Path(folder) / n for n in names if Path(n).suffix.lower() in AUDIO_SUFFIXES]
+    if jobs:
+        log.warning("warning: %s: left out %d folder(s) of audiation's own results (%s)", name, len(jobs),
+                    ", ".join(jobs[:2]) + (" ..." if len(jobs) > 2 else ""))
     if not files:
         raise AudiationError(f"{name}={path} contains no audio files ({', '.join(AUDIO_SUFFIXES)}, searched "
                              "recursively)")
     return sorted(files)
+
+
+def _is_job_folder(names: list[str], subfolders: list[str]) -> bool:
+    """A folder an audiation job or examples job wrote (running, killed or finished)."""
+    return ".audiation.lock" in names or "examples.json" in names or ("metrics.json" in names
+                                                                       and "targets" in subfolders)
 
 
 def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
@@ -83,25 +99,43 @@ def warn_skipped(path, reason: str) -> None:
     print(f"audiation: warning: skipped {path}: {reason}", file=sys.stderr)
 
 
+def _text_of(path: Path) -> str:
+    """A text file as UTF-8 (a byte-order mark dropped); one that is not is read as Latin-1, said once."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        log.warning("warning: %s is not UTF-8 (byte %d); read as Latin-1", path, error.start)
+        return raw.decode("latin-1")
+
+
+@functools.lru_cache(maxsize=256)
+def _metadata(folder: Path) -> tuple[dict[str, str], ...]:
+    """The rows of the folder's `metadata.tsv`, by column name. Tab-separated, nothing quoted: a `"` in a
+    transcript is a character of it, not the start of a field that would swallow the rows after it."""
+    tsv = folder / "metadata.tsv"
+    try:
+        lines = _text_of(tsv).splitlines() if tsv.is_file() else []
+    except OSError:
+        return ()
+    return tuple(csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
 @functools.lru_cache(maxsize=256)
 def _transcripts(folder: Path) -> dict[str, str]:
     """{file name or stem: text} from the folder's `metadata.tsv` (columns `file` and `text`) and any
     LibriSpeech `*.trans.txt` (`<utterance id> <text>` per line)."""
-    texts: dict[str, str] = {}
-    tsv = folder / "metadata.tsv"
-    try:
-        if tsv.is_file():
-            with tsv.open(newline="", encoding="utf-8") as handle:
-                for row in csv.DictReader(handle, delimiter="\t"):
-                    if row.get("file") and row.get("text") is not None:
-                        texts[row["file"].strip()] = row["text"].strip()
-        for trans in sorted(folder.glob("*.trans.txt")):
-            for line in trans.read_text(encoding="utf-8").splitlines():
-                utterance, _, text = line.strip().partition(" ")
-                if utterance:
-                    texts.setdefault(utterance, text.strip())
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return texts
+    texts = {row["file"].strip(): row["text"].strip() for row in _metadata(folder)
+             if row.get("file") and row.get("text") is not None}
+    for trans in sorted(folder.glob("*.trans.txt")):
+        try:
+            lines = _text_of(trans).splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            utterance, _, text = line.strip().partition(" ")
+            if utterance:
+                texts.setdefault(utterance, text.strip())
     return texts
 
 
@@ -118,13 +152,8 @@ def transcript(path: str | Path) -> str | None:
 @functools.lru_cache(maxsize=64)
 def _speaker_columns(folder: Path) -> dict[str, str]:
     """{file path relative to the folder: speaker} from the folder's `metadata.tsv` `speaker` column."""
-    tsv = folder / "metadata.tsv"
-    try:
-        with tsv.open(newline="", encoding="utf-8") as handle:
-            return {row["file"].strip(): row["speaker"].strip() for row in csv.DictReader(handle, delimiter="\t")
-                    if row.get("file") and row.get("speaker")}
-    except (OSError, UnicodeDecodeError, csv.Error, KeyError):
-        return {}
+    return {row["file"].strip(): row["speaker"].strip() for row in _metadata(folder)
+            if row.get("file") and row.get("speaker")}
 
 
 def speaker(path: str | Path, root: str | Path) -> str | None:

@@ -8,6 +8,7 @@ takes the same saving path; signals after the first are only remembered.
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 from typing import Callable
@@ -74,7 +75,7 @@ class Shielded:
 def run_or_exit(job: Callable, *args, saved: Callable[[], str], on_stop: Callable[[], None] | None = None,
                 in_sweep: bool = False):
     """Run `job(*args)`. On bad input print one line and exit 2 (in a sweep, raise JobRefused instead: the
-    sweep ends with exit 2 after its other jobs); when interrupted (Ctrl-C: 130, SIGTERM: 143) call
+    sweep ends with exit 2 after its other jobs; so does any other failure of a sweep's job); when interrupted (Ctrl-C: 130, SIGTERM: 143) call
     `on_stop`, then print one line with `saved()` (what was saved) and exit."""
     _received.clear()
     previous = {signum: signal.signal(signum, _stop) for signum in STOP_SIGNALS}
@@ -88,6 +89,14 @@ def run_or_exit(job: Callable, *args, saved: Callable[[], str], on_stop: Callabl
         if in_sweep:
             raise JobRefused(str(error)) from None
         sys.exit(2)
+    except Exception as error:  # a bug: alone it is a traceback; in a sweep it ends its own job, not the sweep
+        if not in_sweep:
+            raise
+        logging.getLogger(__name__).error("the job failed", exc_info=True, extra={"file_only": True})
+        first = (str(error).splitlines() or [""])[0]
+        line = f"{type(error).__name__}: {first} (a bug; its traceback is in the job's log)"
+        print(f"audiation: error: {line}", file=sys.stderr)
+        raise JobRefused(line) from None
     except KeyboardInterrupt as interruption:
         for signum in STOP_SIGNALS:  # saving must not be interrupted again
             signal.signal(signum, signal.SIG_IGN)

@@ -9,7 +9,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -17,6 +16,7 @@ from audiation import builder, checks, data, outputs, phones, quality, sae, trac
 from audiation.activations import (STATS, ActivationCache, Example, clip_around, derived_cache, open_cache,
                                    top_examples)
 from audiation.errors import AudiationError
+from audiation.folder import refuse_foreign
 from audiation.model import load_config, load_encoder, num_units, parse_layer
 from audiation.runtime import configure, resolve_device
 
@@ -70,8 +70,7 @@ def write_examples_of_unit(job_dir: Path, cache: ActivationCache, unit: int, fou
         start = round(example.time_seconds * cache.sample_rate) - len(clip) // 2
         mark = example.time_seconds - start / cache.sample_rate
         wav, png = folder / f"{example.rank}.wav", folder / f"{example.rank}.png"
-        with outputs.atomic(wav) as temporary:
-            sf.write(temporary, np.clip(clip, -1, 1), cache.sample_rate, subtype="PCM_16", format="WAV")
+        outputs.write_bytes(wav, outputs.wav_bytes(np.clip(clip, -1, 1), cache.sample_rate, "PCM_16"))
         title = (f"{name} #{example.rank}: {Path(example.file).name} at {example.time_seconds:.2f} s "
                  f"({example.activation:.3g})")
         outputs.write_spectrogram(png, clip, cache.sample_rate, title, mark)
@@ -87,6 +86,7 @@ def write_examples_of_unit(job_dir: Path, cache: ActivationCache, unit: int, fou
 def examples_job(cfg: DictConfig, job_dir: Path, group: str | None = None) -> dict:
     """The top natural examples of each unit into `job_dir` (the library call behind `audiation.examples`)."""
     spec, config, layer, units, files, device, sae_folder = examples_plan(cfg)
+    refuse_foreign(job_dir, ("examples.json", ".hydra", "wandb"), ("examples.json",))
     configure(device, checks.threads(cfg.threads))
     cache = open_cache(spec, layer, config, files, cfg.data.cache_dir, device, cfg.data.max_seconds)
     if sae_folder is not None:  # the features' activations, from the layer's cache: the model does not run again

@@ -59,6 +59,21 @@ class FolderLock:
         return False
 
 
+# What an audiation job writes at its folder's top, and what only it leaves there (its lock, held or left by a
+# killed run, and its targets): another tool's files of these names are never written over.
+JOB_FILES = (results.METRICS, results.HISTORY, "loss_curve.png", ".hydra", "wandb", "examples", "index.html")
+JOB_MARKS = (".audiation.lock", "targets")
+
+
+def refuse_foreign(job_dir: Path, writes: tuple[str, ...] = JOB_FILES, marks: tuple[str, ...] = JOB_MARKS) -> None:
+    """Refuse a folder that holds files named as the job's (`writes`) but none of `marks`: another tool's."""
+    job_dir = Path(job_dir)
+    clash = [name for name in writes if (job_dir / name).exists()]
+    if clash and not any((job_dir / mark).exists() for mark in marks):
+        raise AudiationError(f"{job_dir} holds files audiation did not write ({', '.join(clash)}) and would write "
+                             "over them; choose another folder")
+
+
 def result_settings(cfg: DictConfig) -> dict:
     """Everything that shapes a target's result, flattened to dotted keys (`optimizer.lr`); a start clip
     by its content, not only its path."""
@@ -94,10 +109,25 @@ def target_settings(settings: dict, target: Target) -> dict:
     return {**settings, "objective.direction": hashlib.sha256(target.vector.tobytes()).hexdigest()[:16]}
 
 
-def targets_to_do(targets: list[Target], settings: dict, job_dir: Path, redo: bool) -> list[Target]:
+def asked_measures(cfg: DictConfig, plan: builder.Plan) -> dict[str, str]:
+    """{option: a record field only it adds}: the measures this run asks for, which a finished target made
+    without them lacks (they come with the optimisation, so only redoing it adds them)."""
+    asked = {"quality.judges": "speech_probability"} if cfg.quality.judges else {}
+    if cfg.quality.data and plan.targets[0].unit is not None:
+        asked["quality.data"] = "activation_ratio"
+    if int(cfg.quality.draws) > 0:
+        asked["quality.draws"] = "robust_activation"
+    if plan.listener is not None:
+        asked["quality.listener"] = "listener_transcript"
+    return asked
+
+
+def targets_to_do(targets: list[Target], settings: dict, job_dir: Path, redo: bool,
+                  measures: dict[str, str] | None = None) -> list[Target]:
     """The targets of `targets` to audiate now in `job_dir`: those not complete there. Refuses targets that are
-    complete with other settings, unless `redo`; a target's samples are all redone or none."""
-    todo, differing = [], {}
+    complete with other settings, unless `redo`; those that lack `measures` (from `asked_measures`) are
+    redone with `redo`, else said in one line; a target's samples are all redone or none."""
+    todo, differing, lacking = [], {}, {}
     for target in targets:
         record = results.read_record(job_dir, target.name)
         if record is None:
@@ -106,8 +136,11 @@ def targets_to_do(targets: list[Target], settings: dict, job_dir: Path, redo: bo
         changed = results.settings_difference(record.get("settings") or {}, target_settings(settings, target))
         if changed:
             differing[target.name] = (changed, record.get("settings") or {})
-            if redo:
-                todo.append(target)
+        missing = [option for option, key in (measures or {}).items() if key not in record]
+        for option in missing:
+            lacking[option] = lacking.get(option, 0) + 1
+        if (changed or missing) and redo:
+            todo.append(target)
     if todo and todo[0].sample is not None:  # a target's samples are optimised together, or not at all
         groups = {t.group for t in todo}
         todo = [t for t in targets if t.group in groups]
@@ -118,6 +151,9 @@ def targets_to_do(targets: list[Target], settings: dict, job_dir: Path, redo: bo
         shown += " ..." if len(keys) > 4 else ""
         raise AudiationError(f"{len(differing)} target(s) in {job_dir} were made with other settings "
                              f"({shown}); use a new folder, or redo=true to audiate them again")
+    if lacking and not redo:
+        log.warning("warning: %s in %s were made without them: add redo=true to audiate them again with them",
+                    ", ".join(f"{n} target(s) lack {option}'s measures" for option, n in lacking.items()), job_dir)
     done = len(targets) - len(todo)
     if done:
         log.info("%d of %d targets already complete in %s; audiating the other %d", done, len(targets),

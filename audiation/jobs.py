@@ -22,7 +22,7 @@ from audiation import builder, checks, errors, judges, outputs, phones, quality,
 from audiation.activations import ActivationCache, derived_cache, open_cache
 from audiation.errors import AudiationError
 from audiation.examples_job import last_file_reader
-from audiation.folder import FolderLock, result_settings, target_settings, targets_to_do
+from audiation.folder import FolderLock, asked_measures, refuse_foreign, result_settings, target_settings, targets_to_do
 from audiation.model import Encoder, layer_index, load_config, load_encoder
 from audiation.objectives import Target
 from audiation.runtime import configure
@@ -60,9 +60,11 @@ class AudiationJob:
         self.data_cer = None  # the model's own CER on quality.data's transcribed files, once loaded
 
     def __enter__(self):
+        refuse_foreign(self.job_dir)
         self.lock.__enter__()
         try:
-            self.todo = targets_to_do(self.plan.targets, self.settings, self.job_dir, bool(self.cfg.redo))
+            self.todo = targets_to_do(self.plan.targets, self.settings, self.job_dir, bool(self.cfg.redo),
+                                      asked_measures(self.cfg, self.plan))
         except BaseException:
             self.lock.__exit__(None, None, None)
             raise
@@ -184,8 +186,7 @@ class AudiationJob:
             size = fastest_batch(encoder, plan.layer, plan.geometry.num_samples, len(self.todo), plan.device,
                                  plan.settings.precision)
             log.info("batch_size=auto chose %d", size)
-        per_target = int(self.cfg.samples)
-        self.batch_size = max(per_target, size // per_target * per_target)
+        self.batch_size = builder.batch_rows(size, int(self.cfg.samples))
 
     def estimate(self, probe_steps: int = PROBE_STEPS) -> dict:
         """What a run would do, without doing it or writing anything: the targets still to do, their
@@ -200,7 +201,7 @@ class AudiationJob:
         configure(plan.device, checks.threads(self.cfg.threads), self.cfg.tf32, autotune=True)
         encoder, _ = self._encoder()
         self._choose_batch_size(encoder)
-        batch = builder.build_batch(self.cfg, plan, self.todo[:self.batch_size])
+        batch = builder.build_batch(self.cfg, plan, self.todo[:self.batch_size], encoder)
         timed = audiate(encoder, plan.layer, batch, LoopSettings(probe_steps, probe_steps, plan.settings.precision),
                         description="timing one batch")
         per_step = timed.seconds / (probe_steps + 2)  # and its two clean evaluations, about a step each
@@ -231,20 +232,36 @@ class AudiationJob:
 
                 result = audiate(models.encoder, plan.layer, batch, plan.settings, on_log,
                                  f"{self.name} [batch {number}/{len(chunks)}]", bar)
-                records = self._measure(models, batch, result, targets)
-                for subscriber in subscribers:
-                    subscriber.batch_done(result, targets, records)
+                # The batch's steps are done: a signal while it is measured waits, or the whole batch is lost.
+                with errors.Shielded() as shield:
+                    records = self._measure(models, batch, result, targets)
+                    for subscriber in subscribers:
+                        subscriber.batch_done(result, targets, records)
                 yield result, targets, records
+                shield.raise_if_came()
 
     def _measure(self, models: Models, batch, result: Result, targets: list[Target]) -> list[dict]:
         """Each target's record: the optimisation's numbers, the quality measures, and for units their
         activation over time on the audiation (and for CTC outputs, the character)."""
         plan, encoder = self.plan, models.encoder
-        scores = quality.measure(encoder, plan.layer, batch, result.signal, result.final, plan.geometry,
-                                 plan.frame, models.quality)
+        notes = []
+
+        def measured(what: str, measure, otherwise):
+            """`measure()`, or `otherwise` and a note: a batch's signals are saved whatever a measure does (a
+            GPU out of memory, a listener that fails), and its records say what is missing and why."""
+            try:
+                return measure()
+            except Exception as error:  # noqa: BLE001 - recorded, said once
+                notes.append(f"{what} failed ({type(error).__name__}: {(str(error).splitlines() or [''])[0][:100]})")
+                return otherwise
+
+        scores = measured("the quality measures", lambda: quality.measure(
+            encoder, plan.layer, batch, result.signal, result.final, plan.geometry, plan.frame, models.quality),
+            [{}] * len(targets))
         records = [self._record(result, i, t, scores[i]) for i, t in enumerate(targets)]
         if targets[0].unit is not None:  # each unit over time on its audiation, for the page
-            traces = quality.unit_traces(encoder, plan.layer, result.signal, [t.unit for t in targets], plan.device)
+            traces = measured("the activation traces", lambda: quality.unit_traces(
+                encoder, plan.layer, result.signal, [t.unit for t in targets], plan.device), [])
             for record, trace in zip(records, traces):
                 record["activation_trace"] = [round(float(v), 3) for v in trace]
                 record["trace_hop_seconds"] = plan.geometry.hop / plan.geometry.sample_rate
@@ -257,6 +274,11 @@ class AudiationJob:
         if encoder.vocabulary is not None and plan.layer.kind == "logits":
             for record in records:  # the character a CTC output unit stands for
                 record["character"] = encoder.vocabulary[record["unit"]] if record["unit"] is not None else None
+        if notes:
+            log.warning("warning: %s for %s; its signals are saved without them (redo=true measures them again)",
+                        "; ".join(notes), batch_name(targets))
+            for record in records:
+                record["measures_note"] = "; ".join(notes)
         stalled = [r["name"] for r in records if r["no_progress"]]
         if stalled:
             log.warning("warning: %d target(s) made no progress (%s): they did not move at all (the optimiser's "

@@ -36,13 +36,29 @@ def atomic(path: Path):
     try:
         yield temporary
         os.replace(temporary, path)
+    except OSError as error:
+        error.filename = error.filename or str(path)  # a write's error names no file: the user needs it
+        raise
     finally:
         temporary.unlink(missing_ok=True)
 
 
 def write_json(path: Path, data) -> None:
+    """JSON as the standard has it: a number that is not finite is written as null (NaN is not JSON)."""
     with atomic(path) as temporary:
-        temporary.write_text(json.dumps(data, indent=2, default=_plain) + "\n")
+        temporary.write_text(json.dumps(_finite(data), indent=2, default=_plain, allow_nan=False) + "\n")
+
+
+def _finite(value):
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(v) for key, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _finite(value.tolist())
+    return value
 
 
 def _plain(value):
@@ -54,6 +70,9 @@ def _plain(value):
 
 
 def peak_normalise(signal: np.ndarray, peak_dbfs: float = PEAK_DBFS) -> np.ndarray:
+    """The signal with its peak at `peak_dbfs`; samples that are not finite are silence (the file is the
+    one that is safe to play)."""
+    signal = np.where(np.isfinite(signal), signal, 0)
     peak = np.abs(signal).max()
     return signal * (10 ** (peak_dbfs / 20) / peak) if peak > 0 else signal
 
@@ -65,11 +84,18 @@ def envelope(signal: np.ndarray, points: int = 200) -> list[float]:
     return [round(float(p), 3) for p in peaks / max(float(peaks.max()), 1e-12)]
 
 
+def wav_bytes(samples: np.ndarray, sample_rate: int, subtype: str) -> bytes:
+    """A WAV file's bytes, encoded in memory: the disk is then written by Python, whose failure (a full
+    disk) is an OSError naming the file, not libsndfile's own error."""
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, sample_rate, subtype=subtype, format="WAV")
+    return buffer.getvalue()
+
+
 def write_wav(path: Path, signal: np.ndarray, sample_rate: int, subtype: str = "FLOAT") -> None:
     """`FLOAT`: the signal as it is; `PCM_16`: peak-normalised to -1 dBFS first."""
     samples = signal.astype(np.float32) if subtype == "FLOAT" else peak_normalise(signal)
-    with atomic(path) as temporary:
-        sf.write(temporary, samples, sample_rate, subtype=subtype, format="WAV")
+    write_bytes(path, wav_bytes(samples, sample_rate, subtype))
 
 
 # --- spectrograms: a whole batch at once, on the signals' device; one palette PNG per target ------------

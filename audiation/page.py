@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -32,8 +33,11 @@ from omegaconf import OmegaConf
 from audiation import record_schema
 from audiation.errors import AudiationError
 from audiation.outputs import atomic
-from audiation.results import TARGET_FILES, natural_key, read_jobs, target_folder
+from audiation.record_schema import is_number
+from audiation.results import TARGET_FILES, inside, natural_key, read_jobs, target_folder, within
 from audiation.verdicts import VERDICTS
+
+log = logging.getLogger(__name__)
 
 # Record fields a card shows in its own way; every other numeric field is listed as it is.
 _SHOWN = {"unit", "initial_activation", "final_activation", "sample", "direction_index", "frame", "steps",
@@ -43,13 +47,9 @@ PAGE_SIZE = 24
 STATIC = Path(__file__).resolve().parent / "static"  # the page's style and scripts, shipped in the package
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _number(value) -> float | None:
     """A finite float for a number, else None (NaN is not JSON, and has no place in an order)."""
-    return float(value) if _is_number(value) and math.isfinite(value) else None
+    return float(value) if is_number(value) and math.isfinite(value) else None
 
 
 class _Media:
@@ -58,16 +58,16 @@ class _Media:
     def __init__(self, page_dir: Path, embed: bool):
         self.page_dir, self.embed = page_dir.resolve(), embed
 
-    def link(self, path: Path, within: Path) -> str | None:
-        """A plain link (never embedded) to a file or folder inside `within`, relative to the page."""
-        if not path.resolve().is_relative_to(within.resolve()) or not path.exists():
+    def link(self, path: Path, folder: Path) -> str | None:
+        """A plain link (never embedded) to a file or folder inside `folder`, relative to the page."""
+        if not within(folder, path) or not path.exists():
             return None
         return quote(Path(os.path.relpath(path.resolve(), self.page_dir)).as_posix())
 
     def __call__(self, path: Path, job: Path) -> str | None:
         """The page's link to `path`, a file of the job folder `job` (never one outside it: paths come from
         records, which any file on disk may hold)."""
-        if not path.resolve().is_relative_to(job.resolve()) or not path.is_file():
+        if inside(job, path) is None:
             return None
         if self.embed:
             mime = "audio/wav" if path.suffix == ".wav" else "image/png"
@@ -120,7 +120,7 @@ def _target_card(source: int, root: Path, job: Path, record: dict, extra: list[s
                            f"{final if final is None else round(final, 4)}"), ("gain", gain)]
     terms = record.get("final_terms") if isinstance(record.get("final_terms"), dict) else {}
     rows += [(term, _number(value)) for term, value in terms.items() if term != "activation"]
-    rows += [(k, _number(record[k])) for k in extra if _is_number(record.get(k))]
+    rows += [(k, _number(record[k])) for k in extra if is_number(record.get(k))]
     rows += [(k, record[k]) for k in ("text", "transcript", "ensemble_transcript", "listener_transcript",
                                       "whisper_transcript") if record.get(k) is not None]
     for verdict in VERDICTS:  # a judge's hit means something only beside how often it hears that label elsewhere
@@ -131,7 +131,7 @@ def _target_card(source: int, root: Path, job: Path, record: dict, extra: list[s
     if isinstance(record.get("phones"), list):  # quality.judges: what a recognizer of human speech hears
         rows.append(("phones", " ".join(map(str, record["phones"])) or "(none)"))
     rows += [(k, str(record[k]).lower() if isinstance(record[k], bool) else record[k])
-             for k in ("phone_at_target", "heard_as_label", "judges_note") if record.get(k) is not None]
+             for k in ("phone_at_target", "heard_as_label", "judges_note", "measures_note") if record.get(k) is not None]
     if isinstance(record.get("nearest_features"), list):  # objective=feature: its neighbours in the dictionary
         rows.append(("nearest_features", ", ".join(f"U{pair[0]} ({_number(pair[1]) or 0:.2f})"
                                                    for pair in record["nearest_features"]
@@ -148,7 +148,7 @@ def _target_card(source: int, root: Path, job: Path, record: dict, extra: list[s
         "meta": " · ".join(([f"job {where}"] if where != "." else []) + choices + overrides),
         "stopped": record.get("stopped"), "rows": rows, "links": _links(job, media), "overrides": overrides,
         "audio": media(files["wav_16bit"], job), "spectrogram": media(files["spectrogram"], job),
-        "_wav": str(files["wav"]),
+        "_wav": inside(job, files["wav"]),  # for --shared-scale
         "waveform": record.get("waveform"), "trace": trace, "trace_hop": seconds, "trace_offset": offset,
         "seconds": len(trace or []) * seconds if seconds else None,
         "mark": None if frame is None or not seconds or offset is None else offset + frame * seconds,
@@ -171,20 +171,31 @@ def _unit_card(source: int, root: Path, job: Path, summary: dict, unit: dict, me
             "meta": " · ".join(([f"job {where}"] if where != "." else []) + [str(summary.get("model")), "examples"]),
             "stopped": None, "rows": [(f"dataset {k}", v) for k, v in unit["stats"].items()],
             "audio": None, "examples": _examples(job, unit["examples"], media),
-            "clip_seconds": summary.get("clip_seconds", 1.0),
+            "clip_seconds": _number(summary.get("clip_seconds")) or 1.0,
             "text": f"{unit['name']} {unit['layer']} {where} examples {_phone_words(unit)}".lower(),
             "keys": {"unit": _number(unit["unit"]), "final_activation": _number(unit["stats"].get("max"))}}
 
 
 def _read_examples_jobs(folder: Path) -> list[tuple[Path, dict]]:
-    jobs = []
+    """(job folder, examples.json) of every examples job under `folder`, holding only the units that fit
+    the record schema; what is skipped is named once, as `read_jobs` does."""
+    jobs, skipped = [], []
     for path in sorted(folder.rglob("examples.json"), key=lambda p: natural_key(str(p.relative_to(folder)))):
         try:
             summary = json.loads(path.read_text())
         except (OSError, ValueError) as error:
-            raise AudiationError(f"cannot read {path}: {error}") from None
-        if isinstance(summary, dict) and isinstance(summary.get("units"), list):
-            jobs.append((path.parent, summary))
+            skipped.append(f"{path} ({str(error).splitlines()[0][:60]})")
+            continue
+        if not (isinstance(summary, dict) and isinstance(summary.get("units"), list)):
+            continue
+        units = [u for u in summary["units"] if not record_schema.unit_misfits(u)]
+        if len(units) < len(summary["units"]):
+            misfits = sorted({m for u in summary["units"] for m in record_schema.unit_misfits(u)})
+            skipped.append(f"{len(summary['units']) - len(units)} unit(s) of {path} ({', '.join(misfits[:4])}: "
+                           "missing or not of the record schema's kind)")
+        jobs.append((path.parent, {**summary, "units": units}))
+    if skipped:
+        log.warning("warning: skipped %s", "; ".join(skipped))
     return jobs
 
 
@@ -196,7 +207,7 @@ def collect_cards(folders: list[Path], media: _Media) -> list[dict]:
             raise AudiationError(f"{folder}: no such folder")
         jobs = read_jobs(folder)
         records = [(job, r) for job, metrics in jobs for r in metrics["targets"]]
-        extra = sorted({k for _, r in records for k, v in r.items() if k not in _SHOWN and _is_number(v)})
+        extra = sorted({k for _, r in records for k, v in r.items() if k not in _SHOWN and is_number(v)})
         cards += [_target_card(source, folder, job, r, extra, media) for job, r in records]
         cards += [_unit_card(source, folder, job, summary, unit, media)
                   for job, summary in _read_examples_jobs(folder) for unit in summary["units"]]
@@ -236,8 +247,15 @@ def _shared_scale(cards: list[dict], out: Path, media: _Media) -> None:
 
     from audiation.outputs import DYNAMIC_RANGE_DB, log_spectrograms, spectrogram_indices, spectrogram_png, write_bytes
 
-    wavs = {id(c): Path(c.pop("_wav")) for c in cards if c.get("audio")}
-    signals = {key: sf.read(path, dtype="float32") for key, path in wavs.items()}
+    signals = {}
+    for card in cards:
+        wav = card.pop("_wav", None)
+        if card.get("audio") and wav is not None:
+            try:
+                signals[id(card)] = sf.read(wav, dtype="float32")
+            except (OSError, sf.SoundFileError) as error:  # damaged: that card keeps its own scale
+                log.warning("warning: %s could not be read (%s); its spectrogram keeps its own scale", wav,
+                            str(error).splitlines()[0][:80])
     if not signals:
         return
     peak = max(float(log_spectrograms(torch.from_numpy(x)[None], rate)[0].max()) for x, rate in signals.values())
@@ -271,9 +289,15 @@ def what_it_shows(cards: list[dict], folders: list[Path]) -> str:
     return f"{what} of {of} · {' vs '.join(where(f) for f in folders)}"
 
 
+# Inside a <script> block the HTML tokenizer reacts to `</script`, and also to `<!--` and `<script` (the
+# "double-escaped" state, where `</script>` no longer closes the block): with no `<`, `>` or `&` left, no
+# text can change how the page parses. JSON.parse reads the escapes back as the same characters.
+_SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
 def _json_for_script(value) -> str:
-    """JSON that cannot end its <script> element early."""
-    return json.dumps(value, separators=(",", ":")).replace("</", "<\\/")
+    """JSON that no text inside it can end or change its <script> element."""
+    return json.dumps(value, separators=(",", ":")).translate(_SCRIPT_SAFE)
 
 
 def write_gallery(folder: Path | list[Path], out: Path | None = None, embed: bool = False,

@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import subprocess
+import zipfile
 from collections import Counter
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -166,10 +167,9 @@ def frame_labels(cache: ActivationCache, read: Callable[[str], np.ndarray]) -> F
 
 def _saved_or_made(cache: ActivationCache, read: Callable[[str], np.ndarray]) -> FramePhones:
     path = labels_path(cache)
-    if path.is_file():
-        with np.load(path) as saved:
-            if len(saved["labels"]) == cache.num_frames:
-                return FramePhones(saved["labels"], json.loads(str(saved["inventory"])))
+    saved = _saved_labels(path, cache.num_frames)
+    if saved is not None:
+        return saved
     aligner = Aligner()
     inventory: dict[str, int] = {"SIL": 0}
     labels = np.zeros(cache.num_frames, dtype=np.int16)
@@ -201,6 +201,30 @@ def _saved_or_made(cache: ActivationCache, read: Callable[[str], np.ndarray]) ->
         np.savez(out, labels=labels, inventory=json.dumps(names))
     path.with_suffix(".partial").replace(path)
     return FramePhones(labels, names)
+
+
+def _saved_labels(path: Path, frames: int) -> FramePhones | None:
+    """The labels saved at `path` when they fit the cache (one per frame, each in the inventory); a damaged
+    file is set aside, so the labels are made again."""
+    from audiation.results import set_aside
+
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            labels, inventory = saved["labels"], json.loads(str(saved["inventory"]))
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        set_aside(path, (str(error).splitlines() or [""])[0][:80] or type(error).__name__)
+        return None
+    if not (isinstance(inventory, list) and inventory and all(isinstance(p, str) for p in inventory)):
+        set_aside(path, "its inventory is not a list of phones")
+    elif labels.ndim != 1 or labels.dtype.kind not in "iu" or len(labels) != frames:
+        set_aside(path, f"not one phone per frame of its {frames}")
+    elif labels.size and not 0 <= labels.min() <= labels.max() < len(inventory):
+        set_aside(path, f"labels outside its inventory of {len(inventory)}")
+    else:
+        return FramePhones(labels, inventory)
+    return None
 
 
 class FramePhones(NamedTuple):

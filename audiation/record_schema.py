@@ -127,6 +127,7 @@ FIELDS = (
     Field("heard_as_label", "heard as its phone", "the judge hears the unit's phone in its audiation (at the "
           "target frame for objective=unit)", table=True),
     Field("judges_note", "judges note", "why the judges' numbers are null (silent, under 0.1 s, not finite)"),
+    Field("measures_note", "measures note", "which measures failed on the saved signal, and why"),
     # objective=feature: what the features job measured of the feature
     Field("firing_frequency", "firing frequency", "objective=feature: share of the held-out frames the feature is "
           "on in (its SAE's features.json)", table=True),
@@ -155,3 +156,98 @@ def for_page() -> dict:
     """{key: {label, meaning, better}} for the browser's rows, tooltips and grid colours."""
     return {f.key: {"label": f.label, "meaning": f.describe(), "better": f.better, "unit": f.unit}
             for f in FIELDS if f.measure or f.unit}
+
+
+# --- what a value read from disk must be: records and examples come from files anyone may have edited -----
+
+def _text(value) -> bool:
+    return isinstance(value, str)
+
+
+def is_whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _flag(value) -> bool:
+    return isinstance(value, bool)
+
+
+def _numbers(value) -> bool:  # null stands for a value that was not finite
+    return isinstance(value, list) and all(v is None or is_number(v) for v in value)
+
+
+def _texts(value) -> bool:
+    return isinstance(value, list) and all(map(_text, value))
+
+
+def _terms(value) -> bool:
+    return isinstance(value, dict) and all(v is None or is_number(v) for v in value.values())
+
+
+def _table(value) -> bool:
+    return isinstance(value, dict)
+
+
+def _paths(value) -> bool:
+    return isinstance(value, dict) and all(map(_text, value.values()))
+
+
+def _pairs(value) -> bool:
+    return isinstance(value, list) and all(isinstance(p, list) and len(p) == 2 and is_whole(p[0]) and is_number(p[1])
+                                           for p in value)
+
+
+EXAMPLE = {"rank": is_whole, "file": _text, "time_seconds": is_number, "activation": is_number, "clip": _text,
+           "spectrogram": _text, "text": _text, "clip_seconds": is_number, "trace_seconds": _numbers, "trace": _numbers}
+
+
+def _examples(value) -> bool:
+    return isinstance(value, list) and all(isinstance(e, dict) and not _misfits(e, EXAMPLE) for e in value)
+
+
+# The kind of every field that is not a measure (measures are numbers); null fits every field.
+KINDS = {
+    "name": _text, "layer": _text, "unit": is_whole, "text": _text, "direction_index": is_whole, "objective": _text,
+    "frame": is_whole, "sample": is_whole, "group": _text, "model": _text, "parameterization": _text,
+    "augmentation": _text, "character": _text, "initial_terms": _terms, "final_terms": _terms, "steps": is_whole,
+    "stopped": _text, "no_progress": _flag, "transcript": _text, "ensemble_transcript": _text,
+    "listener_transcript": _text, "phones": _texts, "phone_at_target": _text, "phone": _text,
+    "heard_as_label": _flag, "judges_note": _text, "measures_note": _text, "firing_frequency": is_number,
+    "nearest_features": _pairs,
+    "activation_trace": _numbers, "trace_hop_seconds": is_number, "trace_offset_seconds": is_number,
+    "waveform": _numbers, "examples": _examples, "settings": _table, "files": _paths,
+    **{key: is_number for key in MEASURES},
+}
+# A unit of an examples job's `examples.json`: its natural examples and numbers, no audiation.
+EXAMPLES_UNIT = {"name": _text, "layer": _text, "unit": is_whole, "stats": _terms, "examples": _examples,
+                 "phone": _text, "phone_lift": is_number, "phone_share": is_number}
+
+
+# A job's `run` in `metrics.json`: the totals a rerun adds to.
+RUN = {"runs": is_whole, "wall_seconds": is_number, "loop_seconds": is_number, "target_steps": is_whole,
+       "batch_steps": is_whole}
+
+
+def _misfits(values: dict, kinds: dict, required: tuple[str, ...] = ()) -> list[str]:
+    return [key for key in required if values.get(key) is None] + [
+        key for key, value in values.items() if value is not None and key in kinds and not kinds[key](value)]
+
+
+def misfits(record, required: tuple[str, ...] = ("name", "layer")) -> list[str]:
+    """The fields of a record (read from disk) that are missing or not of their kind: [] when it fits."""
+    return _misfits(record, KINDS, required) if isinstance(record, dict) else ["record"]
+
+
+def unit_misfits(unit) -> list[str]:
+    """The same for a unit of `examples.json`."""
+    required = ("name", "layer", "unit", "stats", "examples")
+    return _misfits(unit, EXAMPLES_UNIT, required) if isinstance(unit, dict) else ["record"]
+
+
+def run_misfits(run: dict) -> list[str]:
+    """The same for the `run` of a job's `metrics.json`."""
+    return _misfits(run, RUN)

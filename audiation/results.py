@@ -46,6 +46,21 @@ def target_folder(job_dir: Path, name: str) -> Path:
     return Path(job_dir) / "targets" / name
 
 
+def within(folder: Path, path: Path) -> bool:
+    """`path` leads inside `folder`, symlinks followed: a path read from a record (which any file on disk may
+    hold) is only ever followed when it does, by every reader (resuming, W&B, the page)."""
+    try:
+        return Path(path).resolve().is_relative_to(Path(folder).resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        return False
+
+
+def inside(folder: Path, relative) -> Path | None:
+    """`folder / relative` when it is a file inside `folder`, else None."""
+    path = Path(folder) / str(relative)
+    return path if within(folder, path) and path.is_file() else None
+
+
 def target_files(name: str) -> dict[str, str]:
     """A target's files, relative to its job folder."""
     return {key: f"targets/{name}/{file}" for key, file in TARGET_FILES.items()}
@@ -77,8 +92,13 @@ def _read_json(path: Path):
     return json.loads(Path(path).read_text())
 
 
-def _is_record(record) -> bool:
-    return isinstance(record, dict) and is_target_name(record.get("name")) and isinstance(record.get("layer"), str)
+def record_misfits(record) -> list[str]:
+    """Why a record read from disk is not one of ours ([] when it is): its fields' kinds (the record schema),
+    and a name that is one folder of `targets/`."""
+    misfits = record_schema.misfits(record)
+    if not misfits and not is_target_name(record["name"]):
+        misfits = ["name"]
+    return misfits
 
 
 def read_record(job_dir: Path, name: str) -> dict | None:
@@ -88,11 +108,12 @@ def read_record(job_dir: Path, name: str) -> dict | None:
     found, record = _load(path, _read_json)
     if not found:
         return None
-    if not _is_record(record) or record["name"] != name:
-        set_aside(path, "not a target record")
+    misfits = record_misfits(record)
+    if misfits or record["name"] != name:
+        set_aside(path, f"not a target record: {', '.join(misfits) or 'name'} does not fit")
         return None
     files = record.get("files") if isinstance(record.get("files"), dict) else {}
-    if not all(isinstance(f, str) and (Path(job_dir) / f).is_file() for f in files.values()):
+    if not all(inside(job_dir, f) for f in files.values()):
         return None
     return record
 
@@ -122,11 +143,16 @@ def settings_difference(old: dict, new: dict) -> list[str]:
 def read_metrics(job_dir: Path) -> dict | None:
     """A job's metrics, or None when there are none; damaged ones are set aside (they are rebuilt from the
     targets' records at the end of the next run)."""
-    found, metrics = _load(Path(job_dir) / METRICS, _read_json)
+    path = Path(job_dir) / METRICS
+    found, metrics = _load(path, _read_json)
     if not found:
         return None
     if not (isinstance(metrics, dict) and isinstance(metrics.get("targets"), list)
             and isinstance(metrics.get("run", {}), dict)):
+        return None  # another tool's: kept as it is
+    misfits = record_schema.run_misfits(metrics.get("run", {}))
+    if misfits:  # ours, damaged: a rerun would add to its totals
+        set_aside(path, f"run's {', '.join(misfits)} not of its kind")
         return None
     return metrics
 
@@ -197,9 +223,11 @@ def read_jobs(folder: Path) -> list[tuple[Path, dict]]:
         if not (isinstance(metrics, dict) and isinstance(metrics.get("targets"), list)):
             skipped.append(f"{path} (not an audiation job's)")
             continue
-        records = [r for r in metrics["targets"] if _is_record(r)]
+        records = [r for r in metrics["targets"] if not record_misfits(r)]
         if len(records) < len(metrics["targets"]):
-            skipped.append(f"{len(metrics['targets']) - len(records)} record(s) of {path} (no target name or layer)")
+            misfits = sorted({m for r in metrics["targets"] for m in record_misfits(r)})
+            skipped.append(f"{len(metrics['targets']) - len(records)} record(s) of {path} "
+                           f"({', '.join(misfits[:4])}: missing or not of the record schema's kind)")
         jobs.append((path.parent, {**metrics, "targets": records}))
     if skipped:
         log.warning("warning: skipped %s", "; ".join(skipped[:3]) + (f"; and {len(skipped) - 3} more"
@@ -210,10 +238,11 @@ def read_jobs(folder: Path) -> list[tuple[Path, dict]]:
 def table_row(job_dir: Path, record: dict) -> dict:
     """A record as one row of the W&B `targets` table: its numbers (with `gain`, final - initial) and its
     media files."""
-    files = record.get("files") or target_files(record["name"])
+    files = target_files(record["name"])  # never a record's own paths: W&B would copy what they point at
     initial, final = record.get("initial_activation"), record.get("final_activation")
     gain = final - initial if isinstance(initial, (int, float)) and isinstance(final, (int, float)) else None
+    clips = (inside(job_dir, e.get("clip")) for e in record.get("examples") or [])
     return {**{k: record.get(k) for k in record_schema.TABLE_COLUMNS}, "gain": gain,
             "audio": str(Path(job_dir) / files["wav_16bit"]),
             "spectrogram": str(Path(job_dir) / files["spectrogram"]),
-            "examples": [str(Path(job_dir) / e["clip"]) for e in record.get("examples") or []]}
+            "examples": [str(clip) for clip in clips if clip is not None]}

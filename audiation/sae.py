@@ -31,6 +31,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from audiation.model import ModelSpec, weights_digest
+from audiation.record_schema import is_number, is_whole
 
 WEIGHTS = "sae.safetensors"
 SUMMARY = "features.json"
@@ -73,16 +74,19 @@ class SAE(nn.Module):
         self.W_dec /= self.W_dec.norm(dim=1, keepdim=True).clamp(min=1e-12)
 
     def save(self, folder: Path, summary: dict) -> None:
-        """`sae.safetensors` then `features.json` (written last: a folder with both is complete)."""
+        """`sae.safetensors` then `features.json`, which names the weights by content: a pair, complete or
+        not at all. The old summary goes first, so a run cut off between the two leaves no summary of
+        other weights."""
         from safetensors.torch import save_file
 
         from audiation.outputs import atomic, write_json
 
         folder.mkdir(parents=True, exist_ok=True)
+        (folder / SUMMARY).unlink(missing_ok=True)
         with atomic(folder / WEIGHTS) as temporary:
             save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(temporary),
                       metadata={"k": str(self.k)})
-        write_json(folder / SUMMARY, summary)
+        write_json(folder / SUMMARY, {**summary, "weights_sha256": content_digest(folder)})
 
 
 def load(folder: Path, device: str = "cpu") -> SAE:
@@ -106,6 +110,9 @@ def read_summary(folder: Path) -> dict:
         raise ValueError(f"{folder} has no {SUMMARY}: not an SAE folder (python -m audiation.features makes one)") from None
     except (OSError, ValueError) as error:
         raise ValueError(f"{folder / SUMMARY} could not be read: {error}") from None
+    misfit = _summary_misfit(summary)
+    if misfit:
+        raise ValueError(f"{folder / SUMMARY} is not an SAE's summary ({misfit}); train it again")
     path = folder / WEIGHTS
     try:
         with open(path, "rb") as handle:
@@ -114,14 +121,45 @@ def read_summary(folder: Path) -> dict:
         end = max(int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__")
         if path.stat().st_size < 8 + size + end:
             raise ValueError("it is truncated")
-        shape = header["W_enc"]["shape"]
+        shapes = {key: header[key]["shape"] for key in ("W_enc", "W_dec", "b_enc", "b_dec")}
     except FileNotFoundError:
         raise ValueError(f"{folder} has no {WEIGHTS}") from None
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{path} is damaged ({error or type(error).__name__})") from None
-    if not isinstance(summary, dict) or shape != [summary.get("features"), summary.get("units")]:
-        raise ValueError(f"{folder / SUMMARY} does not describe {path} (features x units {shape})")
+    features, units = summary["features"], summary["units"]
+    expected = {"W_enc": [features, units], "W_dec": [features, units], "b_enc": [features], "b_dec": [units]}
+    if shapes != expected:
+        raise ValueError(f"{folder / SUMMARY} does not describe {path} (its shapes {shapes}; the summary's "
+                         f"{features} features x {units} units)")
+    if summary["weights_sha256"] != content_digest(folder):  # new weights beside an old summary
+        raise ValueError(f"{folder / SUMMARY} describes other weights than {path} (its training was cut off "
+                         "between the two?); train it again")
     return summary
+
+
+def _summary_misfit(summary) -> str | None:
+    """What in `features.json` is missing or not of its kind (None when it fits): every number an
+    objective=feature run reads from it, one per feature where it is per feature."""
+    if not isinstance(summary, dict):
+        return "not a JSON object"
+    features, units, k = summary.get("features"), summary.get("units"), summary.get("k")
+    if not (is_whole(features) and features >= 1 and is_whole(units) and units >= 1):
+        return "features and units must be whole numbers >= 1"
+    if not (is_whole(k) and 1 <= k <= features):
+        return f"k must be a whole number in 1..{features}"
+    if not isinstance(summary.get("layer"), str) or not isinstance(summary.get("model"), dict):
+        return "it names no model and layer"
+    if not isinstance(summary.get("weights_sha256"), str):
+        return "it does not name its weights"
+    frequency, nearest = summary.get("firing_frequency"), summary.get("nearest_features")
+    if not (isinstance(frequency, list) and len(frequency) == features
+            and all(map(is_number, frequency))):
+        return f"firing_frequency must hold {features} numbers"
+    pair = lambda p: isinstance(p, list) and len(p) == 2 and is_whole(p[0]) and 0 <= p[0] < features  # noqa: E731
+    if not (isinstance(nearest, list) and len(nearest) == features
+            and all(isinstance(row, list) and all(pair(p) and is_number(p[1]) for p in row) for row in nearest)):
+        return f"nearest_features must hold {features} lists of (feature, cosine)"
+    return None
 
 
 def identity(spec: ModelSpec) -> dict:
@@ -282,8 +320,9 @@ def evaluate(sae: SAE, activations: np.ndarray, frames: np.ndarray, chunk: int =
 
 @torch.no_grad()
 def nearest_by_decoder(sae: SAE, how_many: int = 3) -> list[list[tuple[int, float]]]:
-    """Per feature, its `how_many` nearest features by the cosine of their decoder rows (unit norm)."""
+    """Per feature, its `how_many` nearest features by the cosine of their decoder rows (unit norm): fewer
+    when there are no more other features."""
     similarity = sae.W_dec @ sae.W_dec.T
     similarity.fill_diagonal_(-2)
-    values, indices = similarity.topk(how_many, dim=1)
+    values, indices = similarity.topk(min(how_many, sae.features - 1), dim=1)
     return [[(int(i), round(float(v), 3)) for i, v in zip(row_i, row_v)] for row_i, row_v in zip(indices, values)]

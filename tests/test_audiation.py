@@ -150,3 +150,14 @@ def test_directions_with_samples_keep_their_index_and_their_group(tmp_path):
                                             "L2-D1-direction-s1"]
     assert [t["direction_index"] for t in targets] == [0, 0, 1, 1]
     assert all(t["final_terms"]["diversity"] != 0 and t["sibling_similarity"] is not None for t in targets)
+
+
+def test_the_safe_to_play_file_of_a_signal_that_is_not_finite_is_silence_there(tmp_path):
+    import soundfile as sf
+
+    from audiation.outputs import write_wav
+
+    signal = np.array([0.5, np.nan, -0.25, np.inf, 0.0], dtype=np.float32)
+    write_wav(tmp_path / "a.wav", signal, 16000, "PCM_16")
+    played, _ = sf.read(tmp_path / "a.wav")
+    assert np.allclose(played, [0.891, 0, -0.446, 0, 0], atol=1e-3)  # -1 dBFS peak, never full scale noise

@@ -272,3 +272,53 @@ def test_mlp_neurons_have_dataset_examples_too(tiny, tmp_path):
     assert cache.num_frames == frames  # the transformer's frame grid
     found = activations.top_examples(cache, 7, k=2, min_gap_seconds=0)
     assert found[0].activation == cache.stats["max"][7]
+
+
+def test_a_loud_but_finite_file_is_skipped_not_spread_as_nan_over_the_cache(tmp_path, capsys):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    speech = sorted(SLICE.glob("*.flac"))[:3]
+    for path in speech[:2]:
+        shutil.copy(path, folder)
+    signal, rate = sf.read(speech[2], dtype="float32")
+    sf.write(folder / "loud.wav", signal * np.float32(3e38), rate, subtype="FLOAT")
+    spec = model_spec(compose("model=tiny").model)
+    config = load_config(spec)
+    cache = activations.open_cache(spec, parse_layer("6", config), config, data.list_audio(folder), tmp_path / "c")
+    assert [Path(s["file"]).name for s in cache.skipped] == ["loud.wav"] and len(cache.files) == 2
+    assert all(np.isfinite(v).all() for v in cache.stats.values())
+    assert np.isfinite(np.asarray(cache.activations, dtype=np.float32)).all()
+    assert "skipped" in capsys.readouterr().err and "not finite" in cache.skipped[0]["reason"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "latin-1"])
+def test_metadata_is_tab_separated_text_whatever_its_quotes_and_encoding(tmp_path, encoding, caplog):
+    rows = [("a.wav", '"quoted" and a lone " quote'), ("b.wav", "café"), ("c.wav", 'she said "no')]
+    (tmp_path / "metadata.tsv").write_bytes(("file\ttext\n" + "".join(f"{f}\t{t}\n" for f, t in rows)).encode(encoding))
+    assert [data.transcript(tmp_path / f) for f, _ in rows] == [t for _, t in rows]
+    assert ("is not UTF-8" in caplog.text) == (encoding == "latin-1")
+
+
+def test_audiation_results_inside_a_data_folder_are_not_natural_audio(tmp_path, caplog):
+    natural = tmp_path / "speech" / "a.flac"
+    natural.parent.mkdir()
+    shutil.copy(sorted(SLICE.glob("*.flac"))[0], natural)
+    job = tmp_path / "outputs" / "runs" / "2026-01-01" / "12-00-00"
+    for folder, marks in ((job, ["metrics.json"]), (tmp_path / "outputs" / "examples" / "1", ["examples.json"]),
+                          (tmp_path / "outputs" / "killed", [".audiation.lock"])):
+        (folder / "targets" / "L1-U0-unit").mkdir(parents=True)
+        shutil.copy(natural, folder / "targets" / "L1-U0-unit" / "audio.flac")
+        for mark in marks:
+            (folder / mark).write_text("{}")
+    assert data.list_audio(tmp_path) == [natural]
+    assert "left out 3 folder(s) of audiation's own results" in caplog.text
+
+
+def test_an_examples_job_never_writes_over_another_tools_folder(tmp_path):
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "config.yaml").write_text("theirs: 1\n")
+    cfg = compose("model=tiny", "model.layer=4", "logger=none", "threads=1", f"data.path={SLICE}", "units=0",
+                  f"data.cache_dir={tmp_path / 'cache'}", config_name="examples")
+    with pytest.raises(AudiationError, match=r"holds files audiation did not write \(.hydra\)"):
+        examples_job.examples_job(cfg, tmp_path)
+    assert (tmp_path / ".hydra" / "config.yaml").read_text() == "theirs: 1\n" and not (tmp_path / "examples").exists()

@@ -169,6 +169,11 @@ def test_the_report_leaves_out_unfinished_targets_and_says_how_many(tmp_path):
      "objective.text=supercalifragilistic needs 20 frames; 0.3 s has 14"),
     (["model=tiny", "objective=text", """objective.text=[don t,"don't"]"""], "two that make the same target name"),
     (["diversity=1"], "diversity=1 needs samples >= 2"),
+    (["parameterization.floor_hz=0"], "parameterization.floor_hz=0 must be > 0"),
+    (["parameterization.decay=-500"], "parameterization.decay=-500 with floor_hz=100 scales the spectrum over 10^952"),
+    (["optimizer.lr=1e38"], "optimizer.lr=1e+38 must be at most 1000"),
+    (["augmentation.noise_snr_db=-1000"], "augmentation.noise_snr_db=-1000 must be >= -100"),
+    (["parameterization=speech", "parameterization.f0_hz=[300,70]"], "parameterization.f0_hz=[300.0, 70.0] must be"),
 ])
 def test_bad_input_is_one_line_exit_2_and_leaves_no_folder(tmp_path, overrides, message):
     job = tmp_path / "2026-01-01" / "job"
@@ -179,10 +184,26 @@ def test_bad_input_is_one_line_exit_2_and_leaves_no_folder(tmp_path, overrides, 
 
 
 @pytest.mark.parametrize("value,message", [("/etc/passwd/run", "cannot be a folder: /etc/passwd is a file"),
-                                           ("", "hydra.run.dir is empty")])
+                                           ("", "hydra.run.dir is empty"),
+                                           ("/etc/passwd/${now:%H}", "cannot be a folder: /etc/passwd is a file"),
+                                           ("/proc/x", "hydra.run.dir=/proc/x is not writable (/proc: ")])
 def test_an_unusable_job_folder_is_one_line(value, message):
     result = run_cli(*SMALL, f"hydra.run.dir={value}")
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("where,args,message", [
+    ("file", [], "hydra.run.dir=outputs cannot be a folder: outputs is a file (the default"),
+    ("file", ["--multirun"], "hydra.sweep.dir=outputs cannot be a folder: outputs is a file"),
+    ("/proc", [], "hydra.run.dir=outputs is not writable (.: ")])  # a current folder nothing can be written in
+def test_a_default_output_folder_that_cannot_be_made_is_one_line(tmp_path, monkeypatch, where, args, message):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # this checkout's package, from another current folder
+    if where == "file":
+        (tmp_path / "outputs").write_text("not a folder")
+    result = run_cli(*args, *SMALL, "steps=1", cwd=tmp_path if where == "file" else where)
+    assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_the_console_is_quiet(tmp_path):
@@ -229,3 +250,93 @@ def test_an_option_added_since_a_run_is_a_changed_setting_only_when_switched_on(
     assert settings_difference(old, {**old, "augmentation.room_ms": 150.0}) == ["augmentation.room_ms"]
     assert settings_difference(old, {**old, "optimizer.lr": 0.5}) == ["optimizer.lr"]
     assert settings_difference({**old, "augmentation.with_clean": True}, old) == ["augmentation.with_clean"]
+
+
+def test_a_signal_while_a_batch_is_measured_keeps_the_batch(tmp_path, monkeypatch):
+    from audiation import quality
+
+    measure = quality.measure
+
+    def interrupted_measure(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C once the steps are done
+        return measure(*args, **kwargs)
+
+    monkeypatch.setattr(quality, "measure", interrupted_measure)
+    with pytest.raises(KeyboardInterrupt):
+        audiate_folder(compose(*SMALL, "objective.unit=0:2", "steps=2"), tmp_path)
+    assert all((tmp_path / "targets" / f"L2-U{u}-unit" / "target.json").is_file() for u in range(2))
+    assert json.loads((tmp_path / "metrics.json").read_text())["run"]["complete"] == 2
+
+
+def test_a_folder_of_another_tool_is_never_written_over(tmp_path):
+    theirs = {"metrics.json": '{"accuracy": 0.9}', "loss_curve.png": "their picture", ".hydra/config.yaml": "lr: 1\n"}
+    for name, content in theirs.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(content)
+    result = run_cli(*SMALL, "steps=2", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2 and "holds files audiation did not write (metrics.json, loss_curve.png, .hydra)" in (
+        result.stderr) and len(result.stderr.strip().splitlines()) == 1
+    assert {name: (tmp_path / name).read_text() for name in theirs} == theirs and not (tmp_path / "targets").exists()
+    (tmp_path / "metrics.json").unlink()  # a folder with other files of other names is fine
+    (tmp_path / "loss_curve.png").unlink()
+    (tmp_path / ".hydra" / "config.yaml").unlink()
+    (tmp_path / ".hydra").rmdir()
+    (tmp_path / "notes.txt").write_text("mine")
+    assert run_cli(*SMALL, "steps=2", f"hydra.run.dir={tmp_path}").returncode == 0
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_full_disk_while_a_wav_is_written_is_one_line(tmp_path):
+    import resource
+
+    def small_disk():  # files past 20 KB fail to grow, as on a full disk (EFBIG, not a signal)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "audiation.run", *SMALL, "steps=2", "quality.judges=false",
+                             f"hydra.run.dir={tmp_path}"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=300, preexec_fn=small_disk)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "File too large (" in result.stderr and "targets/L2-U0-unit/audio.wav)" in result.stderr.splitlines()[-1]
+    assert not (tmp_path / "targets" / "L2-U0-unit" / "target.json").exists()
+
+
+@pytest.mark.parametrize("overrides,rows", [(["samples=300"], 300), (["samples=3", "objective.unit=0:8", "batch_size=16"], 15),
+                                            (["samples=3", "objective.unit=0:2", "batch_size=auto"], 3)])
+def test_the_memory_check_sizes_the_batch_the_job_will_run(monkeypatch, overrides, rows):
+    from audiation import builder, checks
+
+    sized = []
+    monkeypatch.setattr(checks, "check_memory", lambda samples, config, batch, *_: sized.append(batch))
+    builder.plan(compose(*SMALL, *overrides))
+    assert sized == [rows]  # a target's samples share one batch, whatever batch_size says
+
+
+def test_a_failure_of_one_sweep_job_ends_that_job_alone_in_one_line(capsys):
+    from audiation.errors import JobRefused, run_or_exit
+
+    def broken():
+        raise RuntimeError("value cannot be converted to type float without overflow\nmore")
+
+    with pytest.raises(JobRefused, match="RuntimeError: value cannot be converted"):
+        run_or_exit(broken, saved=lambda: "", in_sweep=True)  # the sweep notes it and goes on
+    assert capsys.readouterr().err.count("\n") == 1
+    with pytest.raises(RuntimeError):
+        run_or_exit(broken, saved=lambda: "")  # alone: the traceback of a bug
+
+
+def test_a_measure_that_fails_is_recorded_and_the_batch_is_saved(tmp_path, monkeypatch, caplog):
+    from audiation import quality
+
+    def out_of_memory(*_args, **_kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(quality, "measure", out_of_memory)
+    metrics = audiate_folder(compose(*SMALL, "objective.unit=0:2", "steps=2"), tmp_path)
+    assert metrics["run"]["complete"] == 2 and metrics["run"]["stopped"] is None
+    for record in metrics["targets"]:
+        assert record["measures_note"] == ("the quality measures failed (RuntimeError: CUDA out of memory. Tried to "
+                                           "allocate 2.00 GiB)") and record["activation_trace"]
+        assert (tmp_path / record["files"]["wav"]).is_file() and "robust_activation" not in record
+    assert "its signals are saved without them" in caplog.text

@@ -95,8 +95,8 @@ def test_a_feature_sweep_resumes_and_a_retrained_sae_is_another_objective(dictio
     assert rows["firing_frequency"] == pytest.approx(record["firing_frequency"])
     assert rows["nearest_features"].startswith(f"U{record['nearest_features'][0][0]} (")
     assert audiate_folder(compose(*overrides), tmp_path / "job")["run"]["audiated_now"] == 0
-    weights = sae.Path(dictionary) / sae.WEIGHTS
-    saved = weights.read_bytes()
+    weights, summary = sae.Path(dictionary) / sae.WEIGHTS, sae.Path(dictionary) / sae.SUMMARY
+    saved, saved_summary = weights.read_bytes(), summary.read_text()
     try:
         retrained = sae.load(dictionary)
         retrained.W_enc.data += 0.01
@@ -105,6 +105,7 @@ def test_a_feature_sweep_resumes_and_a_retrained_sae_is_another_objective(dictio
             audiate_folder(compose(*overrides), tmp_path / "job")
     finally:
         weights.write_bytes(saved)
+        summary.write_text(saved_summary)
 
 
 @pytest.mark.parametrize("overrides,message", [
@@ -119,11 +120,23 @@ def test_bad_training_settings_are_one_line_before_any_work(tmp_path, overrides,
 
 
 def _damaged(folder, how):
+    from safetensors.torch import load_file, save_file
+
+    summary = json.loads((folder / sae.SUMMARY).read_text())
     if how == "missing":
         (folder / sae.WEIGHTS).unlink()
-    else:
+    elif how == "truncated":
         data = (folder / sae.WEIGHTS).read_bytes()
         (folder / sae.WEIGHTS).write_bytes(data[: len(data) // 2])
+    elif how in ("no k", "short firing_frequency"):
+        summary.pop("k") if how == "no k" else summary["firing_frequency"].pop()
+        (folder / sae.SUMMARY).write_text(json.dumps(summary))
+    else:  # other weights beside the summary: of another width, or retrained and cut off before the summary
+        weights = load_file(str(folder / sae.WEIGHTS))
+        weights["W_dec"] = weights["W_dec"][:, :-1].contiguous() if how == "W_dec width" else weights["W_dec"] * 2
+        save_file(weights, str(folder / sae.WEIGHTS))
+        if how == "W_dec width":
+            (folder / sae.SUMMARY).write_text(json.dumps({**summary, "weights_sha256": sae.content_digest(folder)}))
 
 
 @pytest.mark.parametrize("change,message", [
@@ -131,6 +144,10 @@ def _damaged(folder, how):
     (["model=tiny", "model.layer=2"], "this run is tiny-w2v2-espeak layer L2"),
     (["missing"], "has no sae.safetensors"),
     (["truncated"], "is damaged"),
+    (["no k"], r"is not an SAE's summary \(k must be a whole number in 1..64\)"),
+    (["short firing_frequency"], "firing_frequency must hold 64 numbers"),
+    (["W_dec width"], r"does not describe .*'W_dec': \[64, 31\]"),
+    (["new weights"], "describes other weights than"),
     (["objective.form=both"], "objective.form=both is not one of channel, unit"),
 ])
 def test_an_sae_that_does_not_fit_the_run_is_one_line(dictionary, tmp_path, change, message):
@@ -142,6 +159,14 @@ def test_an_sae_that_does_not_fit_the_run_is_one_line(dictionary, tmp_path, chan
     cfg = compose(*SMALL, "logger=none", "objective=feature", f"objective.sae={folder}", *overrides)
     with pytest.raises(AudiationError, match=message):
         builder.plan(cfg)
+
+
+def test_a_dictionary_of_two_features_names_its_one_neighbour(dictionary, tmp_path):
+    cache = sae.Path(dictionary).parent / "cache"
+    summary = features_job(compose(*SMALL, f"data.path={SLICE}", f"data.cache_dir={cache}", "features=2", "k=1",
+                                   "steps=2", "batch=256", config_name="features"), tmp_path)
+    assert [[pair[0] for pair in row] for row in summary["nearest_features"]] == [[1], [0]]
+    assert sae.read_summary(tmp_path)["k"] == 1
 
 
 def test_the_examples_of_features_come_from_the_layers_cache_without_the_model(dictionary, tmp_path, monkeypatch):

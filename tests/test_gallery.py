@@ -170,6 +170,62 @@ def test_layers_sort_naturally_extra_numbers_show_and_text_cannot_break_out(tmp_
     assert cards[2]["audio"] is None  # no files: no player, said so by its absence
 
 
+@pytest.mark.parametrize("text", ["<!--<script>", "</script><b>x</b>", "<!-- -->&amp;<script", "]]>\u2028"])
+def test_no_text_inside_a_script_block_changes_how_the_page_parses(tmp_path, text):
+    record = {"name": "L1-U0-unit", "layer": "L1", "unit": 0, "objective": "unit", "transcript": text,
+              "initial_activation": 0.0, "final_activation": 1.0}
+    (tmp_path / "metrics.json").write_text(json.dumps({"run": {}, "targets": [record, {**record, "name": "L1-U1-unit"}]}))
+    page = write_gallery(tmp_path).read_text()
+    for block in re.findall(r'<script type="application/json" id="\w+">(.*?)</script>', page, re.S):
+        assert not set(block) & set("<>&")  # no tokenizer state (comment, double escape, end tag) to enter
+    assert [dict(c["rows"])["transcript"] for c in data(tmp_path / "index.html")] == [text, text]
+
+
+def test_records_and_units_that_do_not_fit_the_schema_never_reach_the_page(tmp_path, caplog):
+    good = {"name": "L1-U0-unit", "layer": "L1", "unit": 0, "objective": "unit", "waveform": [0.5, 1.0]}
+    bad = [{**good, "name": "L1-U1-unit", "waveform": "x"},
+           {**good, "name": "L1-U2-unit", "examples": [{"rank": 1, "clip": "a.wav", "trace": "x"}]},
+           {**good, "name": "L1-U3-unit", "activation_trace": {"a": 1}}]
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.json").write_text(json.dumps({"run": {}, "targets": [good, *bad]}))
+    unit = {"name": "L2-U0", "layer": "L2", "unit": 0, "stats": {"max": 1.0}, "examples": []}
+    (tmp_path / "ex").mkdir()
+    (tmp_path / "ex" / "examples.json").write_text(json.dumps({"clip_seconds": "x", "units": [
+        unit, {**unit, "name": "L2-U1", "unit": 1, "stats": None}, {**unit, "name": "L2-U2", "examples": "x"}]}))
+    cards = data(write_gallery(tmp_path))
+    assert [c["name"] for c in cards] == ["L1-U0-unit", "L2-U0"] and cards[1]["clip_seconds"] == 1.0
+    records, units = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert "3 record(s) of" in records and "activation_trace, examples, waveform: missing or not of" in records
+    assert "2 unit(s) of" in units and "examples, stats: missing" in units
+
+
+def test_shared_scale_and_embed_read_nothing_outside_the_job_and_pass_over_missing_files(tmp_path):
+    import numpy as np
+
+    from audiation.outputs import write_spectrogram, write_wav
+
+    job, secret = tmp_path / "job", tmp_path / "secret.wav"
+    write_wav(secret, np.full(1600, 0.5, dtype=np.float32), 16000)
+    records = []
+    for unit in range(4):
+        folder = job / "targets" / f"L1-U{unit}-unit"
+        write_wav(folder / "audio.wav", np.sin(np.arange(1600) / (unit + 2)).astype(np.float32), 16000)
+        write_wav(folder / "audio_16bit.wav", np.sin(np.arange(1600) / 3).astype(np.float32), 16000, "PCM_16")
+        write_spectrogram(folder / "spectrogram.png", np.zeros(1600, dtype=np.float32), 16000, "x")
+        records.append({"name": folder.name, "layer": "L1", "unit": unit, "objective": "unit"})
+    (job / "targets/L1-U3-unit/audio.wav").unlink()  # deleted
+    (job / "targets/L1-U2-unit/audio.wav").unlink()
+    (job / "targets/L1-U2-unit/audio.wav").symlink_to(secret)  # leads out of the job folder
+    (job / "targets/L1-U0-unit/audio_16bit.wav").unlink()
+    (job / "targets/L1-U0-unit/audio_16bit.wav").symlink_to(secret)
+    (job / "metrics.json").write_text(json.dumps({"run": {}, "targets": records}))
+    cards = data(write_gallery(job, tmp_path / "page.html", embed=True, shared_scale=True))
+    assert cards[0]["audio"] is None and cards[1]["audio"].startswith("data:audio/wav;base64,")
+    assert [c["spectrogram"].startswith("data:image/png") for c in cards] == [True] * 4
+    assert sorted(p.name for p in (tmp_path / "page.shared").iterdir()) == ["00000.png"]  # only U1 is whole
+    assert base64.b64encode(secret.read_bytes()).decode()[:40] not in (tmp_path / "page.html").read_text()
+
+
 @pytest.mark.parametrize("make,message", [
     (lambda p: p / "absent", "absent: no such folder"),
     (lambda p: p, "no metrics.json with targets"),

@@ -76,6 +76,29 @@ def test_a_frame_takes_the_phone_spanning_its_centre(tiny_caches, tmp_path, monk
     assert first == expected and first[10] == "AA" and first[11] == "S"
 
 
+@pytest.mark.parametrize("damage,why", [("cut", "File is not a zip file"), ("inventory", "its inventory is not"),
+                                        ("past", "labels outside its inventory of 1"), ("short", "not one phone per")])
+def test_damaged_phone_labels_are_set_aside_and_made_again(tiny_caches, tmp_path, monkeypatch, caplog, damage, why):
+    cache = tiny_caches["logits"]
+
+    class Fake:
+        def segments(self, signal, text):
+            return [("AA", 0.0, 99.0)], "aligned"
+
+    path = tmp_path / "labels.npz"
+    frames = cache.num_frames - (damage == "short")
+    with open(path, "wb") as out:
+        np.savez(out, labels=np.full(frames, 5 if damage == "past" else 0, dtype=np.int16),
+                 inventory=json.dumps({"SIL": 0} if damage == "inventory" else ["SIL"]))
+    if damage == "cut":
+        path.write_bytes(path.read_bytes()[:30])
+    monkeypatch.setattr(phones, "Aligner", Fake)
+    monkeypatch.setattr(phones, "labels_path", lambda cache: path)
+    labels, inventory = phones.frame_labels(cache, last_file_reader(16000))
+    assert inventory == ["SIL", "AA"] and len(labels) == cache.num_frames and labels.max() == 1
+    assert (tmp_path / "labels.npz.corrupt").is_file() and f"labels.npz is damaged ({why}" in caplog.text
+
+
 def test_data_without_transcripts_is_decoded_and_named_once(tmp_path, caplog):
     for path in sorted(SLICE.glob("*.flac"))[:3]:
         shutil.copy(path, tmp_path)  # no metadata.tsv: nothing to align

@@ -34,3 +34,13 @@ def test_every_measure_says_which_way_is_better_and_every_field_what_it_means():
     assert record_schema.BY_KEY["silence_ratio_db"].describe().endswith("(in dB; lower is better)")
     assert record_schema.BY_KEY["f0_hz"].describe().endswith("(in Hz)")
     assert len(record_schema.BY_KEY) == len(record_schema.FIELDS)  # one entry per key
+
+
+def test_every_field_has_the_kind_its_readers_check_and_records_that_do_not_fit_are_named():
+    assert set(record_schema.KINDS) == set(record_schema.BY_KEY)  # a new field says what its values are
+    good = {"name": "L1-U0-unit", "layer": "L1", "unit": 0, "waveform": [0.5, None], "final_terms": {"a": 1.0},
+            "examples": [{"rank": 1, "trace": [1, 2.5]}], "nearest_features": [[1, 0.5]], "stopped": None}
+    assert record_schema.misfits(good) == []
+    assert record_schema.misfits({**good, "unit": True, "waveform": "x", "examples": [{"trace": "x"}]}) == [
+        "unit", "waveform", "examples"]
+    assert record_schema.misfits({"layer": "L1"}) == ["name"] and record_schema.misfits([]) == ["record"]

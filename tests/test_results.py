@@ -111,11 +111,26 @@ def test_histories_join_nan_padded_and_read_back(tmp_path):
 def test_a_table_row_has_every_column_and_the_media_paths(tmp_path):
     record = {"name": "L1-U0-unit", "layer": "L1", "unit": 0, "final_activation": 2.5,
               "examples": [{"clip": "examples/L1-U0/1.wav"}]}
+    (tmp_path / "examples/L1-U0").mkdir(parents=True)
+    (tmp_path / "examples/L1-U0/1.wav").write_bytes(b"x")
     row = results.table_row(tmp_path, record)
     assert set(record_schema.TABLE_COLUMNS) <= set(row) and row["final_activation"] == 2.5 and row["cer"] is None
     assert row["audio"] == str(tmp_path / "targets/L1-U0-unit/audio_16bit.wav")
     assert row["spectrogram"] == str(tmp_path / "targets/L1-U0-unit/spectrogram.png")
     assert row["examples"] == [str(tmp_path / "examples/L1-U0/1.wav")]
+
+
+def test_no_reader_follows_a_records_path_out_of_its_job_folder(tmp_path):
+    job, outside = tmp_path / "job", tmp_path / "secret.wav"
+    outside.write_bytes(b"x")
+    record = _record(job, "L1-U0-unit")
+    (job / "targets/L1-U0-unit/audio.wav").unlink()
+    (job / "targets/L1-U0-unit/audio.wav").symlink_to(outside)  # a symlink out counts as outside
+    assert results.read_record(job, "L1-U0-unit") is None  # not complete: audiated again
+    results.write_record(job, {**record, "files": {**record["files"], "wav": "../secret.wav"}})
+    assert results.read_record(job, "L1-U0-unit") is None
+    row = results.table_row(job, {**record, "examples": [{"clip": "../secret.wav"}, {"clip": str(outside)}]})
+    assert row["examples"] == [] and "secret" not in json.dumps(row)  # W&B copies what the row names
 
 
 def test_natural_order_reads_digits_as_numbers():
@@ -148,7 +163,9 @@ def test_a_shared_colour_scale_puts_a_quiet_target_low_on_it(tmp_path):
 
 @pytest.mark.parametrize("content,why", [("{", "Expecting property name"), ("[]", "not a target record"),
                                          ('{"name": "L1-U9-unit", "layer": "L1"}', "not a target record"),
-                                         ('{"name": "L1-U0-unit"}', "not a target record")])
+                                         ('{"name": "L1-U0-unit"}', "not a target record"),
+                                         ('{"name": "L1-U0-unit", "layer": "L1", "unit": 1.5, "waveform": "x"}',
+                                          "not a target record: unit, waveform does not fit")])
 def test_a_damaged_record_is_set_aside_with_its_reason(tmp_path, caplog, content, why):
     folder = results.target_folder(tmp_path, "L1-U0-unit")
     folder.mkdir(parents=True)
@@ -158,6 +175,17 @@ def test_a_damaged_record_is_set_aside_with_its_reason(tmp_path, caplog, content
     (message,) = [r.getMessage() for r in caplog.records]
     assert message.startswith(f"warning: {folder / 'target.json'} is damaged ({why}")
     assert message.endswith("set aside as target.json.corrupt")
+
+
+def test_metrics_whose_totals_are_not_numbers_are_set_aside_and_the_next_run_rewrites_them(tmp_path, caplog):
+    cfg = compose("model=random_small", "logger=none", "threads=1", "steps=2", "quality.draws=0")
+    audiate_folder(cfg, tmp_path)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    metrics["run"].update(loop_seconds="3 s", runs=1.5)
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    rerun = audiate_folder(cfg, tmp_path)
+    assert rerun["run"]["runs"] == 1 and json.loads((tmp_path / "metrics.json").read_text())["run"]["runs"] == 1
+    assert (tmp_path / "metrics.json.corrupt").is_file() and "run's runs, loop_seconds not of its kind" in caplog.text
 
 
 def test_damaged_metrics_and_histories_are_set_aside_and_read_as_none(tmp_path, caplog):
@@ -191,15 +219,16 @@ def test_a_target_name_is_one_folder_inside_targets(name, ok, tmp_path):
         assert str(refused.value) == f"{name!r} is not a target name: it would leave {tmp_path / 'targets'}"
 
 
-def test_a_record_without_a_files_dict_names_no_files_and_a_cut_history_says_why(tmp_path, caplog):
+def test_a_record_without_a_files_dict_is_not_ours_and_a_cut_history_says_why(tmp_path, caplog):
     folder = results.target_folder(tmp_path, "L1-U0-unit")
     folder.mkdir(parents=True)
     (folder / "target.json").write_text(json.dumps({"name": "L1-U0-unit", "layer": "L1", "files": ["a.wav"]}))
-    assert results.read_record(tmp_path, "L1-U0-unit")["files"] == ["a.wav"]
+    assert results.read_record(tmp_path, "L1-U0-unit") is None
     (folder / "history.npz").write_bytes(b"PK\x03\x04 cut")
     assert results.read_target_history(tmp_path, "L1-U0-unit") is None
-    (message,) = [r.getMessage() for r in caplog.records]
-    assert "history.npz is damaged (File is not a zip file); set aside as history.npz.corrupt" in message
+    record, history = [r.getMessage() for r in caplog.records]
+    assert "target.json is damaged (not a target record: files does not fit)" in record
+    assert "history.npz is damaged (File is not a zip file); set aside as history.npz.corrupt" in history
 
 
 def test_read_jobs_keeps_only_our_records_and_names_the_rest_once(tmp_path, caplog):
@@ -213,28 +242,29 @@ def test_read_jobs_keeps_only_our_records_and_names_the_rest_once(tmp_path, capl
     jobs = results.read_jobs(tmp_path)
     assert jobs == [(tmp_path / "a", {"run": {}, "targets": [good]})]
     (message,) = [r.getMessage() for r in caplog.records]
-    assert message == (f"warning: skipped 2 record(s) of {tmp_path / 'a' / 'metrics.json'} (no target name or layer); "
+    assert message == (f"warning: skipped 2 record(s) of {tmp_path / 'a' / 'metrics.json'} "
+                       "(layer, record: missing or not of the record schema's kind); "
                        f"{tmp_path / 'b' / 'metrics.json'} (not an audiation job's); {tmp_path / 'c' / 'metrics.json'} "
                        "(Expecting property name enclosed in double quotes: line 1 co)")  # 60 characters of the error
 
 
 def test_records_need_a_name_and_a_layer_and_folders_list_in_natural_order(tmp_path):
-    assert results._is_record({"name": "L1-U0-unit", "layer": "L1"})
-    assert not results._is_record({"name": "L1-U0-unit"}) and not results._is_record({"layer": "L1"})
-    assert not results._is_record(["name", "layer"]) and not results._is_record({"name": "../x", "layer": "L1"})
+    assert results.record_misfits({"name": "L1-U0-unit", "layer": "L1"}) == []
+    assert results.record_misfits({"name": "L1-U0-unit"}) == ["layer"] and results.record_misfits({"layer": "L1"})
+    assert results.record_misfits(["name", "layer"]) and results.record_misfits({"name": "../x", "layer": "L1"})
     for name in ("L1-U10-unit", "L1-U2-unit", "L1-U0-unit"):
         _record(tmp_path, name)
     assert [r["name"] for r in results.folder_records(tmp_path)] == ["L1-U0-unit", "L1-U2-unit", "L1-U10-unit"]
     assert sorted(["B", "_a"], key=results.natural_key) == ["_a", "B"]  # case-blind: "_" sorts before letters
 
 
-def test_an_empty_history_and_a_records_own_files(tmp_path):
+def test_an_empty_history_and_a_table_row_takes_the_layouts_files_not_the_records(tmp_path):
     assert results.write_history(tmp_path, {}) == {}
     joined = results.write_history(tmp_path, {"a": {"loss": np.array([1.0])}})
     assert joined["loss"].dtype == np.float32
     row = results.table_row(tmp_path, {"name": "n", "layer": "L1", "files": {"wav_16bit": "x/a.wav",
                                                                               "spectrogram": "x/a.png"}})
-    assert row["audio"] == str(tmp_path / "x/a.wav") and row["spectrogram"] == str(tmp_path / "x/a.png")
+    assert row["audio"] == str(tmp_path / "targets/n/audio_16bit.wav")  # the layout's, never the record's
 
 
 def test_read_jobs_reads_every_folder_in_natural_order_past_a_broken_one_and_counts_the_rest(tmp_path, caplog):
@@ -263,3 +293,23 @@ def test_damaged_metrics_say_why(tmp_path, caplog):
     assert results.read_metrics(tmp_path) is None
     (message,) = [r.getMessage() for r in caplog.records]
     assert "is damaged (Expecting value: line 1 column 1 (char 0)); set aside as metrics.json.corrupt" in message
+
+
+def test_json_written_is_standard_json_a_number_that_is_not_finite_is_null(tmp_path):
+    from audiation.outputs import write_json
+
+    write_json(tmp_path / "a.json", {"ratio": float("nan"), "trace": [1.0, np.float32("inf")], "x": np.array([-np.inf]),
+                                     "pair": (1, np.float64(2.5))})
+    assert json.loads((tmp_path / "a.json").read_text(), parse_constant=pytest.fail) == {
+        "ratio": None, "trace": [1.0, None], "x": [None], "pair": [1, 2.5]}
+
+
+def test_measures_added_to_a_finished_folder_are_said_and_redo_adds_them(tmp_path, caplog):
+    base = [*SMALL, "steps=2", "quality.judges=false"]
+    audiate_folder(compose(*base, "quality.draws=0"), tmp_path)
+    again = audiate_folder(compose(*base, "quality.draws=1"), tmp_path)
+    assert again["run"]["audiated_now"] == 0
+    assert "1 target(s) lack quality.draws's measures" in caplog.text and "add redo=true" in caplog.text
+    redone = audiate_folder(compose(*base, "quality.draws=1", "redo=true"), tmp_path)
+    assert redone["run"]["audiated_now"] == 1 and redone["targets"][0]["robust_activation"] is not None
+    assert audiate_folder(compose(*base, "quality.draws=1", "redo=true"), tmp_path)["run"]["audiated_now"] == 0
