@@ -218,7 +218,7 @@ def load_whisper(device: str):
     """Whisper tiny.en hears each batch in its full 30-s window, as it is used: greedy transcripts (key-value
     cache), the no-speech probability, and for texts the CER. ~0.4 s a target on one CPU thread."""
     from audiation.model import ModelSpec, load_encoder  # inside: the workers run this file alone
-    from audiation.quality import character_error_rate
+    from audiation.verdicts import character_error_rate
 
     whisper = load_encoder(ModelSpec(WHISPER, normalize=False), device)
 

@@ -23,6 +23,7 @@ from audiation.model import Encoder, Ensemble, Layer
 from audiation.objectives import Geometry, sibling_mean, spectral_profile
 from audiation.randomness import Streams
 from audiation.trainer import Batch
+from audiation.verdicts import character_error_rate  # the one edit distance
 
 log = logging.getLogger(__name__)
 
@@ -127,20 +128,6 @@ def sibling_similarity(signal: np.ndarray, groups: list[str]) -> np.ndarray:
     ids = {group: i for i, group in enumerate(dict.fromkeys(groups))}
     profile = spectral_profile(torch.from_numpy(np.ascontiguousarray(signal, dtype=np.float32)))
     return sibling_mean(profile @ profile.T, torch.tensor([ids[g] for g in groups])).numpy().astype(np.float64)
-
-
-def character_error_rate(reference: str, heard: str) -> float:
-    """Edit distance between the texts over the reference's length (spaces count as characters), both as
-    lower-case words without punctuation (Whisper writes "Star." for star; CTC vocabularies have none)."""
-    from audiation.verdicts import words
-
-    reference, heard = " ".join(words(reference)), " ".join(words(heard))
-    row = list(range(len(heard) + 1))
-    for i, a in enumerate(reference, 1):
-        previous, row[0] = row[0], i
-        for j, b in enumerate(heard, 1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (a != b))
-    return row[-1] / max(len(reference), 1)
 
 
 UNDERSTOOD_CER = 0.5  # above this, names measured on the data describe the model's confusion, not speech

@@ -83,3 +83,15 @@ def annotate(records: list[dict]) -> dict[str, dict]:
                          "hit_rate": round(sum(r[f"{name}_hit"] for r, _, _ in judged) / len(judged), 4),
                          "chance_rate": round(sum(chances) / len(chances), 4) if chances else None}
     return summary
+
+
+def character_error_rate(reference: str, heard: str) -> float:
+    """Edit distance between the texts over the reference's length (spaces count as characters), both as
+    lower-case words without punctuation (Whisper writes "Star." for star; CTC vocabularies have none)."""
+    reference, heard = " ".join(words(reference)), " ".join(words(heard))
+    row = list(range(len(heard) + 1))
+    for i, a in enumerate(reference, 1):
+        previous, row[0] = row[0], i
+        for j, b in enumerate(heard, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (a != b))
+    return row[-1] / max(len(reference), 1)
