@@ -265,12 +265,17 @@ def transcribe(model: nn.Module, encoded: torch.Tensor, tokens: Tokens, max_toke
     return [tokens.decode(ids) for ids in texts], no_speech.cpu().tolist()
 
 
-def _decode(model: nn.Module, encoded: torch.Tensor, ids: torch.Tensor, cache):
-    """(logits, key-value cache) of decoder inputs `ids` after those in `cache` (transformers >= 5.24 calls
-    the cache `cache`, earlier versions `past_key_values`)."""
+@functools.lru_cache(maxsize=4)
+def _cache_argument(model_class: type) -> str:
+    """transformers >= 5.24 calls the key-value cache `cache`, earlier versions `past_key_values`."""
     import inspect
 
-    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
+
+
+def _decode(model: nn.Module, encoded: torch.Tensor, ids: torch.Tensor, cache):
+    """(logits, key-value cache) of decoder inputs `ids` after those in `cache`."""
+    name = _cache_argument(type(model))
     out = model(encoder_outputs=(encoded,), decoder_input_ids=ids, use_cache=True,
                 **({name: cache} if cache is not None else {}))
     return out.logits, getattr(out, name)
