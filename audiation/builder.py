@@ -201,8 +201,8 @@ def plan(cfg: DictConfig) -> Plan:
             token_ids = dict(checks.parse_texts(texts, None, spec.short_name, encode=tokens.encode))
         else:
             if not has_ctc_head(config):
-                raise AudiationError(f"objective=text needs a CTC model (*ForCTC) or a Whisper; {spec.short_name} "
-                                     "has no CTC head")
+                raise AudiationError(f"objective=text needs a CTC model (*ForCTC); {spec.short_name} has no CTC head "
+                                     "(or a Whisper, whose decoder reads texts)")
             layer = Layer("logits")
             token_ids = dict(checks.parse_texts(texts, vocabulary(spec, config.vocab_size), spec.short_name))
     else:

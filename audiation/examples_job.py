@@ -95,7 +95,8 @@ def examples_job(cfg: DictConfig, job_dir: Path, group: str | None = None) -> di
                               f"sae-{sae.content_digest(sae_folder)}", f"features of {sae_folder}")
     read = last_file_reader(spec.sample_rate)
     frame_phones = phones.frame_labels(cache, read)
-    understood = None if sae_folder is not None else quality.data_error_rate(load_encoder(spec, device), files)
+    understood = None if sae_folder is not None else quality.cached_data_error_rate(
+        cache.folder, lambda: load_encoder(spec, device), files)
     found = []
     for unit, values in cache.columns(units):
         examples = top_examples(cache, unit, int(cfg.top_k), float(cfg.min_gap_seconds), values)

@@ -164,7 +164,9 @@ class AudiationJob:
                                       f"sae-{self.settings['objective.sae_sha256']}", f"features of {plan.sae}")
         # each unit's phone name comes from the phones of its top frames on the data
         frame_phones = None if cache is None else phones.frame_labels(cache, last_file_reader(plan.geometry.sample_rate))
-        self.data_cer = None if cache is None else quality.data_error_rate(encoder, plan.data_files)
+        # how well the model hears the data its units are named on: what the names rest on
+        self.data_cer = None if frame_phones is None or plan.sae is not None else quality.cached_data_error_rate(
+            cache.folder, lambda: encoder, plan.data_files)
         listener = None if plan.listener is None else load_encoder(plan.listener, plan.device)
         configure(plan.device, checks.threads(cfg.threads), cfg.tf32, autotune=True)  # the caches are built
         self._choose_batch_size(encoder)

@@ -479,7 +479,8 @@ class Panel:
     def deliver(self, done, row: int, heard: dict, notes: list[str]) -> None:
         """`done(row, verdict)`; its failure is kept for `wait()`, as a worker's thread must go on."""
         try:
-            done(row, verdict(self.judges, heard, notes))
+            # every judge's fields, null for those turned off: every record has the same keys
+            done(row, verdict((*self.judges, *(j for j in JUDGES if j not in self.judges)), heard, notes))
         except BaseException as error:  # noqa: BLE001 - raised by wait()
             self._error = self._error or error
 

@@ -13,8 +13,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -139,7 +141,8 @@ def data_error_rate(encoder: Encoder, files: list, limit: int = 32) -> dict | No
     many. None when it cannot transcribe or no file has a transcript. Warns above `UNDERSTOOD_CER`."""
     from audiation import data
 
-    if getattr(encoder, "tokens", None) is None and (encoder.head is None or encoder.vocabulary is None):
+    if getattr(encoder, "tokens", None) is None and (getattr(encoder, "head", None) is None
+                                                     or getattr(encoder, "vocabulary", None) is None):
         return None
     pairs = [(f, data.transcript(f)) for f in files]
     pairs = [(f, text) for f, text in pairs if text][:limit]
@@ -159,9 +162,31 @@ def data_error_rate(encoder: Encoder, files: list, limit: int = 32) -> dict | No
     if not rates:
         return None
     result = {"cer": round(float(np.mean(rates)), 4), "files": len(rates)}
-    if result["cer"] > UNDERSTOOD_CER:
-        log.warning("warning: %s hears its transcribed data at CER %.2f (%d files): unit names measured on data "
-                    "a model does not understand describe its confusion, not speech", encoder.name, result["cer"],
-                    len(rates))
+    _warn_if_not_understood(encoder.name, result)
     return result
+
+
+def cached_data_error_rate(folder, encoder_factory, files: list) -> dict | None:
+    """`data_error_rate`, kept in `folder` (an activation cache's: the same model and files), so a job that
+    reuses the cache neither loads the model nor transcribes again; the warning is said every time."""
+    from audiation.outputs import write_json
+
+    path = Path(folder) / "model_cer.json"
+    try:
+        saved = json.loads(path.read_text())
+        result, name = saved["model_cer"], saved["model"]
+    except (OSError, ValueError, KeyError, TypeError):
+        encoder = encoder_factory()
+        result, name = data_error_rate(encoder, files), encoder.name
+        write_json(path, {"model_cer": result, "model": name})
+        return result
+    _warn_if_not_understood(name, result)
+    return result
+
+
+def _warn_if_not_understood(name: str, result: dict | None) -> None:
+    if isinstance(result, dict) and isinstance(result.get("cer"), (int, float)) and result["cer"] > UNDERSTOOD_CER:
+        log.warning("warning: %s hears its transcribed data at CER %.2f (%d files): unit names measured on data "
+                    "a model does not understand describe its confusion, not speech", name, result["cer"],
+                    result.get("files", 0))
 

@@ -23,13 +23,10 @@ from audiation.verdicts import VERDICTS
 
 
 
-def collect(folder: Path) -> tuple[dict[str, dict[str, np.ndarray]], int]:
+def collect(jobs: list[tuple[Path, dict]]) -> tuple[dict[str, dict[str, np.ndarray]], int]:
     """({measure: {layer: values}} over every finished target under `folder`, NaN and missing values left
     out; the number of unfinished targets left out)."""
     values: dict[str, dict[str, list[float]]] = {m: {} for m in MEASURES}
-    jobs = read_jobs(folder)
-    if not jobs:
-        raise AudiationError(f"no audiation results (metrics.json) under {folder}")
     unfinished = 0
     for _, metrics in jobs:
         for target in metrics["targets"]:
@@ -44,11 +41,11 @@ def collect(folder: Path) -> tuple[dict[str, dict[str, np.ndarray]], int]:
             for m, by_layer in values.items() if by_layer}, unfinished
 
 
-def verdict_rows(folder: Path) -> list[dict]:
+def verdict_rows(jobs: list[tuple[Path, dict]]) -> list[dict]:
     """Per layer and verdict (`verdicts.VERDICTS`): how often the judge hears each target's label in its own
     audiation (hit rate) against how often in the other targets' audiations of its job (chance rate)."""
     by_key: dict[tuple[str, str], list[tuple[bool, float | None]]] = {}
-    for _, metrics in read_jobs(folder):
+    for _, metrics in jobs:
         for target in metrics["targets"]:
             for name in VERDICTS:
                 if isinstance(target.get(f"{name}_hit"), bool) and not target.get("stopped"):
@@ -82,7 +79,10 @@ def write_report(folder: Path) -> Path:
     folder = Path(folder)
     if not folder.is_dir():
         raise AudiationError(f"{folder} is not a folder")
-    collected, unfinished = collect(folder)
+    jobs = read_jobs(folder)  # once: what it skips is said once
+    if not jobs:
+        raise AudiationError(f"no audiation results (metrics.json) under {folder}")
+    collected, unfinished = collect(jobs)
     if not collected:
         raise AudiationError(f"no finished targets under {folder} ({unfinished} unfinished)")
     rows = summary_rows(collected)
@@ -92,7 +92,7 @@ def write_report(folder: Path) -> Path:
     table = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     table += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
     markdown = "\n".join(table) + "\n"
-    verdicts = verdict_rows(folder)
+    verdicts = verdict_rows(jobs)
     if verdicts:
         names = ["verdict", "layer", "targets", "hit_rate", "chance_rate"]
         markdown += ("\nEach judge's verdict beside its chance rate (the label heard in the other targets' "
