@@ -332,8 +332,8 @@ def test_quotes_script_and_onerror_in_names_texts_and_folders_are_only_text(tmp_
     example = job / "examples" / 'L1-U0 "q"'
     write_wav(example / "1.wav", np.sin(np.arange(8000) / 3.0).astype(np.float32), 16000, "PCM_16")
     record = {**HOSTILE, "layer": "L1", "unit": 0, "objective": "unit", "initial_activation": 0.0, "phone_lift": 5.0,
-              "final_activation": 1.0, "examples": [{"rank": '1"><img src=x onerror=alert(6)>',
-                                                      "file": "<i>a.wav</i>", "clip": 'examples/L1-U0 "q"/1.wav',
+              "final_activation": 1.0, "examples": [{"rank": 1,
+                                                      "file": '<i>a.wav</i>"><img src=x onerror=alert(6)>', "clip": 'examples/L1-U0 "q"/1.wav',
                                                       "spectrogram": "../../../etc/passwd", "text": "</script>"}]}
     (job / "metrics.json").write_text(json.dumps({"run": {}, "targets": [record]}))
     page = write_gallery(job)
