@@ -1,11 +1,14 @@
 """audiation: feature visualization for speech models, by optimising the input waveform.
 
-The core takes plain objects: `model` (loading, layers, the cut forward), `objectives` (what is
-maximised), `parameterizations` (the signal), `augmentations`, `randomness` (per-target streams),
-`trainer` (the loop), `quality`. Around it: `builder` (the one config boundary), `jobs` (what a command
-does with a folder), `results` (the on-disk format), `outputs` (files), `activations` (dataset caches),
-`tracking` (W&B), `page` (the unit browser), `probes` (directions). Command lines: `run`, `examples`,
-`directions`, `gallery`, `report`.
+The layers, each importing only those below it (tests/test_structure.py holds this):
+- commands: `run`, `examples`, `features`, `directions`, `gallery`, `report` (thin command lines), and
+  `api` (`audiation.audiate(...)`, one call from a notebook);
+- `jobs/`: what each command does with its folder; `browser/`: the unit browser page;
+- `config/`: the schema, the checks and the plan: the one place a config is read;
+- `outputs/`: files, records, W&B; `hearing/`: quality, judges, phone names, verdicts;
+- `data/`: natural audio and activation caches; `core/`: objectives, parameterizations, augmentations,
+  the render loop (config-free); `models/`: layers, the encoder, one file per model family;
+- `errors`: the one exception a user sees.
 """
 
 import logging
@@ -17,8 +20,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 
-from audiation import configs  # noqa: E402,F401  (registers the ${asset:...} config resolver)
-from audiation.runtime import ConsoleHandler  # noqa: E402
+from audiation.config import configs  # noqa: F401  (registers the ${asset:...} config resolver)
+from audiation.core.runtime import ConsoleHandler
 
 
 def _default_console() -> None:

@@ -52,9 +52,9 @@ def audiate(model: str = "tiny", target: str = "L6:125", objective: str = "chann
     and return the signals, their records and the folder. W&B is off unless `logger="wandb"` is given."""
     import soundfile as sf
 
-    from audiation import results
-    from audiation.configs import compose
-    from audiation.jobs import audiate_folder
+    from audiation.config.configs import compose
+    from audiation.jobs.audiate_job import audiate_folder
+    from audiation.outputs import results
 
     values = {"logger": "none", **{k.replace("__", "."): v for k, v in more.items()}, **(options or {})}
     groups = [f"{key}={values.pop(key)}" for key in ("logger",) if key in values]  # config groups come first

@@ -6,7 +6,7 @@
 
 Prints how well the direction separates held-out clips (AUC) for the mean-difference baseline and the
 regularised linear probe, and writes the chosen one (`method`, default probe) as a unit-length .npy. The
-work is `audiation.directions_job` over `audiation.probes` and the activation cache.
+work is `audiation.jobs.directions_job` over `audiation.core.probes` and the activation cache.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from audiation import configs
+from audiation.config import configs
 from audiation.errors import run_or_exit
-from audiation.directions_job import directions_job
+from audiation.jobs.directions_job import directions_job
 
 
 @hydra.main(config_path=configs.CONF, config_name="directions", version_base="1.3")
@@ -50,7 +50,7 @@ def cli() -> None:
     """The `audiation-directions` console script and `python -m audiation.directions`."""
     import sys
 
-    from audiation.checks import check_output_overrides
+    from audiation.config.checks import check_output_overrides
 
     run_or_exit(check_output_overrides, sys.argv[1:], saved=lambda: "nothing was written")
     main()

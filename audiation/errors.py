@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 
 class AudiationError(Exception):

@@ -5,7 +5,7 @@
 
 Per unit, the job folder gets `examples/<layer>-U<unit>/<rank>.wav` (a clip centred on the peak frame),
 `<rank>.png` (its spectrogram, peak marked) and one `examples.json` for the whole job. The work is
-`audiation.examples_job` over the activation cache of `audiation.activations`.
+`audiation.jobs.examples_job` over the activation cache of `audiation.data.activations`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from audiation import configs
+from audiation.config import configs
 from audiation.errors import run_or_exit
-from audiation.examples_job import examples_job
+from audiation.jobs.examples_job import examples_job
 
 
 @hydra.main(config_path=configs.CONF, config_name="examples", version_base="1.3")
@@ -40,7 +40,7 @@ def cli() -> None:
     """The `audiation-examples` console script and `python -m audiation.examples`."""
     import sys
 
-    from audiation.checks import check_output_overrides
+    from audiation.config.checks import check_output_overrides
 
     run_or_exit(check_output_overrides, sys.argv[1:], saved=lambda: "nothing was written")
     main()

@@ -4,7 +4,7 @@
     python -m audiation.run model=tiny model.layer=6 objective=feature objective.sae=<that job folder> \\
         objective.unit=0:64 batch_size=64
 
-The job folder gets `sae.safetensors` and `features.json` (see `audiation.features_job`); the layer's
+The job folder gets `sae.safetensors` and `features.json` (see `audiation.jobs.features_job`); the layer's
 activations are cached (`data.cache_dir`) and reused by any later job on the same data.
 """
 
@@ -13,9 +13,9 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from audiation import configs
+from audiation.config import configs
 from audiation.errors import run_or_exit
-from audiation.features_job import features_job
+from audiation.jobs.features_job import features_job
 
 
 @hydra.main(config_path=configs.CONF, config_name="features", version_base="1.3")
@@ -42,7 +42,7 @@ def cli() -> None:
     """The `audiation-features` console script and `python -m audiation.features`."""
     import sys
 
-    from audiation.checks import check_output_overrides
+    from audiation.config.checks import check_output_overrides
 
     run_or_exit(check_output_overrides, sys.argv[1:], saved=lambda: "nothing was written")
     main()

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from audiation.browser.page import write_gallery
 from audiation.errors import run_or_exit
-from audiation.page import write_gallery
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,12 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from audiation.errors import AudiationError, run_or_exit
-from audiation.outputs import atomic, pyplot
-from audiation.phones import NAMED_LIFT
-from audiation.record_schema import MEASURES
-from audiation.results import natural_key, read_jobs
-from audiation.verdicts import VERDICTS
-
+from audiation.hearing.phones import NAMED_LIFT
+from audiation.hearing.verdicts import VERDICTS
+from audiation.outputs.disk import atomic, pyplot
+from audiation.outputs.record_schema import MEASURES
+from audiation.outputs.results import natural_key, read_jobs
 
 
 def collect(jobs: list[tuple[Path, dict]]) -> tuple[dict[str, dict[str, np.ndarray]], int]:

@@ -5,7 +5,7 @@
     python -m audiation.run --multirun model.layer=1,6,12 objective.unit=0,1,2
     python -m audiation.run model.layer=8 objective.unit=0:768 batch_size=64   # the fast path
 
-The work is `audiation.jobs.AudiationJob`; this module only composes, runs it and reports.
+The work is `audiation.jobs.audiate_job.AudiationJob`; this module only composes, runs it and reports.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from audiation import configs, page
+from audiation.browser import page
+from audiation.config import configs
+from audiation.core.runtime import FILE_ONLY, duration
 from audiation.errors import JobRefused, run_or_exit
-from audiation.jobs import AudiationJob
-from audiation.results import RECORD, TARGET_FILES
-from audiation.runtime import FILE_ONLY, duration
+from audiation.jobs.audiate_job import AudiationJob
+from audiation.outputs.results import RECORD, TARGET_FILES
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def main(cfg: DictConfig) -> dict | None:
         if group is not None:
             try:
                 page.write_gallery(job_dir.parent)
-            except Exception:  # noqa: BLE001 - the results are safe on disk either way
+            except Exception:
                 pass
 
     try:
@@ -97,7 +98,7 @@ def job_page(job_dir: Path) -> Path | None:
     could not be written: the results are safe on disk either way."""
     try:
         return page.write_gallery(job_dir)
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         log.warning("warning: no page written: %s", error)
         return None
 
@@ -124,7 +125,7 @@ def cli() -> None:
     line are checked before Hydra makes them, then Hydra runs `main`."""
     import sys
 
-    from audiation.checks import check_output_overrides
+    from audiation.config.checks import check_output_overrides
 
     run_or_exit(check_output_overrides, sys.argv[1:], saved=lambda: "nothing was written")
     main()

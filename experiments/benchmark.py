@@ -7,8 +7,8 @@ Model: wav2vec2-base's architecture with random weights (`model=random_base`: th
 checkpoint, no download); 1 s of audio (16,000 samples). Seconds per step, median and min, for each
 (layer, batch) cell and three methods:
 
-- step: the project's own loop, run for real: `audiation.trainer.audiate` on objects built by
-  `audiation.builder.build_batch` from the composed config, as every job builds them (`objective=channel`, one unit per
+- step: the project's own loop, run for real: `audiation.core.render.audiate` on objects built by
+  `audiation.config.builder.build_batch` from the composed config, as every job builds them (`objective=channel`, one unit per
   row, `parameterization=fft`, `augmentation=standard`, Adam, small `power` and `high_frequency`
   regularisers, `log_every` = all steps so it syncs once). An optimizer post-step hook marks the end of
   every step; one step is the time from the end of one to the end of the next, i.e. exactly one pass of
@@ -68,11 +68,11 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 from tqdm.auto import tqdm
 
-from audiation import configs
-from audiation.builder import build_batch, model_spec, plan
-from audiation.model import Layer, load_config, load_encoder
-from audiation.runtime import configure, resolve_device
-from audiation.trainer import audiate
+from audiation.config import configs
+from audiation.config.builder import build_batch, model_spec, plan
+from audiation.core.render import audiate
+from audiation.core.runtime import configure, resolve_device
+from audiation.models.encoder import Layer, load_config, load_encoder
 
 
 def compose(model: str, layer: int, batch: int, device: str, steps: int):
@@ -243,7 +243,7 @@ def judged_job_memory(targets: int, judged: bool, device: str) -> tuple[float, f
     judges' workers' peaks (read while they are alive, after the job)."""
     import tempfile
 
-    from audiation.jobs import audiate_folder
+    from audiation.jobs.audiate_job import audiate_folder
 
     units = min(targets, 32)  # random_small's layer has 32 units: more targets are samples of them
     cfg = configs.compose("model=random_small", "objective=channel", "steps=2", "logger=none", f"device={device}",
@@ -282,7 +282,7 @@ def files_cost(device: str, targets: int = 32, repeats: int = 3) -> dict:
     The job's own clock (metrics.json) is used, so model loading and imports are outside both."""
     import tempfile
 
-    from audiation.jobs import audiate_folder
+    from audiation.jobs.audiate_job import audiate_folder
 
     def outside_loop(count: int) -> float:
         cfg = configs.compose("model=random_small", "objective=channel", "steps=1", "logger=wandb",
@@ -300,15 +300,15 @@ def files_cost(device: str, targets: int = 32, repeats: int = 3) -> dict:
 
 
 def judges_cost(device: str, repeats: int = 20, batch: int = 32) -> dict:
-    """Milliseconds per 1-second target for each judge of `audiation.judges.JUDGES`, after loading, on one
+    """Milliseconds per 1-second target for each judge of `audiation.hearing.judges.JUDGES`, after loading, on one
     thread in this process: on speech (the shipped slice) and on noise, as audiations are either. A CPU
     judge hears one signal at a time (as in its worker); a neural judge a batch of 1 and of `batch` (as a
     job's batch reaches it), per target. Wall median and process-CPU median."""
     import numpy as np
     import soundfile as sf
 
-    from audiation import judges
-    from audiation.configs import ASSETS
+    from audiation.config.configs import ASSETS
+    from audiation.hearing import judges
 
     speech = [x[:16000] for x in (sf.read(p, dtype="float32")[0] for p in sorted((ASSETS / "speech-slice").glob("*.flac")))
               if len(x) >= 16000][:repeats]
@@ -361,8 +361,8 @@ def judges_wall(device: str, targets: int = 32, repeats: int = 5) -> dict:
 
     import numpy as np
 
-    from audiation import judges
-    from audiation.jobs import audiate_folder
+    from audiation.hearing import judges
+    from audiation.jobs.audiate_job import audiate_folder
 
     def job(count: int, judged: bool) -> tuple[float, float]:
         cfg = configs.compose("model=random_small", "objective=channel", "steps=2", "logger=none", f"device={device}",

@@ -32,10 +32,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from audiation import builder, data, sae  # noqa: E402
-from audiation.activations import derived_cache, open_cache  # noqa: E402
-from audiation.configs import compose  # noqa: E402
-from audiation.model import load_config, parse_layer, vocabulary  # noqa: E402
+from audiation.config import builder
+from audiation.config.configs import compose
+from audiation.core import sae
+from audiation.data import audio_files
+from audiation.data.activations import derived_cache, open_cache
+from audiation.models.encoder import load_config, parse_layer, vocabulary
 
 
 def frame_labels(logits: np.ndarray, blank: int, reach: int) -> np.ndarray:
@@ -94,7 +96,7 @@ def main() -> None:
     cfg = compose("model=tiny")
     spec = builder.model_spec(cfg.model)
     config = load_config(spec)
-    files = data.list_audio(args.data)
+    files = audio_files.list_audio(args.data)
     logits = open_cache(spec, parse_layer("logits", config), config, files, cache_dir)
     tokens = vocabulary(spec, config.vocab_size)
     blank = config.pad_token_id or 0

@@ -17,7 +17,7 @@ from pathlib import Path
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_corpus import COMMON, PHRASES, SR, flite, trim  # noqa: E402
+from make_corpus import COMMON, PHRASES, SR, flite, trim
 
 VOICES = ("awb", "rms", "slt", "kal16")
 

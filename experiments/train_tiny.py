@@ -23,11 +23,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm import tqdm
-from transformers import (Wav2Vec2Config, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor,
-                          Wav2Vec2ForCTC, Wav2Vec2Processor)
+from transformers import (
+    Wav2Vec2Config,
+    Wav2Vec2CTCTokenizer,
+    Wav2Vec2FeatureExtractor,
+    Wav2Vec2ForCTC,
+    Wav2Vec2Processor,
+)
 
 sys.path.insert(0, str(Path(__file__).parent))
-from eval_tiny import cer_report, load_split, transcribe, zero_mean_unit_var  # noqa: E402
+from eval_tiny import cer_report, load_split, transcribe, zero_mean_unit_var
 
 SR = 16000
 VOCAB = {"<pad>": 0, "<unk>": 1, "|": 2, "'": 3,

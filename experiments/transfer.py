@@ -24,19 +24,18 @@ import argparse
 import os
 import re
 import statistics
+import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-import sys
-
 import numpy as np
 
-from audiation.configs import compose
-from audiation.jobs import audiate_folder
+from audiation.config.configs import compose
+from audiation.jobs.audiate_job import audiate_folder
 
 sys.path.insert(0, str(Path(__file__).parent))
-from eval_tiny import edit_distance  # noqa: E402  (works on phone lists as on strings)
+from eval_tiny import edit_distance
 
 OLD_TINY = "data/models/tiny-v1"  # the first shipped model (42% CER), restored from git when missing: a third
 OLD_TINY_COMMIT = "7aef684"        # CTC model for ensembles that the listener can judge

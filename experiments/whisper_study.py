@@ -24,10 +24,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from audiation.configs import ASSETS  # noqa: E402
-from audiation.model import ModelSpec, load_encoder  # noqa: E402
-from audiation.quality import character_error_rate  # noqa: E402
-from audiation.verdicts import words  # noqa: E402
+from audiation.config.configs import ASSETS
+from audiation.hearing.quality import character_error_rate
+from audiation.hearing.verdicts import words
+from audiation.models.encoder import ModelSpec, load_encoder
 
 JUDGES = {"whisper-tiny.en": ModelSpec("openai/whisper-tiny.en", normalize=False),
           "tiny-w2v2-espeak": ModelSpec(str(ASSETS / "tiny-w2v2-espeak")),

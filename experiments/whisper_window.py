@@ -23,15 +23,15 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from audiation import data  # noqa: E402
-from audiation.model import ModelSpec, load_encoder, parse_layer  # noqa: E402
+from audiation.data import audio_files
+from audiation.models.encoder import ModelSpec, load_encoder, parse_layer
 
 
 def pieces(folder: Path, count: int, seconds: float = 1.0) -> torch.Tensor:
     """`count` 1-s pieces of speech, the loudest second of each file."""
     rows = []
-    for path in data.list_audio(folder)[:count]:
-        signal = data.read_audio(path, 16000)
+    for path in audio_files.list_audio(folder)[:count]:
+        signal = audio_files.read_audio(path, 16000)
         n = int(seconds * 16000)
         if len(signal) < n:
             continue

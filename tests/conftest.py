@@ -34,14 +34,14 @@ def _quiet_offline_home(tmp_path_factory):
 
 def compose(*overrides: str, config_name: str = "config"):
     """The job config exactly as `python -m audiation.run <overrides>` would see it."""
-    from audiation.configs import compose as compose_config
+    from audiation.config.configs import compose as compose_config
 
     return compose_config(*overrides, config_name=config_name)
 
 
 def spec(*overrides: str):
     """The ModelSpec of `model=...` overrides."""
-    from audiation.builder import model_spec
+    from audiation.config.builder import model_spec
 
     return model_spec(compose(*overrides).model)
 
@@ -56,6 +56,6 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subproce
 
 @pytest.fixture(scope="session")
 def small_encoder():
-    from audiation.model import load_encoder
+    from audiation.models.encoder import load_encoder
 
     return load_encoder(spec("model=random_small"), "cpu")

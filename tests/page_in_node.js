@@ -1,4 +1,4 @@
-// Runs audiation/static/page.js on a page's data with a stub document; prints the grid's HTML.
+// Runs audiation/browser/static/page.js on a page's data with a stub document; prints the grid's HTML.
 const fs = require('fs');
 const [pagejs, data, sources, fields, key] = process.argv.slice(2);
 const els = {};

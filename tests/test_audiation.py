@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
-from audiation.model import Layer
-from audiation.jobs import audiate_folder
 from conftest import compose
+
+from audiation.jobs.audiate_job import audiate_folder
+from audiation.models.encoder import Layer
 
 FAST = ["model=random_small", "logger=none", "steps=30", "augmentation=none", "threads=1"]
 
@@ -109,7 +109,7 @@ def test_output_files(tmp_path):
 
 
 def test_starting_from_a_clip_and_staying_close_to_it(tmp_path):
-    from audiation.configs import ASSETS
+    from audiation.config.configs import ASSETS
 
     speech = ASSETS / "speech-slice" / "000092.flac"
     clip = sf.read(speech, dtype="float32")[0][:8000]
@@ -155,7 +155,7 @@ def test_directions_with_samples_keep_their_index_and_their_group(tmp_path):
 def test_the_safe_to_play_file_of_a_signal_that_is_not_finite_is_silence_there(tmp_path):
     import soundfile as sf
 
-    from audiation.outputs import write_wav
+    from audiation.outputs.disk import write_wav
 
     signal = np.array([0.5, np.nan, -0.25, np.inf, 0.0], dtype=np.float32)
     write_wav(tmp_path / "a.wav", signal, 16000, "PCM_16")

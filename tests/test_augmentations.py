@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from audiation.augmentations import Augment
-from audiation.randomness import Streams
+from audiation.core.augmentations import Augment
+from audiation.core.randomness import Streams
 
 
 def test_augment_shift_noise_and_stretch():

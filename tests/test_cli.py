@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import run_cli
 
 SMALL = ["model=random_small", "logger=none"]

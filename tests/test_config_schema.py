@@ -1,4 +1,4 @@
-"""The config schema (audiation/config_schema.py): Hydra refuses misspelt keys and wrong types as it composes,
+"""The config schema (audiation/config/config_schema.py): Hydra refuses misspelt keys and wrong types as it composes,
 the entry points refuse keys appended with `+`, and the schema agrees with every option's YAML."""
 
 from __future__ import annotations
@@ -6,13 +6,14 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from conftest import ROOT, run_cli
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from audiation import builder, config_schema, directions_job, examples_job
-from audiation.configs import compose
+from audiation.config import builder, config_schema
+from audiation.config.configs import compose
 from audiation.errors import AudiationError
-from conftest import ROOT, run_cli
+from audiation.jobs import directions_job, examples_job
 
 GROUPS = ("model", "objective", "parameterization", "augmentation", "optimizer", "logger")
 OPTIONS = [(group, path.stem) for group in GROUPS for path in sorted((ROOT / "conf" / group).glob("*.yaml"))]

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-
 from conftest import ROOT
 
 SCRIPT = ROOT / "experiments" / "make_corpus.py"

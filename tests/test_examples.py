@@ -20,10 +20,11 @@ import soundfile as sf
 import torch
 from conftest import ROOT, compose
 
-from audiation import activations, data, examples_job
-from audiation.builder import model_spec
+from audiation.config.builder import model_spec
+from audiation.data import activations, audio_files
 from audiation.errors import AudiationError
-from audiation.model import load_config, load_encoder, num_frames, parse_layer
+from audiation.jobs import examples_job
+from audiation.models.encoder import load_config, load_encoder, num_frames, parse_layer
 
 SLICE = ROOT / "audiation" / "assets" / "speech-slice"
 VOCAB = ROOT / "audiation" / "assets" / "tiny-w2v2-espeak" / "vocab.json"
@@ -47,7 +48,7 @@ def _open(spec, layer_spec, folder, cache_dir, factory):
     """ActivationCache.open as the command line calls it, with the encoder factory given."""
     config = load_config(spec)
     layer = parse_layer(layer_spec, config)
-    return activations.ActivationCache.open(data.list_audio(folder), layer, config, spec.fingerprint(),
+    return activations.ActivationCache.open(audio_files.list_audio(folder), layer, config, spec.fingerprint(),
                                             spec.short_name, cache_dir, factory, spec.sample_rate)
 
 
@@ -83,7 +84,7 @@ def test_cache_is_built_once_then_reused_without_the_model(tiny, tmp_path, monke
 
     monkeypatch.setattr(activations, "load_encoder", lambda *_a, **_k: _no_model())  # the public helper too
     config = load_config(tiny)
-    stats = activations.open_cache(tiny, parse_layer(1, config), config, data.list_audio(tmp_path / "data"),
+    stats = activations.open_cache(tiny, parse_layer(1, config), config, audio_files.list_audio(tmp_path / "data"),
                                    tmp_path / "cache").stats
     assert set(stats) == {"max", "p99", "mean_abs"} and all(v.shape == (192,) for v in stats.values())
     assert np.array_equal(stats["max"], first.stats["max"])
@@ -116,7 +117,7 @@ def test_a_44k_stereo_wav_is_read_as_16k_mono_with_the_right_frames(tiny, tmp_pa
     tone = np.sin(2 * np.pi * 440 * t)
     (tmp_path / "data").mkdir()
     sf.write(tmp_path / "data" / "stereo.wav", np.stack([0.5 * tone, 0.1 * tone], axis=1), rate, subtype="PCM_16")
-    signal = data.read_audio(tmp_path / "data" / "stereo.wav", 16000)
+    signal = audio_files.read_audio(tmp_path / "data" / "stereo.wav", 16000)
     assert signal.ndim == 1 and signal.dtype == np.float32 and len(signal) == 24000
     middle = signal[4000:-4000]
     assert abs(np.sqrt(np.mean(middle ** 2)) - 0.3 / math.sqrt(2)) < 0.005  # the mean of the two channels
@@ -134,13 +135,13 @@ def test_long_files_go_through_the_model_in_pieces_on_the_frame_grid(tiny, tmp_p
     sf.write(tmp_path / "data" / "long.flac", sf.read(longest, dtype="float32")[0][:24000], 16000)
     config = load_config(tiny)
     layer = parse_layer(2, config)
-    cache = activations.ActivationCache.open(data.list_audio(tmp_path / "data"), layer, config, tiny.fingerprint(),
+    cache = activations.ActivationCache.open(audio_files.list_audio(tmp_path / "data"), layer, config, tiny.fingerprint(),
                                              "tiny", tmp_path / "cache", lambda: load_encoder(tiny, "cpu"), 16000,
                                              max_seconds=0.5)
     assert [(p.offset_seconds, p.first_frame, p.num_frames) for p in cache.pieces] == [
         (0.0, 0, 24), (0.5, 24, 24), (1.0, 48, 24)]
     assert cache.locate(30)[1] == pytest.approx(0.5 + (6 * 320 + 400 / 2) / 16000)
-    middle = torch.from_numpy(data.read_audio(tmp_path / "data" / "long.flac", 16000)[8000:16000])
+    middle = torch.from_numpy(audio_files.read_audio(tmp_path / "data" / "long.flac", 16000)[8000:16000])
     with torch.inference_mode():
         alone = load_encoder(tiny, "cpu")(middle[None], layer)[0].numpy()  # the piece, normalised on its own
     np.testing.assert_allclose(np.asarray(cache.activations[24:48], dtype=np.float32), alone, atol=1e-2, rtol=1e-2)
@@ -150,9 +151,9 @@ def test_an_empty_or_missing_folder_is_one_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("no audio here")
     with pytest.raises(AudiationError, match=r"data.path=.*empty contains no audio files \(.wav, .flac, .ogg"):
-        data.list_audio(tmp_path / "empty")
+        audio_files.list_audio(tmp_path / "empty")
     with pytest.raises(AudiationError, match="no such folder"):
-        data.list_audio(tmp_path / "missing")
+        audio_files.list_audio(tmp_path / "missing")
 
 
 def test_a_librispeech_style_tree_is_found_with_its_transcripts(tmp_path):
@@ -171,10 +172,10 @@ def test_a_librispeech_style_tree_is_found_with_its_transcripts(tmp_path):
         made.append(path)
     (root / "84" / "121123" / "84-121123.trans.txt").write_text("84-121123-0000 GO DO YOU HEAR\n"
                                                                "84-121123-0001 BUT IN LESS THAN FIVE MINUTES\n")
-    assert data.list_audio(tmp_path / "LibriSpeech") == sorted(p.resolve() for p in made)
-    assert data.transcript(made[1]) == "BUT IN LESS THAN FIVE MINUTES"
-    assert data.transcript(made[2]) is None
-    assert data.transcript(sources[1]).strip()  # the slice's metadata.tsv
+    assert audio_files.list_audio(tmp_path / "LibriSpeech") == sorted(p.resolve() for p in made)
+    assert audio_files.transcript(made[1]) == "BUT IN LESS THAN FIVE MINUTES"
+    assert audio_files.transcript(made[2]) is None
+    assert audio_files.transcript(sources[1]).strip()  # the slice's metadata.tsv
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -258,8 +259,8 @@ def test_the_s_logit_prefers_utterances_with_an_s(tiny, tmp_path):
     cache = _open(tiny, "logits", SLICE, tmp_path / "cache", lambda: load_encoder(tiny, "cpu"))
     found = activations.top_examples(cache, letter, k=5, min_gap_seconds=math.inf)
     assert len({e.file for e in found}) == 5
-    texts = [data.transcript(e.file) for e in found]
-    base_rate = np.mean(["s" in data.transcript(f) for f in cache.files])
+    texts = [audio_files.transcript(e.file) for e in found]
+    base_rate = np.mean(["s" in audio_files.transcript(f) for f in cache.files])
     assert sum("s" in t for t in texts) > 5 * base_rate, (texts, base_rate)
 
 
@@ -268,7 +269,7 @@ def test_mlp_neurons_have_dataset_examples_too(tiny, tmp_path):
     cache = _open(tiny, "mlp4", tmp_path / "data", tmp_path / "cache", lambda: load_encoder(tiny, "cpu"))
     config = load_config(tiny)
     assert cache.num_units == config.intermediate_size and cache.folder.name.startswith("tiny-w2v2-espeak-mlp4-")
-    frames = sum(num_frames(parse_layer(4, config), config, len(data.read_audio(f, 16000))) for f in cache.files)
+    frames = sum(num_frames(parse_layer(4, config), config, len(audio_files.read_audio(f, 16000))) for f in cache.files)
     assert cache.num_frames == frames  # the transformer's frame grid
     found = activations.top_examples(cache, 7, k=2, min_gap_seconds=0)
     assert found[0].activation == cache.stats["max"][7]
@@ -284,7 +285,7 @@ def test_a_loud_but_finite_file_is_skipped_not_spread_as_nan_over_the_cache(tmp_
     sf.write(folder / "loud.wav", signal * np.float32(3e38), rate, subtype="FLOAT")
     spec = model_spec(compose("model=tiny").model)
     config = load_config(spec)
-    cache = activations.open_cache(spec, parse_layer("6", config), config, data.list_audio(folder), tmp_path / "c")
+    cache = activations.open_cache(spec, parse_layer("6", config), config, audio_files.list_audio(folder), tmp_path / "c")
     assert [Path(s["file"]).name for s in cache.skipped] == ["loud.wav"] and len(cache.files) == 2
     assert all(np.isfinite(v).all() for v in cache.stats.values())
     assert np.isfinite(np.asarray(cache.activations, dtype=np.float32)).all()
@@ -295,7 +296,7 @@ def test_a_loud_but_finite_file_is_skipped_not_spread_as_nan_over_the_cache(tmp_
 def test_metadata_is_tab_separated_text_whatever_its_quotes_and_encoding(tmp_path, encoding, caplog):
     rows = [("a.wav", '"quoted" and a lone " quote'), ("b.wav", "café"), ("c.wav", 'she said "no')]
     (tmp_path / "metadata.tsv").write_bytes(("file\ttext\n" + "".join(f"{f}\t{t}\n" for f, t in rows)).encode(encoding))
-    assert [data.transcript(tmp_path / f) for f, _ in rows] == [t for _, t in rows]
+    assert [audio_files.transcript(tmp_path / f) for f, _ in rows] == [t for _, t in rows]
     assert ("is not UTF-8" in caplog.text) == (encoding == "latin-1")
 
 
@@ -310,7 +311,7 @@ def test_audiation_results_inside_a_data_folder_are_not_natural_audio(tmp_path, 
         shutil.copy(natural, folder / "targets" / "L1-U0-unit" / "audio.flac")
         for mark in marks:
             (folder / mark).write_text("{}")
-    assert data.list_audio(tmp_path) == [natural]
+    assert audio_files.list_audio(tmp_path) == [natural]
     assert "left out 3 folder(s) of audiation's own results" in caplog.text
 
 

@@ -14,11 +14,11 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-
-from audiation.folder import FolderLock
-from audiation.jobs import audiate_folder
-from audiation.report import write_report
 from conftest import ROOT, compose, run_cli
+
+from audiation.jobs.audiate_job import audiate_folder
+from audiation.jobs.folder import FolderLock
+from audiation.report import write_report
 
 SMALL = ["model=random_small", "logger=none", "threads=1"]
 
@@ -226,7 +226,7 @@ def test_an_interrupted_sweep_still_gets_its_gallery(tmp_path):
 
 
 def test_a_writer_failure_stops_the_job_at_the_next_batch():
-    from audiation.outputs import Writer
+    from audiation.outputs.disk import Writer
 
     done = []
     with Writer() as writer:
@@ -243,7 +243,7 @@ def test_a_writer_failure_stops_the_job_at_the_next_batch():
 
 
 def test_an_option_added_since_a_run_is_a_changed_setting_only_when_switched_on():
-    from audiation.results import settings_difference
+    from audiation.outputs.results import settings_difference
 
     old = {"optimizer.lr": 0.05, "augmentation.stretch": 0.1}
     assert settings_difference(old, {**old, "augmentation.room_ms": 0.0, "model.ensemble": []}) == []
@@ -253,7 +253,7 @@ def test_an_option_added_since_a_run_is_a_changed_setting_only_when_switched_on(
 
 
 def test_a_signal_while_a_batch_is_measured_keeps_the_batch(tmp_path, monkeypatch):
-    from audiation import quality
+    from audiation.hearing import quality
 
     measure = quality.measure
 
@@ -305,7 +305,7 @@ def test_a_full_disk_while_a_wav_is_written_is_one_line(tmp_path):
 @pytest.mark.parametrize("overrides,rows", [(["samples=300"], 300), (["samples=3", "objective.unit=0:8", "batch_size=16"], 15),
                                             (["samples=3", "objective.unit=0:2", "batch_size=auto"], 3)])
 def test_the_memory_check_sizes_the_batch_the_job_will_run(monkeypatch, overrides, rows):
-    from audiation import builder, checks
+    from audiation.config import builder, checks
 
     sized = []
     monkeypatch.setattr(checks, "check_memory", lambda samples, config, batch, *_: sized.append(batch))
@@ -327,7 +327,7 @@ def test_a_failure_of_one_sweep_job_ends_that_job_alone_in_one_line(capsys):
 
 
 def test_a_measure_that_fails_is_recorded_and_the_batch_is_saved(tmp_path, monkeypatch, caplog):
-    from audiation import quality
+    from audiation.hearing import quality
 
     def out_of_memory(*_args, **_kwargs):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")

@@ -1,4 +1,4 @@
-"""Sparse autoencoder features (audiation/sae.py, the features job, objective=feature): TopK's exact
+"""Sparse autoencoder features (audiation/core/sae.py, the features job, objective=feature): TopK's exact
 sparsity, reconstruction, a feature objective equal to the encoder applied to the layer, resume, bad input,
 and the feature cards."""
 
@@ -10,16 +10,17 @@ import shutil
 import numpy as np
 import pytest
 import torch
-
-from audiation import builder, sae
-from audiation.configs import compose
-from audiation.errors import AudiationError
-from audiation.features_job import features_job
-from audiation.jobs import audiate_folder
-from audiation.model import load_encoder
-from audiation.page import write_gallery
 from conftest import ROOT
 from test_gallery import data
+
+from audiation.browser.page import write_gallery
+from audiation.config import builder
+from audiation.config.configs import compose
+from audiation.core import sae
+from audiation.errors import AudiationError
+from audiation.jobs.audiate_job import audiate_folder
+from audiation.jobs.features_job import features_job
+from audiation.models.encoder import load_encoder
 
 SLICE = ROOT / "audiation" / "assets" / "speech-slice"
 SMALL = ["model=random_small", "model.layer=2", "threads=1"]
@@ -170,8 +171,8 @@ def test_a_dictionary_of_two_features_names_its_one_neighbour(dictionary, tmp_pa
 
 
 def test_the_examples_of_features_come_from_the_layers_cache_without_the_model(dictionary, tmp_path, monkeypatch):
-    from audiation import activations
-    from audiation.examples_job import examples_job
+    from audiation.data import activations
+    from audiation.jobs.examples_job import examples_job
 
     cache = sae.Path(dictionary).parent / "cache"  # the layer's cache, built by the features job
     monkeypatch.setattr(activations, "load_encoder", lambda *_a, **_k: pytest.fail("the model was loaded"))
@@ -184,7 +185,7 @@ def test_the_examples_of_features_come_from_the_layers_cache_without_the_model(d
 
 
 def test_the_dictionary_is_eight_times_the_layer_unless_said():
-    from audiation.features_job import settings_of
+    from audiation.jobs.features_job import settings_of
 
     assert settings_of(compose(*SMALL, "data.path=x", config_name="features"), 32).features == 256
     assert settings_of(compose(*SMALL, "data.path=x", "features=100", config_name="features"), 32).features == 100

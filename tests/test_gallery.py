@@ -15,13 +15,13 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 import pytest
+from conftest import ROOT, compose, run_cli
 from omegaconf import OmegaConf
 
-from audiation.callbacks import Gallery
+from audiation.browser.page import write_gallery
 from audiation.errors import AudiationError
-from audiation.jobs import audiate_folder
-from audiation.page import write_gallery
-from conftest import ROOT, compose, run_cli
+from audiation.jobs.audiate_job import audiate_folder
+from audiation.jobs.sweep_callbacks import Gallery
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Skipped without Chromium on a workstation; in CI (CI=true) a missing Chromium fails the test instead.
@@ -103,7 +103,7 @@ def test_units_of_a_run_with_quality_data_carry_their_natural_examples_and_stay_
 
 
 def test_an_examples_job_opens_in_the_same_page(tmp_path):
-    from audiation.examples_job import examples_job
+    from audiation.jobs.examples_job import examples_job
 
     cfg = compose("model=tiny", "model.layer=4", "units=[3,10]", f"data.path={SLICE}", "logger=none", "top_k=3",
                   f"data.cache_dir={tmp_path / 'cache'}", config_name="examples")
@@ -202,7 +202,7 @@ def test_records_and_units_that_do_not_fit_the_schema_never_reach_the_page(tmp_p
 def test_shared_scale_and_embed_read_nothing_outside_the_job_and_pass_over_missing_files(tmp_path):
     import numpy as np
 
-    from audiation.outputs import write_spectrogram, write_wav
+    from audiation.outputs.disk import write_spectrogram, write_wav
 
     job, secret = tmp_path / "job", tmp_path / "secret.wav"
     write_wav(secret, np.full(1600, 0.5, dtype=np.float32), 16000)
@@ -323,7 +323,7 @@ HOSTILE = {"name": 'L1-U0-x" onerror="document.body.dataset.pwned=1,q=1',
 def test_quotes_script_and_onerror_in_names_texts_and_folders_are_only_text(tmp_path):
     import numpy as np
 
-    from audiation.outputs import write_spectrogram, write_wav
+    from audiation.outputs.disk import write_spectrogram, write_wav
 
     job = tmp_path / 'run "<b>x'  # a job folder whose name would end an attribute and open a tag
     files = job / "targets" / HOSTILE["name"]

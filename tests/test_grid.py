@@ -1,4 +1,4 @@
-"""The page's layer x unit grid, drawn by audiation/static/page.js itself (in Node, with a stub document):
+"""The page's layer x unit grid, drawn by audiation/browser/static/page.js itself (in Node, with a stub document):
 a wide layer wraps into lines instead of scrolling sideways, and one outlier neither sets the colours of
 the rest nor goes unmarked."""
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from audiation import record_schema
-from audiation.page import STATIC
+from audiation.browser.page import STATIC
+from audiation.outputs import record_schema
 
 NODE = shutil.which("node")
 HERE = Path(__file__).parent

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import re
 
-from audiation import page
 from conftest import run_cli
+
+from audiation.browser import page
 
 
 def test_a_single_job_writes_its_page_and_says_where(tmp_path):
@@ -33,6 +34,9 @@ def test_the_filter_finds_a_unit_by_its_phone_name(tmp_path):
                for unit, phone in ((125, "S"), (68, "M"), (3, None))]
     (tmp_path / "metrics.json").write_text(json.dumps({"run": {}, "targets": records}))
     cards = page.collect_cards([tmp_path], page._Media(tmp_path, False))
-    found = lambda words: [c["name"] for c in cards if all(w in c["text"] for w in words.lower().split())]  # as page.js
+
+    def found(words):  # as page.js
+        return [c["name"] for c in cards if all(w in c["text"] for w in words.lower().split())]
+
     assert found("/s/") == ["L6-U125-channel"] and found("phone:m") == ["L6-U68-channel"]
     assert found("/z/") == []

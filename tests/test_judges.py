@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
-from audiation import judges
-from audiation.configs import ASSETS
-from audiation.jobs import audiate_folder
-from audiation.results import read_record
 from conftest import compose
+
+from audiation.config.configs import ASSETS
+from audiation.hearing import judges
+from audiation.jobs.audiate_job import audiate_folder
+from audiation.outputs.results import read_record
 
 SLICE = ASSETS / "speech-slice"
 
@@ -104,8 +104,8 @@ def test_every_target_record_carries_the_judges_unless_turned_off(tmp_path):
 
 
 def test_regularizer_speech_rewards_silero_s_log_probability_and_a_run_raises_it(tmp_path):
-    from audiation.builder import build_batch, plan
-    from audiation.model import load_encoder
+    from audiation.config.builder import build_batch, plan
+    from audiation.models.encoder import load_encoder
 
     cfg = compose("model=random_small", "logger=none", "objective=channel", "objective.unit=0:2",
                   "regularizer.speech=2.0")
@@ -149,7 +149,7 @@ def test_a_judge_that_raises_costs_only_its_own_numbers_never_a_signal(tmp_path,
 def test_a_slow_judge_holds_up_neither_the_loop_nor_any_file(tmp_path, monkeypatch):
     import threading
 
-    from audiation import jobs
+    from audiation.jobs import audiate_job
 
     optimised, seen = threading.Event(), []  # optimised: the last batch's loop is over
     audiated = []
@@ -167,8 +167,8 @@ def test_a_slow_judge_holds_up_neither_the_loop_nor_any_file(tmp_path, monkeypat
             seen.append(optimised.wait(60))
         return real_judge(vad, signal)
 
-    real_audiate, real_judge = jobs.audiate, judges.speech_log_probability
-    monkeypatch.setattr(jobs, "audiate", audiate)
+    real_audiate, real_judge = audiate_job.audiate, judges.speech_log_probability
+    monkeypatch.setattr(audiate_job, "audiate", audiate)
     monkeypatch.setattr(judges, "speech_log_probability", slow)
     audiate_folder(compose(*BATCHES), tmp_path, None)
     assert seen == [[True, True], True]  # the batch's WAVs were written before it; the loop went on without it
@@ -271,6 +271,6 @@ def test_a_judges_worker_runs_the_judges_file_alone_without_torch_or_the_package
 
 
 def test_every_judges_fields_are_declared_in_the_record_schema():
-    from audiation import record_schema
+    from audiation.outputs import record_schema
 
     assert set(judges.FIELDS) | {"judges_note"} <= set(record_schema.BY_KEY)

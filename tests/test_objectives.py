@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from audiation import objectives
-from audiation.objectives import Geometry, Objective
+from audiation.core import objectives
+from audiation.core.objectives import Geometry, Objective
 
 
 def test_objectives_combine_linearly():
@@ -71,7 +71,7 @@ def test_a_channels_log_probability_rises_only_when_the_letter_beats_the_others(
 
 
 def test_diversity_compares_a_sample_only_with_its_own_siblings_and_is_the_recorded_similarity():
-    from audiation.quality import sibling_similarity
+    from audiation.hearing.quality import sibling_similarity
 
     signals = torch.randn(4, 16000)
     signals[2] = signals[0]  # identical to row 0, but another target's sample: it must not count

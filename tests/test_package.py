@@ -9,7 +9,6 @@ import sys
 
 import pytest
 import torch
-
 from conftest import ROOT
 
 
@@ -29,7 +28,7 @@ def test_the_wheel_installs_into_a_fresh_environment_and_runs_from_any_folder(tm
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(HF_HUB_OFFLINE="1", WANDB_MODE="offline", WANDB_SILENT="true", OMP_NUM_THREADS="1")
-    where = run(python, "-c", "import audiation.configs as c; print(c.__file__); print(c.CONF)", cwd=elsewhere, env=env)
+    where = run(python, "-c", "import audiation.config.configs as c; print(c.__file__); print(c.CONF)", cwd=elsewhere, env=env)
     assert str(tmp_path / "env") in where.stdout and "audiation/conf" in where.stdout.splitlines()[1]
     result = run(python, "-m", "audiation.run", "model=random_small", "steps=2", "logger=none", cwd=elsewhere, env=env)
     assert "1 target(s) of L2-U0-unit" in result.stdout
@@ -48,5 +47,5 @@ def test_the_wheel_builds_without_a_warning_and_ships_the_data(tmp_path):
     (wheel,) = tmp_path.glob("audiation-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     for shipped in ("audiation/conf/model/tiny.yaml", "audiation/conf/hydra/help/audiation.yaml",
-                    "audiation/static/page.js", "audiation/assets/tiny-w2v2-espeak/model.safetensors"):
+                    "audiation/browser/static/page.js", "audiation/assets/tiny-w2v2-espeak/model.safetensors"):
         assert shipped in names, shipped

@@ -9,8 +9,8 @@ import math
 import pytest
 import torch
 
-from audiation.parameterizations import FFT, Speech, Waveform
-from audiation.randomness import Streams
+from audiation.core.parameterizations import FFT, Speech, Waveform
+from audiation.core.randomness import Streams
 
 
 def test_fft_signal_has_the_rms_it_is_set_to_and_a_power_law_spectrum():
@@ -73,7 +73,7 @@ def test_a_speech_row_is_the_same_alone_or_in_a_batch_and_its_gradient_stays_in_
 
 
 def test_speech_starts_as_a_voiced_vowel_at_its_level_and_f0_follows_its_control():
-    from audiation import judges
+    from audiation.hearing import judges
 
     signal = _speech([0, 1], rms=0.2)
     wave = signal().detach()

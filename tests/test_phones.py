@@ -9,13 +9,15 @@ import shutil
 
 import numpy as np
 import pytest
-
-from audiation import builder, data, phones
-from audiation.activations import open_cache
-from audiation.configs import ASSETS
-from audiation.examples_job import examples_job, last_file_reader
-from audiation.model import load_config, parse_layer
 from conftest import compose
+
+from audiation.config import builder
+from audiation.config.configs import ASSETS
+from audiation.data import audio_files
+from audiation.data.activations import open_cache
+from audiation.hearing import phones
+from audiation.jobs.examples_job import examples_job, last_file_reader
+from audiation.models.encoder import load_config, parse_layer
 
 SLICE = ASSETS / "speech-slice"
 # The character units of tiny's MODEL_CARD.md and the phones their letter stands for.
@@ -28,7 +30,7 @@ def tiny_caches(tmp_path_factory):
     cache_dir = tmp_path_factory.mktemp("cache")
     spec = builder.model_spec(compose("model=tiny").model)
     config = load_config(spec)
-    files = data.list_audio(SLICE)
+    files = audio_files.list_audio(SLICE)
     return {layer: open_cache(spec, parse_layer(layer, config), config, files, cache_dir)
             for layer in ("logits", "6")}
 
@@ -104,7 +106,7 @@ def test_data_without_transcripts_is_decoded_and_named_once(tmp_path, caplog):
         shutil.copy(path, tmp_path)  # no metadata.tsv: nothing to align
     spec = builder.model_spec(compose("model=tiny").model)
     config = load_config(spec)
-    cache = open_cache(spec, parse_layer("logits", config), config, data.list_audio(tmp_path), tmp_path / "cache")
+    cache = open_cache(spec, parse_layer("logits", config), config, audio_files.list_audio(tmp_path), tmp_path / "cache")
     with caplog.at_level(logging.WARNING):
         labels = phones.frame_labels(cache, last_file_reader(16000))
     warnings = [r.getMessage() for r in caplog.records if "phone recognizer" in r.getMessage()]
@@ -157,7 +159,7 @@ def test_when_the_phone_pass_fails_the_words_keep_their_alignment(monkeypatch):
     """pocketsphinx's state-level pass fails on some ordinary utterances; the word pass's timing stays, each
     word's dictionary phones in order inside it."""
     path = sorted(SLICE.glob("*.flac"))[0]
-    signal, text = data.read_audio(path, 16000), data.transcript(path)
+    signal, text = audio_files.read_audio(path, 16000), audio_files.transcript(path)
     aligner = phones.Aligner()
     assert aligner.segments(signal, text)[1] == "aligned"
 
@@ -175,7 +177,7 @@ def test_when_the_phone_pass_fails_the_words_keep_their_alignment(monkeypatch):
 def test_the_wide_beam_aligns_what_the_default_loses():
     """000028 ("fixedly accuser tufting") lost its words at pocketsphinx's default beams."""
     path = SLICE / "000028.flac"
-    assert phones.Aligner().segments(data.read_audio(path, 16000), data.transcript(path))[1] == "aligned"
+    assert phones.Aligner().segments(audio_files.read_audio(path, 16000), audio_files.transcript(path))[1] == "aligned"
 
 
 def test_a_word_espeak_splits_does_not_unspell_the_others(monkeypatch):
@@ -188,8 +190,8 @@ def test_a_word_espeak_splits_does_not_unspell_the_others(monkeypatch):
 def test_names_say_when_the_model_does_not_understand_their_data(tmp_path, caplog):
     """The model's own CER on the transcribed files is recorded; above 0.5 a warning says the names describe
     its confusion (here: the right audio under wrong transcripts)."""
-    from audiation.model import load_encoder
-    from audiation.quality import data_error_rate
+    from audiation.hearing.quality import data_error_rate
+    from audiation.models.encoder import load_encoder
 
     encoder = load_encoder(builder.model_spec(compose("model=tiny").model), "cpu")
     files = sorted(SLICE.glob("*.flac"))[:6]

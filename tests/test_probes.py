@@ -10,9 +10,9 @@ import sys
 
 import numpy as np
 import pytest
-
-from audiation import probes
 from conftest import ROOT, run_cli
+
+from audiation.core import probes
 
 CONTRAST = ROOT / "audiation" / "assets" / "pitch-contrast"
 
@@ -76,14 +76,14 @@ def test_leaving_each_speaker_out_scores_the_contrast_on_voices_never_fitted():
 
 
 def test_a_speaker_comes_from_the_metadata_column_or_a_subfolder(tmp_path):
-    from audiation import data
+    from audiation.data import audio_files
 
     (tmp_path / "set" / "anna").mkdir(parents=True)
     (tmp_path / "set" / "anna" / "1.flac").touch()
     (tmp_path / "set" / "2.flac").touch()
-    assert data.speaker(tmp_path / "set" / "anna" / "1.flac", tmp_path / "set") == "anna"
-    assert data.speaker(tmp_path / "set" / "2.flac", tmp_path / "set") is None
-    assert data.speaker(CONTRAST / "high" / "000.flac", CONTRAST / "high") == "en-us+m3"  # metadata.tsv above it
+    assert audio_files.speaker(tmp_path / "set" / "anna" / "1.flac", tmp_path / "set") == "anna"
+    assert audio_files.speaker(tmp_path / "set" / "2.flac", tmp_path / "set") is None
+    assert audio_files.speaker(CONTRAST / "high" / "000.flac", CONTRAST / "high") == "en-us+m3"  # metadata.tsv above it
 
 
 def _directions(*args: str):

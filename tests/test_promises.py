@@ -13,14 +13,15 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, compose, run_cli
 from PIL import Image
 
-from audiation import builder, outputs
-from audiation.augmentations import Augment
-from audiation.jobs import audiate_folder
-from audiation.randomness import Streams
+from audiation.config import builder
+from audiation.core.augmentations import Augment
+from audiation.core.randomness import Streams
+from audiation.jobs.audiate_job import audiate_folder
+from audiation.outputs import disk
 from audiation.report import write_report
-from conftest import ROOT, compose, run_cli
 
 SMALL = ["model=random_small", "logger=none", "threads=1", "quality.draws=0"]
 
@@ -97,16 +98,16 @@ def test_the_high_frequency_regulariser_is_subtracted_at_its_cutoff():
 def test_a_spectrogram_picture_has_its_axes_size_and_the_dashed_target_frame(tmp_path):
     signal = np.random.default_rng(0).standard_normal(16000).astype(np.float32)
     path = tmp_path / "s.png"
-    outputs.write_spectrogram(path, signal, 16000, "title", mark_seconds=0.5)
+    disk.write_spectrogram(path, signal, 16000, "title", mark_seconds=0.5)
     image = Image.open(path)
-    assert image.mode == "P" and image.size == (outputs.MARGIN_LEFT + 401 + outputs.MARGIN_RIGHT,
-                                                outputs.MARGIN_TOP + 201 + outputs.MARGIN_BOTTOM)
+    assert image.mode == "P" and image.size == (disk.MARGIN_LEFT + 401 + disk.MARGIN_RIGHT,
+                                                disk.MARGIN_TOP + 201 + disk.MARGIN_BOTTOM)
     pixels = np.asarray(image)
-    column = pixels[outputs.MARGIN_TOP:outputs.MARGIN_TOP + 201, outputs.MARGIN_LEFT + 200]
-    cyan = column == outputs.CYAN
+    column = pixels[disk.MARGIN_TOP:disk.MARGIN_TOP + 201, disk.MARGIN_LEFT + 200]
+    cyan = column == disk.CYAN
     assert 0.4 < cyan.mean() < 0.8 and not cyan.all()  # dashed: 4 of every 6 rows
-    bar = pixels[outputs.MARGIN_TOP:outputs.MARGIN_TOP + 201, outputs.MARGIN_LEFT + 401 + 12]  # the dB scale
-    assert bar[0] == outputs.COLOURS - 1 and bar[-1] == 0 and np.all(np.diff(bar.astype(int)) <= 0)
+    bar = pixels[disk.MARGIN_TOP:disk.MARGIN_TOP + 201, disk.MARGIN_LEFT + 401 + 12]  # the dB scale
+    assert bar[0] == disk.COLOURS - 1 and bar[-1] == 0 and np.all(np.diff(bar.astype(int)) <= 0)
     assert path.stat().st_size < 60_000
 
 

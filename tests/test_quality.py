@@ -7,13 +7,13 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
-from audiation.configs import ASSETS
-from audiation.objectives import Geometry
-from audiation.quality import character_error_rate, silence_ratio_db
-from audiation.report import write_report
-from audiation.jobs import audiate_folder
 from conftest import compose
+
+from audiation.config.configs import ASSETS
+from audiation.core.objectives import Geometry
+from audiation.hearing.quality import character_error_rate, silence_ratio_db
+from audiation.jobs.audiate_job import audiate_folder
+from audiation.report import write_report
 
 
 def test_silence_ratio_compares_power_away_from_and_at_the_frame():
@@ -37,11 +37,11 @@ def test_every_target_gets_quality_numbers_and_a_sweep_gets_a_report(tmp_path):
 
 
 def test_activation_ratio_is_final_over_the_datasets_max(tmp_path, monkeypatch):
-    import audiation.jobs
+    import audiation.jobs.audiate_job
 
     stats = {"max": np.linspace(-1, 2, 32), "p99": np.full(32, 0.5), "mean_abs": np.ones(32)}
-    monkeypatch.setattr(audiation.jobs, "open_cache", lambda *args: SimpleNamespace(stats=stats))
-    monkeypatch.setattr(audiation.jobs.phones, "frame_labels", lambda *args: None)  # no frames to name units by
+    monkeypatch.setattr(audiation.jobs.audiate_job, "open_cache", lambda *args: SimpleNamespace(stats=stats))
+    monkeypatch.setattr(audiation.jobs.audiate_job.phones, "frame_labels", lambda *args: None)  # no frames to name units by
     (tmp_path / "data").mkdir()  # a folder with audio in it; its statistics are the ones above
     shutil.copy(ASSETS / "speech-slice" / "000002.flac", tmp_path / "data")
     metrics = audiate_folder(compose("model=random_small", "logger=none", "objective=channel", "objective.unit=[0,31]",
@@ -56,9 +56,9 @@ def test_activation_ratio_is_final_over_the_datasets_max(tmp_path, monkeypatch):
 def _measured(encoder, *overrides):
     import torch
 
-    from audiation import quality
-    from audiation.builder import build_batch, plan
-    from audiation.trainer import evaluate
+    from audiation.config.builder import build_batch, plan
+    from audiation.core.render import evaluate
+    from audiation.hearing import quality
 
     cfg = compose("model=random_small", "logger=none", "objective.unit=0:2", "quality.draws=3", *overrides)
     plan_ = plan(cfg)
@@ -98,10 +98,10 @@ def _judged(encoder, listener, *overrides):
     """quality.measure on one second of the shipped slice's speech, for CTC targets of tiny."""
     import torch
 
-    from audiation import quality
-    from audiation.builder import build_batch, plan
-    from audiation.data import read_audio
-    from audiation.trainer import evaluate
+    from audiation.config.builder import build_batch, plan
+    from audiation.core.render import evaluate
+    from audiation.data.audio_files import read_audio
+    from audiation.hearing import quality
 
     cfg = compose("model=tiny", "logger=none", "quality.draws=0", *overrides)
     plan_ = plan(cfg)
@@ -115,9 +115,9 @@ def _judged(encoder, listener, *overrides):
 
 def test_each_judge_is_recorded_under_its_own_name_the_model_itself_first():
     import torch
-
-    from audiation.model import Ensemble, Layer, load_encoder
     from conftest import spec
+
+    from audiation.models.encoder import Ensemble, Layer, load_encoder
 
     tiny, listener = load_encoder(spec("model=tiny"), "cpu"), load_encoder(spec("model=listener"), "cpu")
     letters = [tiny.vocabulary.index(c) for c in "ne"]  # tiny hears "donpy" in this second

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
-from audiation import randomness
-from audiation.builder import build_batch, plan
-from audiation.randomness import Streams
-from audiation.trainer import audiate
 from conftest import compose
+
+from audiation.config.builder import build_batch, plan
+from audiation.core import randomness
+from audiation.core.randomness import Streams
+from audiation.core.render import audiate
 
 
 def test_a_row_draws_the_same_alone_or_in_any_batch():

@@ -1,14 +1,14 @@
-"""The record schema (audiation/record_schema.py) is the contract: every field a job writes is declared there,
+"""The record schema (audiation/outputs/record_schema.py) is the contract: every field a job writes is declared there,
 with a meaning, and every measure has a direction the page and the README can state."""
 
 from __future__ import annotations
 
 import pytest
-
-from audiation import record_schema
-from audiation.configs import compose
-from audiation.jobs import audiate_folder
 from conftest import ROOT
+
+from audiation.config.configs import compose
+from audiation.jobs.audiate_job import audiate_folder
+from audiation.outputs import record_schema
 
 SMALL = ["model=random_small", "logger=none", "threads=1", "steps=2"]
 SLICE = ROOT / "audiation" / "assets" / "speech-slice"

@@ -7,14 +7,14 @@ import json
 
 import numpy as np
 import pytest
-
-from audiation import record_schema, results
-from audiation.errors import AudiationError
-from audiation.folder import result_settings, target_settings
-from audiation.jobs import audiate_folder
-from audiation.objectives import Target
-from audiation.model import Layer
 from conftest import ROOT, compose
+
+from audiation.core.objectives import Target
+from audiation.errors import AudiationError
+from audiation.jobs.audiate_job import audiate_folder
+from audiation.jobs.folder import result_settings, target_settings
+from audiation.models.encoder import Layer
+from audiation.outputs import record_schema, results
 
 SMALL = ["model=random_small", "logger=none", "threads=1", "quality.draws=0"]
 CLIP = ROOT / "audiation" / "assets" / "speech-slice" / "000002.flac"
@@ -142,8 +142,8 @@ def test_a_shared_colour_scale_puts_a_quiet_target_low_on_it(tmp_path):
     up the colour map; on its own scale it reaches the top."""
     from PIL import Image
 
-    from audiation.outputs import COLOURS, MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, write_wav
-    from audiation.page import write_gallery
+    from audiation.browser.page import write_gallery
+    from audiation.outputs.disk import COLOURS, MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, write_wav
 
     noise = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
     records = []
@@ -296,7 +296,7 @@ def test_damaged_metrics_say_why(tmp_path, caplog):
 
 
 def test_json_written_is_standard_json_a_number_that_is_not_finite_is_null(tmp_path):
-    from audiation.outputs import write_json
+    from audiation.outputs.disk import write_json
 
     write_json(tmp_path / "a.json", {"ratio": float("nan"), "trace": [1.0, np.float32("inf")], "x": np.array([-np.inf]),
                                      "pair": (1, np.float64(2.5))})

@@ -7,9 +7,9 @@ import ast
 
 import numpy as np
 import pytest
-
-from audiation.builder import build_batch, plan
 from conftest import CONF, ROOT, compose
+
+from audiation.config.builder import build_batch, plan
 
 PACKAGE = ROOT / "audiation"
 COMMAND_LINES = {"audiation.run", "audiation.examples", "audiation.gallery", "audiation.report",
@@ -48,6 +48,25 @@ def test_no_import_cycles_and_no_module_imports_a_command_line():
         visit(module, [module])
 
 
+# The package's folders from the top down (the README's layout): a module imports only its own folder and
+# the folders below its own. The command lines and `api` sit above all of them, `errors` below.
+LAYERS = ["jobs", "browser", "config", "hearing", "core", "data", "outputs", "models", "errors"]
+
+
+def _layer(module: str) -> int:
+    """The layer of a module of the package: -1 for the commands, `api` and the package itself."""
+    part = module.split(".")[1] if "." in module else ""
+    return LAYERS.index(part) if part in LAYERS else -1
+
+
+def test_every_folder_imports_only_the_folders_below_it():
+    graph = _imports()
+    assert {name.split(".")[1] for name in graph if name.count(".") >= 2} == set(LAYERS) - {"errors"}
+    upward = [f"{module} imports {dep}" for module, deps in graph.items() for dep in deps
+              if _layer(module) >= 0 and dep != "audiation" and _layer(dep) < _layer(module)]
+    assert not upward, upward
+
+
 def test_a_module_over_350_lines_says_why_at_its_top():
     for path in PACKAGE.rglob("*.py"):
         if len(path.read_text().splitlines()) > 350:
@@ -73,7 +92,8 @@ def test_every_option_of_every_group_composes_and_builds(option, tmp_path):
     if option == "objective=layer":
         overrides.append("model.layer=conv3")
     if option == "objective=feature":  # an untrained SAE of random_small's layer 2 will do
-        from audiation import builder, sae
+        from audiation.config import builder
+        from audiation.core import sae
 
         spec = builder.model_spec(compose("model=random_small").model)
         sae.SAE(32, 16, 2).save(tmp_path / "sae", {"model": sae.identity(spec), "layer": "L2", "units": 32,

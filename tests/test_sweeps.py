@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from audiation.jobs import audiate_folder
 from conftest import compose, run_cli
+
+from audiation.jobs.audiate_job import audiate_folder
 
 
 def test_multirun_loads_the_model_once_per_process(tmp_path):
@@ -101,8 +101,8 @@ def test_a_refused_parallel_job_does_not_kill_its_running_sibling(tmp_path):
 
 
 def test_a_job_folder_is_named_after_the_swept_values_only_and_safely(monkeypatch):
-    from audiation.callbacks import swept_keys
-    from audiation.configs import SWEPT, swept_values
+    from audiation.config.configs import SWEPT, swept_values
+    from audiation.jobs.sweep_callbacks import swept_keys
 
     assert swept_keys(["model=tiny", "model.layer=1,6", "steps=3"], {"objective": "unit,channel"}) == [
         "objective", "model.layer"]
@@ -115,7 +115,7 @@ def test_a_job_folder_is_named_after_the_swept_values_only_and_safely(monkeypatc
 
 
 def test_a_named_sweep_folder_gets_its_start_time_in_the_wandb_group():
-    from audiation.callbacks import sweep_group
+    from audiation.jobs.sweep_callbacks import sweep_group
 
     assert sweep_group("2026-12-02_10-00-00", "2026-12-02_10-00-01") == "2026-12-02_10-00-00"
     assert sweep_group("demo", "2026-12-02_10-00-01") == "demo_2026-12-02_10-00-01"

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 
+from conftest import compose, run_cli
 from omegaconf import OmegaConf
 
-from audiation import callbacks, jobs, trainer
-from audiation.jobs import AudiationJob, audiate_folder
+from audiation.core import render
+from audiation.jobs import audiate_job, sweep_callbacks
+from audiation.jobs.audiate_job import AudiationJob, audiate_folder
 from audiation.run import estimate_line, result_line
-from conftest import compose, run_cli
 
 FAST = ("model=random_small", "logger=none", "objective=channel", "quality.judges=false", "threads=1")
 
@@ -18,14 +19,14 @@ FAST = ("model=random_small", "logger=none", "objective=channel", "quality.judge
 def test_one_bar_covers_every_batch_of_a_job(tmp_path, monkeypatch):
     """Five targets in batches of 2 (3 batches of 3 steps): one bar of 9 steps, all of them done; no batch
     shows a bar of its own (whose ETA would be the batch's)."""
-    bars, make = [], trainer.progress_bar
+    bars, make = [], render.progress_bar
 
     def recorded(total, description):
         bars.append(make(total, description))
         return bars[-1]
 
-    monkeypatch.setattr(jobs, "progress_bar", recorded)
-    monkeypatch.setattr(trainer, "progress_bar", recorded)
+    monkeypatch.setattr(audiate_job, "progress_bar", recorded)
+    monkeypatch.setattr(render, "progress_bar", recorded)
     audiate_folder(compose(*FAST, "objective.unit=0:5", "batch_size=2", "steps=3"), tmp_path)
     assert [(bar.total, bar.n) for bar in bars] == [(9, 9)]
     assert "[batch 3/3]" in bars[0].desc
@@ -48,8 +49,8 @@ def _sweep_config(**job):
 
 def test_a_sweep_says_which_job_of_how_many_and_the_time_left(capsys, monkeypatch):
     clock = iter([100.0, 130.0, 160.0])  # the sweep starts; two jobs later, 30 s each
-    monkeypatch.setattr(callbacks.time, "monotonic", lambda: next(clock))
-    progress = callbacks.SweepProgress()
+    monkeypatch.setattr(sweep_callbacks.time, "monotonic", lambda: next(clock))
+    progress = sweep_callbacks.SweepProgress()
     progress.on_multirun_start(_sweep_config())
     progress.on_job_start(_sweep_config(num=0))
     progress.on_job_end(_sweep_config(num=0))

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
-from audiation.configs import ASSETS
-from audiation.model import Layer, load_encoder
-from audiation.jobs import audiate_folder
 from conftest import compose, spec
+
+from audiation.config.configs import ASSETS
+from audiation.jobs.audiate_job import audiate_folder
+from audiation.models.encoder import Layer, load_encoder
 
 CARD = ASSETS / "tiny-w2v2-espeak" / "MODEL_CARD.md"
 SLICE = ASSETS / "speech-slice"
@@ -135,7 +135,7 @@ def test_diversity_makes_a_units_samples_less_alike_and_they_keep_their_activati
 
 
 def test_words_take_samples_and_an_upper_case_vocabulary_reads_lower_case_text(tmp_path):
-    from audiation.checks import parse_texts
+    from audiation.config.checks import parse_texts
 
     metrics = audiate_folder(compose("model=tiny", "objective=text", "objective.text=moon", "samples=2", "steps=3",
                                      "logger=none", "threads=1", "quality.draws=0"), tmp_path, None)

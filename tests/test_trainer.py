@@ -9,12 +9,12 @@ import signal
 import numpy as np
 import torch
 
-from audiation.augmentations import Augment
-from audiation.model import Layer
-from audiation.objectives import Objective, Target
-from audiation.parameterizations import FFT
-from audiation.randomness import Streams
-from audiation.trainer import Batch, LoopSettings, audiate
+from audiation.core.augmentations import Augment
+from audiation.core.objectives import Objective, Target
+from audiation.core.parameterizations import FFT
+from audiation.core.randomness import Streams
+from audiation.core.render import Batch, LoopSettings, audiate
+from audiation.models.encoder import Layer
 
 
 def _run(encoder, objective, steps=30, log_every=5, on_log=None):
@@ -107,7 +107,7 @@ def test_with_clean_optimises_the_mean_of_the_augmented_and_the_clean_signals_ob
 
 
 def test_batch_candidates_are_16_and_up_powers_of_two_and_half_again_and_the_whole_job():
-    from audiation.trainer import batch_candidates
+    from audiation.core.render import batch_candidates
 
     assert batch_candidates(100) == [16, 24, 32, 48, 64, 96, 100]
     assert batch_candidates(768) == [16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768]
@@ -116,14 +116,14 @@ def test_batch_candidates_are_16_and_up_powers_of_two_and_half_again_and_the_who
 
 
 def test_on_the_cpu_the_fastest_batch_is_at_most_16():
-    from audiation.trainer import fastest_batch
+    from audiation.core.render import fastest_batch
 
     assert fastest_batch(None, Layer("transformer", 1), 16000, 100, "cpu") == 16
     assert fastest_batch(None, Layer("transformer", 1), 16000, 5, "cpu") == 5
 
 
 def test_the_cheapest_batch_weighs_whole_job_cost_and_stops_at_the_first_size_too_large():
-    from audiation.trainer import cheapest_batch
+    from audiation.core.render import cheapest_batch
 
     # 100 targets; per-step seconds not monotonic in the size, as fp32 convs were on an H200
     seconds = {16: 1.0, 24: 1.4, 32: 4.0, 48: 2.0, 64: 2.2, 96: 9.0, 100: 5.0}

@@ -17,14 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from audiation import builder, outputs, results
-from audiation.errors import AudiationError, run_or_exit
-from audiation.directions_job import directions_job
-from audiation.jobs import AudiationJob, audiate_folder
-from audiation.page import write_gallery
-from audiation.report import write_report
 from conftest import ROOT, compose, run_cli
+
+from audiation.browser.page import write_gallery
+from audiation.config import builder
+from audiation.errors import AudiationError, run_or_exit
+from audiation.jobs.audiate_job import AudiationJob, audiate_folder
+from audiation.jobs.directions_job import directions_job
+from audiation.outputs import disk, results
+from audiation.report import write_report
 
 SMALL = ["model=random_small", "logger=none", "threads=1", "quality.draws=0"]
 TINY = ROOT / "audiation" / "assets" / "tiny-w2v2-espeak"
@@ -190,7 +191,7 @@ def test_a_seed_the_streams_cannot_use_is_one_line(seed, message):
 
 
 def test_the_largest_seed_is_its_own_stream():
-    from audiation.randomness import Streams
+    from audiation.core.randomness import Streams
 
     assert builder.plan(compose(*SMALL, f"seed={2**32 - 1}")).targets
     assert not np.allclose(Streams(2**32 - 1, [0]).normal(64), Streams(0, [0]).normal(64))
@@ -209,7 +210,7 @@ def test_a_full_disk_is_one_line_exit_2_and_nothing_half_written_is_complete(tmp
     def full(path, *_args, **_kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(outputs, "write_wav", full)
+    monkeypatch.setattr(disk, "write_wav", full)
     with pytest.raises(SystemExit) as stop:
         run_or_exit(audiate_folder, compose(*SMALL, "steps=2", "objective.unit=0:2"), tmp_path, saved=lambda: "")
     assert stop.value.code == 2
@@ -349,7 +350,7 @@ def test_ctrl_c_four_times_still_writes_metrics_and_history(tmp_path):
 
 @pytest.mark.parametrize("layer,flagged", [("conv3", True), ("2", False)])
 def test_a_gelu_output_that_rose_only_to_zero_from_below_is_no_progress(tmp_path, layer, flagged):
-    from audiation.trainer import Result
+    from audiation.core.render import Result
 
     job = AudiationJob(compose(*SMALL, f"model.layer={layer}", "objective=channel", "objective.unit=0:2"), tmp_path)
     result = Result(signal=np.ones((2, 16000), dtype=np.float32), steps=10, seconds=1.0, history={},

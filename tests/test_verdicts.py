@@ -3,7 +3,7 @@ exactly as often in the other targets' audiations as in its own."""
 
 from __future__ import annotations
 
-from audiation.verdicts import annotate, words
+from audiation.hearing.verdicts import annotate, words
 
 
 def _unit(phone, heard_at_target):

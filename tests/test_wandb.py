@@ -13,7 +13,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
 
 SWEEP = ["--multirun", "model=random_small", "model.layer=1,2", "objective=channel", "objective.unit=0:3",

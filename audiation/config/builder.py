@@ -1,0 +1,420 @@
+"""The config boundary: a composed Hydra config in, checked values and plain objects out.
+
+Everything below this module (models, objectives, parameterizations, augmentations, render, quality)
+takes plain objects and never sees a config; the command lines (`run`, `examples`), the jobs and the
+benchmark build through here, so each option means the same thing everywhere.
+
+- `plan(cfg)` checks every value of an audiation job, reading only the model's config file (no
+  weights), and says what is wrong in one line (AudiationError);
+- `build_batch(cfg, plan, targets)` makes one batch's objects: random streams, signal, augmentation,
+  objective, optimizer;
+- `model_spec`: a model option as a plain spec, which the other entry points share; single values are
+  checked in `checks`.
+
+Why ~360 lines in one module: the plan's cross-option rules read each other (the layer decides the
+objective's tensors, the model's family the text's tokens); kept together, a rule is found in one place.
+
+Group options are called through their `_target_` with the node's plain values plus the live objects
+the callable asks for by name (`streams`, `sample_rate`, `geometry`, `unit`, ...). Hydra's `instantiate`
+would turn live objects (tensors, streams) into config nodes. A node's `name` is its label in target
+names and W&B, never passed on.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import math
+import zlib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from hydra.utils import get_method
+from omegaconf import DictConfig, OmegaConf
+
+from audiation.config import checks
+from audiation.core import objectives, sae
+from audiation.core.objectives import Geometry, Objective, Target
+from audiation.core.randomness import Streams
+from audiation.core.render import Batch, LoopSettings
+from audiation.core.runtime import resolve_device
+from audiation.errors import AudiationError
+from audiation.hearing import judges
+from audiation.models.encoder import (
+    Layer,
+    ModelSpec,
+    frame_grid,
+    has_ctc_head,
+    load_config,
+    num_frames,
+    num_units,
+    parse_layer,
+    text_tokens,
+    vocabulary,
+)
+from audiation.models.families import family_of
+
+log = logging.getLogger(__name__)
+
+def construct(node: DictConfig, *args, **live):
+    """Call `node._target_` with the node's values (minus its `name` label) plus those of `live` that
+    the callable's signature names."""
+    values = OmegaConf.to_container(node, resolve=True)
+    values.pop("name", None)
+    target = get_method(values.pop("_target_"))
+    try:
+        parameters = inspect.signature(target).parameters
+    except (TypeError, ValueError):  # builtins without a signature: give them everything
+        parameters = live
+    return target(*args, **values, **{k: v for k, v in live.items() if k in parameters})
+
+
+def model_spec(model_cfg: DictConfig) -> ModelSpec:
+    """The `model` group minus `layer` (the layer is the target's, not the model's)."""
+    values = OmegaConf.to_container(model_cfg, resolve=True)
+    values.pop("layer", None)
+    return ModelSpec(name=str(values["name"]), random_init=bool(values.get("random_init", False)),
+                     architecture=values.get("architecture", "wav2vec2"), config=values.get("config") or {},
+                     init_seed=int(values.get("init_seed", 0)), normalize=bool(values.get("normalize", True)),
+                     sample_rate=int(values.get("sample_rate", 16000)),
+                     ensemble=tuple(str(name) for name in _as_list(values.get("ensemble"))),
+                     window=values.get("window"))
+
+
+def _as_list(value) -> list:
+    return [] if value is None or value == "" else [value] if isinstance(value, (str, int, float)) else list(value)
+
+
+def with_samples(targets: list[Target], samples: int) -> list[Target]:
+    """K signals per target (samples=K), side by side; sample 0 keeps the target's own stream, so it is
+    what samples=1 gives."""
+    if samples == 1:
+        return targets
+    return [replace(t, sample=s, key=t.key if s == 0 else zlib.crc32(f"{t.key}-s{s}".encode()))  # own streams
+            for t in targets for s in range(samples)]
+
+
+def expand_targets(objective_cfg: DictConfig, layer: Layer, count: int, texts: list[str] = ()) -> list[Target]:
+    """The rows of a job: one per unit, per direction, per text (parsed by `parse_texts`), or the one
+    whole-layer target."""
+    label = str(objective_cfg.name)
+    if "text" in objective_cfg:
+        return [Target(label, layer, key=zlib.crc32(text.encode()), text=text) for text in texts]
+    if "unit" in objective_cfg:
+        units = checks.parse_units(objective_cfg.unit, count, f"layer {layer.label}")
+        return [Target(label, layer, key=u, unit=u) for u in units]
+    if "direction" in objective_cfg:
+        if OmegaConf.is_missing(objective_cfg, "direction"):
+            raise AudiationError("objective.direction is required: a .npy path or an inline list")
+        vectors = checks.parse_directions(objective_cfg.direction, count)
+        return [Target(label, layer, key=i, vector=v, index=i) for i, v in enumerate(vectors)]
+    return [Target(label, layer, key=0)]
+
+
+# --- the job plan ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """A checked audiation job: everything decided before the model's weights are loaded."""
+
+    spec: ModelSpec
+    layer: Layer
+    targets: list[Target]
+    geometry: Geometry
+    frame: int | None  # the target frame of unit audiation, else None
+    device: str
+    batch_size: int | str  # "auto": chosen once the model is loaded
+    settings: LoopSettings
+    labels: dict = field(default_factory=dict)  # what runs are filtered and compared by
+    token_ids: dict[str, list[int]] = field(default_factory=dict)  # objective=text: each text's CTC ids
+    blank: int = 0  # the CTC blank (pad) id
+    initial: torch.Tensor | None = None  # parameterization.init: the clip, at the model's rate and length
+    listener: ModelSpec | None = None  # quality.listener: a second CTC model with the same vocabulary
+    data_files: list[Path] = field(default_factory=list)  # quality.data: its audio files, listed once
+    sae: Path | None = None  # objective=feature: the SAE's folder; its features are the layer's units here
+
+    @property
+    def objective(self) -> str:
+        return self.targets[0].objective
+
+
+def labels(cfg: DictConfig) -> dict:
+    """The options a user filters and compares runs by, from the options' own `name` labels (the objective's
+    is part of every target's folder name, so each is checked to be safe as one)."""
+    return {"model": model_spec(cfg.model).short_name,
+            **{group: checks.safe_name(cfg[group].name, f"{group}.name")
+               for group in ("objective", "parameterization", "augmentation")}}
+
+
+def plan(cfg: DictConfig) -> Plan:
+    """Check every user-facing value, reading only the model's config file. Raises AudiationError."""
+    checks.known_keys(cfg)
+    labels_ = labels(cfg)
+    checks.seed(cfg.seed)
+    steps = checks.number(cfg.steps, "steps", int)
+    settings = LoopSettings(steps=steps, log_every=checks.number(cfg.log_every, "log_every", int),
+                            precision=str(cfg.precision))
+    seconds = checks.number(cfg.parameterization.seconds, "parameterization.seconds")
+    # Adam steps each value by about lr (signals are about 0.1): past this its own arithmetic overflows
+    checks.number(cfg.optimizer.lr, "optimizer.lr", maximum=MAX_LR)
+    for key, value in cfg.regularizer.items():
+        checks.number(value, f"regularizer.{key}", minimum=-math.inf)
+    for key in ("max_shift_ms", "stretch", "gain_db", "room_ms"):
+        if key in cfg.augmentation:
+            checks.number(cfg.augmentation[key], f"augmentation.{key}", strict=False)
+    if cfg.augmentation.get("stretch", 0) >= 1:
+        raise AudiationError(f"augmentation.stretch={cfg.augmentation.stretch:g} must be < 1")
+    batch_size = "auto" if cfg.batch_size == "auto" else checks.number(cfg.batch_size, "batch_size", int)
+    if cfg.precision not in ("fp32", "bf16"):
+        raise AudiationError(f"precision={cfg.precision} is not one of fp32, bf16")
+    checks.number(cfg.quality.draws, "quality.draws", int, strict=False)
+    if cfg.regularizer.get("speech") and int(cfg.model.get("sample_rate", 16000)) != judges.SAMPLE_RATE:
+        raise AudiationError(f"regularizer.speech needs a {judges.SAMPLE_RATE} Hz model (silero-vad's rate)")
+    if cfg.parameterization.name == "speech" and cfg.parameterization.get("init"):
+        raise AudiationError("parameterization=speech cannot start from a clip (parameterization.init): use fft")
+    if cfg.regularizer.get("stay_close") and not cfg.parameterization.get("init"):
+        raise AudiationError("regularizer.stay_close needs parameterization.init=<audio file> to stay close to")
+    data_files = []
+    if cfg.quality.data:
+        from audiation.data import audio_files
+
+        if not Path(cfg.quality.data).expanduser().is_dir():
+            raise AudiationError(f"quality.data={cfg.quality.data} is not a folder")
+        data_files = audio_files.list_audio(cfg.quality.data, name="quality.data")
+        checks.writable_folder(cfg.quality.cache_dir, "quality.cache_dir")
+        checks.number(cfg.examples.top_k, "examples.top_k", int, strict=False)  # 0: no natural examples
+        checks.number(cfg.examples.clip_seconds, "examples.clip_seconds")
+        checks.number(cfg.examples.min_gap_seconds, "examples.min_gap_seconds", strict=False, finite=False)
+    checks.check_logger(cfg.logger)
+    checks.threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    spec = model_spec(cfg.model)
+    signal_options(cfg.parameterization, cfg.augmentation, spec.sample_rate)
+    initial = initial_clip(cfg, spec.sample_rate, round(seconds * spec.sample_rate))  # read once, checked now
+    config = load_config(spec)
+    if family_of(config).name == "whisper":
+        from audiation.models.families import whisper
+
+        whisper.check_window(spec.window, seconds)
+    token_ids = {}
+    if "text" in cfg.objective:  # a text is read by the CTC head or the decoder, whatever model.layer says
+        texts = OmegaConf.to_container(cfg.objective, resolve=True)["text"]
+        if family_of(config).name == "whisper":  # the decoder reads the encoder's output
+            tokens = text_tokens(spec, config)
+            if tokens is None:
+                raise AudiationError(f"objective=text needs the model's tokenizer; {spec.short_name} has none "
+                                     "(a random model)")
+            layer = Layer("output")
+            if spec.window in (None, "auto"):  # a text is heard only as Whisper hears it: in its 30-s window
+                spec = replace(spec, window="full")
+            token_ids = dict(checks.parse_texts(texts, None, spec.short_name, encode=tokens.encode))
+        else:
+            if not has_ctc_head(config):
+                raise AudiationError(f"objective=text needs a CTC model (*ForCTC); {spec.short_name} has no CTC head "
+                                     "(or a Whisper, whose decoder reads texts)")
+            layer = Layer("logits")
+            token_ids = dict(checks.parse_texts(texts, vocabulary(spec, config.vocab_size), spec.short_name))
+    else:
+        layer = parse_layer(cfg.model.layer, config)
+    if cfg.objective.get("log_softmax") and layer.kind != "logits":
+        raise AudiationError(f"objective.log_softmax is for CTC outputs (model.layer=logits), not layer {layer.label}")
+    if spec.ensemble and layer.kind != "logits":
+        raise AudiationError(f"model.ensemble averages CTC logits: it needs model.layer=logits or objective=text "
+                             f"(units of layer {layer.label} are not the same unit in another model)")
+    for name in spec.ensemble:
+        ctc_peer("model.ensemble", name, spec, config, same_frames=True)
+    sae_folder, units = None, num_units(layer, config)
+    if "sae" in cfg.objective:  # the layer seen through a sparse autoencoder: its features are the units
+        if OmegaConf.is_missing(cfg.objective, "sae") or not cfg.objective.sae:
+            raise AudiationError("objective.sae is required: a features job's folder (python -m audiation.features)")
+        if cfg.objective.form not in ("channel", "unit"):
+            raise AudiationError(f"objective.form={cfg.objective.form} is not one of channel, unit")
+        sae_folder, units = feature_dictionary(cfg.objective.sae, "objective.sae", spec, layer)
+    samples = round(seconds * spec.sample_rate)
+    per_target = checks.number(cfg.samples, "samples", int)
+    targets = with_samples(expand_targets(cfg.objective, layer, units, list(token_ids)), per_target)
+    if checks.number(cfg.diversity, "diversity", strict=False) and cfg.samples < 2:
+        raise AudiationError(f"diversity={cfg.diversity:g} needs samples >= 2 to push apart")
+    checks.check_memory(samples, config, min(batch_rows(1 if batch_size == "auto" else batch_size, per_target),
+                                             len(targets)), device, seconds, spec.window or "cut")
+    grid = frame_grid(layer, config)
+    geometry = Geometry(samples, num_frames(layer, config, samples), units, grid.hop, grid.field, spec.sample_rate,
+                        grid.offset)
+    for text, ids in token_ids.items():
+        if layer.kind == "logits" and checks.frames_needed(ids) > geometry.num_frames:  # CTC: a frame per letter
+            raise AudiationError(f"objective.text={text} needs {checks.frames_needed(ids)} frames; {seconds:g} s has "
+                                 f"{geometry.num_frames} (set parameterization.seconds higher)")
+    frame = None
+    if "frame" in cfg.objective and cfg.objective.get("form", "unit") == "unit":
+        frame = geometry.middle_frame() if cfg.objective.frame is None else int(cfg.objective.frame)
+        if not 0 <= frame < geometry.num_frames:
+            raise AudiationError(f"objective.frame={frame} is out of range ({seconds:g} s at layer "
+                                 f"{layer.label} has frames 0..{geometry.num_frames - 1})")
+    listener = listener_spec(cfg, spec, config, layer)
+    return Plan(spec, layer, targets, geometry, frame, device, batch_size, settings, labels_, token_ids,
+                config.pad_token_id or 0, initial, listener, data_files, sae_folder)
+
+
+MAX_LR = 1e3
+MAX_SPECTRUM_DECADES = 15  # the fft signal's spectral scale may span 10^15 (300 dB): float32 holds 10^±38
+
+
+def signal_options(parameterization: DictConfig, augmentation: DictConfig, sample_rate: int) -> None:
+    """The signal's and augmentation's numbers, each finite and in a range where the signal stays finite
+    (`floor_hz=0` or `decay=-500` would make every sample NaN, saved as the "last finite signal")."""
+    p, name = parameterization, "parameterization"
+    for key in ("rms", "floor_hz", "frame_hz", "harmonics"):
+        if key in p:
+            checks.number(p[key], f"{name}.{key}")
+    if "init_std" in p:
+        checks.number(p.init_std, f"{name}.init_std", strict=False)
+    if "bands" in p:
+        checks.number(p.bands, f"{name}.bands", int, minimum=2, strict=False)
+    if "tilt_db" in p:
+        checks.number(p.tilt_db, f"{name}.tilt_db", minimum=-math.inf)
+    if "f0_hz" in p:
+        f0 = [checks.number(f, f"{name}.f0_hz") for f in p.f0_hz]
+        if len(f0) != 2 or f0[0] >= f0[1]:
+            raise AudiationError(f"{name}.f0_hz={list(p.f0_hz)} must be [low, high] with low < high")
+    if "decay" in p:
+        decay = checks.number(p.decay, f"{name}.decay", minimum=-math.inf)
+        decades = abs(decay) * math.log10(max(sample_rate / 2 / float(p.floor_hz), 1.0))
+        if decades > MAX_SPECTRUM_DECADES:
+            raise AudiationError(f"{name}.decay={decay:g} with floor_hz={p.floor_hz:g} scales the spectrum over "
+                                 f"10^{decades:.0f}, past what a float32 signal holds (|decay| x log10(Nyquist / "
+                                 f"floor_hz) must be at most {MAX_SPECTRUM_DECADES})")
+    if augmentation.get("noise_snr_db") is not None:  # noise at most 100 dB above the signal
+        checks.number(augmentation.noise_snr_db, "augmentation.noise_snr_db", minimum=-100, strict=False)
+
+
+def batch_rows(batch_size: int, samples: int) -> int:
+    """The rows of a batch: whole targets' samples, which share one batch, so never fewer than `samples`."""
+    return max(samples, batch_size // samples * samples)
+
+
+def feature_dictionary(value, option: str, spec: ModelSpec, layer: Layer) -> tuple[Path, int]:
+    """An SAE folder given as `option`: (the folder, its number of features), checked whole and made from
+    this model and layer, reading no weights."""
+    folder = Path(str(value)).expanduser()
+    try:
+        summary = sae.read_summary(folder)
+    except ValueError as error:
+        raise AudiationError(f"{option}={value}: {error}") from None
+    made_from = summary.get("model") or {}
+    if made_from != sae.identity(spec) or summary.get("layer") != layer.label:
+        raise AudiationError(f"{option}={value} is an SAE of {made_from.get('name')} layer {summary.get('layer')}; "
+                             f"this run is {spec.short_name} layer {layer.label} (set model and model.layer to the SAE's)")
+    return folder, int(summary["features"])
+
+
+def listener_spec(cfg: DictConfig, spec: ModelSpec, config, layer: Layer) -> ModelSpec | None:
+    """`quality.listener`, for targets a CTC model can hear (logits and texts); None for the others."""
+    name = cfg.quality.get("listener")
+    if not name or layer.kind != "logits":
+        return None
+    same = {str(Path(str(member)).expanduser().resolve()) for member in (spec.name, *spec.ensemble)}
+    if str(Path(str(name)).expanduser().resolve()) in same:
+        log.warning("quality.listener=%s is one of the models audiated: it cannot judge them, so no listener "
+                    "numbers for this run", name)
+        return None
+    return ctc_peer("quality.listener", name, spec, config)
+
+
+def ctc_peer(option: str, name, spec: ModelSpec, config, same_frames: bool = False) -> ModelSpec:
+    """Another CTC model with the model's own vocabulary, so a letter is the same unit in both; for an
+    ensemble also the same conv geometry, so their frames line up."""
+    own = spec.members()[0]
+    peer = own.peer(name)
+    try:
+        peer_config = load_config(peer)
+    except AudiationError as error:
+        raise AudiationError(f"{option}={name}: {str(error).split(': ', 1)[-1]}") from None
+    if not has_ctc_head(peer_config):
+        raise AudiationError(f"{option}={name} has no CTC head: it cannot transcribe")
+    if vocabulary(peer, peer_config.vocab_size) != vocabulary(own, config.vocab_size):
+        raise AudiationError(f"{option}={name} does not share {own.short_name}'s vocabulary")
+    if same_frames and (list(peer_config.conv_kernel), list(peer_config.conv_stride)) != (
+            list(config.conv_kernel), list(config.conv_stride)):
+        raise AudiationError(f"{option}={name} has another frame grid (conv kernels and strides) than "
+                             f"{own.short_name}: their logits cannot be averaged frame by frame")
+    return peer
+
+
+def initial_clip(cfg: DictConfig, sample_rate: int, num_samples: int | None = None) -> torch.Tensor | None:
+    """`parameterization.init`: the audio file to start from, mono at the model's rate, cut or zero-padded
+    to `num_samples`; None when the signal starts from noise."""
+    path = cfg.parameterization.get("init")
+    if not path:
+        return None
+    from audiation.data import audio_files
+
+    if not Path(str(path)).expanduser().is_file():
+        raise AudiationError(f"parameterization.init={path}: no such audio file")
+    try:
+        clip = audio_files.read_audio(Path(str(path)).expanduser(), sample_rate)
+    except audio_files.UnreadableAudio as error:
+        raise AudiationError(f"parameterization.init={path} could not be read: {error}") from None
+    if num_samples is not None:
+        clip = np.pad(clip[:num_samples], (0, max(0, num_samples - len(clip))))
+    return torch.from_numpy(clip)
+
+
+def build_objective(cfg: DictConfig, plan_: Plan, targets: list[Target], encoder=None) -> Objective:
+    """The target's objective minus the regularisers, its index tensors made on the device once. `encoder`
+    (the loaded model) is needed only where a decoder reads the layer (objective=text on Whisper)."""
+    device, geometry = plan_.device, plan_.geometry
+    live = {"geometry": geometry}
+    if targets[0].text is not None:
+        ids = [plan_.token_ids[t.text] for t in targets]
+        live["tokens"] = torch.tensor([i + [0] * (max(map(len, ids)) - len(i)) for i in ids], device=device)
+        live["lengths"] = torch.tensor([len(i) for i in ids], device=device)
+        live["blank"] = plan_.blank
+        if plan_.layer.kind == "output":
+            if encoder is None:
+                raise ValueError("objective=text on Whisper is built with the loaded encoder (its decoder reads it)")
+            live["decoder"] = encoder.text_log_likelihood
+    elif targets[0].unit is not None:
+        live["unit"] = torch.tensor([t.unit for t in targets], device=device)
+    elif targets[0].vector is not None:
+        live["direction"] = torch.from_numpy(np.stack([t.vector for t in targets])).to(device)
+    node = OmegaConf.masked_copy(cfg.objective, [k for k in cfg.objective
+                                                 if k not in ("unit", "direction", "text", "sae")])
+    if plan_.frame is not None:
+        node.frame = plan_.frame
+    objective = construct(node, **live)
+    regularizer = cfg.regularizer
+    if regularizer.power:
+        objective = objective - regularizer.power * objectives.power()
+    if regularizer.high_frequency:
+        objective = objective - regularizer.high_frequency * objectives.high_frequency(
+            geometry, regularizer.cutoff_hz, device)
+    if cfg.diversity and targets[0].sample is not None:
+        groups = {name: i for i, name in enumerate(dict.fromkeys(t.group for t in targets))}
+        ids = torch.tensor([groups[t.group] for t in targets], device=device)
+        objective = objective - cfg.diversity * objectives.diversity(ids)
+    if regularizer.get("speech"):
+        objective = objective + regularizer.speech * objectives.speech(functools.partial(judges.speech_log_probability, judges.shared_vad()))
+    if regularizer.get("stay_close"):
+        clip = plan_.initial.to(device)
+        objective = objective - regularizer.stay_close * objectives.stay_close(clip.expand(len(targets), -1))
+    return objective
+
+
+def build_augment(cfg: DictConfig, plan_: Plan):
+    return construct(cfg.augmentation, sample_rate=plan_.geometry.sample_rate).to(plan_.device)
+
+
+def build_batch(cfg: DictConfig, plan_: Plan, targets: list[Target], encoder=None) -> Batch:
+    """Everything one batch of targets needs in the loop, one row per target (`encoder`: see build_objective)."""
+    streams = Streams(cfg.seed, [t.key for t in targets], plan_.device)
+    geometry, clip = plan_.geometry, plan_.initial
+    node = OmegaConf.masked_copy(cfg.parameterization, [k for k in cfg.parameterization if k != "init"])
+    parameterization = construct(node, streams=streams, sample_rate=geometry.sample_rate,
+                                 initial=None if clip is None else clip.expand(len(targets), -1))
+    optimizer = construct(cfg.optimizer, parameterization.parameters())
+    return Batch(targets, streams, parameterization, build_augment(cfg, plan_),
+                 build_objective(cfg, plan_, targets, encoder), optimizer)
