@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 APT_PACKAGES := espeak-ng sox wamerican chromium flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
 
-.PHONY: setup system-packages demo gpu-check mutants corpus speech-slice tiny-model listener-model tiny-eval transfer test test-slow test-all clean clean-cache
+.PHONY: setup lint system-packages demo gpu-check mutants corpus speech-slice tiny-model listener-model tiny-eval transfer test test-slow test-all clean clean-cache
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -76,7 +76,12 @@ mutants: setup
 	OMP_NUM_THREADS=1 timeout 3600 $(BIN)/mutmut run --max-children 2 || true
 	$(BIN)/mutmut results
 
-test: setup
+# Lint (ruff, pyproject's [tool.ruff]) and the core's types (mypy, [tool.mypy]) before the suite: seconds.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 test-slow: setup
