@@ -172,6 +172,14 @@ def test_the_report_leaves_out_unfinished_targets_and_says_how_many(tmp_path):
     (["parameterization.floor_hz=0"], "parameterization.floor_hz=0 must be > 0"),
     (["parameterization.decay=-500"], "parameterization.decay=-500 with floor_hz=100 scales the spectrum over 10^952"),
     (["optimizer.lr=1e38"], "optimizer.lr=1e+38 must be at most 1000"),
+    # each number of the loop bounded before the model loads (past these the signal or Adam's state overflows)
+    (["regularizer.power=1e38"], "regularizer.power=1e+38 must be at most 1e+06"),
+    (["regularizer.high_frequency=-1e38"], "regularizer.high_frequency=-1e+38 must be >= -1e+06"),
+    (["parameterization.rms=1e30"], "parameterization.rms=1e+30 must be at most 1000"),
+    (["parameterization.init_std=1e30"], "parameterization.init_std=1e+30 must be at most 1000"),
+    (["augmentation=strong", "augmentation.gain_db=1e30"], "augmentation.gain_db=1e+30 must be at most 40"),
+    (["augmentation.max_shift_ms=5000"], "augmentation.max_shift_ms=5000 must be at most"),
+    (["augmentation=strong", "augmentation.room_ms=1e9"], "augmentation.room_ms=1e+09 must be at most"),
     (["augmentation.noise_snr_db=-1000"], "augmentation.noise_snr_db=-1000 must be >= -100"),
     (["parameterization=speech", "parameterization.f0_hz=[300,70]"], "parameterization.f0_hz=[300.0, 70.0] must be"),
 ])

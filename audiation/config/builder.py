@@ -162,10 +162,12 @@ def plan(cfg: DictConfig) -> Plan:
     # Adam steps each value by about lr (signals are about 0.1): past this its own arithmetic overflows
     checks.number(cfg.optimizer.lr, "optimizer.lr", maximum=MAX_LR)
     for key, value in cfg.regularizer.items():
-        checks.number(value, f"regularizer.{key}", minimum=-math.inf)
-    for key in ("max_shift_ms", "stretch", "gain_db", "room_ms"):
+        checks.number(value, f"regularizer.{key}", minimum=-MAX_WEIGHT, maximum=MAX_WEIGHT)
+    seconds_ms = 1000 * float(seconds)  # a shift or a room's tail longer than the signal leaves nothing of it
+    for key, maximum in (("max_shift_ms", seconds_ms), ("stretch", math.inf), ("gain_db", MAX_GAIN_DB),
+                         ("room_ms", seconds_ms)):
         if key in cfg.augmentation:
-            checks.number(cfg.augmentation[key], f"augmentation.{key}", strict=False)
+            checks.number(cfg.augmentation[key], f"augmentation.{key}", strict=False, maximum=maximum)
     if cfg.augmentation.get("stretch", 0) >= 1:
         raise AudiationError(f"augmentation.stretch={cfg.augmentation.stretch:g} must be < 1")
     batch_size = "auto" if cfg.batch_size == "auto" else checks.number(cfg.batch_size, "batch_size", int)
@@ -260,6 +262,11 @@ def plan(cfg: DictConfig) -> Plan:
 
 
 MAX_LR = 1e3
+# A regulariser's weight past this drowns the objective (terms about 1) and its squared gradients overflow
+# Adam's float32 state; a gain past 40 dB (100x) makes a 0.1-RMS signal clip at every sample.
+MAX_WEIGHT = 1e6
+MAX_GAIN_DB = 40.0
+MAX_SIGNAL_SCALE = 1e3  # rms and init_std: a float32 signal this loud still squares (power, Adam) finitely
 MAX_SPECTRUM_DECADES = 15  # the fft signal's spectral scale may span 10^15 (300 dB): float32 holds 10^±38
 
 
@@ -267,11 +274,13 @@ def signal_options(parameterization: DictConfig, augmentation: DictConfig, sampl
     """The signal's and augmentation's numbers, each finite and in a range where the signal stays finite
     (`floor_hz=0` or `decay=-500` would make every sample NaN, saved as the "last finite signal")."""
     p, name = parameterization, "parameterization"
-    for key in ("rms", "floor_hz", "frame_hz", "harmonics"):
+    for key in ("floor_hz", "frame_hz", "harmonics"):
         if key in p:
             checks.number(p[key], f"{name}.{key}")
+    if "rms" in p:
+        checks.number(p.rms, f"{name}.rms", maximum=MAX_SIGNAL_SCALE)
     if "init_std" in p:
-        checks.number(p.init_std, f"{name}.init_std", strict=False)
+        checks.number(p.init_std, f"{name}.init_std", strict=False, maximum=MAX_SIGNAL_SCALE)
     if "bands" in p:
         checks.number(p.bands, f"{name}.bands", int, minimum=2, strict=False)
     if "tilt_db" in p:
