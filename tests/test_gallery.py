@@ -318,7 +318,7 @@ def test_the_wandb_table_has_each_units_natural_examples(tmp_path):
 HOSTILE = {"name": 'L1-U0-x" data-injected="1" onerror="document.body.dataset.pwned=1,q=1',
            "transcript": '<img src=x data-injected onerror="document.body.dataset.pwned=2">',
            "text": "<script data-injected>document.body.dataset.pwned=3</script>",
-           "character": "'><svg data-injected onload=alert(4)>",
+           "character": "'><svg data-injected onload=document.body.dataset.pwned=4>",
            "model": '" data-injected="1" onmouseover="document.body.dataset.pwned=5',
            "phone": '"><img src=x data-injected onerror="document.body.dataset.pwned=7">',
            "phones": ["<b data-injected>S</b>"]}
@@ -348,7 +348,7 @@ def test_quotes_script_and_onerror_in_names_texts_and_folders_are_only_text(tmp_
     write_spectrogram(files / "spectrogram.png", np.zeros(1600, dtype=np.float32), 16000, "x")
     example = job / "examples" / 'L1-U0 "q"'
     write_wav(example / "1.wav", np.sin(np.arange(8000) / 3.0).astype(np.float32), 16000, "PCM_16")
-    hostile_example = {"rank": 1, "file": '<i data-injected>a.wav</i>"><img src=x data-injected onerror=alert(6)>',
+    hostile_example = {"rank": 1, "file": '<i data-injected>a.wav</i>"><img src=x data-injected onerror=document.body.dataset.pwned=6>',
                        "clip": 'examples/L1-U0 "q"/1.wav', "spectrogram": "../../../etc/passwd", "text": "</script>"}
     record = {**HOSTILE, "layer": "L1", "unit": 0, "objective": "unit", "initial_activation": 0.0, "phone_lift": 5.0,
               "final_activation": 1.0, "examples": [hostile_example]}
