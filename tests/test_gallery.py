@@ -348,8 +348,9 @@ def test_quotes_script_and_onerror_in_names_texts_and_folders_are_only_text(tmp_
     write_spectrogram(files / "spectrogram.png", np.zeros(1600, dtype=np.float32), 16000, "x")
     example = job / "examples" / 'L1-U0 "q"'
     write_wav(example / "1.wav", np.sin(np.arange(8000) / 3.0).astype(np.float32), 16000, "PCM_16")
-    hostile_example = {"rank": 1, "file": '<i data-injected>a.wav</i>"><img src=x data-injected onerror=document.body.dataset.pwned=6>',
-                       "clip": 'examples/L1-U0 "q"/1.wav', "spectrogram": "../../../etc/passwd", "text": "</script>"}
+    hostile_example = {"rank": 1, "clip": 'examples/L1-U0 "q"/1.wav', "spectrogram": "../../../etc/passwd",
+                       "file": '<i data-injected>a.wav</i>"><img src=x data-injected onerror=document.body.dataset.pwned=6>',
+                       "text": "</script>"}
     record = {**HOSTILE, "layer": "L1", "unit": 0, "objective": "unit", "initial_activation": 0.0, "phone_lift": 5.0,
               "final_activation": 1.0, "examples": [hostile_example]}
     (job / "metrics.json").write_text(json.dumps({"run": {}, "targets": [record]}))
@@ -357,7 +358,8 @@ def test_quotes_script_and_onerror_in_names_texts_and_folders_are_only_text(tmp_
     assert "passwd" not in page.read_text()  # a record's path out of its job folder is never linked
     dom = _dom(page, tmp_path)
     assert "pwned" not in dom.split("<body", 1)[1].split(">", 1)[0], "a hostile value ran as script"
-    assert page.read_text().count('<title>run "&lt;b data-injected&gt;x · audiation</title>'.replace('"', "&quot;")) == 1
+    title = '<title>run "&lt;b data-injected&gt;x · audiation</title>'.replace('"', "&quot;")
+    assert page.read_text().count(title) == 1
     main = dom.split('<main id="cards"', 1)[1].split("</main>", 1)[0]
     assert shown(dom) == [HOSTILE["name"].replace('"', "&quot;")]
     injected = [(tag, names) for tag, names in _Attributes(dom).elements
