@@ -93,14 +93,15 @@ def test_multirun_makes_a_job_folder_and_an_offline_wandb_run_per_job_in_one_gro
 
 
 def test_a_layers_by_units_sweep_compares_column_by_column_in_wandb(tmp_path):
-    """2 layers x (one unit, a batch of two): every run has the same summary keys, history keys and numeric
-    config columns, whatever its batch size, so W&B's runs table and plots need no custom code."""
+    """A conv and an MLP layer x (one unit, a batch of three): every run has the same summary keys, history
+    keys and numeric config columns, whatever its layer or batch size, so W&B's runs table and plots need
+    no custom code; a run's measure is its targets' mean and `/median` their median (three, so they differ)."""
     sweep = tmp_path / "sweep"
-    result = run_cli("--multirun", "model=random_small", "model.layer=1,2", "objective.unit=0,0:2", "steps=4",
+    result = run_cli("--multirun", "model=random_small", "model.layer=conv2,mlp2", "objective.unit=0,0:3", "steps=4",
                      "threads=1", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-2000:]
-    jobs = ["0_model.layer=1,objective.unit=0", "1_model.layer=1,objective.unit=0:2",
-            "2_model.layer=2,objective.unit=0", "3_model.layer=2,objective.unit=0:2"]
+    jobs = ["0_model.layer=conv2,objective.unit=0", "1_model.layer=conv2,objective.unit=0:3",
+            "2_model.layer=mlp2,objective.unit=0", "3_model.layer=mlp2,objective.unit=0:3"]
     runs = [_wandb_run(next((sweep / job / "wandb").glob("offline-run-*"))) for job in jobs]
     summaries = [summary["summary"] for summary, _ in runs]
     assert all(set(s) == set(summaries[0]) for s in summaries)
@@ -110,10 +111,13 @@ def test_a_layers_by_units_sweep_compares_column_by_column_in_wandb(tmp_path):
     assert all(keys == history_keys[0] for keys in history_keys)
     configs = [summary["config"] for summary, _ in runs]
     assert [(c["layer_index"], c["unit_min"], c["unit_max"], c["targets"]) for c in configs] == [
-        (1, 0, 0, 1), (1, 0, 1, 2), (2, 0, 0, 1), (2, 0, 1, 2)]
+        (-6, 0, 0, 1), (-6, 0, 2, 3), (2, 0, 0, 1), (2, 0, 2, 3)]  # conv2 of 7 convs is 2 - 7 - 1
     for (summary, _), job in zip(runs, jobs):
-        metrics = json.loads((sweep / job / "metrics.json").read_text())["targets"]
-        assert summary["summary"]["final_activation"] == pytest.approx(np.mean([t["final_activation"] for t in metrics]))
+        finals = [t["final_activation"] for t in json.loads((sweep / job / "metrics.json").read_text())["targets"]]
+        assert summary["summary"]["final_activation"] == pytest.approx(np.mean(finals))
+        assert summary["summary"]["final_activation/median"] == pytest.approx(np.median(finals))
+        if len(finals) == 3:  # else the test could not tell a mean from a median
+            assert abs(np.mean(finals) - np.median(finals)) > 1e-3 * np.ptp(finals), finals
 
 
 def test_a_single_run_is_a_wandb_group_of_its_own(tmp_path):

@@ -17,6 +17,7 @@ from audiation.browser.page import write_gallery
 from audiation.config import builder
 from audiation.config.configs import compose
 from audiation.core import sae
+from audiation.data.activations import ActivationCache
 from audiation.errors import AudiationError
 from audiation.jobs.audiate_job import audiate_folder
 from audiation.jobs.features_job import features_job
@@ -63,10 +64,33 @@ def dictionary(tmp_path_factory) -> str:
 def test_the_features_job_writes_the_sae_and_what_it_measured(dictionary):
     summary = json.loads((sae.Path(dictionary) / sae.SUMMARY).read_text())
     assert summary["layer"] == "L2" and summary["units"] == 32 and summary["features"] == 64 and summary["k"] == 4
-    assert 0 < summary["variance_explained"] <= 1 and summary["mean_l0"] <= 4
+    assert 0 < summary["variance_explained"] <= 1
     assert len(summary["firing_frequency"]) == 64 and len(summary["nearest_features"]) == 64
-    assert summary["held_out_files"] and summary["train_files"] + len(summary["held_out_files"]) == 160
     assert sae.read_summary(dictionary)["features"] == 64
+    # held_out=0.1 of the slice's 160 files: 16 distinct files of the cache, and every other frame trained on
+    cache = ActivationCache(summary["cache"])
+    held = summary["held_out_files"]
+    assert len(set(held)) == len(held) == 16 and set(held) <= set(cache.files) and summary["train_files"] == 144
+    held_frames = sae.frame_ranges(cache.pieces, set(held))
+    assert summary["held_out_frames"] == len(held_frames) > 0
+    assert summary["train_frames"] + len(held_frames) == cache.num_frames
+    # mean L0 measured again on the held-out frames, by the saved SAE (TopK caps it at k=4, so <= 4 cannot fail)
+    model = sae.load(dictionary)
+    with torch.no_grad():
+        code = model.code(model.pre(torch.from_numpy(np.asarray(cache.activations[held_frames], dtype=np.float32))))
+    assert summary["mean_l0"] == pytest.approx(float((code > 0).sum(dim=1).float().mean()), abs=1e-6)
+
+
+def test_mean_l0_and_firing_counts_only_the_features_that_are_on():
+    """Three frames whose TopK (k=2) keeps 2, 1 and 1 positive pre-activations (ReLU turns the rest off)."""
+    model = sae.SAE(2, 3, 2)
+    with torch.no_grad():
+        model.W_enc.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]))
+    frames = np.array([[1, 1], [1, -1], [-1, -1]], dtype=np.float16)  # pre: [1 1 -2], [1 -1 0], [-1 -1 2]
+    numbers = sae.evaluate(model, frames, np.arange(3))
+    assert numbers["mean_l0"] == pytest.approx(4 / 3)
+    # firing_frequency is written to 4 significant digits
+    assert numbers["firing_frequency"] == pytest.approx([2 / 3, 1 / 3, 1 / 3], rel=1e-3) and numbers["dead_share"] == 0
 
 
 def test_a_feature_objective_is_the_sae_encoder_applied_to_the_layer(dictionary):

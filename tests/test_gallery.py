@@ -5,6 +5,7 @@ by side, written by a Hydra callback at the end of a multirun, and working in a 
 from __future__ import annotations
 
 import base64
+import html.parser as html_parser
 import json
 import os
 import re
@@ -311,12 +312,28 @@ def test_the_wandb_table_has_each_units_natural_examples(tmp_path):
     assert all((tmp_path / "run" / e["clip"]).is_file() for t in metrics["targets"] for e in t["examples"])
 
 
-# The name's handler sets the flag before it reaches the "/audio_16bit.wav" a page would append.
-HOSTILE = {"name": 'L1-U0-x" onerror="document.body.dataset.pwned=1,q=1',
-           "transcript": '<img src=x onerror="document.body.dataset.pwned=2">',
-           "text": "<script>document.body.dataset.pwned=3</script>", "character": "'><svg onload=alert(4)>",
-           "model": '" onmouseover="document.body.dataset.pwned=5',
-           "phone": '"><img src=x onerror="document.body.dataset.pwned=7">', "phones": ["<b>S</b>"]}
+# Every injected tag or attribute is marked `data-injected`, so the DOM shows it whether or not its handler
+# fires (an onerror on an image that loads never does). The name's handler sets the flag before it reaches
+# the "/audio_16bit.wav" a page would append.
+HOSTILE = {"name": 'L1-U0-x" data-injected="1" onerror="document.body.dataset.pwned=1,q=1',
+           "transcript": '<img src=x data-injected onerror="document.body.dataset.pwned=2">',
+           "text": "<script data-injected>document.body.dataset.pwned=3</script>",
+           "character": "'><svg data-injected onload=document.body.dataset.pwned=4>",
+           "model": '" data-injected="1" onmouseover="document.body.dataset.pwned=5',
+           "phone": '"><img src=x data-injected onerror="document.body.dataset.pwned=7">',
+           "phones": ["<b data-injected>S</b>"]}
+
+
+class _Attributes(html_parser.HTMLParser):
+    """Every element's tag and attribute names, as the browser left them."""
+
+    def __init__(self, dom: str):
+        super().__init__()
+        self.elements: list[tuple[str, list[str]]] = []
+        self.feed(dom)
+
+    def handle_starttag(self, tag, attrs):
+        self.elements.append((tag, [name for name, _ in attrs]))
 
 
 @needs_chromium
@@ -325,27 +342,31 @@ def test_quotes_script_and_onerror_in_names_texts_and_folders_are_only_text(tmp_
 
     from audiation.outputs.disk import write_spectrogram, write_wav
 
-    job = tmp_path / 'run "<b>x'  # a job folder whose name would end an attribute and open a tag
+    job = tmp_path / 'run "<b data-injected>x'  # a job folder whose name would end an attribute and open a tag
     files = job / "targets" / HOSTILE["name"]
     write_wav(files / "audio_16bit.wav", np.sin(np.arange(16000) / 5.0).astype(np.float32), 16000, "PCM_16")
     write_spectrogram(files / "spectrogram.png", np.zeros(1600, dtype=np.float32), 16000, "x")
     example = job / "examples" / 'L1-U0 "q"'
     write_wav(example / "1.wav", np.sin(np.arange(8000) / 3.0).astype(np.float32), 16000, "PCM_16")
+    hostile_example = {"rank": 1, "clip": 'examples/L1-U0 "q"/1.wav', "spectrogram": "../../../etc/passwd",
+                       "file": '<i data-injected>a.wav</i>"><img src=x data-injected onerror=document.body.dataset.pwned=6>',
+                       "text": "</script>"}
     record = {**HOSTILE, "layer": "L1", "unit": 0, "objective": "unit", "initial_activation": 0.0, "phone_lift": 5.0,
-              "final_activation": 1.0, "examples": [{"rank": 1,
-                                                      "file": '<i>a.wav</i>"><img src=x onerror=alert(6)>', "clip": 'examples/L1-U0 "q"/1.wav',
-                                                      "spectrogram": "../../../etc/passwd", "text": "</script>"}]}
+              "final_activation": 1.0, "examples": [hostile_example]}
     (job / "metrics.json").write_text(json.dumps({"run": {}, "targets": [record]}))
     page = write_gallery(job)
     assert "passwd" not in page.read_text()  # a record's path out of its job folder is never linked
     dom = _dom(page, tmp_path)
     assert "pwned" not in dom.split("<body", 1)[1].split(">", 1)[0], "a hostile value ran as script"
-    assert page.read_text().count('<title>run "&lt;b&gt;x · audiation</title>'.replace('"', "&quot;")) == 1
+    title = '<title>run "&lt;b data-injected&gt;x · audiation</title>'.replace('"', "&quot;")
+    assert page.read_text().count(title) == 1
     main = dom.split('<main id="cards"', 1)[1].split("</main>", 1)[0]
     assert shown(dom) == [HOSTILE["name"].replace('"', "&quot;")]
-    assert "<img src=\"x\"" not in main and "<script" not in main and "<svg onload" not in main
+    injected = [(tag, names) for tag, names in _Attributes(dom).elements
+                if "data-injected" in names or any(name.startswith("on") for name in names)]
+    assert injected == [], "a hostile value became a tag or an attribute"
     assert html_text(main).count(HOSTILE["transcript"]) == 1 and html_text(main).count(HOSTILE["text"]) == 1
-    assert html_text(main).count(f"/{HOSTILE['phone']}/ ×5.0") == 1 and "<b>S</b>" in html_text(main)
+    assert html_text(main).count(f"/{HOSTILE['phone']}/ ×5.0") == 1 and HOSTILE["phones"][0] in html_text(main)
     assert 'data-audio-loaded="2"' in dom  # both players found their files through the quoted paths
 
 

@@ -35,10 +35,27 @@ def test_each_judge_tells_the_slices_speech_from_noise():
     heard_noise = [judges.judge(x, 16000) for x in noise]
     assert min(s["speech_probability"] for s in speech) > 0.4 > 0.1 > max(n["speech_probability"] for n in heard_noise)
     assert min(len(s["phones"]) for s in speech) >= 2 and max(len(n["phones"]) for n in heard_noise) <= 1
-    assert min(s["voiced_share"] for s in speech) > 0.4 and max(n["voiced_share"] for n in heard_noise) < 0.05
+    # Voiced share measured 0.58-0.86 (mean 0.724) on the six clips: Praat is deterministic on fixed clips, so
+    # the margins are small (0.03 of a 1-s clip is 3 of its ~100 pitch frames); the 75 Hz floor gives 0.47 and 0.64
+    voiced = [s["voiced_share"] for s in speech]
+    assert min(voiced) > 0.53 and np.mean(voiced) == pytest.approx(0.724, abs=0.03), voiced
+    assert max(n["voiced_share"] for n in heard_noise) < 0.05
     assert all(60 <= s["f0_hz"] <= 300 and s["hnr_db"] > 5 and 200 < s["f1_hz"] < s["f2_hz"] < 3000 for s in speech)
     assert all(n["f0_hz"] is None and n["hnr_db"] < 5 for n in heard_noise)
     assert all(s["judges_note"] is None and s["phone_at_target"] is None for s in speech)  # no target given
+
+
+def test_the_judges_hear_the_low_and_the_high_voice_of_the_pitch_contrast_as_speech_an_octave_apart():
+    """The shipped pitch-contrast pairs: one text and voice each, espeak-ng's pitch 14-17 (low) or 84-95
+    (high). Measured on the first four pairs: F0 75-86 Hz low, 147-171 Hz high, high over low 1.72-2.23;
+    voiced share 0.51-0.55 low, 0.59-0.85 high; speech probability 0.89-0.97."""
+    heard = {voice: [judges.judge(*sf.read(path, dtype="float32"))
+                     for path in sorted((ASSETS / "pitch-contrast" / voice).glob("*.flac"))[:4]]
+             for voice in ("low", "high")}
+    low, high = ([j["f0_hz"] for j in heard[voice]] for voice in ("low", "high"))
+    assert all(65 < f0 < 95 for f0 in low) and all(135 < f0 < 185 for f0 in high), (low, high)
+    assert min(h / lo for h, lo in zip(high, low)) > 1.6, (low, high)  # no octave error on either
+    assert all(j["voiced_share"] > 0.45 and j["speech_probability"] > 0.8 for js in heard.values() for j in js), heard
 
 
 def test_praats_f0_follows_a_tone_and_the_phone_at_the_target_is_the_segment_spanning_it():

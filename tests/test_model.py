@@ -7,7 +7,16 @@ import torch
 from transformers import AutoConfig, AutoModel
 
 from audiation.errors import AudiationError
-from audiation.models.encoder import Encoder, Ensemble, Layer, frame_geometry, num_frames, num_units, parse_layer
+from audiation.models.encoder import (
+    Encoder,
+    Ensemble,
+    Layer,
+    frame_geometry,
+    layer_index,
+    num_frames,
+    num_units,
+    parse_layer,
+)
 
 SMALL = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64,
              conv_dim=[16] * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
@@ -107,6 +116,13 @@ def test_gradient_reaches_the_input():
                                            ("mlp1", Layer("mlp", 1)), ("mlp3", Layer("mlp", 3))])
 def test_parse_layer(spec, expected):
     assert parse_layer(spec, AutoConfig.for_model("wav2vec2", **SMALL)) == expected
+
+
+def test_layer_index_puts_conv_layers_below_the_transformer_and_mlp_neurons_with_their_layer():
+    """The number W&B sorts and plots runs by: conv1..conv7 are -7..-1, mlpN is N, logits one past the top."""
+    config = AutoConfig.for_model("wav2vec2", **SMALL, architectures=["Wav2Vec2ForCTC"])
+    specs = ["conv1", "conv2", "conv7", 0, 1, 3, "mlp1", "mlp3", "logits"]
+    assert [layer_index(parse_layer(spec, config), config) for spec in specs] == [-7, -6, -1, 0, 1, 3, 1, 3, 4]
 
 
 @pytest.mark.parametrize("spec", [4, -1, "conv8", "conv0", "mlp0", "mlp4", "logits", "banana"])

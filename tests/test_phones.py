@@ -20,9 +20,12 @@ from audiation.jobs.examples_job import examples_job, last_file_reader
 from audiation.models.encoder import load_config, parse_layer
 
 SLICE = ASSETS / "speech-slice"
-# The character units of tiny's MODEL_CARD.md and the phones their letter stands for.
-CHARACTER_UNITS = [("logits", 22, {"S", "Z"}), ("logits", 21, {"R", "ER"}), ("logits", 19, {"P"}),
-                   ("6", 125, {"S", "Z"}), ("6", 68, {"M"})]
+# The character units of tiny's MODEL_CARD.md, the phones their letter stands for, and the lift measured
+# (2026-12-03, torch 2.13 CPU). A tenth either way is about four of the 100 top frames changing phone
+# (one frame moves the share 0.01): more than the arithmetic of another CPU, less than a bug in the rates.
+CHARACTER_UNITS = [("logits", 22, {"S", "Z"}, 9.06), ("logits", 21, {"R", "ER"}, 28.94), ("logits", 19, {"P"}, 28.22),
+                   ("6", 125, {"S", "Z"}, 10.96), ("6", 68, {"M"}, 24.85)]
+LIFT = {(layer, unit): lift for layer, unit, _, lift in CHARACTER_UNITS}
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +45,13 @@ def test_espeak_ipa_becomes_arpabet():
     assert phones.ipa_to_arpabet("tʃˈæɹiət") == ["CH", "AE", "R", "IY", "AH", "T"]
 
 
-@pytest.mark.parametrize("layer,unit,letter_phones", CHARACTER_UNITS)
-def test_the_model_cards_character_units_are_named_by_their_letters_phone(tiny_caches, layer, unit, letter_phones):
+@pytest.mark.parametrize("layer,unit,letter_phones,lift", CHARACTER_UNITS)
+def test_the_model_cards_character_units_are_named_by_their_letters_phone(tiny_caches, layer, unit, letter_phones,
+                                                                           lift):
     cache = tiny_caches[layer]
     name = phones.name_unit(cache.column(unit), phones.frame_labels(cache, last_file_reader(16000)))
-    assert name["phone"] in letter_phones and name["phone_lift"] >= 3 and name["phone_share"] >= phones.MIN_SHARE
+    assert name["phone"] in letter_phones and name["phone_share"] >= phones.MIN_SHARE
+    assert name["phone_lift"] == pytest.approx(lift, rel=0.1)
 
 
 def test_frame_labels_follow_the_alignment_and_are_shared_by_every_layer(tiny_caches, monkeypatch):
@@ -130,7 +135,8 @@ def test_the_examples_job_names_each_unit(tmp_path):
     summary = json.loads((tmp_path / "job" / "examples.json").read_text())
     units = {u["unit"]: u for u in summary["units"]}
     assert units[125]["phone"] in {"S", "Z"} and units[68]["phone"] == "M"
-    assert all(u["phone_lift"] >= 3 and 0 < u["phone_share"] <= 1 for u in units.values())
+    assert all(u["phone_lift"] == pytest.approx(LIFT["6", u["unit"]], rel=0.1) and 0 < u["phone_share"] <= 1
+               for u in units.values())
     assert summary["model_cer"]["files"] == 32 and 0.1 < summary["model_cer"]["cer"] < 0.5  # what the names rest on
 
 

@@ -26,11 +26,24 @@ def test_every_field_a_job_writes_is_declared(tmp_path, overrides):
         assert record_schema.undeclared(record) == [], record["name"]
 
 
+# Which way each measure is better: the page's arrows and grid colours follow it, so a flipped direction
+# paints the worst audiations bright. A new measure is added here, with its direction decided.
+HIGHER = {"initial_activation", "final_activation", "gain", "robust_activation", "selectivity", "activation_ratio",
+          "activation_ratio_p99", "heard_share", "heard_share_of_letters", "ensemble_heard_share",
+          "ensemble_heard_share_of_letters", "listener_heard_share", "listener_heard_share_of_letters",
+          "speech_probability", "hnr_db", "phone_lift", "phone_share"}
+LOWER = {"silence_ratio_db", "cer", "ensemble_cer", "listener_cer", "sibling_similarity", "whisper_no_speech",
+         "whisper_cer"}
+NEITHER = {"f0_hz", "voiced_share", "f1_hz", "f2_hz", "phone_chance", "whisper_text_chance", "whisper_letter_chance"}
+
+
 def test_every_measure_says_which_way_is_better_and_every_field_what_it_means():
     for field in record_schema.FIELDS:
         assert field.meaning and field.label, field.key
-        if field.measure:
-            assert field.better in ("higher", "lower", "neither"), field.key
+    directions = {key: record_schema.BY_KEY[key].better for key in record_schema.MEASURES}
+    assert directions == {**dict.fromkeys(HIGHER, "higher"), **dict.fromkeys(LOWER, "lower"),
+                          **dict.fromkeys(NEITHER, "neither")}
+    assert all(field.better is None for field in record_schema.FIELDS if not field.measure)
     assert record_schema.BY_KEY["silence_ratio_db"].describe().endswith("(in dB; lower is better)")
     assert record_schema.BY_KEY["f0_hz"].describe().endswith("(in Hz)")
     assert len(record_schema.BY_KEY) == len(record_schema.FIELDS)  # one entry per key

@@ -8,11 +8,12 @@ import json
 import numpy as np
 import pytest
 from conftest import ROOT, compose
+from omegaconf import OmegaConf
 
 from audiation.core.objectives import Target
 from audiation.errors import AudiationError
 from audiation.jobs.audiate_job import audiate_folder
-from audiation.jobs.folder import result_settings, target_settings
+from audiation.jobs.folder import RESULT_KEYS, result_settings, target_settings
 from audiation.models.encoder import Layer
 from audiation.outputs import record_schema, results
 
@@ -20,16 +21,56 @@ SMALL = ["model=random_small", "logger=none", "threads=1", "quality.draws=0"]
 CLIP = ROOT / "audiation" / "assets" / "speech-slice" / "000002.flac"
 
 
-@pytest.mark.parametrize("override,key", [
-    ("seed=1", "seed"), ("steps=7", "steps"), ("model.layer=1", "model.layer"), ("precision=bf16", "precision"),
-    ("optimizer.lr=0.5", "optimizer.lr"), ("parameterization.decay=1", "parameterization.decay"),
-    ("augmentation=none", "augmentation.name"), ("regularizer.power=1", "regularizer.power"),
-    ("samples=2", "samples"), ("model.init_seed=3", "model.init_seed"), ("objective=channel", "objective.name"),
-    (f"parameterization.init={CLIP}", "parameterization.init_sha256"),
-])
-def test_every_setting_that_shapes_a_result_is_in_its_fingerprint(override, key):
-    before, after = result_settings(compose(*SMALL)), result_settings(compose(*SMALL, override))
-    assert key in results.settings_difference(before, after)
+# Top-level settings that only schedule, log or judge a run; every other one must shape the fingerprint
+NOT_SHAPING = {"device", "threads", "logger", "log_every", "batch_size", "tf32", "compile", "redo", "dry_run",
+               "quality", "examples"}
+# Which target a row is (its own fingerprint is its name) and who judges it: not how it is made
+TARGET_IDENTITY = {"objective.unit", "objective.direction", "objective.text", "model.listener"}
+
+
+def test_every_top_level_setting_shapes_the_result_or_is_named_as_not():
+    assert set(compose(*SMALL)) == set(RESULT_KEYS) | NOT_SHAPING and not set(RESULT_KEYS) & NOT_SHAPING
+
+
+def _leaves(node, prefix=""):
+    if not isinstance(node, dict):
+        yield prefix, node
+        return
+    for key, value in node.items():
+        yield from _leaves(value, f"{prefix}.{key}" if prefix else key)
+
+
+def _another(key, value):
+    """A different value of the same kind (what a user would change it to)."""
+    if key == "parameterization.init":
+        return str(CLIP)
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value + 1
+    if isinstance(value, str):
+        return value + "x"
+    if isinstance(value, list):
+        return [*value, value[-1] if value else "x"]
+    assert value is None, key
+    return 3
+
+
+@pytest.mark.parametrize("options", [[], ["objective=channel"], ["objective=layer"], ["objective=direction"],
+                                     ["model=tiny", "objective=text", "objective.text=moon"], ["model=random_whisper"],
+                                     ["parameterization=speech"], ["parameterization=waveform"],
+                                     ["augmentation=strong"]])
+def test_every_setting_that_shapes_a_result_is_in_its_fingerprint(options):
+    """Each setting under RESULT_KEYS, read from the composed config (not listed here), changed alone."""
+    cfg = compose(*SMALL, *options)
+    before = result_settings(cfg)
+    shaping = OmegaConf.to_container(OmegaConf.masked_copy(cfg, list(RESULT_KEYS)), resolve=True)
+    for key, value in _leaves(shaping):
+        if key in TARGET_IDENTITY:
+            continue
+        changed = cfg.copy()
+        OmegaConf.update(changed, key, _another(key, value))
+        assert key in results.settings_difference(before, result_settings(changed)), key
 
 
 @pytest.mark.parametrize("override", ["logger=wandb", "log_every=1", "batch_size=3", "quality.draws=9", "threads=2",

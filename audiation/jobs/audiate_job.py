@@ -39,9 +39,9 @@ from audiation.jobs.folder import (
     target_settings,
     targets_to_do,
 )
+from audiation.jobs.subscribers import Files, Subscriber, Tracking
 from audiation.models.encoder import Encoder, layer_index, load_config, load_encoder
 from audiation.outputs import disk, results, tracking
-from audiation.jobs.subscribers import Files, Subscriber, Tracking
 
 log = logging.getLogger(__name__)
 
