@@ -171,7 +171,7 @@ class Encoder(nn.Module):
                                                   text_tokens.end)
 
     def _text_tokens(self) -> whisper_family.Tokens:
-        """Whisper's tokens, which decoding needs (a random Whisper has none: its config names no tokenizer)."""
+        """Whisper's tokens, which decoding needs (a random Whisper has none: it ships no tokenizer)."""
         if self.tokens is None:
             raise AudiationError(f"{self.name} has no Whisper tokenizer to decode with")
         return self.tokens
