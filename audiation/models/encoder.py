@@ -383,7 +383,7 @@ def vocabulary(spec: ModelSpec, size: int) -> list[str] | None:
         return None
     try:
         tokenizer = AutoTokenizer.from_pretrained(**_pretrained_kwargs(spec.name))
-    except (OSError, ValueError):
+    except (OSError, ValueError, TypeError):  # TypeError: a CTC tokenizer opening the vocab.json that is not there
         return None
     by_id = {i: token for token, i in tokenizer.get_vocab().items()}
     return [by_id.get(i, "") for i in range(size)]
