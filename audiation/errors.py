@@ -27,7 +27,7 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, delivered as an interruption so every `except KeyboardInterrupt` saves work for it too."""
 
 
-_received = set()  # the signals that stopped this process's job: the loop re-raises a plain KeyboardInterrupt
+_received: set[int] = set()  # the signals that stopped this process's job: the loop re-raises a plain KeyboardInterrupt
 
 
 def _stop(signum, _frame):
@@ -82,12 +82,13 @@ def run_or_exit(job: Callable, *args, saved: Callable[[], str], on_stop: Callabl
     try:
         return job(*args)
     except (AudiationError, OSError) as error:  # OSError: a full disk, a read-only folder: not a bug
+        message = str(error)
         if isinstance(error, OSError):
             where = f" ({error.filename})" if error.filename else ""
-            error = f"{error.strerror or error}{where}; what was complete before stays complete"
-        print(f"audiation: error: {error}", file=sys.stderr)
+            message = f"{error.strerror or error}{where}; what was complete before stays complete"
+        print(f"audiation: error: {message}", file=sys.stderr)
         if in_sweep:
-            raise JobRefused(str(error)) from None
+            raise JobRefused(message) from None
         sys.exit(2)
     except Exception as error:  # a bug: alone it is a traceback; in a sweep it ends its own job, not the sweep
         if not in_sweep:

@@ -160,6 +160,23 @@ def test_bf16_autocast_agrees_with_fp32_within_3_percent_on_the_trained_model():
         assert ((approx - exact).norm() / exact.norm()) < 0.03, label
 
 
+def test_a_ctc_checkpoint_saved_without_its_tokenizer_opens_with_logits_and_no_vocabulary(tmp_path):
+    """A fine-tuned CTC model saved alone (save_pretrained, no vocab.json): transformers' CTC tokenizer fails on
+    it with a TypeError; the model still opens, its logits are a layer, and transcribing says why it cannot."""
+    from transformers import AutoModelForCTC
+
+    from audiation.models.encoder import ModelSpec, load_encoder
+
+    torch.manual_seed(0)
+    AutoModelForCTC.from_config(AutoConfig.for_model("wav2vec2", vocab_size=5, **SMALL)).save_pretrained(tmp_path)
+    encoder = load_encoder(ModelSpec(str(tmp_path)), "cpu")
+    assert encoder.vocabulary is None
+    wave = torch.randn(1, 8000)
+    assert encoder(wave, Layer("logits")).shape[-1] == 5
+    with pytest.raises(AudiationError, match="no CTC head and vocabulary"):
+        encoder.transcribe(wave)
+
+
 def test_an_ensemble_hears_the_mean_of_its_members_logits():
     """model.ensemble: the members' logits averaged frame by frame; greedy decoding reads the mean."""
     from transformers import AutoModelForCTC

@@ -56,20 +56,21 @@ class Augment(nn.Module):
         # One uniform draw in [-1, 1) per row for each of: stretch, shift, gain, room decay, room level;
         # one normal draw for the room's tail and the noise together.
         draws = streams.uniform(5) * 2 - 1
-        noise_length = length if self.noise_snr_db is not None else 0
-        normal = streams.normal(self.room + noise_length) if self.room or noise_length else None
         if self.stretch or self.max_shift:
             shift = torch.round(self.max_shift * draws[:, 1:2])
             signal = (self._warp(signal, 1 + self.stretch * draws[:, :1], shift) if self.stretch
                       else self._shift(signal, shift))
         if self.gain_db:
             signal = signal * 10 ** (self.gain_db * draws[:, 2:3] / 20)
-        if self.room:
-            signal = self._reverberate(signal, normal[:, :self.room], draws[:, 3:4], draws[:, 4:5])
-        if self.noise_snr_db is not None:
-            noise = normal[:, self.room:]
-            rms = signal.detach().pow(2).mean(dim=1, keepdim=True).sqrt()
-            signal = signal + noise * rms * 10 ** (-self.noise_snr_db / 20)
+        if self.room or self.noise_snr_db is not None:
+            noise_length = length if self.noise_snr_db is not None else 0
+            normal = streams.normal(self.room + noise_length)
+            if self.room:
+                signal = self._reverberate(signal, normal[:, :self.room], draws[:, 3:4], draws[:, 4:5])
+            if self.noise_snr_db is not None:
+                noise = normal[:, self.room:]
+                rms = signal.detach().pow(2).mean(dim=1, keepdim=True).sqrt()
+                signal = signal + noise * rms * 10 ** (-self.noise_snr_db / 20)
         return signal
 
     def _reverberate(self, signal: torch.Tensor, tail: torch.Tensor, decay: torch.Tensor,

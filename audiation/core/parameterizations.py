@@ -27,6 +27,8 @@ class FFT(nn.Module):
     normalises its input).
     """
 
+    scale: torch.Tensor  # a buffer: torch types what it registers as `Tensor | Module`
+
     def __init__(
         self,
         streams: Streams,
@@ -96,6 +98,12 @@ class Speech(nn.Module):
     input; the loudness contour is what matters). What it cannot say is anything a larynx and a vocal tract
     could not: no clicks, no arbitrary spectra.
     """
+
+    # buffers: torch types what it registers as `Tensor | Module`
+    tilt: torch.Tensor
+    window: torch.Tensor
+    noise_stft: torch.Tensor
+    bin_position: torch.Tensor
 
     def __init__(
         self,

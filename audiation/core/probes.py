@@ -10,6 +10,8 @@ returned as unit vectors in the layer's own coordinates (what `objective=directi
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 
@@ -80,7 +82,7 @@ def leave_one_speaker_out(positive: np.ndarray, negative: np.ndarray, positive_s
         missing = positive_speakers.count(None) + negative_speakers.count(None)
         return None, (f"{missing} clip(s) have no speaker (a speaker column in metadata.tsv, or one subfolder "
                       "per speaker)")
-    both = sorted(set(positive_speakers) & set(negative_speakers))
+    both = sorted(cast("set[str]", set(positive_speakers) & set(negative_speakers)))  # no None: refused above
     if len(both) < 2:
         return None, (f"clips of at least two speakers on both sides are needed; found {len(both)} "
                       f"({', '.join(both) or 'none'})")

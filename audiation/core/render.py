@@ -89,7 +89,7 @@ def audiate(
     started = time.perf_counter()
     initial = evaluate(encoder, layer, objective, parameterization())
     names = list(initial) + ["loss"]
-    history = None
+    history: torch.Tensor | None = None  # allocated at the first step, when a row's shape is known
     fetched: dict[str, list[np.ndarray]] = {name: [] for name in names}
     last_finite = {k: v.detach().clone() for k, v in parameterization.state_dict().items()}
     done, stopped, step = 0, None, 0
@@ -101,6 +101,7 @@ def audiate(
     def fetch(upto: int):
         """Bring steps [done, upto) to the host, check them, and remember these parameters as good."""
         nonlocal done, last_finite
+        assert history is not None  # called only after a step wrote its row
         chunk = history[done:upto].float().cpu().numpy()  # the loop's one sync
         bad = ~np.isfinite(chunk).all(axis=(1, 2))
         if bad.any():
@@ -117,7 +118,7 @@ def audiate(
 
     with_clean = getattr(batch.augment, "with_clean", False)  # also score the clean signal (augmentations)
     own_bar = bar is None
-    bar = progress_bar(steps, description) if own_bar else bar
+    bar = progress_bar(steps, description) if bar is None else bar
     bar.set_description(description, refresh=False)
     try:
         # A signal stops the loop between steps: raised anywhere else it could leave a lock of W&B's or
@@ -230,7 +231,7 @@ def cheapest_batch(targets: int, seconds_per_step: Callable[[int], float], too_l
     """The candidate size with the lowest whole-job cost (batches needed x seconds per step), timing
     candidates in increasing size until one raises `too_large`; None when even the first does.
     `release` runs after each timing (the GPU's cache of freed memory)."""
-    costs = {}
+    costs: dict[int, float] = {}
     for size in batch_candidates(targets):
         try:
             costs[size] = -(-targets // size) * seconds_per_step(size)
@@ -238,4 +239,4 @@ def cheapest_batch(targets: int, seconds_per_step: Callable[[int], float], too_l
             break
         finally:
             release()
-    return min(costs, key=costs.get) if costs else None
+    return min(costs, key=costs.__getitem__) if costs else None

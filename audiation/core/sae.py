@@ -71,7 +71,7 @@ class SAE(nn.Module):
 
     @torch.no_grad()
     def normalise_decoder(self) -> None:
-        self.W_dec /= self.W_dec.norm(dim=1, keepdim=True).clamp(min=1e-12)
+        self.W_dec.div_(self.W_dec.norm(dim=1, keepdim=True).clamp(min=1e-12))
 
     def save(self, folder: Path, summary: dict) -> None:
         """`sae.safetensors` then `features.json`, which names the weights by content: a pair, complete or

@@ -133,8 +133,8 @@ class Encoder(nn.Module):
         super().__init__()
         self.model = model.eval().requires_grad_(False)  # weight grads would cost 1.6x per step
         self.family = family_of(model.config)
-        self.base = model.base_model  # what a CTC head reads
-        self.head = getattr(model, "lm_head", None)  # a CTC head
+        self.base = model.get_submodule("base_model")  # what a CTC head reads
+        self.head: nn.Module | None = getattr(model, "lm_head", None)  # a CTC head
         self.normalize, self.window = normalize, window
         self.sample_rate = sample_rate
         self.name = name
@@ -158,23 +158,33 @@ class Encoder(nn.Module):
     def hear(self, waveform: torch.Tensor) -> tuple[list[str], list[float]]:
         """Whisper only: (transcripts, no-speech probabilities) of each row, in its full 30-s window as it was
         trained, whatever `window` the audiation uses."""
+        text_tokens = self._text_tokens()
         mel = whisper_family.log_mel(whisper_family.pad_to_window(waveform), self.config.num_mel_bins)
         encoded = whisper_family.encode(self.model, mel.to(next(self.model.parameters()).dtype))
         budget = 8 + round(6 * waveform.shape[-1] / self.sample_rate)  # tokens: words are ~1.5 per second
-        return whisper_family.transcribe(self.model, encoded, self.tokens, budget)
+        return whisper_family.transcribe(self.model, encoded, text_tokens, budget)
 
     def text_log_likelihood(self, encoded: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Whisper only: per row, the decoder's mean log-probability of its text (then the end token)."""
-        return whisper_family.text_log_likelihood(self.model, encoded, tokens, lengths, self.tokens.prompt,
-                                                  self.tokens.end)
+        text_tokens = self._text_tokens()
+        return whisper_family.text_log_likelihood(self.model, encoded, tokens, lengths, text_tokens.prompt,
+                                                  text_tokens.end)
+
+    def _text_tokens(self) -> whisper_family.Tokens:
+        """Whisper's tokens, which decoding needs (a random Whisper has none: it ships no tokenizer)."""
+        if self.tokens is None:
+            raise AudiationError(f"{self.name} has no Whisper tokenizer to decode with")
+        return self.tokens
 
     def decode(self, ids: torch.Tensor) -> list[str]:
         """Texts from per-frame CTC token ids (rows, frames): repeats merged, blanks dropped."""
-        blank = self.config.pad_token_id
+        if self.vocabulary is None:
+            raise AudiationError(f"{self.name} has no CTC vocabulary to decode with")
+        vocabulary, blank = self.vocabulary, self.config.pad_token_id
         texts = []
         for row in ids.tolist():
             kept = [i for n, i in enumerate(row) if i != blank and (n == 0 or i != row[n - 1])]
-            texts.append("".join(self.vocabulary[i] for i in kept).replace("|", " ").strip())
+            texts.append("".join(vocabulary[i] for i in kept).replace("|", " ").strip())
         return texts
 
     def preprocess(self, waveform: torch.Tensor) -> torch.Tensor:
@@ -184,6 +194,8 @@ class Encoder(nn.Module):
     def forward(self, waveform: torch.Tensor, layer: Layer) -> torch.Tensor:
         inputs = self.preprocess(waveform)
         if layer.kind == "logits":
+            if self.head is None:  # parse_layer refuses logits for such a model; a Layer made by hand is not parsed
+                raise AudiationError(f"{self.name} has no CTC head: no logits layer")
             return self.head(self.base(inputs).last_hidden_state)
         module, on_input = self.family.hook_point(self.model, layer)
         captured = []
@@ -371,7 +383,7 @@ def vocabulary(spec: ModelSpec, size: int) -> list[str] | None:
         return None
     try:
         tokenizer = AutoTokenizer.from_pretrained(**_pretrained_kwargs(spec.name))
-    except (OSError, ValueError):
+    except (OSError, ValueError, TypeError):  # TypeError: a CTC tokenizer opening the vocab.json that is not there
         return None
     by_id = {i: token for token, i in tokenizer.get_vocab().items()}
     return [by_id.get(i, "") for i in range(size)]
@@ -435,5 +447,6 @@ def _load_cached(key: str, device: str, compile_layers: bool) -> Encoder:
 def load_encoder(spec: ModelSpec, device: str | torch.device, compile_layers: bool = False) -> Encoder | Ensemble:
     """Open the encoder once per process and spec: multirun jobs in one process share it."""
     if spec.ensemble:
-        return Ensemble([load_encoder(member, device, compile_layers) for member in spec.members()])
+        # members have no ensemble of their own: each is one cached Encoder
+        return Ensemble([_load_cached(member.key(), str(device), bool(compile_layers)) for member in spec.members()])
     return _load_cached(spec.key(), str(device), bool(compile_layers))

@@ -8,6 +8,7 @@ not declared.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeGuard
 
 
 @dataclass(frozen=True)
@@ -164,11 +165,11 @@ def _text(value) -> bool:
     return isinstance(value, str)
 
 
-def is_whole(value) -> bool:
+def is_whole(value) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def is_number(value) -> bool:
+def is_number(value) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

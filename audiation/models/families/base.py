@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
 
 from audiation.models import layers
 from audiation.models.layers import Layer
+
+
+def module_list(model: nn.Module, path: str) -> nn.ModuleList:
+    """The list of modules at dotted `path` ("base_model.encoder.layers"): families find a model's parts by
+    their names, which torch types as `Tensor | Module` (and `get_submodule` as a plain Module)."""
+    return cast(nn.ModuleList, model.get_submodule(path))
 
 
 @dataclass(frozen=True)

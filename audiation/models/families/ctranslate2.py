@@ -99,7 +99,7 @@ def _linear(prefix: str, source: str, variables: dict) -> dict[str, np.ndarray]:
 
 def whisper_state_dict(variables: dict) -> dict[str, np.ndarray]:
     """`WhisperForConditionalGeneration`'s state dict (`proj_out` tied to the token embeddings)."""
-    state = {}
+    state: dict[str, np.ndarray] = {}
     for side in ("encoder", "decoder"):
         layers = sorted({int(name.split("/")[1][6:]) for name in variables if name.startswith(f"{side}/layer_")
                          and name.split("/")[1][6:].isdigit()})

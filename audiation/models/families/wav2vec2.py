@@ -7,12 +7,13 @@ import torch
 from torch import nn
 
 from audiation.errors import AudiationError
-from audiation.models.families.base import Family, FrameGrid
+from audiation.models.families.base import Family, FrameGrid, module_list
 from audiation.models.layers import Layer
 
 # Peak bytes of a forward+backward per input sample and first-conv channel: measured 3.9 GB for 64 x 1 s
 # of wav2vec2-base at layer 12 on a GPU, i.e. ~2.4 KB per sample, ~4.7 per sample and channel; rounded up.
 BYTES_PER_SAMPLE_AND_CHANNEL = 6
+TRANSFORMER_LAYERS = "base_model.encoder.layers"  # the same path in every checkpoint class of the family
 
 
 class Wav2Vec2(Family):
@@ -78,18 +79,17 @@ class Wav2Vec2(Family):
         return (waveform - mean) / torch.sqrt(var + 1e-7)
 
     def hook_point(self, model: nn.Module, layer: Layer) -> tuple[nn.Module, bool]:
-        base = model.base_model
         if layer.kind == "conv":
-            return base.feature_extractor.conv_layers[layer.index - 1], False
+            return module_list(model, "base_model.feature_extractor.conv_layers")[layer.index - 1], False
+        layers = module_list(model, TRANSFORMER_LAYERS)
         if layer.kind == "mlp":  # before the activation function: see audiation.models.layers
-            return base.encoder.layers[layer.index - 1].feed_forward.intermediate_dense, False
-        layers = base.encoder.layers
+            return layers[layer.index - 1].get_submodule("feed_forward.intermediate_dense"), False
         if layer.index < len(layers):
             return layers[layer.index], True
         return layers[-1], False  # pre-LN models' final LayerNorm is not part of any layer's output
 
     def run(self, model: nn.Module, inputs: torch.Tensor) -> None:
-        model.base_model(inputs)
+        model.get_submodule("base_model")(inputs)
 
     def compiled_modules(self, model: nn.Module) -> list[nn.Module]:
-        return list(model.base_model.encoder.layers)
+        return list(module_list(model, TRANSFORMER_LAYERS))

@@ -18,7 +18,9 @@ from __future__ import annotations
 import functools
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import nn
@@ -27,6 +29,10 @@ from audiation.errors import AudiationError
 from audiation.models import layers
 from audiation.models.families.base import Family, FrameGrid
 from audiation.models.layers import Layer
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 SAMPLE_RATE = 16000
 N_FFT, HOP = 400, 160
@@ -97,16 +103,17 @@ class Whisper(Family):
         return WhisperForConditionalGeneration.from_pretrained(**pretrained)
 
     def preprocess(self, model: nn.Module, waveform: torch.Tensor, normalize: bool, window: str = "cut"):
-        if window_seconds(window) is not None:
-            waveform = pad_to_window(waveform, window_seconds(window))
-        return log_mel(waveform, model.config.num_mel_bins)
+        seconds = window_seconds(window)
+        if seconds is not None:
+            waveform = pad_to_window(waveform, seconds)
+        return log_mel(waveform, _encoder(model).num_mel_bins)
 
     def hook_point(self, model: nn.Module, layer: Layer) -> tuple[nn.Module, bool]:
-        encoder = model.get_encoder()
+        encoder = _encoder(model)
         if layer.kind == "conv":
             return (encoder.conv1 if layer.index == 1 else encoder.conv2), False
         if layer.kind == "mlp":
-            return encoder.layers[layer.index - 1].fc1, False
+            return encoder.layers[layer.index - 1].get_submodule("fc1"), False
         if layer.kind == "output":
             return encoder.layer_norm, False
         if layer.index < len(encoder.layers):
@@ -122,7 +129,13 @@ class Whisper(Family):
         return activations[:, :self.num_frames(layer, config, num_samples)]  # a full window's padding dropped
 
     def compiled_modules(self, model: nn.Module) -> list[nn.Module]:
-        return list(model.get_encoder().layers)
+        return list(_encoder(model).layers)
+
+
+def _encoder(model: nn.Module) -> WhisperEncoder:
+    """The model's encoder, typed as transformers types it (torch types `get_encoder`, found by name on an
+    nn.Module, as `Tensor | Module`)."""
+    return cast("PreTrainedModel", model).get_encoder()
 
 
 # --- the front end ---------------------------------------------------------------------------------
@@ -181,7 +194,7 @@ def log_mel(waveform: torch.Tensor, bands: int = 80) -> torch.Tensor:
 def encode(model: nn.Module, mel: torch.Tensor) -> torch.Tensor:
     """The encoder's output for mel frames of any length up to its window (transformers' encoder refuses
     anything but 3,000): the positional table is cut to the frames there are."""
-    encoder = model.get_encoder()
+    encoder = _encoder(model)
     x = nn.functional.gelu(encoder.conv2(nn.functional.gelu(encoder.conv1(mel))))
     x = x.transpose(1, 2)
     x = x + encoder.embed_positions.weight[:x.shape[1]].to(x.dtype)
@@ -251,7 +264,8 @@ def transcribe(model: nn.Module, encoded: torch.Tensor, tokens: Tokens, max_toke
     logits, cache = _decode(model, encoded, prompt, None)
     no_speech = logits[:, 0].float().softmax(-1)[:, tokens.no_speech]
     logits = logits[:, -1]
-    texts, done = [[] for _ in range(rows)], torch.zeros(rows, dtype=torch.bool, device=encoded.device)
+    texts: list[list[int]] = [[] for _ in range(rows)]
+    done = torch.zeros(rows, dtype=torch.bool, device=encoded.device)
     for _ in range(max_tokens):
         logits[:, tokens.first_special:] = -math.inf
         chosen = logits.argmax(-1)
@@ -266,16 +280,16 @@ def transcribe(model: nn.Module, encoded: torch.Tensor, tokens: Tokens, max_toke
 
 
 @functools.lru_cache(maxsize=4)
-def _cache_argument(model_class: type) -> str:
+def _cache_argument(forward: Callable) -> str:
     """transformers >= 5.24 calls the key-value cache `cache`, earlier versions `past_key_values`."""
     import inspect
 
-    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
+    return "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
 
 
 def _decode(model: nn.Module, encoded: torch.Tensor, ids: torch.Tensor, cache):
     """(logits, key-value cache) of decoder inputs `ids` after those in `cache`."""
-    name = _cache_argument(type(model))
+    name = _cache_argument(type(model).forward)  # the class's: looked up once per model class
     out = model(encoder_outputs=(encoded,), decoder_input_ids=ids, use_cache=True,
                 **({name: cache} if cache is not None else {}))
     return out.logits, getattr(out, name)
