@@ -81,3 +81,32 @@ def test_a_model_config_of_its_own_keys_stays_free():
     """`model.config` is the architecture's own config: any key of it is the model's business."""
     cfg = compose("model=random_small", "+model.config.layerdrop=0.0")
     assert config_schema.unknown_keys(cfg) == []
+
+
+def _defaults(function) -> dict:
+    import inspect
+
+    return {name: list(p.default) if isinstance(p.default, tuple) else p.default
+            for name, p in inspect.signature(function).parameters.items() if p.default is not inspect.Parameter.empty}
+
+
+def test_an_options_yaml_and_its_function_state_the_same_defaults():
+    """A library caller of a function gets what its option's YAML gives a command-line user. A function that
+    several options share (Augment: none, standard, strong) is the plain base they each set apart: not compared."""
+    from collections import Counter
+
+    from hydra.utils import get_method
+
+    nodes = {(group, option): OmegaConf.to_container(compose(f"{group}={option}")[group], resolve=True)
+             for group, option in OPTIONS if group in ("objective", "parameterization", "augmentation")}
+    users = Counter(node["_target_"] for node in nodes.values())
+    compared = 0
+    for (group, option), node in nodes.items():
+        if users[node["_target_"]] > 1:
+            continue
+        defaults = _defaults(get_method(node["_target_"]))
+        for key in node.keys() & defaults.keys():
+            assert node[key] == defaults[key], f"{group}={option}: {key} is {node[key]} in its YAML, " \
+                                               f"{defaults[key]} in {node['_target_']}"
+            compared += 1
+    assert compared >= 15  # the objectives', fft's, waveform's and speech's numbers
