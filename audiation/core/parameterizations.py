@@ -22,9 +22,9 @@ class FFT(nn.Module):
     (floor/Nyquist) ** decay at the top (the seed's 1/(1+f) with f in cycles/sample only reached 0.67). `decay`
     is 0.5 by default, not the seed's 1, so an "s" keeps its high frequencies (README). Because Adam takes steps
     of similar size on every coefficient, the same scale also sets how fast each band learns. `rms` sets the
-    level: the waveform's RMS when every coefficient has unit variance. Coefficients start at `init_std` (Lucid's 0.01), small next to what Adam's steps add, so the result is what the objective
-    asked for rather than the random start (scaling both together would change nothing: the model
-    normalises its input).
+    level: the waveform's RMS when every coefficient has unit variance. Coefficients start at `init_std`
+    (Lucid's 0.01), small next to what Adam's steps add, so the result is what the objective asked for rather
+    than the random start (scaling both together would change nothing: the model normalises its input).
     """
 
     def __init__(
