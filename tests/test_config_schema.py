@@ -49,6 +49,7 @@ def test_each_entry_point_sets_every_key_its_schema_declares(entry):
     ("optimizer.lr=fast", "could not be converted to Float"),
     ("regularizer.power=loud", "could not be converted to Float"),
     ("augmentation.with_clean=maybe", "is not a valid bool"),
+    ("objective.kind=units", "Invalid value 'units', expected one of [unit, channel, layer, direction, text]"),
 ])
 def test_a_value_of_the_wrong_type_fails_as_hydra_composes(override, message):
     with pytest.raises(ConfigCompositionException) as failed:

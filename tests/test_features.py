@@ -149,7 +149,7 @@ def _damaged(folder, how):
     (["short firing_frequency"], "firing_frequency must hold 64 numbers"),
     (["W_dec width"], r"does not describe .*'W_dec': \[64, 31\]"),
     (["new weights"], "describes other weights than"),
-    (["objective.form=both"], "objective.form=both is not one of channel, unit"),
+    (["objective.kind=layer"], "objective.kind=layer: an SAE.s features are units"),
 ])
 def test_an_sae_that_does_not_fit_the_run_is_one_line(dictionary, tmp_path, change, message):
     folder = tmp_path / "sae"
