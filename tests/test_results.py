@@ -4,15 +4,16 @@ what counts as complete, how histories join, the W&B row, and spectrograms that 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from conftest import ROOT, compose
 
-from audiation.core.objectives import Target
+from audiation.core.objectives import Target, TargetKind
 from audiation.errors import AudiationError
 from audiation.jobs.audiate_job import audiate_folder
-from audiation.jobs.folder import result_settings, target_settings
+from audiation.jobs.folder import result_settings, settings_as_named_now, target_settings
 from audiation.models.encoder import Layer
 from audiation.outputs import record_schema, results
 
@@ -25,6 +26,7 @@ CLIP = ROOT / "audiation" / "assets" / "speech-slice" / "000002.flac"
     ("optimizer.lr=0.5", "optimizer.lr"), ("parameterization.decay=1", "parameterization.decay"),
     ("augmentation=none", "augmentation.name"), ("regularizer.power=1", "regularizer.power"),
     ("samples=2", "samples"), ("model.init_seed=3", "model.init_seed"), ("objective=channel", "objective.name"),
+    ("objective=channel", "objective.kind"), ("parameterization=waveform", "parameterization.name"),
     (f"parameterization.init={CLIP}", "parameterization.init_sha256"),
 ])
 def test_every_setting_that_shapes_a_result_is_in_its_fingerprint(override, key):
@@ -38,10 +40,24 @@ def test_what_only_logs_or_schedules_is_not_in_the_fingerprint(override):
     assert results.settings_difference(result_settings(compose(*SMALL)), result_settings(compose(*SMALL, override))) == []
 
 
+def test_settings_name_no_path_of_the_package_and_records_that_did_are_read_as_named_now():
+    settings = result_settings(compose(*SMALL))
+    assert settings["objective.kind"] == "unit" and settings["parameterization.name"] == "fft"
+    assert not [key for key, value in settings.items() if str(value).startswith("audiation.")]  # renamed: still so
+    old_feature = {"objective._target_": "audiation.objectives.feature", "objective.form": "unit",
+                   "objective.name": "feature", "parameterization._target_": "audiation.parameterizations.FFT",
+                   "augmentation._target_": "audiation.augmentations.Augment", "optimizer._target_": "torch.optim.Adam"}
+    assert settings_as_named_now(old_feature) == {"objective.kind": "unit", "objective.name": "feature",
+                                                  "optimizer._target_": "torch.optim.Adam"}
+    assert settings_as_named_now({"objective._target_": "audiation.objectives.channel"}) == {"objective.kind": "channel"}
+    assert settings_as_named_now(settings) == settings
+
+
 def test_a_direction_and_a_start_clip_are_fingerprinted_by_content(tmp_path):
     settings = result_settings(compose(*SMALL))
-    target = Target("direction", Layer("transformer", 2), 0, vector=np.ones(4, dtype=np.float32), index=0)
-    other = Target("direction", Layer("transformer", 2), 0, vector=np.arange(4, dtype=np.float32), index=0)
+    target = Target("direction", Layer("transformer", 2), 0, TargetKind.direction, vector=np.ones(4, dtype=np.float32),
+                    index=0)
+    other = replace(target, vector=np.arange(4, dtype=np.float32))
     assert results.settings_difference(target_settings(settings, target), target_settings(settings, other)) == [
         "objective.direction"]
     copy = tmp_path / "clip.flac"
