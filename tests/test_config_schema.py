@@ -111,3 +111,16 @@ def test_an_options_yaml_and_its_function_state_the_same_defaults():
                                                f"{defaults[key]} in {node['_target_']}"
             compared += 1
     assert compared >= 15  # the objectives', fft's, waveform's and speech's numbers
+
+
+def test_the_kind_an_objective_declares_makes_its_targets_whatever_its_label():
+    from audiation.core.objectives import TargetKind
+
+    channel = builder.plan(compose("model=random_small", "objective=channel", "objective.unit=0:2"))
+    assert channel.kind is TargetKind.channel and channel.frame is None
+    assert [t.name for t in channel.targets] == ["L2-U0-channel", "L2-U1-channel"]
+    peak = builder.plan(compose("model=random_small", "objective.unit=3", "objective.name=peak"))  # only a label
+    assert peak.kind is TargetKind.unit and peak.frame == peak.geometry.middle_frame()
+    assert [t.name for t in peak.targets] == ["L2-U3-peak"]
+    with pytest.raises(AudiationError, match="objective.kind=unit needs objective.unit"):  # the key naming them
+        builder.plan(compose("model=random_small", "objective=layer", "objective.kind=unit"))
