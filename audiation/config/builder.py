@@ -17,7 +17,8 @@ objective's tensors, the model's family the text's tokens); kept together, a rul
 Group options are called through their `_target_` with the node's plain values plus the live objects
 the callable asks for by name (`streams`, `sample_rate`, `geometry`, `unit`, ...). Hydra's `instantiate`
 would turn live objects (tensors, streams) into config nodes. A node's `name` is its label in target
-names and W&B, never passed on.
+names and W&B, never passed on; an objective's `kind` (what its targets are) decides its live objects and is
+passed on, like them, only to a callable that names it.
 """
 
 from __future__ import annotations
