@@ -9,7 +9,7 @@ Per layer of `model=tiny`:
    neurons, or the live features) its `--top` highest frames: purity = the share of them that carry its
    most common character; lift = that character's share among them over its share among all labelled
    frames. Medians over units, and the share of units with lift >= 3;
-3. audiation: `--audiate` random live features and as many neurons, form=unit (one frame), `--steps`
+3. audiation: `--audiate` random live features and as many neurons, kind=unit (one frame), `--steps`
    steps, with quality.data = the held-out audio: the median activation ratio (final / natural maximum).
 
     python experiments/features_vs_neurons.py --data data/corpus-small/train --heldout data/corpus-small/heldout \\
@@ -127,7 +127,7 @@ def main() -> None:
         ratios = {"neurons": audiate(layer, ["objective=unit"], chosen["neurons"], args.heldout, cache_dir,
                                      args.steps, out / f"audiate-L{layer}-neurons"),
                   "features": audiate(layer, ["objective=feature", f"objective.sae={folder.resolve()}",
-                                              "objective.form=unit"], chosen["features"], args.heldout, cache_dir,
+                                              "objective.kind=unit"], chosen["features"], args.heldout, cache_dir,
                                       args.steps, out / f"audiate-L{layer}-features")}
         row = {"layer": f"L{layer}", "frames": summary["train_frames"], "sae_seconds": summary["seconds"],
                "variance_explained": summary["variance_explained"], "dead_share": summary["dead_share"],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+import torch
 from conftest import ROOT, run_cli
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
@@ -49,6 +50,7 @@ def test_each_entry_point_sets_every_key_its_schema_declares(entry):
     ("optimizer.lr=fast", "could not be converted to Float"),
     ("regularizer.power=loud", "could not be converted to Float"),
     ("augmentation.with_clean=maybe", "is not a valid bool"),
+    ("objective.kind=units", "Invalid value 'units', expected one of [unit, channel, layer, direction, text]"),
 ])
 def test_a_value_of_the_wrong_type_fails_as_hydra_composes(override, message):
     with pytest.raises(ConfigCompositionException) as failed:
@@ -81,3 +83,50 @@ def test_a_model_config_of_its_own_keys_stays_free():
     """`model.config` is the architecture's own config: any key of it is the model's business."""
     cfg = compose("model=random_small", "+model.config.layerdrop=0.0")
     assert config_schema.unknown_keys(cfg) == []
+
+
+def _defaults(function) -> dict:
+    import inspect
+
+    return {name: list(p.default) if isinstance(p.default, tuple) else p.default
+            for name, p in inspect.signature(function).parameters.items() if p.default is not inspect.Parameter.empty}
+
+
+def test_an_options_yaml_and_its_function_state_the_same_defaults():
+    """A library caller of a function gets what its option's YAML gives a command-line user. A function that
+    several options share (Augment: none, standard, strong) is the plain base they each set apart: not compared."""
+    from collections import Counter
+
+    from hydra.utils import get_method
+
+    nodes = {(group, option): OmegaConf.to_container(compose(f"{group}={option}")[group], resolve=True)
+             for group, option in OPTIONS if group in ("objective", "parameterization", "augmentation")}
+    users = Counter(node["_target_"] for node in nodes.values())
+    compared = 0
+    for (group, option), node in nodes.items():
+        if users[node["_target_"]] > 1:
+            continue
+        defaults = _defaults(get_method(node["_target_"]))
+        for key in node.keys() & defaults.keys():
+            assert node[key] == defaults[key], f"{group}={option}: {key} is {node[key]} in its YAML, " \
+                                               f"{defaults[key]} in {node['_target_']}"
+            compared += 1
+    assert compared >= 15  # the objectives', fft's, waveform's and speech's numbers
+
+
+def test_the_kind_an_objective_declares_makes_its_targets_whatever_its_label():
+    from audiation.core.objectives import TargetKind
+
+    channel = builder.plan(compose("model=random_small", "objective=channel", "objective.unit=0:2"))
+    assert channel.kind is TargetKind.channel and channel.frame is None
+    assert [t.name for t in channel.targets] == ["L2-U0-channel", "L2-U1-channel"]
+    peak = builder.plan(compose("model=random_small", "objective.unit=3", "objective.name=peak"))  # only a label
+    assert peak.kind is TargetKind.unit and peak.frame == peak.geometry.middle_frame()
+    assert [t.name for t in peak.targets] == ["L2-U3-peak"]
+    cfg = compose("model=random_small", "objective.unit=3", "objective.frame=5")
+    at_five = builder.plan(cfg)
+    acts = torch.randn(1, at_five.geometry.num_frames, at_five.geometry.num_units)
+    _, terms = builder.build_batch(cfg, at_five, at_five.targets).objective(acts, torch.ones(1, at_five.geometry.num_samples))
+    assert at_five.frame == 5 and terms["activation"].item() == acts[0, 5, 3].item()  # the plan's frame is scored
+    with pytest.raises(AudiationError, match="objective.kind=unit needs objective.unit"):  # the key naming them
+        builder.plan(compose("model=random_small", "objective=layer", "objective.kind=unit"))

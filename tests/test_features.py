@@ -17,6 +17,7 @@ from audiation.browser.page import write_gallery
 from audiation.config import builder
 from audiation.config.configs import compose
 from audiation.core import sae
+from audiation.core.objectives import TargetKind
 from audiation.data.activations import ActivationCache
 from audiation.errors import AudiationError
 from audiation.jobs.audiate_job import audiate_folder
@@ -106,6 +107,12 @@ def test_a_feature_objective_is_the_sae_encoder_applied_to_the_layer(dictionary)
         _, terms = batch.objective(sae.FeatureView(encoder, model)(wave, plan.layer), wave)
     assert plan.geometry.num_units == 64
     assert torch.allclose(terms["activation"], by_hand[:, :, [3, 9]].mean(dim=1).diagonal(), atol=1e-5)
+    assert plan.kind is TargetKind.channel and plan.frame is None  # its YAML's frame is for kind=unit
+    cfg = compose(*SMALL, "logger=none", "objective=feature", f"objective.sae={dictionary}", "objective.kind=unit")
+    at_frame = builder.plan(cfg)
+    assert at_frame.frame == at_frame.geometry.middle_frame()
+    assert {"neighbours", "silence"} <= {name for _, name, _ in builder.build_batch(cfg, at_frame, at_frame.targets)
+                                         .objective.terms}
 
 
 def test_a_feature_sweep_resumes_and_a_retrained_sae_is_another_objective(dictionary, tmp_path):
@@ -173,7 +180,7 @@ def _damaged(folder, how):
     (["short firing_frequency"], "firing_frequency must hold 64 numbers"),
     (["W_dec width"], r"does not describe .*'W_dec': \[64, 31\]"),
     (["new weights"], "describes other weights than"),
-    (["objective.form=both"], "objective.form=both is not one of channel, unit"),
+    (["objective.kind=layer"], "objective.kind=layer: an SAE.s features are units"),
 ])
 def test_an_sae_that_does_not_fit_the_run_is_one_line(dictionary, tmp_path, change, message):
     folder = tmp_path / "sae"

@@ -119,13 +119,17 @@ def test_data_without_transcripts_is_decoded_and_named_once(tmp_path, caplog):
     assert (labels.labels > 0).mean() > 0.3  # the recognizer hears phones in speech
 
 
-def test_heard_as_label_is_the_phone_at_the_target_for_units_and_anywhere_for_channels():
-    assert phones.heard_as_label({"phone": "S", "objective": "unit", "phones": ["S"], "phone_at_target": "S"})
-    assert not phones.heard_as_label({"phone": "S", "objective": "unit", "phones": ["S"], "phone_at_target": "T"})
-    assert phones.heard_as_label({"phone": "S", "objective": "channel", "phones": ["T", "S"]})
-    assert not phones.heard_as_label({"phone": "S", "objective": "channel", "phones": ["T"]})
-    assert phones.heard_as_label({"phone": None, "objective": "channel", "phones": ["T"]}) is None
-    assert phones.heard_as_label({"phone": "S", "objective": "channel"}) is None  # judges off
+def test_heard_as_label_is_the_phone_at_the_target_frame_where_there_is_one_and_anywhere_else():
+    at_frame = {"phone": "S", "frame": 24, "phones": ["S"]}
+    assert phones.heard_as_label({**at_frame, "objective": "unit", "phone_at_target": "S"})
+    assert not phones.heard_as_label({**at_frame, "objective": "unit", "phone_at_target": "T"})
+    # the target frame decides, not the objective's editable label: a feature at one frame, a channel named unit
+    assert not phones.heard_as_label({**at_frame, "objective": "feature", "phone_at_target": "T"})
+    assert phones.heard_as_label({"phone": "S", "objective": "unit", "frame": None, "phones": ["T", "S"]})
+    assert phones.heard_as_label({"phone": "S", "objective": "channel", "frame": None, "phones": ["T", "S"]})
+    assert not phones.heard_as_label({"phone": "S", "objective": "channel", "frame": None, "phones": ["T"]})
+    assert phones.heard_as_label({"phone": None, "objective": "channel", "frame": None, "phones": ["T"]}) is None
+    assert phones.heard_as_label({"phone": "S", "objective": "channel", "frame": None}) is None  # judges off
 
 
 def test_the_examples_job_names_each_unit(tmp_path):

@@ -78,6 +78,23 @@ def test_selectivity_is_the_activation_over_its_neighbours_and_robustness_uses_f
     assert [s["robust_activation"] for s in same] == pytest.approx(list(clean["activation"]), rel=1e-5)
 
 
+def peak_only(geometry, unit, frame=None, neighbours=0.5, silence=1.0, silence_margin_ms=25.0):
+    """A user's own objective of a unit at a frame: the activation alone, no neighbours term."""
+    from audiation.core.objectives import Objective
+
+    frame = geometry.middle_frame() if frame is None else frame
+    return Objective("activation", lambda acts, _signal: acts[range(len(unit)), frame, unit])
+
+
+def test_a_unit_at_a_frame_gets_its_selectivity_from_the_layer_whatever_the_objectives_terms(small_encoder):
+    final, scores = _measured(small_encoder)
+    own, own_scores = _measured(small_encoder, f"objective._target_={__name__}.peak_only")
+    assert "neighbours" not in own
+    for score, own_score in zip(scores, own_scores):
+        assert own_score["selectivity"] == pytest.approx(score["selectivity"], rel=1e-5)
+        assert own_score["silence_ratio_db"] == pytest.approx(score["silence_ratio_db"])
+
+
 @pytest.mark.parametrize("reference,heard,rate", [
     ("moon", "moon", 0.0), ("moon", "", 1.0), ("moon", "mon", 0.25), ("ab", "ba", 1.0), ("a b", " a   b ", 0.0),
     ("Moon", "MOON", 0.0), ("", "x", 1.0), ("abc", "abd", 1 / 3), ("ab", "abcd", 1.0), ("kitten", "sitting", 0.5),

@@ -4,16 +4,17 @@ what counts as complete, how histories join, the W&B row, and spectrograms that 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from conftest import ROOT, compose
 from omegaconf import OmegaConf
 
-from audiation.core.objectives import Target
+from audiation.core.objectives import Target, TargetKind
 from audiation.errors import AudiationError
 from audiation.jobs.audiate_job import audiate_folder
-from audiation.jobs.folder import RESULT_KEYS, result_settings, target_settings
+from audiation.jobs.folder import RESULT_KEYS, result_settings, settings_as_named_now, target_settings
 from audiation.models.encoder import Layer
 from audiation.outputs import record_schema, results
 
@@ -26,6 +27,9 @@ NOT_SHAPING = {"device", "threads", "logger", "log_every", "batch_size", "tf32",
                "quality", "examples"}
 # Which target a row is (its own fingerprint is its name) and who judges it: not how it is made
 TARGET_IDENTITY = {"objective.unit", "objective.direction", "objective.text", "model.listener"}
+# Our own options are named by their name (and an objective by its kind), not by the Python path that builds
+# them, so a moved module never changes a fingerprint; torch's optimizer keeps its path
+BY_NAME = {"objective._target_", "parameterization._target_", "augmentation._target_"}
 
 
 def test_every_top_level_setting_shapes_the_result_or_is_named_as_not():
@@ -44,6 +48,8 @@ def _another(key, value):
     """A different value of the same kind (what a user would change it to)."""
     if key == "parameterization.init":
         return str(CLIP)
+    if key == "objective.kind":  # an enum: another of its values
+        return "channel" if value != "channel" else "unit"
     if isinstance(value, bool):
         return not value
     if isinstance(value, int | float):
@@ -66,7 +72,7 @@ def test_every_setting_that_shapes_a_result_is_in_its_fingerprint(options):
     before = result_settings(cfg)
     shaping = OmegaConf.to_container(OmegaConf.masked_copy(cfg, list(RESULT_KEYS)), resolve=True)
     for key, value in _leaves(shaping):
-        if key in TARGET_IDENTITY:
+        if key in TARGET_IDENTITY or key in BY_NAME:
             continue
         changed = cfg.copy()
         OmegaConf.update(changed, key, _another(key, value))
@@ -79,10 +85,24 @@ def test_what_only_logs_or_schedules_is_not_in_the_fingerprint(override):
     assert results.settings_difference(result_settings(compose(*SMALL)), result_settings(compose(*SMALL, override))) == []
 
 
+def test_settings_name_no_path_of_the_package_and_records_that_did_are_read_as_named_now():
+    settings = result_settings(compose(*SMALL))
+    assert settings["objective.kind"] == "unit" and settings["parameterization.name"] == "fft"
+    assert not [key for key, value in settings.items() if str(value).startswith("audiation.")]  # renamed: still so
+    old_feature = {"objective._target_": "audiation.objectives.feature", "objective.form": "unit",
+                   "objective.name": "feature", "parameterization._target_": "audiation.parameterizations.FFT",
+                   "augmentation._target_": "audiation.augmentations.Augment", "optimizer._target_": "torch.optim.Adam"}
+    assert settings_as_named_now(old_feature) == {"objective.kind": "unit", "objective.name": "feature",
+                                                  "optimizer._target_": "torch.optim.Adam"}
+    assert settings_as_named_now({"objective._target_": "audiation.objectives.channel"}) == {"objective.kind": "channel"}
+    assert settings_as_named_now(settings) == settings
+
+
 def test_a_direction_and_a_start_clip_are_fingerprinted_by_content(tmp_path):
     settings = result_settings(compose(*SMALL))
-    target = Target("direction", Layer("transformer", 2), 0, vector=np.ones(4, dtype=np.float32), index=0)
-    other = Target("direction", Layer("transformer", 2), 0, vector=np.arange(4, dtype=np.float32), index=0)
+    target = Target("direction", Layer("transformer", 2), 0, TargetKind.direction, vector=np.ones(4, dtype=np.float32),
+                    index=0)
+    other = replace(target, vector=np.arange(4, dtype=np.float32))
     assert results.settings_difference(target_settings(settings, target), target_settings(settings, other)) == [
         "objective.direction"]
     copy = tmp_path / "clip.flac"

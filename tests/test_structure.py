@@ -99,7 +99,7 @@ def test_every_option_of_every_group_composes_and_builds(option, tmp_path):
         sae.SAE(32, 16, 2).save(tmp_path / "sae", {"model": sae.identity(spec), "layer": "L2", "units": 32,
                                                    "features": 16, "k": 2, "firing_frequency": [0.1] * 16,
                                                    "nearest_features": [[[(i + 1) % 16, 0.5]] for i in range(16)]})
-        overrides += [f"objective.sae={tmp_path / 'sae'}", "objective.form=unit"]
+        overrides += [f"objective.sae={tmp_path / 'sae'}", "objective.kind=unit"]
     cfg = compose(*overrides)
     job = plan(cfg)
     batch = build_batch(cfg, job, job.targets[:1])

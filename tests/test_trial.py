@@ -180,6 +180,27 @@ def test_weights_replaced_in_the_same_folder_are_another_model(tmp_path):
         AudiationJob(cfg, tmp_path / "job").__enter__()
 
 
+OLD_PATHS = {"objective._target_": "audiation.objectives.unit",  # before the package moved into folders
+             "parameterization._target_": "audiation.parameterizations.FFT",
+             "augmentation._target_": "audiation.augmentations.Augment"}
+
+
+def test_a_folder_whose_records_name_python_paths_of_before_the_package_moved_still_resumes(tmp_path):
+    """Records written before the settings named options by their kind and name hold the functions' Python
+    paths: renaming a module must not make every such folder refuse to resume."""
+    cfg = compose(*SMALL, "steps=1", "objective.unit=0:2")
+    audiate_folder(cfg, tmp_path / "job")
+    for path in (tmp_path / "job" / "targets").glob("*/target.json"):
+        record = json.loads(path.read_text())
+        settings = {k: v for k, v in record["settings"].items() if k != "objective.kind"}  # not in older records
+        path.write_text(json.dumps({**record, "settings": {**settings, **OLD_PATHS}}))
+    with AudiationJob(cfg, tmp_path / "job") as resumed:
+        assert [t.name for t in resumed.plan.targets] == ["L2-U0-unit", "L2-U1-unit"] and resumed.todo == []
+    with pytest.raises(AudiationError, match=r"2 target\(s\) .* other settings \(objective.neighbours: 0.5 -> 0.25\)"):
+        AudiationJob(compose(*SMALL, "steps=1", "objective.unit=0:2", "objective.neighbours=0.25"),
+                     tmp_path / "job").__enter__()
+
+
 # --- 9, 13: seeds -------------------------------------------------------------------------------------------
 
 

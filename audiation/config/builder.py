@@ -17,7 +17,8 @@ objective's tensors, the model's family the text's tokens); kept together, a rul
 Group options are called through their `_target_` with the node's plain values plus the live objects
 the callable asks for by name (`streams`, `sample_rate`, `geometry`, `unit`, ...). Hydra's `instantiate`
 would turn live objects (tensors, streams) into config nodes. A node's `name` is its label in target
-names and W&B, never passed on.
+names and W&B, never passed on; an objective's `kind` (what its targets are) decides its live objects and is
+passed on, like them, only to a callable that names it.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from audiation.config import checks
 from audiation.core import objectives, sae
-from audiation.core.objectives import Geometry, Objective, Target
+from audiation.core.objectives import Geometry, Objective, Target, TargetKind
 from audiation.core.randomness import Streams
 from audiation.core.render import Batch, LoopSettings
 from audiation.core.runtime import resolve_device
@@ -97,21 +98,31 @@ def with_samples(targets: list[Target], samples: int) -> list[Target]:
             for t in targets for s in range(samples)]
 
 
+def target_kind(objective_cfg: DictConfig) -> TargetKind:
+    """What each target of the objective is, as its option declares (`kind:`; typed by the schema, but an
+    option file of the user's own has none)."""
+    try:
+        return TargetKind(objective_cfg.get("kind"))
+    except ValueError:
+        raise AudiationError(f"objective.kind={objective_cfg.get('kind')} is not one of "
+                             f"{', '.join(kind.value for kind in TargetKind)}") from None
+
+
 def expand_targets(objective_cfg: DictConfig, layer: Layer, count: int, texts: list[str] = ()) -> list[Target]:
-    """The rows of a job: one per unit, per direction, per text (parsed by `parse_texts`), or the one
-    whole-layer target."""
-    label = str(objective_cfg.name)
-    if "text" in objective_cfg:
-        return [Target(label, layer, key=zlib.crc32(text.encode()), text=text) for text in texts]
-    if "unit" in objective_cfg:
+    """The rows of a job, as the objective's kind says: one per unit, per direction, per text (parsed by
+    `parse_texts`), or the one whole-layer target."""
+    label, kind = str(objective_cfg.name), target_kind(objective_cfg)
+    if kind is TargetKind.text:
+        return [Target(label, layer, key=zlib.crc32(text.encode()), kind=kind, text=text) for text in texts]
+    if kind.of_units:
         units = checks.parse_units(objective_cfg.unit, count, f"layer {layer.label}")
-        return [Target(label, layer, key=u, unit=u) for u in units]
-    if "direction" in objective_cfg:
+        return [Target(label, layer, key=u, kind=kind, unit=u) for u in units]
+    if kind is TargetKind.direction:
         if OmegaConf.is_missing(objective_cfg, "direction"):
             raise AudiationError("objective.direction is required: a .npy path or an inline list")
         vectors = checks.parse_directions(objective_cfg.direction, count)
-        return [Target(label, layer, key=i, vector=v, index=i) for i, v in enumerate(vectors)]
-    return [Target(label, layer, key=0)]
+        return [Target(label, layer, key=i, kind=kind, vector=v, index=i) for i, v in enumerate(vectors)]
+    return [Target(label, layer, key=0, kind=kind)]
 
 
 # --- the job plan ----------------------------------------------------------------------------------------
@@ -140,6 +151,10 @@ class Plan:
     @property
     def objective(self) -> str:
         return self.targets[0].objective
+
+    @property
+    def kind(self) -> TargetKind:
+        return self.targets[0].kind
 
 
 def labels(cfg: DictConfig) -> dict:
@@ -202,8 +217,10 @@ def plan(cfg: DictConfig) -> Plan:
         from audiation.models.families import whisper
 
         whisper.check_window(spec.window, seconds)
-    token_ids = {}
-    if "text" in cfg.objective:  # a text is read by the CTC head or the decoder, whatever model.layer says
+    token_ids, kind = {}, target_kind(cfg.objective)
+    if kind.key is not None and kind.key not in cfg.objective:  # an option file of the user's own
+        raise AudiationError(f"objective.kind={kind.value} needs objective.{kind.key}: which targets")
+    if kind is TargetKind.text:  # a text is read by the CTC head or the decoder, whatever model.layer says
         texts = OmegaConf.to_container(cfg.objective, resolve=True)["text"]
         if family_of(config).name == "whisper":  # the decoder reads the encoder's output
             tokens = text_tokens(spec, config)
@@ -233,8 +250,8 @@ def plan(cfg: DictConfig) -> Plan:
     if "sae" in cfg.objective:  # the layer seen through a sparse autoencoder: its features are the units
         if OmegaConf.is_missing(cfg.objective, "sae") or not cfg.objective.sae:
             raise AudiationError("objective.sae is required: a features job's folder (python -m audiation.features)")
-        if cfg.objective.form not in ("channel", "unit"):
-            raise AudiationError(f"objective.form={cfg.objective.form} is not one of channel, unit")
+        if not kind.of_units:
+            raise AudiationError(f"objective.kind={kind.value}: an SAE's features are units, so a unit or a channel")
         sae_folder, units = feature_dictionary(cfg.objective.sae, "objective.sae", spec, layer)
     samples = round(seconds * spec.sample_rate)
     per_target = checks.number(cfg.samples, "samples", int)
@@ -251,8 +268,8 @@ def plan(cfg: DictConfig) -> Plan:
             raise AudiationError(f"objective.text={text} needs {checks.frames_needed(ids)} frames; {seconds:g} s has "
                                  f"{geometry.num_frames} (set parameterization.seconds higher)")
     frame = None
-    if "frame" in cfg.objective and cfg.objective.get("form", "unit") == "unit":
-        frame = geometry.middle_frame() if cfg.objective.frame is None else int(cfg.objective.frame)
+    if kind is TargetKind.unit:
+        frame = geometry.middle_frame() if cfg.objective.get("frame") is None else int(cfg.objective.frame)
         if not 0 <= frame < geometry.num_frames:
             raise AudiationError(f"objective.frame={frame} is out of range ({seconds:g} s at layer "
                                  f"{layer.label} has frames 0..{geometry.num_frames - 1})")
@@ -375,9 +392,11 @@ def initial_clip(cfg: DictConfig, sample_rate: int, num_samples: int | None = No
 def build_objective(cfg: DictConfig, plan_: Plan, targets: list[Target], encoder=None) -> Objective:
     """The target's objective minus the regularisers, its index tensors made on the device once. `encoder`
     (the loaded model) is needed only where a decoder reads the layer (objective=text on Whisper)."""
-    device, geometry = plan_.device, plan_.geometry
-    live = {"geometry": geometry}
-    if targets[0].text is not None:
+    device, geometry, kind = plan_.device, plan_.geometry, targets[0].kind
+    live = {"geometry": geometry, "kind": kind}  # the kind only to an objective that names it (feature)
+    if kind is TargetKind.unit:
+        live["frame"] = plan_.frame
+    if kind is TargetKind.text:
         ids = [plan_.token_ids[t.text] for t in targets]
         live["tokens"] = torch.tensor([i + [0] * (max(map(len, ids)) - len(i)) for i in ids], device=device)
         live["lengths"] = torch.tensor([len(i) for i in ids], device=device)
@@ -386,14 +405,12 @@ def build_objective(cfg: DictConfig, plan_: Plan, targets: list[Target], encoder
             if encoder is None:
                 raise ValueError("objective=text on Whisper is built with the loaded encoder (its decoder reads it)")
             live["decoder"] = encoder.text_log_likelihood
-    elif targets[0].unit is not None:
+    elif kind.of_units:
         live["unit"] = torch.tensor([t.unit for t in targets], device=device)
-    elif targets[0].vector is not None:
+    elif kind is TargetKind.direction:
         live["direction"] = torch.from_numpy(np.stack([t.vector for t in targets])).to(device)
     node = OmegaConf.masked_copy(cfg.objective, [k for k in cfg.objective
-                                                 if k not in ("unit", "direction", "text", "sae")])
-    if plan_.frame is not None:
-        node.frame = plan_.frame
+                                                 if k not in (kind.key, "kind", "frame", "sae")])
     objective = construct(node, **live)
     regularizer = cfg.regularizer
     if regularizer.power:

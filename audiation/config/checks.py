@@ -17,7 +17,7 @@ import torch
 from omegaconf import DictConfig
 
 from audiation.config import config_schema
-from audiation.core.objectives import Target
+from audiation.core.objectives import Target, TargetKind
 from audiation.errors import AudiationError
 from audiation.models.encoder import Layer
 
@@ -216,7 +216,7 @@ def parse_texts(spec, tokens: list[str] | None, where: str, encode=None) -> list
             raise AudiationError(f"objective.text={text}: {', '.join(map(repr, unknown))} not in the vocabulary of "
                                  f"{where} (it has: {known})")
         parsed.append((text, [index[c] for c in letters]))
-    names = [Target("text", Layer("logits"), 0, text=t).name for t, _ in parsed]
+    names = [Target("text", Layer("logits"), 0, TargetKind.text, text=t).name for t, _ in parsed]
     if len(set(names)) < len(names):
         raise AudiationError("objective.text names a text twice (or two that make the same target name): "
                              "each target once")

@@ -18,6 +18,8 @@ from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from audiation.core.objectives import TargetKind
+
 
 def _required():
     return field(default=MISSING)
@@ -50,6 +52,7 @@ class WhisperModel(Model):
 class Objective:
     _target_: str = MISSING
     name: str = MISSING
+    kind: TargetKind = MISSING  # what each target is: the option's declaration (feature: unit or channel)
 
 
 @dataclass
@@ -86,7 +89,6 @@ class DirectionObjective(Objective):
 class FeatureObjective(Objective):
     sae: str = MISSING  # the features job's folder
     unit: Any = MISSING
-    form: str = MISSING  # channel or unit
     frame: int | None = MISSING
     neighbours: float = MISSING
     silence: float = MISSING

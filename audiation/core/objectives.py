@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 
 import numpy as np
 import torch
@@ -20,6 +21,26 @@ import torch
 from audiation.models.layers import Layer
 
 Term = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class TargetKind(str, Enum):
+    """What each target (row) of an objective is. Each objective's YAML names its kind (`kind:`, typed by the
+    config schema), and the rows, their tensors, the target frame, the measures and the names follow it."""
+
+    unit = "unit"  # one unit at one frame: the target frame
+    channel = "channel"  # one unit over every frame
+    layer = "layer"  # the whole layer: one target
+    direction = "direction"  # a vector of the layer's space
+    text = "text"  # a text the CTC head (or Whisper's decoder) reads
+
+    @property
+    def of_units(self) -> bool:
+        return self in (TargetKind.unit, TargetKind.channel)
+
+    @property
+    def key(self) -> str | None:
+        """The objective's key that says which targets a job has (`objective.unit=0:3`); None for the layer."""
+        return "unit" if self.of_units else None if self is TargetKind.layer else self.value
 
 
 class Objective:
@@ -126,11 +147,11 @@ def channel(unit: torch.Tensor, log_softmax: bool = False) -> Objective:
     return Objective("activation", target)
 
 
-def feature(geometry: Geometry, unit: torch.Tensor, form: str = "channel", frame: int | None = None,
+def feature(geometry: Geometry, unit: torch.Tensor, kind: TargetKind = TargetKind.channel, frame: int | None = None,
             neighbours: float = 0.5, silence: float = 1.0, silence_margin_ms: float = 25.0) -> Objective:
     """A sparse autoencoder's features: the encoder sees the layer through the SAE (`sae.FeatureView`), so a
-    feature is a unit of that view, over every frame (`form="channel"`) or at one frame (`form="unit"`)."""
-    if form == "unit":
+    feature is a unit of that view, over every frame (`kind="channel"`) or at one frame (`kind="unit"`)."""
+    if kind == TargetKind.unit:
         return unit_objective(geometry, unit, frame, neighbours, silence, silence_margin_ms)
     return channel(unit)
 
@@ -264,6 +285,7 @@ class Target:
     objective: str
     layer: Layer
     key: int
+    kind: TargetKind = TargetKind.layer
     unit: int | None = None
     vector: np.ndarray | None = field(default=None, compare=False, repr=False)
     text: str | None = None
@@ -277,10 +299,10 @@ class Target:
     @property
     def group(self) -> str:
         """The target's name without its sample number: what its samples have in common."""
-        if self.text is not None:
+        if self.kind is TargetKind.text:
             return f"{self.objective}-{re.sub(r'[^0-9A-Za-z]+', '_', self.text).strip('_') or 'blank'}"
-        if self.unit is not None:
+        if self.kind.of_units:
             return f"{self.layer.label}-U{self.unit}-{self.objective}"
-        if self.vector is not None:
+        if self.kind is TargetKind.direction:
             return f"{self.layer.label}-D{self.index}-{self.objective}"
         return f"{self.layer.label}-{self.objective}"

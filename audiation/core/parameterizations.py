@@ -16,15 +16,15 @@ from audiation.core.randomness import Streams
 
 
 class FFT(nn.Module):
-    """The seed's recipe: random normal spectrum, each coefficient scaled by 1/f, inverse real FFT.
+    """The seed's recipe: random normal spectrum, each coefficient scaled by 1/f ** decay, inverse real FFT.
 
     The scale is (floor_hz / max(f, floor_hz)) ** decay with f in Hz, so it falls from 1 at the floor to
-    floor/Nyquist at the top (the seed's 1/(1+f) with f in cycles/sample only reached 0.67). Because Adam
-    takes steps of similar size on every coefficient, the same scale also sets how fast each band learns.
-    `rms` sets the level: the waveform's RMS when every coefficient has unit variance. Coefficients start
-    at `init_std` (Lucid's 0.01), small next to what Adam's steps add, so the result is what the objective
-    asked for rather than the random start (scaling both together would change nothing: the model
-    normalises its input).
+    (floor/Nyquist) ** decay at the top (the seed's 1/(1+f) with f in cycles/sample only reached 0.67). `decay`
+    is 0.5 by default, not the seed's 1, so an "s" keeps its high frequencies (README). Because Adam takes steps
+    of similar size on every coefficient, the same scale also sets how fast each band learns. `rms` sets the
+    level: the waveform's RMS when every coefficient has unit variance. Coefficients start at `init_std`
+    (Lucid's 0.01), small next to what Adam's steps add, so the result is what the objective asked for rather
+    than the random start (scaling both together would change nothing: the model normalises its input).
     """
 
     scale: torch.Tensor  # a buffer: torch types what it registers as `Tensor | Module`
@@ -34,7 +34,7 @@ class FFT(nn.Module):
         streams: Streams,
         seconds: float,
         sample_rate: int,
-        decay: float = 1.0,
+        decay: float = 0.5,
         floor_hz: float = 100.0,
         rms: float = 0.1,
         init_std: float = 0.01,

@@ -261,11 +261,12 @@ def unnameable(labels: FramePhones, top: int = TOP_FRAMES) -> list[str]:
 
 
 def heard_as_label(record: dict) -> bool | None:
-    """Whether the judge hears the unit's own phone in its audiation: at the target frame for `unit`,
-    anywhere for the others; None when either is missing."""
+    """Whether the judge hears the unit's own phone in its audiation: at the target frame for a unit at one
+    frame (the record's `frame`, whatever the objective is named), anywhere for the others; None when either
+    is missing."""
     phone = record.get("phone")
     if not phone or record.get("phones") is None:
         return None
-    if record.get("objective") == "unit":
+    if record.get("frame") is not None:
         return record.get("phone_at_target") == phone
     return phone in record["phones"] or (phone == "SIL" and not record["phones"])

@@ -3,9 +3,9 @@
 - `activation_ratio`, `activation_ratio_p99`: the final activation over the unit's maximum (and 99th
   percentile) on a dataset of natural speech: above 1 means the audiation drives the unit further
   than any natural input did. Needs dataset statistics (`quality.data=`).
-- `selectivity` (unit objective): the target activation over the mean |activation| of the other units
-  at that frame.
-- `silence_ratio_db` (unit objective): mean power of the signal away from the target frame relative to
+- `selectivity` (a unit at a frame): its activation over the mean |activation| of the other units at that
+  frame, read from the layer (whatever terms the objective has).
+- `silence_ratio_db` (a unit at a frame): mean power of the signal away from the target frame relative to
   near it, in dB (lower is quieter elsewhere).
 - `robust_activation`: the target activation under fresh augmentations never used in optimisation,
   averaged over `draws` draws: what survives small shifts and noise.
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audiation.core.objectives import Geometry, sibling_mean, spectral_profile
+from audiation.core.objectives import Geometry, TargetKind, sibling_mean, spectral_profile
 from audiation.core.randomness import Streams
 from audiation.core.render import Batch
 from audiation.hearing.verdicts import character_error_rate  # the one edit distance
@@ -48,6 +48,16 @@ def unit_traces(encoder: Encoder, layer: Layer, signal: np.ndarray, units: list[
     return acts[rows, :, torch.tensor(units, device=acts.device)].cpu().numpy()
 
 
+@torch.no_grad()
+def selectivity(encoder: Encoder, layer: Layer, signal: torch.Tensor, units: list[int], frame: int) -> np.ndarray:
+    """Per row: its unit's activation at `frame` over the mean |activation| of the layer's other units there."""
+    at_frame = encoder(signal, layer).float()[:, frame, :]
+    rows, columns = torch.arange(len(units), device=at_frame.device), torch.tensor(units, device=at_frame.device)
+    target = at_frame[rows, columns]
+    others = (at_frame.abs().sum(dim=1) - target.abs()) / (at_frame.shape[1] - 1)
+    return (target / others.clamp(min=1e-9)).cpu().numpy()
+
+
 def silence_ratio_db(signal: np.ndarray, geometry: Geometry, frame: int) -> np.ndarray:
     """Per row: 10 log10(mean power outside the frame's samples / mean power inside them)."""
     start, stop = geometry.frame_samples(frame)
@@ -71,27 +81,27 @@ def robust_activation(encoder: Encoder, layer: Layer, batch: Batch, signal: torc
 def measure(encoder: Encoder, layer: Layer, batch: Batch, signal: np.ndarray, final_terms: dict[str, np.ndarray],
             geometry: Geometry, frame: int | None, settings: QualitySettings) -> list[dict[str, float]]:
     """One dict of quality numbers per target (row of `signal`)."""
-    final = final_terms["activation"]
+    final, kind = final_terms["activation"], batch.targets[0].kind
+    units = [t.unit for t in batch.targets]
+    wave = torch.from_numpy(signal).to(batch.streams.device)
     columns: dict[str, np.ndarray] = {}
     if settings.draws > 0:
-        columns["robust_activation"] = robust_activation(
-            encoder, layer, batch, torch.from_numpy(signal).to(batch.streams.device), settings.seed, settings.draws)
-    if frame is not None:
-        columns["selectivity"] = final / np.maximum(final_terms["neighbours"], 1e-9)
+        columns["robust_activation"] = robust_activation(encoder, layer, batch, wave, settings.seed, settings.draws)
+    if kind is TargetKind.unit:
+        columns["selectivity"] = selectivity(encoder, layer, wave, units, frame)
         columns["silence_ratio_db"] = silence_ratio_db(signal, geometry, frame)
     texts = [t.text for t in batch.targets]
-    wave = torch.from_numpy(signal).to(batch.streams.device)
     # Who hears it: the model itself (an ensemble's first member), the ensemble that was optimised, a listener.
     judges = [("", encoder.members[0] if isinstance(encoder, Ensemble) else encoder),
               ("ensemble_", encoder if isinstance(encoder, Ensemble) else None), ("listener_", settings.listener)]
-    if None not in texts:  # what each judge hears in the audiations of texts
+    if kind is TargetKind.text:  # what each judge hears in the audiations of texts
         for prefix, model in judges:
             if model is not None:
                 heard = model.transcribe(wave)
                 columns[f"{prefix}transcript"] = np.array(heard, dtype=object)
                 columns[f"{prefix}cer"] = np.array([character_error_rate(t, h) for t, h in zip(texts, heard)])
-    elif layer.kind == "logits" and batch.targets[0].unit is not None:  # a letter: in how many frames heard
-        letters = torch.tensor([t.unit for t in batch.targets], device=wave.device)[:, None]
+    elif layer.kind == "logits" and kind.of_units:  # a letter: in how many frames heard
+        letters = torch.tensor(units, device=wave.device)[:, None]
         for prefix, model in judges:
             if model is not None:
                 heard = model(wave, layer).argmax(dim=-1)
@@ -105,8 +115,7 @@ def measure(encoder: Encoder, layer: Layer, batch: Batch, signal: np.ndarray, fi
                 columns[f"{prefix}transcript"] = np.array(model.decode(heard), dtype=object)
     if batch.targets[0].sample is not None:
         columns["sibling_similarity"] = sibling_similarity(signal, [t.group for t in batch.targets])
-    units = [t.unit for t in batch.targets]
-    if settings.unit_stats is not None and None not in units:
+    if settings.unit_stats is not None and kind.of_units:
         for name, statistic in (("activation_ratio", "max"), ("activation_ratio_p99", "p99")):
             reference = settings.unit_stats[statistic][units]
             # A ratio to a non-positive reference has no meaning: such units never fire on the data.

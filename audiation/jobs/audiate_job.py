@@ -155,7 +155,7 @@ class AudiationJob:
 
     def _tracker_config(self) -> dict:
         cfg, plan = self.cfg, self.plan
-        units = [t.unit for t in plan.targets if t.unit is not None]
+        units = [t.unit for t in plan.targets] if plan.kind.of_units else []
         flat = {"job": self.job_dir.name, "layer": plan.layer.label,
                 "layer_index": layer_index(plan.layer, load_config(plan.spec)),
                 "unit_min": min(units, default=None), "unit_max": max(units, default=None),
@@ -170,7 +170,7 @@ class AudiationJob:
         cfg, plan = self.cfg, self.plan
         encoder, dictionary = self._encoder()
         cache = None
-        if cfg.quality.data and plan.targets[0].unit is not None:
+        if cfg.quality.data and plan.kind.of_units:
             cache = open_cache(plan.spec, plan.layer, load_config(plan.spec), plan.data_files, cfg.quality.cache_dir,
                                plan.device)
             if dictionary is not None:  # the features' activations on the data, from the layer's cache
@@ -275,7 +275,7 @@ class AudiationJob:
             encoder, plan.layer, batch, result.signal, result.final, plan.geometry, plan.frame, models.quality),
             [{}] * len(targets))
         records = [self._record(result, i, t, scores[i]) for i, t in enumerate(targets)]
-        if targets[0].unit is not None:  # each unit over time on its audiation, for the page
+        if plan.kind.of_units:  # each unit over time on its audiation, for the page
             traces = measured("the activation traces", lambda: quality.unit_traces(
                 encoder, plan.layer, result.signal, [t.unit for t in targets], plan.device), [])
             for record, trace in zip(records, traces):
@@ -289,7 +289,7 @@ class AudiationJob:
                 record["nearest_features"] = summary["nearest_features"][record["unit"]]
         if encoder.vocabulary is not None and plan.layer.kind == "logits":
             for record in records:  # the character a CTC output unit stands for
-                record["character"] = encoder.vocabulary[record["unit"]] if record["unit"] is not None else None
+                record["character"] = encoder.vocabulary[record["unit"]] if plan.kind.of_units else None
         if notes:
             log.warning("warning: %s for %s; its signals are saved without them (redo=true measures them again)",
                         "; ".join(notes), batch_name(targets))

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from audiation.config import builder
 from audiation.core import sae
-from audiation.core.objectives import Target
+from audiation.core.objectives import Target, TargetKind
 from audiation.errors import AudiationError
 from audiation.models.encoder import weights_digest
 from audiation.outputs import results
@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 # Config keys that shape a target's result; the rest (device, logging, batch size, quality) do not.
 RESULT_KEYS = ("model", "objective", "parameterization", "augmentation", "optimizer", "steps", "seed",
                "regularizer", "precision", "samples", "diversity")
+# Options of the project's own functions: settings name them by their `name` (an objective also by its `kind`)
+# and values, never by their Python path (`_target_`), so that a module renamed keeps every folder resumable.
+NAMED_OPTIONS = ("objective", "parameterization", "augmentation")
 
 
 class FolderLock:
@@ -79,9 +82,10 @@ def refuse_foreign(job_dir: Path, writes: tuple[str, ...] = JOB_FILES, marks: tu
 def result_settings(cfg: DictConfig) -> dict:
     """Everything that shapes a target's result, flattened to dotted keys (`optimizer.lr`); a start clip
     by its content, not only its path."""
-    values = OmegaConf.to_container(OmegaConf.masked_copy(cfg, list(RESULT_KEYS)), resolve=True)
-    for key in ("unit", "direction", "text"):  # which target a row is, not how it is made
-        values["objective"].pop(key, None)
+    values = OmegaConf.to_container(OmegaConf.masked_copy(cfg, list(RESULT_KEYS)), resolve=True, enum_to_str=True)
+    values["objective"].pop(builder.target_kind(cfg.objective).key, None)  # which targets, not how each is made
+    for group in NAMED_OPTIONS:
+        values[group].pop("_target_", None)
     values["model"].pop("listener", None)  # who judges the result, not how it is made
     flat = {}
 
@@ -104,9 +108,22 @@ def result_settings(cfg: DictConfig) -> dict:
     return flat
 
 
+def settings_as_named_now(settings: dict) -> dict:
+    """A record's settings as this version names them. Records written before the options were named by
+    kind hold their functions' Python paths (`objective._target_: audiation.objectives.unit`, from before the
+    package moved into folders) and, for features, `objective.form` where `objective.kind` now is: the
+    objective's function was named as its kind is (`feature`'s kind was its form)."""
+    paths = {f"{group}._target_" for group in NAMED_OPTIONS}
+    now = {key: value for key, value in settings.items() if key not in paths}
+    if "objective._target_" in settings and "objective.kind" not in settings:
+        function = str(settings["objective._target_"]).rpartition(".")[2]
+        now["objective.kind"] = now.pop("objective.form", None) if function == "feature" else function
+    return now
+
+
 def target_settings(settings: dict, target: Target) -> dict:
     """A target's own settings: the job's, and for a direction the vector's content."""
-    if target.vector is None:
+    if target.kind is not TargetKind.direction:
         return settings
     return {**settings, "objective.direction": hashlib.sha256(target.vector.tobytes()).hexdigest()[:16]}
 
@@ -115,7 +132,7 @@ def asked_measures(cfg: DictConfig, plan: builder.Plan) -> dict[str, str]:
     """{option: a record field only it adds}: the measures this run asks for, which a finished target made
     without them lacks (they come with the optimisation, so only redoing it adds them)."""
     asked = {"quality.judges": "speech_probability"} if cfg.quality.judges else {}
-    if cfg.quality.data and plan.targets[0].unit is not None:
+    if cfg.quality.data and plan.kind.of_units:
         asked["quality.data"] = "activation_ratio"
     if int(cfg.quality.draws) > 0:
         asked["quality.draws"] = "robust_activation"
@@ -135,9 +152,10 @@ def targets_to_do(targets: list[Target], settings: dict, job_dir: Path, redo: bo
         if record is None:
             todo.append(target)
             continue
-        changed = results.settings_difference(record.get("settings") or {}, target_settings(settings, target))
+        old = settings_as_named_now(record.get("settings") or {})
+        changed = results.settings_difference(old, target_settings(settings, target))
         if changed:
-            differing[target.name] = (changed, record.get("settings") or {})
+            differing[target.name] = (changed, old)
         missing = [option for option, key in (measures or {}).items() if key not in record]
         for option in missing:
             lacking[option] = lacking.get(option, 0) + 1

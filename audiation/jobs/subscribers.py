@@ -81,9 +81,10 @@ class Files(Subscriber):
             disk.write_wav(job_dir / files["wav_16bit"], result.signal[row], rate, "PCM_16")
             disk.write_bytes(job_dir / files["spectrogram"], disk.spectrogram_png(
                 indices[row], hop, result.signal.shape[1], rate, record["name"], mark))
-            if self.frame_phones is not None and record["unit"] is not None:  # the unit's name
+            units = self.plan.kind.of_units
+            if self.frame_phones is not None and units:  # the unit's name
                 record.update(phones.name_unit(self.cache.column(record["unit"]), self.frame_phones))
-            if self.cache is not None and record["unit"] is not None and self.examples.top_k:
+            if self.cache is not None and units and self.examples.top_k:
                 cfg = self.examples
                 found = top_examples(self.cache, record["unit"], int(cfg.top_k), float(cfg.min_gap_seconds))
                 record["examples"] = write_examples_of_unit(job_dir, self.cache, record["unit"], found,
@@ -99,7 +100,7 @@ class Files(Subscriber):
         def finish(record: dict, verdict: dict | None = None):  # the record last: it marks the target complete
             if verdict is not None:
                 record.update(verdict)
-            if self.frame_phones is not None and record["unit"] is not None:  # is the unit's phone heard?
+            if self.frame_phones is not None and self.plan.kind.of_units:  # is the unit's phone heard?
                 record["heard_as_label"] = phones.heard_as_label(record)
             if result.stopped is None:  # only a finished target counts as complete when a job resumes
                 results.write_record(job_dir, record)

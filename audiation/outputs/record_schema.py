@@ -40,7 +40,7 @@ FIELDS = (
     Field("text", "text", "objective=text: the text the audiation should say", table=True),
     Field("direction_index", "direction", "objective=direction: which row of the directions file"),
     Field("objective", "objective", "the objective's name (unit, channel, layer, text, direction)", table=True),
-    Field("frame", "target frame", "objective=unit: the frame the unit is driven at"),
+    Field("frame", "target frame", "a unit at one frame (objective kind unit): the frame it is driven at"),
     Field("sample", "sample", "samples > 1: which of the target's samples", table=True),
     Field("group", "group", "the target the samples belong to"),
     Field("model", "model", "the model's short name"),
@@ -60,9 +60,9 @@ FIELDS = (
     Field("no_progress", "no progress", "the activation did not move, or a GELU output only rose to 0"),
     # quality
     _measure("robust_activation", "robust activation", "the activation's mean over fresh augmentation draws"),
-    _measure("selectivity", "selectivity", "objective=unit: the unit's activation over the mean |activation| "
+    _measure("selectivity", "selectivity", "a unit at one frame: its activation over the mean |activation| "
              "of the other units at the frame"),
-    _measure("silence_ratio_db", "silence ratio", "objective=unit: energy away from the frame relative to "
+    _measure("silence_ratio_db", "silence ratio", "a unit at one frame: energy away from the frame relative to "
              "energy near it", "dB", "lower"),
     _measure("activation_ratio", "ratio to natural max", "activation after over the unit's maximum on "
              "quality.data"),
@@ -92,7 +92,7 @@ FIELDS = (
     # quality.judges: what tools built for human speech hear (audiation/hearing/judges.py)
     Field("phones", "phones heard", "the ARPAbet phones pocketsphinx's phone recognizer hears (silence and "
           "noise left out)", table=True),
-    Field("phone_at_target", "phone at target", "objective=unit: the phone (or SIL) pocketsphinx hears "
+    Field("phone_at_target", "phone at target", "a unit at one frame: the phone (or SIL) pocketsphinx hears "
           "spanning the target frame", table=True),
     _measure("speech_probability", "speech probability", "silero-vad's mean speech probability over 32 ms "
              "windows"),
@@ -126,7 +126,7 @@ FIELDS = (
     _measure("phone_lift", "phone lift", "that phone's share of the top frames over its share of all frames"),
     _measure("phone_share", "phone share", "that phone's share of the unit's top frames"),
     Field("heard_as_label", "heard as its phone", "the judge hears the unit's phone in its audiation (at the "
-          "target frame for objective=unit)", table=True),
+          "target frame where there is one)", table=True),
     Field("judges_note", "judges note", "why the judges' numbers are null (silent, under 0.1 s, not finite)"),
     Field("measures_note", "measures note", "which measures failed on the saved signal, and why"),
     # objective=feature: what the features job measured of the feature
