@@ -72,7 +72,7 @@ def test_the_features_job_writes_the_sae_and_what_it_measured(dictionary):
 def test_a_feature_objective_is_the_sae_encoder_applied_to_the_layer(dictionary):
     cfg = compose(*SMALL, "logger=none", "objective=feature", f"objective.sae={dictionary}", "objective.unit=[3,9]")
     plan = builder.plan(cfg)
-    batch = builder.build_batch(cfg, plan, plan.targets)
+    batch = builder.build_batch(plan, plan.targets)
     encoder = load_encoder(plan.spec, "cpu")
     model = sae.load(dictionary)
     wave = torch.randn(2, plan.geometry.num_samples, generator=torch.Generator().manual_seed(0)) * 0.1

@@ -9,15 +9,21 @@ import numpy as np
 import pytest
 from conftest import ROOT, compose
 
+from audiation.config import builder
 from audiation.core.objectives import Target
 from audiation.errors import AudiationError
 from audiation.jobs.audiate_job import audiate_folder
-from audiation.jobs.folder import result_settings, target_settings
+from audiation.jobs.folder import target_settings
 from audiation.models.encoder import Layer
 from audiation.outputs import record_schema, results
 
 SMALL = ["model=random_small", "logger=none", "threads=1", "quality.draws=0"]
 CLIP = ROOT / "audiation" / "assets" / "speech-slice" / "000002.flac"
+
+
+def result_settings(cfg) -> dict:
+    """What a rerun compares: the settings in the job's plan."""
+    return builder.plan(cfg).result_settings
 
 
 @pytest.mark.parametrize("override,key", [

@@ -102,7 +102,7 @@ def test_every_option_of_every_group_composes_and_builds(option, tmp_path):
         overrides += [f"objective.sae={tmp_path / 'sae'}", "objective.form=unit"]
     cfg = compose(*overrides)
     job = plan(cfg)
-    batch = build_batch(cfg, job, job.targets[:1])
+    batch = build_batch(job, job.targets[:1])
     signal = batch.parameterization()
     assert signal.shape == (1, job.geometry.num_samples)
     assert batch.augment(signal, batch.streams).shape == signal.shape

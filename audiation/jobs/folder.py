@@ -1,4 +1,5 @@
-"""A job folder: its lock, the settings that make a target's result, and which targets a rerun still has to do.
+"""A job folder: its lock, and which targets a rerun still has to do, by the settings that made each target's
+result (`builder.result_settings`, in the job's Plan).
 
 A rerun into the same folder skips targets that are complete with the same settings, refuses (before any
 work) targets made with other settings unless `redo=true`, and audiates the rest.
@@ -12,21 +13,12 @@ import logging
 import os
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
-
 from audiation.config import builder
-from audiation.core import sae
 from audiation.core.objectives import Target
 from audiation.errors import AudiationError
-from audiation.models.encoder import weights_digest
 from audiation.outputs import results
 
 log = logging.getLogger(__name__)
-
-# Config keys that shape a target's result; the rest (device, logging, batch size, quality) do not.
-RESULT_KEYS = ("model", "objective", "parameterization", "augmentation", "optimizer", "steps", "seed",
-               "regularizer", "precision", "samples", "diversity")
-
 
 class FolderLock:
     """An exclusive lock on a job folder: a second run into it stops at once. The operating system drops
@@ -76,34 +68,6 @@ def refuse_foreign(job_dir: Path, writes: tuple[str, ...] = JOB_FILES, marks: tu
                              "over them; choose another folder")
 
 
-def result_settings(cfg: DictConfig) -> dict:
-    """Everything that shapes a target's result, flattened to dotted keys (`optimizer.lr`); a start clip
-    by its content, not only its path."""
-    values = OmegaConf.to_container(OmegaConf.masked_copy(cfg, list(RESULT_KEYS)), resolve=True)
-    for key in ("unit", "direction", "text"):  # which target a row is, not how it is made
-        values["objective"].pop(key, None)
-    values["model"].pop("listener", None)  # who judges the result, not how it is made
-    flat = {}
-
-    def walk(prefix, node):
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(f"{prefix}.{k}" if prefix else k, v)
-        else:
-            flat[prefix] = node
-
-    walk("", values)
-    digests = [weights_digest(member) for member in builder.model_spec(cfg.model).members()]
-    if any(digests):  # a local folder's weights, by content: replaced in place they are another model
-        flat["model.weights_sha256"] = digests[0] if len(digests) == 1 else digests
-    if flat.get("objective.sae"):  # an SAE retrained into the same folder is another objective
-        flat["objective.sae_sha256"] = sae.content_digest(Path(str(flat["objective.sae"])).expanduser())
-    if flat.get("parameterization.init"):
-        path = Path(str(flat["parameterization.init"])).expanduser()
-        flat["parameterization.init_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    return flat
-
-
 def target_settings(settings: dict, target: Target) -> dict:
     """A target's own settings: the job's, and for a direction the vector's content."""
     if target.vector is None:
@@ -111,13 +75,13 @@ def target_settings(settings: dict, target: Target) -> dict:
     return {**settings, "objective.direction": hashlib.sha256(target.vector.tobytes()).hexdigest()[:16]}
 
 
-def asked_measures(cfg: DictConfig, plan: builder.Plan) -> dict[str, str]:
+def asked_measures(plan: builder.Plan) -> dict[str, str]:
     """{option: a record field only it adds}: the measures this run asks for, which a finished target made
     without them lacks (they come with the optimisation, so only redoing it adds them)."""
-    asked = {"quality.judges": "speech_probability"} if cfg.quality.judges else {}
-    if cfg.quality.data and plan.targets[0].unit is not None:
+    asked = {"quality.judges": "speech_probability"} if plan.quality.judges else {}
+    if plan.quality.data and plan.targets[0].unit is not None:
         asked["quality.data"] = "activation_ratio"
-    if int(cfg.quality.draws) > 0:
+    if plan.quality.draws > 0:
         asked["quality.draws"] = "robust_activation"
     if plan.listener is not None:
         asked["quality.listener"] = "listener_transcript"
