@@ -255,6 +255,7 @@ def _can_connect(host: str, timeout: float = 3.0) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=16)  # once per process and name: its probe of the HF cache loads the model's config
 def _pretrained_kwargs(name: str) -> dict:
     """Where to read `name` from: a local folder, the HF cache, or the hub when it can be reached.
 
