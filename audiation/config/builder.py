@@ -12,8 +12,9 @@ benchmark build through here, so each option means the same thing everywhere.
 - `model_spec`: a model option as a plain spec, which the other entry points share; single values are
   checked in `checks`.
 
-Why ~360 lines in one module: the plan's cross-option rules read each other (the layer decides the
-objective's tensors, the model's family the text's tokens); kept together, a rule is found in one place.
+Why ~530 lines in one module: the plan's cross-option rules read each other (the layer decides the
+objective's tensors, the model's family the text's tokens); kept together, a rule is found in one place,
+and every key a job reads is read here, once.
 
 Group options are called through their `_target_` with the node's plain values plus the live objects
 the callable asks for by name (`streams`, `sample_rate`, `geometry`, `unit`, ...). Hydra's `instantiate`

@@ -20,6 +20,7 @@ from audiation.outputs import results
 
 log = logging.getLogger(__name__)
 
+
 class FolderLock:
     """An exclusive lock on a job folder: a second run into it stops at once. The operating system drops
     the lock when the process ends, however it ends, so a crashed run never leaves it stuck; a run that
