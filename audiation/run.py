@@ -17,7 +17,7 @@ import hydra
 from omegaconf import DictConfig
 
 from audiation.browser import page
-from audiation.config import configs
+from audiation.config import builder, configs
 from audiation.core.runtime import FILE_ONLY, duration
 from audiation.errors import JobRefused, run_or_exit
 from audiation.jobs.audiate_job import AudiationJob
@@ -35,7 +35,7 @@ def main(cfg: DictConfig) -> dict | None:
         if cfg.dry_run:
             return dry_run(cfg, job_dir, group)
         try:
-            with AudiationJob(cfg, job_dir, group) as audiation_job:
+            with AudiationJob(builder.plan(cfg), job_dir, group) as audiation_job:
                 configs.save_job_config(job_dir, cfg)  # only now that the job is valid and the folder is ours
                 return audiation_job.run()
         except BaseException:
@@ -75,7 +75,7 @@ def dry_run(cfg: DictConfig, job_dir: Path, group: str | None) -> dict:
     """What the job would do and about how long it would take (`AudiationJob.estimate`), leaving no folder."""
     fresh = not job_dir.is_dir() or not any(job_dir.iterdir())
     try:
-        with AudiationJob(cfg, job_dir, group) as audiation_job:
+        with AudiationJob(builder.plan(cfg), job_dir, group) as audiation_job:
             estimate = audiation_job.estimate()
     finally:
         if fresh:  # only the log of the model's loading is in it

@@ -95,7 +95,7 @@ def sync(device: str):
 def project_loop(cfg, encoder, label: str):
     """The project's loop on one batch of targets, built as every job builds it."""
     job = plan(cfg)
-    return audiate(encoder, job.layer, build_batch(cfg, job, job.targets), job.settings, description=label)
+    return audiate(encoder, job.layer, build_batch(job, job.targets), job.settings, description=label)
 
 
 def floor_method(encoder, layer: int, batch: int, samples: int, device: str):
@@ -414,7 +414,7 @@ def draws_per_step(device: str, batches=(1, 32), steps: int = 3) -> dict[int, fl
         cfg = compose("random_small", 2, batch, device, steps)
         cfg.augmentation.stretch, cfg.augmentation.gain_db = 0.1, 6.0  # every augmentation draws
         job = plan(cfg)
-        objects = build_batch(cfg, job, job.targets)
+        objects = build_batch(job, job.targets)
         before = objects.streams.draws
         audiate(load_encoder(job.spec, device), job.layer, objects, job.settings, description=f"draws x{batch}")
         counts[batch] = (objects.streams.draws - before) / steps

@@ -126,7 +126,7 @@ def test_the_kind_an_objective_declares_makes_its_targets_whatever_its_label():
     cfg = compose("model=random_small", "objective.unit=3", "objective.frame=5")
     at_five = builder.plan(cfg)
     acts = torch.randn(1, at_five.geometry.num_frames, at_five.geometry.num_units)
-    _, terms = builder.build_batch(cfg, at_five, at_five.targets).objective(acts, torch.ones(1, at_five.geometry.num_samples))
+    _, terms = builder.build_batch(at_five, at_five.targets).objective(acts, torch.ones(1, at_five.geometry.num_samples))
     assert at_five.frame == 5 and terms["activation"].item() == acts[0, 5, 3].item()  # the plan's frame is scored
     with pytest.raises(AudiationError, match="objective.kind=unit needs objective.unit"):  # the key naming them
         builder.plan(compose("model=random_small", "objective=layer", "objective.kind=unit"))

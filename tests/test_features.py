@@ -97,7 +97,7 @@ def test_mean_l0_and_firing_counts_only_the_features_that_are_on():
 def test_a_feature_objective_is_the_sae_encoder_applied_to_the_layer(dictionary):
     cfg = compose(*SMALL, "logger=none", "objective=feature", f"objective.sae={dictionary}", "objective.unit=[3,9]")
     plan = builder.plan(cfg)
-    batch = builder.build_batch(cfg, plan, plan.targets)
+    batch = builder.build_batch(plan, plan.targets)
     encoder = load_encoder(plan.spec, "cpu")
     model = sae.load(dictionary)
     wave = torch.randn(2, plan.geometry.num_samples, generator=torch.Generator().manual_seed(0)) * 0.1
@@ -111,7 +111,7 @@ def test_a_feature_objective_is_the_sae_encoder_applied_to_the_layer(dictionary)
     cfg = compose(*SMALL, "logger=none", "objective=feature", f"objective.sae={dictionary}", "objective.kind=unit")
     at_frame = builder.plan(cfg)
     assert at_frame.frame == at_frame.geometry.middle_frame()
-    assert {"neighbours", "silence"} <= {name for _, name, _ in builder.build_batch(cfg, at_frame, at_frame.targets)
+    assert {"neighbours", "silence"} <= {name for _, name, _ in builder.build_batch(at_frame, at_frame.targets)
                                          .objective.terms}
 
 

@@ -127,7 +127,7 @@ def test_regularizer_speech_rewards_silero_s_log_probability_and_a_run_raises_it
     cfg = compose("model=random_small", "logger=none", "objective=channel", "objective.unit=0:2",
                   "regularizer.speech=2.0")
     job = plan(cfg)
-    batch = build_batch(cfg, job, job.targets)
+    batch = build_batch(job, job.targets)
     signal = torch.from_numpy(np.stack([_speech(1)[0], np.random.default_rng(0).standard_normal(16000) * 0.1])).float()
     encoder = load_encoder(job.spec, "cpu")
     total, terms = batch.objective(encoder(signal, job.layer), signal)

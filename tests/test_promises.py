@@ -85,7 +85,7 @@ def test_gain_db_scales_each_row_within_its_range():
 def test_the_high_frequency_regulariser_is_subtracted_at_its_cutoff():
     cfg = compose(*SMALL, "objective=channel", "regularizer.high_frequency=2", "regularizer.cutoff_hz=3000")
     plan = builder.plan(cfg)
-    objective = builder.build_batch(cfg, plan, plan.targets).objective
+    objective = builder.build_batch(plan, plan.targets).objective
     assert repr(objective) == "1*activation + -2*high_frequency"
     t = torch.arange(plan.geometry.num_samples) / 16000
     signal = torch.sin(2 * torch.pi * 2000 * t) + torch.sin(2 * torch.pi * 4000 * t)

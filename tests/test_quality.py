@@ -62,7 +62,7 @@ def _measured(encoder, *overrides):
 
     cfg = compose("model=random_small", "logger=none", "objective.unit=0:2", "quality.draws=3", *overrides)
     plan_ = plan(cfg)
-    batch = build_batch(cfg, plan_, plan_.targets)
+    batch = build_batch(plan_, plan_.targets)
     signal = np.random.default_rng(0).standard_normal((2, plan_.geometry.num_samples)).astype(np.float32) * 0.1
     final = evaluate(encoder, plan_.layer, batch.objective, torch.from_numpy(signal))
     settings = quality.QualitySettings(draws=int(cfg.quality.draws), seed=int(cfg.seed))
@@ -122,7 +122,7 @@ def _judged(encoder, listener, *overrides):
 
     cfg = compose("model=tiny", "logger=none", "quality.draws=0", *overrides)
     plan_ = plan(cfg)
-    batch = build_batch(cfg, plan_, plan_.targets)
+    batch = build_batch(plan_, plan_.targets)
     speech = read_audio(ASSETS / "speech-slice" / "000002.flac", 16000)[:16000]
     signal = np.stack([speech] * len(plan_.targets)).astype(np.float32)
     final = evaluate(encoder, plan_.layer, batch.objective, torch.from_numpy(signal))

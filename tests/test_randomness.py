@@ -54,7 +54,7 @@ def test_random_calls_per_step_do_not_grow_with_the_batch_and_torch_rng_is_never
                       "parameterization.seconds=0.25")
         cfg.objective.unit = f"0:{size}"
         job = plan(cfg)
-        batch = build_batch(cfg, job, job.targets)
+        batch = build_batch(job, job.targets)
         before = batch.streams.draws
         with monkeypatch.context() as patched:
             for name in ("rand", "randn", "randint", "normal"):

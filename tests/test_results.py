@@ -11,15 +11,22 @@ import pytest
 from conftest import ROOT, compose
 from omegaconf import OmegaConf
 
+from audiation.config import builder
 from audiation.core.objectives import Target, TargetKind
 from audiation.errors import AudiationError
 from audiation.jobs.audiate_job import audiate_folder
-from audiation.jobs.folder import RESULT_KEYS, result_settings, settings_as_named_now, target_settings
+from audiation.jobs.folder import settings_as_named_now, target_settings
 from audiation.models.encoder import Layer
 from audiation.outputs import record_schema, results
 
 SMALL = ["model=random_small", "logger=none", "threads=1", "quality.draws=0"]
 CLIP = ROOT / "audiation" / "assets" / "speech-slice" / "000002.flac"
+
+
+def result_settings(cfg) -> dict:
+    """What a rerun compares: the settings the job's plan holds (`builder.plan(cfg).result_settings`),
+    made without the plan's checks so that any value can be changed alone."""
+    return builder.result_settings(cfg, builder.model_spec(cfg.model))
 
 
 # Top-level settings that only schedule, log or judge a run; every other one must shape the fingerprint
@@ -33,7 +40,7 @@ BY_NAME = {"objective._target_", "parameterization._target_", "augmentation._tar
 
 
 def test_every_top_level_setting_shapes_the_result_or_is_named_as_not():
-    assert set(compose(*SMALL)) == set(RESULT_KEYS) | NOT_SHAPING and not set(RESULT_KEYS) & NOT_SHAPING
+    assert set(compose(*SMALL)) == set(builder.RESULT_KEYS) | NOT_SHAPING and not set(builder.RESULT_KEYS) & NOT_SHAPING
 
 
 def _leaves(node, prefix=""):
@@ -70,7 +77,7 @@ def test_every_setting_that_shapes_a_result_is_in_its_fingerprint(options):
     """Each setting under RESULT_KEYS, read from the composed config (not listed here), changed alone."""
     cfg = compose(*SMALL, *options)
     before = result_settings(cfg)
-    shaping = OmegaConf.to_container(OmegaConf.masked_copy(cfg, list(RESULT_KEYS)), resolve=True)
+    shaping = OmegaConf.to_container(OmegaConf.masked_copy(cfg, list(builder.RESULT_KEYS)), resolve=True)
     for key, value in _leaves(shaping):
         if key in TARGET_IDENTITY or key in BY_NAME:
             continue

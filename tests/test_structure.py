@@ -102,7 +102,7 @@ def test_every_option_of_every_group_composes_and_builds(option, tmp_path):
         overrides += [f"objective.sae={tmp_path / 'sae'}", "objective.kind=unit"]
     cfg = compose(*overrides)
     job = plan(cfg)
-    batch = build_batch(cfg, job, job.targets[:1])
+    batch = build_batch(job, job.targets[:1])
     signal = batch.parameterization()
     assert signal.shape == (1, job.geometry.num_samples)
     assert batch.augment(signal, batch.streams).shape == signal.shape
@@ -117,3 +117,83 @@ def test_the_demo_experiment_audiates_a_character_unit_the_model_card_names():
     cfg = compose("experiment=demo")
     assert (str(cfg.model.layer), cfg.objective.unit) in {(layer, unit) for layer, unit, _ in _card_units()}
     assert cfg.logger.mode == "offline" and plan(cfg).spec.short_name == "tiny-w2v2-espeak"
+
+
+# One job that passes through every part the config could reach: W&B (disabled: no files), the data's
+# cache and its natural examples, the quality measures.
+PASSING_JOB = ["model=random_small", "logger=wandb", "logger.mode=disabled", "threads=1", "steps=2",
+               "objective.unit=0:2", "quality.draws=1", "quality.judges=false", "examples.top_k=1",
+               f"quality.data={ROOT / 'audiation' / 'assets' / 'speech-slice'}"]
+
+
+@pytest.fixture(scope="module")
+def passing_job(tmp_path_factory):
+    """PASSING_JOB's config, its data's cache shared by the tests that run it (built once)."""
+    return compose(*PASSING_JOB, f"quality.cache_dir={tmp_path_factory.mktemp('cache')}")
+
+
+def _config_nodes(value, where: str) -> list[str]:
+    """Where config nodes hide in `value`: itself, a dataclass's fields, a dict's values, a sequence's items."""
+    from dataclasses import fields, is_dataclass
+
+    from omegaconf import Container
+
+    if isinstance(value, Container):
+        return [where]
+    if is_dataclass(value):
+        return [n for f in fields(value) for n in _config_nodes(getattr(value, f.name), f"{where}.{f.name}")]
+    if isinstance(value, dict):
+        return [n for k, v in value.items() for n in _config_nodes(v, f"{where}[{k!r}]")]
+    if isinstance(value, (list, tuple)):
+        return [n for i, v in enumerate(value) for n in _config_nodes(v, f"{where}[{i}]")]
+    return []
+
+
+def test_the_config_goes_no_further_than_the_plan(passing_job, tmp_path):
+    """Below `audiation.config`, only `audiate_folder` (the entry that plans) is handed a config node, and
+    the plan holds none: the job, its folder, its subscribers, W&B and the measures get plain values."""
+    import sys
+    import threading
+
+    from omegaconf import Container
+
+    from audiation.jobs.audiate_job import audiate_folder
+
+    assert _config_nodes(plan(passing_job), "plan") == []
+    handed = set()
+
+    def profile(frame, event, _arg):
+        module = frame.f_globals.get("__name__", "")
+        if event != "call" or not module.startswith("audiation") or module.startswith("audiation.config"):
+            return
+        code = frame.f_code
+        arguments = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+        if any(isinstance(frame.f_locals.get(name), Container) for name in arguments):
+            handed.add(f"{module}.{code.co_name}")
+
+    threading.setprofile(profile)  # the writer's thread too
+    sys.setprofile(profile)
+    try:
+        metrics = audiate_folder(passing_job, tmp_path)
+    finally:
+        sys.setprofile(None)
+        threading.setprofile(None)
+    assert metrics["targets"][0]["examples"]  # the job did reach the examples
+    assert handed == {"audiation.jobs.audiate_job.audiate_folder"}
+
+
+def test_a_job_loads_its_models_config_once(passing_job, tmp_path, monkeypatch):
+    """The plan loads the model's config and the job reuses it (the encoder already loaded, as in a sweep's
+    second job)."""
+    from transformers import AutoConfig
+
+    from audiation.jobs.audiate_job import audiate_folder
+
+    audiate_folder(passing_job, tmp_path / "first")
+    loads = []
+    for loader in ("for_model", "from_pretrained"):
+        original = getattr(AutoConfig, loader)
+        monkeypatch.setattr(AutoConfig, loader, lambda *args, _original=original, **kwargs: (
+            loads.append(args), _original(*args, **kwargs))[1])
+    audiate_folder(passing_job, tmp_path / "second")
+    assert len(loads) == 1

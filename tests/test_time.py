@@ -8,6 +8,7 @@ import json
 from conftest import compose, run_cli
 from omegaconf import OmegaConf
 
+from audiation.config import builder
 from audiation.core import render
 from audiation.jobs import audiate_job, sweep_callbacks
 from audiation.jobs.audiate_job import AudiationJob, audiate_folder
@@ -78,7 +79,7 @@ def test_a_dry_run_counts_only_what_a_rerun_still_has_to_do(tmp_path):
     audiate_folder(compose(*FAST, "objective.unit=0:2", "steps=2"), tmp_path)
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     cfg = compose(*FAST, "objective.unit=0:5", "batch_size=2", "steps=2")
-    with AudiationJob(cfg, tmp_path) as job:
+    with AudiationJob(builder.plan(cfg), tmp_path) as job:
         estimate = job.estimate()
     assert (estimate["targets"], estimate["todo"], estimate["batches"], estimate["batch_size"]) == (5, 3, 2, 2)
     # the loop (2 batches x 2 steps) and the measures between batches (4 draws each), at the timed rate

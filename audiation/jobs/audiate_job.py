@@ -1,7 +1,8 @@
 """The audiation job (`python -m audiation.run`): plan -> optimise -> measure -> record, batch by batch.
 
-`AudiationJob` checks everything before any work (`builder.plan`, reading only the model's config file),
-takes the folder's lock and decides which targets are still to do (`folder`); then it loads the model,
+`audiate_folder` checks everything before any work (`builder.plan`, reading only the model's config file);
+`AudiationJob` gets only that plan (never the config), takes the folder's lock and decides which targets
+are still to do (`folder`); then it loads the model,
 optimises each batch (`render.audiate`), measures it (`quality`) and makes each target's record (whose
 fields `record_schema` defines). What becomes of the records is its subscribers' business (`subscribers`:
 files, W&B): they hear each batch start, its steps and its end, and the job's end.
@@ -19,10 +20,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from audiation import errors
-from audiation.config import builder, checks
+from audiation.config import builder
 from audiation.core import sae
 from audiation.core.objectives import Target
 from audiation.core.render import LoopSettings, Result, audiate, fastest_batch, progress_bar
@@ -35,12 +36,11 @@ from audiation.jobs.folder import (
     FolderLock,
     asked_measures,
     refuse_foreign,
-    result_settings,
     target_settings,
     targets_to_do,
 )
 from audiation.jobs.subscribers import Files, Subscriber, Tracking
-from audiation.models.encoder import Encoder, layer_index, load_config, load_encoder
+from audiation.models.encoder import Encoder, load_encoder
 from audiation.outputs import disk, results, tracking
 
 log = logging.getLogger(__name__)
@@ -60,15 +60,13 @@ class Models(NamedTuple):
 
 
 class AudiationJob:
-    """One audiation job in one folder: `with AudiationJob(cfg, folder) as job: job.run()`.
+    """One audiation job in one folder: `with AudiationJob(builder.plan(cfg), folder) as job: job.run()`.
 
-    Entering checks the config (reading only the model's config file), takes the folder's lock and
-    decides which targets to audiate; any problem is an AudiationError before anything is written."""
+    Entering takes the folder's lock and decides which targets to audiate; any problem is an AudiationError
+    before anything is written."""
 
-    def __init__(self, cfg: DictConfig, job_dir: Path, group: str | None = None):
-        self.cfg, self.job_dir, self.group = cfg, Path(job_dir), group
-        self.plan = builder.plan(cfg)
-        self.settings = result_settings(cfg)
+    def __init__(self, plan: builder.Plan, job_dir: Path, group: str | None = None):
+        self.plan, self.job_dir, self.group = plan, Path(job_dir), group
         self.lock = FolderLock(self.job_dir)
         self.batch_size = self.plan.batch_size  # "auto" until the model is loaded and a size is chosen
         self.data_cer = None  # the model's own CER on quality.data's transcribed files, once loaded
@@ -77,8 +75,8 @@ class AudiationJob:
         refuse_foreign(self.job_dir)
         self.lock.__enter__()
         try:
-            self.todo = targets_to_do(self.plan.targets, self.settings, self.job_dir, bool(self.cfg.redo),
-                                      asked_measures(self.cfg, self.plan))
+            self.todo = targets_to_do(self.plan.targets, self.plan.result_settings, self.job_dir, self.plan.redo,
+                                      asked_measures(self.plan))
         except BaseException:
             self.lock.__exit__(None, None, None)
             raise
@@ -93,9 +91,9 @@ class AudiationJob:
         return batch_name(self.plan.targets)
 
     def run(self) -> dict:
-        cfg, plan = self.cfg, self.plan
+        plan = self.plan
         started = time.perf_counter()
-        configure(plan.device, checks.threads(cfg.threads), cfg.tf32)
+        configure(plan.device, plan.threads, plan.tf32)
         earlier = results.read_metrics(self.job_dir) or {}
         order = [*(r.get("name") for r in earlier.get("targets", []) if isinstance(r, dict)),
                  *(t.name for t in plan.targets)]
@@ -105,16 +103,15 @@ class AudiationJob:
         if self.todo:
             # A sweep's runs share its group; a single run is a group of its own.
             group = self.group or f"{self.job_dir.parent.name}_{self.job_dir.name}"
-            tracker = tracking.start(cfg.logger, cfg.logger.get("runs", "job"), job_dir=self.job_dir, name=self.name,
-                                     group=group,
+            tracker = tracking.start(plan.logger, job_dir=self.job_dir, name=self.name, group=group,
                                      job_type=plan.objective,
                                      tags=[plan.labels["model"], plan.labels["parameterization"]],
-                                     config=self._tracker_config(), sample_rate=plan.geometry.sample_rate)
+                                     config={"job": self.job_dir.name, **plan.run_config},
+                                     sample_rate=plan.geometry.sample_rate)
         with tracker, disk.Writer() as writer:
             models = self._load() if self.todo else None
-            subscribers = [Files(self.job_dir, plan, writer, self.name, cfg.examples, models and models.cache,
-                                 models and models.phones,
-                                 judges.chosen(bool(cfg.quality.judges), bool(cfg.quality.whisper))),
+            subscribers = [Files(self.job_dir, plan, writer, self.name, models and models.cache,
+                                 models and models.phones, judges.chosen(plan.quality.judges, plan.quality.whisper)),
                            Tracking(tracker, self.job_dir, plan.settings.steps)]
             try:
                 for result, batch, records in self._batches(models, subscribers):
@@ -153,45 +150,34 @@ class AudiationJob:
                                      f"{self.job_dir / 'targets'}")
         return metrics
 
-    def _tracker_config(self) -> dict:
-        cfg, plan = self.cfg, self.plan
-        units = [t.unit for t in plan.targets] if plan.kind.of_units else []
-        flat = {"job": self.job_dir.name, "layer": plan.layer.label,
-                "layer_index": layer_index(plan.layer, load_config(plan.spec)),
-                "unit_min": min(units, default=None), "unit_max": max(units, default=None),
-                **plan.labels, "steps": plan.settings.steps, "lr": cfg.optimizer.lr,
-                "seconds": cfg.parameterization.seconds, "seed": cfg.seed, "targets": len(plan.targets)}
-        spec = OmegaConf.to_container(cfg.objective).get("unit") if units else None
-        return {**tracking.run_config(flat, spec), "config": OmegaConf.to_container(cfg, resolve=True)}
-
     def _load(self) -> Models:
         """The model, the dataset cache of `quality.data` (ratios and examples are per unit), the listener,
         and the batch size (`auto`: the fastest that fits, measured now)."""
-        cfg, plan = self.cfg, self.plan
+        plan = self.plan
         encoder, dictionary = self._encoder()
         cache = None
-        if cfg.quality.data and plan.kind.of_units:
-            cache = open_cache(plan.spec, plan.layer, load_config(plan.spec), plan.data_files, cfg.quality.cache_dir,
+        if plan.quality.data and plan.kind.of_units:
+            cache = open_cache(plan.spec, plan.layer, plan.model_config, plan.data_files, plan.quality.cache_dir,
                                plan.device)
             if dictionary is not None:  # the features' activations on the data, from the layer's cache
                 cache = derived_cache(cache, lambda x: dictionary.pre(torch.from_numpy(x).to(plan.device)).cpu().numpy(),
-                                      f"sae-{self.settings['objective.sae_sha256']}", f"features of {plan.sae}")
+                                      f"sae-{self.plan.result_settings['objective.sae_sha256']}", f"features of {plan.sae}")
         # each unit's phone name comes from the phones of its top frames on the data
         frame_phones = None if cache is None else phones.frame_labels(cache, last_file_reader(plan.geometry.sample_rate))
         # how well the model hears the data its units are named on: what the names rest on
         self.data_cer = None if frame_phones is None or plan.sae is not None else quality.cached_data_error_rate(
             cache.folder, lambda: encoder, plan.data_files)
         listener = None if plan.listener is None else load_encoder(plan.listener, plan.device)
-        configure(plan.device, checks.threads(cfg.threads), cfg.tf32, autotune=True)  # the caches are built
+        configure(plan.device, plan.threads, plan.tf32, autotune=True)  # the caches are built
         self._choose_batch_size(encoder)
-        quality_settings = quality.QualitySettings(int(cfg.quality.draws), int(cfg.seed),
+        quality_settings = quality.QualitySettings(plan.quality.draws, plan.seed,
                                                    None if cache is None else cache.stats, listener)
         return Models(encoder, cache, frame_phones, quality_settings)
 
     def _encoder(self):
         """The model (for objective=feature seen through its SAE, features as its units), and the SAE."""
         plan = self.plan
-        encoder = load_encoder(plan.spec, plan.device, self.cfg.compile)
+        encoder = load_encoder(plan.spec, plan.device, plan.compile)
         dictionary = None if plan.sae is None else sae.load(plan.sae, plan.device)
         return (encoder if dictionary is None else sae.FeatureView(encoder, dictionary)), dictionary
 
@@ -202,7 +188,7 @@ class AudiationJob:
             size = fastest_batch(encoder, plan.layer, plan.geometry.num_samples, len(self.todo), plan.device,
                                  plan.settings.precision)
             log.info("batch_size=auto chose %d", size)
-        self.batch_size = builder.batch_rows(size, int(self.cfg.samples))
+        self.batch_size = builder.batch_rows(size, plan.samples)
 
     def estimate(self, probe_steps: int = PROBE_STEPS) -> dict:
         """What a run would do, without doing it or writing anything: the targets still to do, their
@@ -214,18 +200,18 @@ class AudiationJob:
                     "seconds_per_step": None, "seconds": 0.0}
         if not self.todo:
             return estimate
-        configure(plan.device, checks.threads(self.cfg.threads), self.cfg.tf32, autotune=True)
+        configure(plan.device, plan.threads, plan.tf32, autotune=True)
         encoder, _ = self._encoder()
         self._choose_batch_size(encoder)
-        batch = builder.build_batch(self.cfg, plan, self.todo[:self.batch_size], encoder)
+        batch = builder.build_batch(plan, self.todo[:self.batch_size], encoder)
         timed = audiate(encoder, plan.layer, batch, LoopSettings(probe_steps, probe_steps, plan.settings.precision),
                         description="timing one batch")
         per_step = timed.seconds / (probe_steps + 2)  # and its two clean evaluations, about a step each
         batches = -(-len(self.todo) // self.batch_size)
         # Between batches: the quality measures (about a step per augmentation draw) and, per target, its files
         # and the judges (measured around the loop on CPU: experiments/RESULTS.md).
-        around = batches * int(self.cfg.quality.draws) * per_step + len(self.todo) * (
-            JUDGED_TARGET_SECONDS if self.cfg.quality.judges else FILED_TARGET_SECONDS)
+        around = batches * plan.quality.draws * per_step + len(self.todo) * (
+            JUDGED_TARGET_SECONDS if plan.quality.judges else FILED_TARGET_SECONDS)
         return {**estimate, "batches": batches, "batch_size": self.batch_size, "seconds_per_step": per_step,
                 "seconds": batches * plan.settings.steps * per_step + around}
 
@@ -238,7 +224,7 @@ class AudiationJob:
         chunks = [self.todo[i:i + self.batch_size] for i in range(0, len(self.todo), self.batch_size)]
         with closing(progress_bar(len(chunks) * plan.settings.steps, self.name)) as bar:  # the job's ETA
             for number, targets in enumerate(chunks, 1):
-                batch = builder.build_batch(self.cfg, plan, targets, models.encoder)
+                batch = builder.build_batch(plan, targets, models.encoder)
                 for subscriber in subscribers:
                     subscriber.batch_started(batch.names)
 
@@ -320,7 +306,7 @@ class AudiationJob:
             "sample": target.sample, "group": target.group,
             "steps": result.steps, "stopped": result.stopped, "no_progress": stalled,
             **plan.labels, **scores,
-            "settings": target_settings(self.settings, target),
+            "settings": target_settings(self.plan.result_settings, target),
             "waveform": disk.envelope(result.signal[row]),
             "files": results.target_files(target.name),
         }
@@ -332,7 +318,7 @@ class AudiationJob:
         steps_total = previous.get("target_steps", 0) + target_steps
         batch_steps_total = previous.get("batch_steps", 0) + batch_steps
         run = {"name": self.name, "group": self.group, "layer": plan.layer.label, **plan.labels,
-               "device": plan.device, "seed": self.cfg.seed, "steps": plan.settings.steps,
+               "device": plan.device, "seed": plan.seed, "steps": plan.settings.steps,
                "batch_size": self.batch_size, "targets": len(plan.targets), "complete": sum(
                    r.get("stopped") is None for r in records),
                "audiated_now": audiated, "runs": previous.get("runs", 0) + 1,
@@ -356,6 +342,7 @@ def batch_name(targets: list[Target]) -> str:
 
 
 def audiate_folder(cfg: DictConfig, job_dir: Path, group: str | None = None) -> dict:
-    """Run one audiation job into `job_dir` and return its metrics (the library call behind `audiation.run`)."""
-    with AudiationJob(cfg, job_dir, group) as job:
+    """Check `cfg` (`builder.plan`), run its job into `job_dir` and return its metrics (the library call behind
+    `audiation.run`): the config goes no further than the plan."""
+    with AudiationJob(builder.plan(cfg), job_dir, group) as job:
         return job.run()

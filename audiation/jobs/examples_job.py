@@ -130,7 +130,7 @@ def examples_job(cfg: DictConfig, job_dir: Path, group: str | None = None) -> di
              "activation": e["activation"], "text": e["text"]} for u in found for e in u["examples"]]
     config_ = {"layer": layer.label, "units": OmegaConf.to_container(cfg).get("units"), "model": spec.short_name,
                "data": summary["data"], "top_k": summary["top_k"], "config": OmegaConf.to_container(cfg, resolve=True)}
-    with tracking.start(cfg.logger, job_dir=job_dir, name=f"{layer.label}-examples", group=group, job_type="examples",
+    with tracking.start(builder.logger_settings(cfg.logger), job_dir=job_dir, name=f"{layer.label}-examples", group=group, job_type="examples",
                         tags=[spec.short_name, "examples"], config=config_, sample_rate=spec.sample_rate) as tracker:
         tracker.log_examples(rows)
     return summary

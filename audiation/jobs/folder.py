@@ -1,4 +1,5 @@
-"""A job folder: its lock, the settings that make a target's result, and which targets a rerun still has to do.
+"""A job folder: its lock, and which targets a rerun still has to do, by the settings that made each target's
+result (`builder.result_settings`, in the job's Plan).
 
 A rerun into the same folder skips targets that are complete with the same settings, refuses (before any
 work) targets made with other settings unless `redo=true`, and audiates the rest.
@@ -12,23 +13,12 @@ import logging
 import os
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
-
 from audiation.config import builder
-from audiation.core import sae
 from audiation.core.objectives import Target, TargetKind
 from audiation.errors import AudiationError
-from audiation.models.encoder import weights_digest
 from audiation.outputs import results
 
 log = logging.getLogger(__name__)
-
-# Config keys that shape a target's result; the rest (device, logging, batch size, quality) do not.
-RESULT_KEYS = ("model", "objective", "parameterization", "augmentation", "optimizer", "steps", "seed",
-               "regularizer", "precision", "samples", "diversity")
-# Options of the project's own functions: settings name them by their `name` (an objective also by its `kind`)
-# and values, never by their Python path (`_target_`), so that a module renamed keeps every folder resumable.
-NAMED_OPTIONS = ("objective", "parameterization", "augmentation")
 
 
 class FolderLock:
@@ -79,41 +69,12 @@ def refuse_foreign(job_dir: Path, writes: tuple[str, ...] = JOB_FILES, marks: tu
                              "over them; choose another folder")
 
 
-def result_settings(cfg: DictConfig) -> dict:
-    """Everything that shapes a target's result, flattened to dotted keys (`optimizer.lr`); a start clip
-    by its content, not only its path."""
-    values = OmegaConf.to_container(OmegaConf.masked_copy(cfg, list(RESULT_KEYS)), resolve=True, enum_to_str=True)
-    values["objective"].pop(builder.target_kind(cfg.objective).key, None)  # which targets, not how each is made
-    for group in NAMED_OPTIONS:
-        values[group].pop("_target_", None)
-    values["model"].pop("listener", None)  # who judges the result, not how it is made
-    flat = {}
-
-    def walk(prefix, node):
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(f"{prefix}.{k}" if prefix else k, v)
-        else:
-            flat[prefix] = node
-
-    walk("", values)
-    digests = [weights_digest(member) for member in builder.model_spec(cfg.model).members()]
-    if any(digests):  # a local folder's weights, by content: replaced in place they are another model
-        flat["model.weights_sha256"] = digests[0] if len(digests) == 1 else digests
-    if flat.get("objective.sae"):  # an SAE retrained into the same folder is another objective
-        flat["objective.sae_sha256"] = sae.content_digest(Path(str(flat["objective.sae"])).expanduser())
-    if flat.get("parameterization.init"):
-        path = Path(str(flat["parameterization.init"])).expanduser()
-        flat["parameterization.init_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    return flat
-
-
 def settings_as_named_now(settings: dict) -> dict:
     """A record's settings as this version names them. Records written before the options were named by
     kind hold their functions' Python paths (`objective._target_: audiation.objectives.unit`, from before the
     package moved into folders) and, for features, `objective.form` where `objective.kind` now is: the
     objective's function was named as its kind is (`feature`'s kind was its form)."""
-    paths = {f"{group}._target_" for group in NAMED_OPTIONS}
+    paths = {f"{group}._target_" for group in builder.NAMED_OPTIONS}
     now = {key: value for key, value in settings.items() if key not in paths}
     if "objective._target_" in settings and "objective.kind" not in settings:
         function = str(settings["objective._target_"]).rpartition(".")[2]
@@ -128,13 +89,13 @@ def target_settings(settings: dict, target: Target) -> dict:
     return {**settings, "objective.direction": hashlib.sha256(target.vector.tobytes()).hexdigest()[:16]}
 
 
-def asked_measures(cfg: DictConfig, plan: builder.Plan) -> dict[str, str]:
+def asked_measures(plan: builder.Plan) -> dict[str, str]:
     """{option: a record field only it adds}: the measures this run asks for, which a finished target made
     without them lacks (they come with the optimisation, so only redoing it adds them)."""
-    asked = {"quality.judges": "speech_probability"} if cfg.quality.judges else {}
-    if cfg.quality.data and plan.kind.of_units:
+    asked = {"quality.judges": "speech_probability"} if plan.quality.judges else {}
+    if plan.quality.data and plan.kind.of_units:
         asked["quality.data"] = "activation_ratio"
-    if int(cfg.quality.draws) > 0:
+    if plan.quality.draws > 0:
         asked["quality.draws"] = "robust_activation"
     if plan.listener is not None:
         asked["quality.listener"] = "listener_transcript"

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
 from audiation.config.builder import Plan
 from audiation.core.objectives import Target
@@ -51,10 +50,10 @@ class Files(Subscriber):
     are written beside its audiation and put in its record, with its phone name (`phones`)."""
 
     def __init__(self, job_dir: Path, plan: Plan, writer: disk.Writer, title: str,
-                 examples: DictConfig | None = None, cache: ActivationCache | None = None,
-                 frame_phones: phones.FramePhones | None = None, judged: tuple[judges.Judge, ...] = ()):
+                 cache: ActivationCache | None = None, frame_phones: phones.FramePhones | None = None,
+                 judged: tuple[judges.Judge, ...] = ()):
         self.job_dir, self.plan, self.writer, self.title = Path(job_dir), plan, writer, title
-        self.examples, self.cache, self.frame_phones = examples, cache, frame_phones
+        self.cache, self.frame_phones = cache, frame_phones
         self.read = last_file_reader(plan.geometry.sample_rate)
         # Started now, so the judges' workers load while the first batch optimises; the loop's threads
         # (one on a GPU) are the cores they leave alone.
@@ -84,11 +83,11 @@ class Files(Subscriber):
             units = self.plan.kind.of_units
             if self.frame_phones is not None and units:  # the unit's name
                 record.update(phones.name_unit(self.cache.column(record["unit"]), self.frame_phones))
-            if self.cache is not None and units and self.examples.top_k:
-                cfg = self.examples
-                found = top_examples(self.cache, record["unit"], int(cfg.top_k), float(cfg.min_gap_seconds))
+            if self.cache is not None and units and plan.examples.top_k:
+                examples = plan.examples
+                found = top_examples(self.cache, record["unit"], examples.top_k, examples.min_gap_seconds)
                 record["examples"] = write_examples_of_unit(job_dir, self.cache, record["unit"], found,
-                                                            plan.layer.label, float(cfg.clip_seconds),
+                                                            plan.layer.label, examples.clip_seconds,
                                                             self.read)["examples"]
             if result.stopped is None:
                 results.write_target_history(job_dir, record["name"], {k: v[:, row] for k, v in result.history.items()})

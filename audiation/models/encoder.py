@@ -77,8 +77,8 @@ class ModelSpec:
         if self.ensemble:
             return {"ensemble": [member.fingerprint() for member in self.members()]}
         fields = {k: v for k, v in self.__dict__.items() if k != "window" or v is not None}  # old caches stay valid
-        folder = local_folder(self.name)
-        if not self.random_init and folder is not None:
+        folder = None if self.random_init else local_folder(self.name)  # finding a folder may load the config
+        if folder is not None:
             fields["files"] = {p.name: [p.stat().st_size, p.stat().st_mtime_ns]
                                for p in sorted(folder.iterdir()) if p.is_file()}
         return fields
@@ -267,6 +267,7 @@ def _can_connect(host: str, timeout: float = 3.0) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=16)  # once per process and name: its probe of the HF cache loads the model's config
 def _pretrained_kwargs(name: str) -> dict:
     """Where to read `name` from: a local folder, the HF cache, or the hub when it can be reached.
 

@@ -21,11 +21,11 @@ import contextlib
 import logging
 import netrc
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from audiation.errors import AudiationError
 from audiation.outputs import record_schema
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,19 @@ log = logging.getLogger(__name__)
 ROWS_LOGGED_APART = 4  # the audio and spectrograms of this many targets are logged during optimisation
 RUNS = ("job", "target")  # logger.runs: one W&B run per job, or one per target
 LABELS = ("phone", "text", "transcript")  # a one-target run's words, in its summary (else null)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The `logger` group as checked plain values (`builder.logger_settings`); off by default (`logger=none`)."""
+
+    enabled: bool = False
+    mode: str = "disabled"
+    runs: str = "job"  # one of RUNS
+    project: str | None = None
+    entity: str | None = None
+    media_every: int = 0
+    verbose: bool = False
 
 
 def logged_in() -> bool:
@@ -92,21 +105,21 @@ class WandbTracker(Tracker):
     """One W&B run for the job: media of its first targets as they optimise, and at the end the loss terms
     of all its targets, step by step, the `targets` table and the summary."""
 
-    def __init__(self, logger_cfg, job_dir: Path, name: str, group: str | None, job_type: str,
+    def __init__(self, settings: Settings, job_dir: Path, name: str, group: str | None, job_type: str,
                  tags: list[str], config: dict, sample_rate: int):
         import wandb
 
-        self.wandb, self.logger_cfg, self.job_dir = wandb, logger_cfg, Path(job_dir)
+        self.wandb, self.settings, self.job_dir = wandb, settings, Path(job_dir)
         self.sample_rate = sample_rate
-        self.media_every = logger_cfg.media_every
+        self.media_every = settings.media_every
         self.run = None
         self._guard(lambda: setattr(self, "run", self._init(name, group, job_type, tags, config)))
 
     def _init(self, name, group, job_type, tags, config):
-        verbose = bool(self.logger_cfg.get("verbose", False))
+        verbose = self.settings.verbose
         run = self.wandb.init(
-            project=self.logger_cfg.project, entity=self.logger_cfg.entity, dir=str(self.job_dir),
-            mode=resolve_mode(self.logger_cfg.mode), name=name, group=group, job_type=job_type, tags=tags,
+            project=self.settings.project, entity=self.settings.entity, dir=str(self.job_dir),
+            mode=resolve_mode(self.settings.mode), name=name, group=group, job_type=job_type, tags=tags,
             config=config, reinit="finish_previous",
             # W&B's banner is ~25 lines per run; its console capture would also copy every progress bar.
             settings=self.wandb.Settings(silent=not verbose, console="auto" if verbose else "off"),
@@ -193,11 +206,11 @@ class TargetRuns(WandbTracker):
     the job (`job_type`: the job's name, cut to W&B's 64 characters). Nothing is logged while the job
     optimises."""
 
-    def __init__(self, logger_cfg, job_dir: Path, name: str, group: str | None, job_type: str,
+    def __init__(self, settings: Settings, job_dir: Path, name: str, group: str | None, job_type: str,
                  tags: list[str], config: dict, sample_rate: int):
         import wandb
 
-        self.wandb, self.logger_cfg, self.job_dir, self.sample_rate = wandb, logger_cfg, Path(job_dir), sample_rate
+        self.wandb, self.settings, self.job_dir, self.sample_rate = wandb, settings, Path(job_dir), sample_rate
         self.run, self.job, self.group, self.tags, self.config = None, name, group, tags, config
 
     def wants_media(self, step):
@@ -285,11 +298,9 @@ def spectrogram_image(signal: np.ndarray, sample_rate: int) -> np.ndarray:
     return colours[indices[0]]
 
 
-def start(logger_cfg, runs: str = "job", **kwargs) -> Tracker:
-    """The job's tracker: W&B when the `logger` group is enabled (one run, or with `runs="target"` one per
-    target), else the no-op one."""
-    if runs not in RUNS:
-        raise AudiationError(f"logger.runs={runs} is not one of {', '.join(RUNS)}")
-    if logger_cfg is None or not logger_cfg.get("enabled", False):
+def start(settings: Settings, **kwargs) -> Tracker:
+    """The job's tracker: W&B when `settings` are enabled (one run, or with `runs="target"` one per target),
+    else the no-op one."""
+    if not settings.enabled:
         return Tracker()
-    return (TargetRuns if runs == "target" else WandbTracker)(logger_cfg, **kwargs)
+    return (TargetRuns if settings.runs == "target" else WandbTracker)(settings, **kwargs)
