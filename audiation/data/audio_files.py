@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import io
 import logging
 import os
 import sys
@@ -115,10 +116,12 @@ def _metadata(folder: Path) -> tuple[dict[str, str], ...]:
     transcript is a character of it, not the start of a field that would swallow the rows after it."""
     tsv = folder / "metadata.tsv"
     try:
-        lines = _text_of(tsv).splitlines() if tsv.is_file() else []
+        text = _text_of(tsv) if tsv.is_file() else ""
     except OSError:
         return ()
-    return tuple(csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE))
+    # Rows end at \n, \r or \r\n only: str.splitlines also splits at \x0c, \x85 (a cp1252 "…" read as
+    # Latin-1), U+2028 ..., which are characters of a transcript
+    return tuple(csv.DictReader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE))
 
 
 @functools.lru_cache(maxsize=256)
