@@ -141,8 +141,10 @@ def parse_units(spec, count: int, where: str, name: str = "objective.unit") -> l
     valid = f"valid: 0..{count - 1}"
     if isinstance(spec, str) and spec.strip() == "all":
         return list(range(count))
-    if isinstance(spec, str) and re.fullmatch(r"\s*\d{0,18}\s*:\s*\d{0,18}\s*(:\s*0*[1-9]\d{0,17}\s*)?", spec):
+    if isinstance(spec, str) and re.fullmatch(r"\s*\d{0,18}\s*:\s*\d{0,18}\s*(:\s*\d{1,18}\s*)?", spec):
         start, stop, *step = (int(p) if p.strip() else None for p in spec.split(":"))
+        if step == [0]:
+            raise AudiationError(f"{name}={shown(spec)} has a step of 0: use 1 or more")
         if (stop or 0) > count or (start or 0) >= count:
             raise AudiationError(f"{name}={shown(spec)} runs past the last unit of {where} ({valid})")
         units = list(range(count))[slice(start, stop, *step)]
