@@ -69,8 +69,7 @@ def unit_specs(draw, count: int):
     denoted = list(range(count))[slice(start, stop, step)]
     if not denoted:
         return draw(unit_specs(count))
-    text = lambda n: "" if n is None else str(n)  # noqa: E731
-    spec = f"{text(start)}:{text(stop)}" + ("" if step is None else f":{step}")
+    spec = ":".join("" if n is None else str(n) for n in (start, stop)) + ("" if step is None else f":{step}")
     return draw(padded(st.just(spec))), denoted
 
 
