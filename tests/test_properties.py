@@ -396,6 +396,7 @@ def test_metadata_tsv_gives_each_files_transcript_and_speaker_or_warns(caplog, r
 
 @SLOW
 @given(st.binary(max_size=60) | st.text(max_size=60).map(lambda t: ("file\ttext\n" + t).encode("utf-8", "replace")))
+@example(b"file\ttext\na.wav\t" + b"x" * 140_000)  # a field over the csv module's limit
 def test_any_metadata_tsv_bytes_read_without_a_traceback(raw):
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -121,7 +121,11 @@ def _metadata(folder: Path) -> tuple[dict[str, str], ...]:
         return ()
     # Rows end at \n, \r or \r\n only: str.splitlines also splits at \x0c, \x85 (a cp1252 "…" read as
     # Latin-1), U+2028 ..., which are characters of a transcript
-    return tuple(csv.DictReader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE))
+    try:
+        return tuple(csv.DictReader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE))
+    except csv.Error as error:  # a field over csv's limit (128 KiB)
+        log.warning("warning: %s is not read (%s)", tsv, error)
+        return ()
 
 
 @functools.lru_cache(maxsize=256)
