@@ -369,6 +369,7 @@ FILE_NAME = FIELD.map(str.strip).filter(lambda n: results.is_target_name(n) and 
        st.sampled_from(["utf-8", "utf-8-sig", "latin-1"]))
 @example([("a.wav", '"quoted', "s1"), ("b.wav", 'x"', "s2")], "utf-8")
 @example([("a.wav", "wait\x85 what", "s1")], "latin-1")
+@example([("a.wav", "x", " ")], "utf-8")  # a blank speaker is none
 def test_metadata_tsv_gives_each_files_transcript_and_speaker_or_warns(caplog, rows, encoding):
     lines = ["file\ttext\tspeaker"] + ["\t".join(row) for row in rows]
     try:

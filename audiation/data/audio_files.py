@@ -160,7 +160,7 @@ def transcript(path: str | Path) -> str | None:
 def _speaker_columns(folder: Path) -> dict[str, str]:
     """{file path relative to the folder: speaker} from the folder's `metadata.tsv` `speaker` column."""
     return {row["file"].strip(): row["speaker"].strip() for row in _metadata(folder)
-            if row.get("file") and row.get("speaker")}
+            if row.get("file") and (row.get("speaker") or "").strip()}  # a blank speaker is none
 
 
 def speaker(path: str | Path, root: str | Path) -> str | None:
