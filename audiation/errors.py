@@ -18,6 +18,13 @@ class AudiationError(Exception):
     """Bad input or an unrecoverable run state, explained in one line for the user."""
 
 
+def shown(value) -> str:
+    """A value as an error's one line shows it: as typed, or quoted with escapes when it holds a line break or
+    another character that does not print."""
+    text = str(value)
+    return text if text.isprintable() else repr(text)
+
+
 class JobRefused(Exception):
     """A sweep's job that stopped with one line (already printed): the job ends, its siblings go on (a
     SystemExit would end the whole sweep, parallel siblings included)."""

@@ -9,8 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 import audiation  # noqa: F401  (registers config resolvers before any compose)
+
+# CI draws the same examples every run (and keeps no example database), so a red build is one to reproduce
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

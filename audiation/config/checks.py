@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from audiation.config import config_schema
 from audiation.core.objectives import Target, TargetKind
-from audiation.errors import AudiationError
+from audiation.errors import AudiationError, shown
 from audiation.models.encoder import Layer
 
 LOGGER_MODES = ("auto", "online", "offline", "disabled")
@@ -136,30 +136,35 @@ def safe_name(value, option: str) -> str:
 
 def parse_units(spec, count: int, where: str, name: str = "objective.unit") -> list[int]:
     """Units as a list: an int, a list of ints, "a:b[:step]" or "all". Out of range (a range past the end
-    included) and repeated units are errors."""
+    included), repeated units, a step of 0 and no units at all are errors. A number has at most 18 digits
+    (Python refuses to read one of over 4,300)."""
     valid = f"valid: 0..{count - 1}"
     if isinstance(spec, str) and spec.strip() == "all":
         return list(range(count))
-    if isinstance(spec, str) and re.fullmatch(r"\s*\d*\s*:\s*\d*\s*(:\s*\d+\s*)?", spec):
+    if isinstance(spec, str) and re.fullmatch(r"\s*\d{0,18}\s*:\s*\d{0,18}\s*(:\s*\d{1,18}\s*)?", spec):
         start, stop, *step = (int(p) if p.strip() else None for p in spec.split(":"))
+        if step == [0]:
+            raise AudiationError(f"{name}={shown(spec)} has a step of 0: use 1 or more")
         if (stop or 0) > count or (start or 0) >= count:
-            raise AudiationError(f"{name}={spec} runs past the last unit of {where} ({valid})")
+            raise AudiationError(f"{name}={shown(spec)} runs past the last unit of {where} ({valid})")
         units = list(range(count))[slice(start, stop, *step)]
         if not units:
-            raise AudiationError(f"{name}={spec} selects no units of {where} ({valid})")
+            raise AudiationError(f"{name}={shown(spec)} selects no units of {where} ({valid})")
         return units
-    values = [spec] if isinstance(spec, (str, int, float)) else list(spec)
+    values = [spec] if spec is None or isinstance(spec, (str, int, float)) else list(spec)
     units = []
     for value in values:
         text = str(value).strip()
-        if not re.fullmatch(r"-?\d+", text):
-            raise AudiationError(f"{name}={value} is not a unit index ({valid})")
+        if not re.fullmatch(r"-?\d{1,18}", text):
+            raise AudiationError(f"{name}={shown(value)} is not a unit index ({valid})")
         unit = int(text)
         if not 0 <= unit < count:
             raise AudiationError(f"{name}={unit} is out of range for {where} ({valid})")
         if unit in units:
             raise AudiationError(f"{name} names unit {unit} twice: each target once")
         units.append(unit)
+    if not units:
+        raise AudiationError(f"{name}={shown(spec)} selects no units of {where} ({valid})")
     return units
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import io
 import logging
 import os
 import sys
@@ -115,10 +116,16 @@ def _metadata(folder: Path) -> tuple[dict[str, str], ...]:
     transcript is a character of it, not the start of a field that would swallow the rows after it."""
     tsv = folder / "metadata.tsv"
     try:
-        lines = _text_of(tsv).splitlines() if tsv.is_file() else []
+        text = _text_of(tsv) if tsv.is_file() else ""
     except OSError:
         return ()
-    return tuple(csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE))
+    # Rows end at \n, \r or \r\n only: str.splitlines also splits at \x0c, \x85 (a cp1252 "…" read as
+    # Latin-1), U+2028 ..., which are characters of a transcript
+    try:
+        return tuple(csv.DictReader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE))
+    except csv.Error as error:  # a field over csv's limit (128 KiB)
+        log.warning("warning: %s is not read (%s)", tsv, error)
+        return ()
 
 
 @functools.lru_cache(maxsize=256)
@@ -153,7 +160,7 @@ def transcript(path: str | Path) -> str | None:
 def _speaker_columns(folder: Path) -> dict[str, str]:
     """{file path relative to the folder: speaker} from the folder's `metadata.tsv` `speaker` column."""
     return {row["file"].strip(): row["speaker"].strip() for row in _metadata(folder)
-            if row.get("file") and row.get("speaker")}
+            if row.get("file") and (row.get("speaker") or "").strip()}  # a blank speaker is none
 
 
 def speaker(path: str | Path, root: str | Path) -> str | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from audiation.errors import AudiationError
+from audiation.errors import AudiationError, shown
 
 
 @dataclass(frozen=True)
@@ -36,13 +36,13 @@ def parse(spec, depth: int, convs: int, logits: bool, no_logits_why: str = "") -
     (when `logits`) a CTC head, or one line saying which values are valid."""
     valid = f"valid: 0..{depth}, conv1..conv{convs}, mlp1..mlp{depth}" + (", logits" if logits else "")
     text = str(spec).strip().lower()
-    if re.fullmatch(r"-?\d+", text):
+    if re.fullmatch(r"-?\d{1,18}", text):  # at most 18 digits: Python refuses to read one of over 4,300
         if 0 <= int(text) <= depth:
             return Layer("transformer", int(text))
-    elif match := re.fullmatch(r"conv(\d+)", text):
+    elif match := re.fullmatch(r"conv(\d{1,18})", text):
         if 1 <= int(match.group(1)) <= convs:
             return Layer("conv", int(match.group(1)))
-    elif match := re.fullmatch(r"mlp(\d+)", text):
+    elif match := re.fullmatch(r"mlp(\d{1,18})", text):
         if 1 <= int(match.group(1)) <= depth:
             return Layer("mlp", int(match.group(1)))
     elif text == "logits":
@@ -50,4 +50,4 @@ def parse(spec, depth: int, convs: int, logits: bool, no_logits_why: str = "") -
             return Layer("logits")
         if no_logits_why:
             raise AudiationError(f"model.layer=logits: {no_logits_why} ({valid})")
-    raise AudiationError(f"model.layer={spec} is not a layer of this model ({valid})")
+    raise AudiationError(f"model.layer={shown(spec)} is not a layer of this model ({valid})")

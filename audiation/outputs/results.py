@@ -36,8 +36,10 @@ METRICS = "metrics.json"
 HISTORY = "history.npz"
 
 def is_target_name(name) -> bool:
-    """A name that is one folder inside `targets/`: never a path out of it (names come from records too)."""
-    return isinstance(name, str) and bool(name) and "/" not in name and "\\" not in name and name not in (".", "..")
+    """A name that is one folder inside `targets/`: never a path out of it (names come from records too), and
+    no control character (a NUL is refused by every file call)."""
+    return (isinstance(name, str) and name.isprintable() and bool(name) and "/" not in name and "\\" not in name
+            and name not in (".", ".."))
 
 
 def target_folder(job_dir: Path, name: str) -> Path:
@@ -51,7 +53,7 @@ def within(folder: Path, path: Path) -> bool:
     hold) is only ever followed when it does, by every reader (resuming, W&B, the page)."""
     try:
         return Path(path).resolve().is_relative_to(Path(folder).resolve())
-    except (OSError, RuntimeError):  # a symlink loop
+    except (OSError, RuntimeError, ValueError):  # a symlink loop; a NUL in a record's path
         return False
 
 
