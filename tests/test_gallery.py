@@ -240,15 +240,15 @@ def test_folder_without_results_is_a_one_line_error(tmp_path, make, message):
     assert result.stderr.count("\n") == 1
 
 
-def _dom(page: Path, tmp_path: Path, drive: str = "") -> str:
-    """The page after Chromium opened it from disk and ran `drive` (a script, as a user's clicks)."""
+def _dom(page: Path, tmp_path: Path, drive: str = "", fragment: str = "") -> str:
+    """The page after Chromium opened it from disk (at `#fragment`) and ran `drive` (a script, as a user's clicks)."""
     driven = page.with_name(f"driven-{page.name}")
     driven.write_text(page.read_text().replace("</body>", f"<script>{drive}</script></body>"))
     # Without the background-networking flags Chromium reaches out to Google's services at start-up.
     return subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                            "--no-first-run", "--disable-background-networking", "--disable-component-update",
                            "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-                           "--virtual-time-budget=8000", "--dump-dom", driven.as_uri()],
+                           "--virtual-time-budget=8000", "--dump-dom", driven.as_uri() + fragment],
                           capture_output=True, text=True, timeout=90).stdout
 
 
@@ -424,3 +424,26 @@ def test_the_grid_puts_the_best_at_the_bright_end_when_lower_is_better(tmp_path)
                  re.findall(r'style="background: ?([^"]+)" data-name="([^"]+)"',
                             dom.split('<main id="cards"', 1)[1].split("</main>", 1)[0]))
     assert cells == {"L1-U0-unit": "rgb(253,231,37)", "L1-U1-unit": "rgb(68,1,84)"}  # -20 dB is the better
+
+
+@needs_chromium
+def test_the_address_keeps_view_sort_and_filter(tmp_path):
+    """Read on load and written on every choice (Back from a card to the grid: tests/test_grid.py, since headless
+    Chromium's --dump-dom never returns after history.back())."""
+    records = [{"name": f"L1-U{u}-unit", "layer": "L1", "unit": u, "final_activation": float(u)} for u in (0, 1, 2, 10)]
+    (tmp_path / "metrics.json").write_text(json.dumps({"run": {}, "targets": records}))
+    page = write_gallery(tmp_path)
+    opened = _dom(page, tmp_path, fragment="#sort=final_activation&desc=1&filter=l1-u1")  # a reload or a shared link
+    assert shown(opened) == ["L1-U10-unit", "L1-U1-unit"] and "2 of 4 shown" in opened
+    edited = _dom(page, tmp_path, "document.body.dataset.hash = location.hash + ' ' + document.getElementById('sort').value;",
+                  fragment="#sort=no_such_field")  # a sort the page does not offer: the default, and the address says so
+    assert shown(edited) == [r["name"] for r in records] and 'data-hash=" layer"' in edited
+    dom = _dom(page, tmp_path, """
+    const view = document.getElementById('view');
+    view.value = 'grid'; view.dispatchEvent(new Event('input'));
+    document.body.dataset.grid = location.hash;
+    document.querySelector('td.cell[data-name="L1-U2-unit"]').click();
+    document.body.dataset.card = location.hash + ' ' + history.length;""")
+    body = dom.split("<body", 1)[1].split(">", 1)[0]
+    assert 'data-grid="#view=grid"' in body and 'data-card="#filter=l1-u2-unit 2"' in body, body
+    assert shown(dom) == ["L1-U2-unit"]

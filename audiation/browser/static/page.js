@@ -112,11 +112,42 @@ function update() {
   $('shown').textContent = `${shown.length} of ${cards.length} shown · page ${page + 1} of ${pages}`;
   $('prev').disabled = page === 0; $('next').disabled = page >= pages - 1;
 }
-['sort', 'desc', 'filter', 'size', 'view'].forEach(id => $(id).addEventListener('input', () => { page = 0; update(); }));
-$('prev').addEventListener('click', () => { page--; update(); });
-$('next').addEventListener('click', () => { page++; update(); });
-$('cards').addEventListener('click', e => {  // a grid cell opens its card
+// The view, sort, filter and page live in the address's #fragment too, so a reload or a shared link shows the
+// same, and the browser's Back returns from a card a grid cell opened to the grid. Only what differs from the
+// page's defaults is written.
+const DEFAULTS = {view: $('view').value, sort: $('sort').value};
+function state() {
+  const hash = new URLSearchParams();
+  if ($('view').value !== DEFAULTS.view) hash.set('view', $('view').value);
+  if ($('sort').value !== DEFAULTS.sort) hash.set('sort', $('sort').value);
+  if ($('desc').checked) hash.set('desc', '1');
+  if ($('filter').value) hash.set('filter', $('filter').value);
+  if (page) hash.set('page', page + 1);
+  return hash.toString();
+}
+function choose(select, value) {  // a value the select does not offer (an old or edited link) leaves its default
+  select.value = value;
+  if (select.value !== value) select.value = DEFAULTS[select.id];
+}
+function fromHash() {
+  const hash = new URLSearchParams(location.hash.slice(1));
+  choose($('view'), hash.get('view') || DEFAULTS.view);
+  choose($('sort'), hash.get('sort') || DEFAULTS.sort);
+  $('desc').checked = hash.has('desc');
+  $('filter').value = hash.get('filter') || '';
+  page = Math.max(0, (parseInt(hash.get('page'), 10) || 1) - 1);
+}
+function show() {  // what the controls say, drawn and mirrored in place (no history entry per keystroke)
+  update();
+  if (location.hash.slice(1) !== state()) location.replace('#' + state());
+}
+['sort', 'desc', 'filter', 'size', 'view'].forEach(id => $(id).addEventListener('input', () => { page = 0; show(); }));
+$('prev').addEventListener('click', () => { page--; show(); });
+$('next').addEventListener('click', () => { page++; show(); });
+$('cards').addEventListener('click', e => {  // a grid cell opens its card, as a new history entry
   const name = e.target.classList.contains('cell') && e.target.dataset.name;
-  if (name) { $('filter').value = name.toLowerCase(); $('view').value = 'cards'; page = 0; update(); }
+  if (name) { $('filter').value = name.toLowerCase(); $('view').value = 'cards'; page = 0; location.hash = state(); update(); }
 });
-update();
+window.addEventListener('hashchange', () => { if (location.hash.slice(1) !== state()) { fromHash(); show(); } });
+fromHash();
+show();
