@@ -126,7 +126,7 @@ def _plot(collected: dict[str, dict[str, np.ndarray]], path: Path, title: str) -
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m audiation.report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m audiation.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="a sweep or run folder")
     args = parser.parse_args(argv)
     path = run_or_exit(write_report, args.folder, saved=lambda: "no report was written")

@@ -271,6 +271,20 @@ def test_the_page_sorts_filters_and_plays_in_headless_chromium(batched, tmp_path
 
 
 @needs_chromium
+def test_a_card_shows_its_core_and_keeps_the_rest_on_demand(batched, tmp_path):
+    dom = _dom(write_gallery(batched), tmp_path, """
+    const first = document.querySelector('article.card');
+    const seen = () => [...first.querySelectorAll('tr, svg')].filter(e => e.checkVisibility());
+    document.body.dataset.closed = [first.offsetHeight, ...seen().map(e => e.cells ? e.cells[0].textContent : 'svg')].join('|');
+    first.querySelectorAll('details').forEach(d => d.open = true);
+    document.body.dataset.opened = [first.offsetHeight, seen().length].join('|');""")
+    body = dom.split("<body", 1)[1].split(">", 1)[0]
+    closed, opened = (re.search(f'data-{state}="([^"]*)"', body).group(1).split("|") for state in ("closed", "opened"))
+    assert closed[1:] == ["activation before → after"], closed  # with the player, spectrogram and name above it
+    assert int(opened[1]) >= 8 and int(closed[0]) < 0.8 * int(opened[0]), (closed, opened)  # 502 of 723 px
+
+
+@needs_chromium
 def test_units_with_examples_page_through_and_their_examples_play(with_examples, tmp_path):
     page = write_gallery(with_examples)
     dom = _dom(page, tmp_path, """
@@ -282,6 +296,7 @@ def test_units_with_examples_page_through_and_their_examples_play(with_examples,
     assert 'data-audio-loaded="48"' in dom  # 12 audiations and 3 natural examples each, all decoded
     main = dom.split('<main id="cards"', 1)[1].split("</main>", 1)[0]
     assert main.count("<svg") == 12 * (2 + 3)  # waveform, unit trace, and a trace per example
+    assert main.count('<details class="examples">') == 12 and "<details open" not in main  # closed till asked
 
 
 def test_a_shared_colour_scale_redraws_the_spectrograms_on_one_db_range(batched, tmp_path):
@@ -340,7 +355,9 @@ def test_quotes_script_and_onerror_in_names_texts_and_folders_are_only_text(tmp_
     assert "passwd" not in page.read_text()  # a record's path out of its job folder is never linked
     dom = _dom(page, tmp_path)
     assert "pwned" not in dom.split("<body", 1)[1].split(">", 1)[0], "a hostile value ran as script"
-    assert page.read_text().count('<title>run "&lt;b&gt;x · audiation</title>'.replace('"', "&quot;")) == 1
+    (title,) = re.findall(r"<title>(.*?)</title>", page.read_text())  # what the page shows, as its heading says it
+    assert title == re.search(r"<h1>(.*?)</h1>", page.read_text()).group(1) + " · audiation"
+    assert "job run &quot;&lt;b&gt;x" in title and "&quot; onmouseover=&quot;" in title
     main = dom.split('<main id="cards"', 1)[1].split("</main>", 1)[0]
     assert shown(dom) == [HOSTILE["name"].replace('"', "&quot;")]
     assert "<img src=\"x\"" not in main and "<script" not in main and "<svg onload" not in main
@@ -371,7 +388,8 @@ def layers_by_units(tmp_path_factory) -> Path:
 
 def test_the_header_says_what_varies_and_every_card_links_its_wandb_run(layers_by_units):
     page = (layers_by_units / "index.html").read_text()
-    assert "4 card(s) · varies: model.layer · all: model=random_small · objective=channel" in page
+    # Hydra writes the unit range back escaped (objective.unit=0\:2); the page says it as it was typed
+    assert "4 card(s) · varies: model.layer · all: model=random_small · objective=channel · objective.unit=0:2 · " in page
     for card in data(layers_by_units / "index.html"):
         links = dict(card["links"])
         layer = int(card["layer"][1:])

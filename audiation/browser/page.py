@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import os
+import re
 from pathlib import Path
 from urllib.parse import quote
 
@@ -78,9 +79,14 @@ class _Media:
         return quote(Path(os.path.relpath(path.resolve(), self.page_dir)).as_posix())  # "#", "?", "%" in names
 
 
+# Hydra writes a swept value back with a backslash before each of its grammar's characters (`objective.unit=0\:64`);
+# the page shows the value as typed.
+_HYDRA_ESCAPED = re.compile(r"\\([\\()\[\]{}:=, \t])")
+
+
 def _overrides(job: Path) -> list[str]:
     path = job / ".hydra" / "overrides.yaml"
-    return [str(o) for o in OmegaConf.load(path)] if path.is_file() else []
+    return [_HYDRA_ESCAPED.sub(r"\1", str(o)) for o in OmegaConf.load(path)] if path.is_file() else []
 
 
 def _examples(job: Path, examples, media: _Media) -> list[dict]:
@@ -325,14 +331,13 @@ def write_gallery(folder: Path | list[Path], out: Path | None = None, embed: boo
     labels = record_schema.BY_KEY
     sorts = {"layer": "layer", "unit": "unit", **{k: labels[k].label if k in labels else k for k in keys}}
     e = html.escape
-    title = e(" vs ".join(f.resolve().name for f in folders))
     heading = e(what_it_shows(cards, folders))
     varying, constant = varying_keys(cards), constant_overrides(cards)
     said = ([f"varies: {', '.join(varying)}"] if varying else []) + ([f"all: {' · '.join(constant)}"] if constant else [])
     summary = f'<p class="meta" id="summary">{len(cards)} card(s) · {e(" · ".join(said))}</p>' if said else ""
     page = f"""<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>{title} · audiation</title>
+<head><meta charset="utf-8"><title>{heading} · audiation</title>
 <style>{(STATIC / "page.css").read_text()}</style>
 <script>{(STATIC / "head.js").read_text()}</script></head>
 <body>
