@@ -130,6 +130,9 @@ def test_multirun_callback_writes_the_sweep_page(tmp_path):
                      "threads=1", f"hydra.sweep.dir={folder}")
     assert result.returncode == 0, result.stderr
     assert f"audiation: gallery in {folder / 'index.html'}" in result.stdout
+    assert f"audiation: report in {folder / 'report.md'}" in result.stdout  # written first: the page links it
+    assert '<p class="meta" id="reports"><a href="report.md">report</a> (<a href="report.png">plots</a>)</p>' in (
+        folder / "index.html").read_text()
     cards = data(folder / "index.html")
     assert [c["name"] for c in cards] == ["L2-U0-unit", "L2-U1-unit", "L2-U10-unit"]
     assert "objective.unit=10" in cards[2]["meta"]  # each card names the overrides of its job
