@@ -299,7 +299,7 @@ def test_units_with_examples_page_through_and_their_examples_play(with_examples,
     assert 'data-audio-loaded="48"' in dom  # 12 audiations and 3 natural examples each, all decoded
     main = dom.split('<main id="cards"', 1)[1].split("</main>", 1)[0]
     assert main.count("<svg") == 12 * (2 + 3)  # waveform, unit trace, and a trace per example
-    assert main.count('<details class="examples">') == 12 and "<details open" not in main  # closed till asked
+    assert main.count('<details class="natural">') == 12 and "<details open" not in main  # closed till asked
 
 
 def test_a_shared_colour_scale_redraws_the_spectrograms_on_one_db_range(batched, tmp_path):

@@ -36,7 +36,7 @@ function card(c) {
   const what = [c.audio && 'waveform', c.trace && 'the unit over time', more.length && `${more.length} more numbers`];
   const details = lines || more.length ? `<details class="more"><summary>${what.filter(Boolean).join(', ')}</summary>
     ${lines}<table>${more.map(row).join('')}</table></details>` : '';
-  const examples = c.examples && c.examples.length ? `<details class="examples"><summary>${c.examples.length} natural examples</summary>
+  const examples = c.examples && c.examples.length ? `<details class="natural"><summary>${c.examples.length} natural examples</summary>
     <div class="examples">${c.examples.map(e => example(e, c.clip_seconds)).join('')}</div></details>` : '';
   const media = c.audio ? `<audio controls preload="metadata" src="${esc(c.audio)}"></audio>
     <img loading="lazy" src="${esc(c.spectrogram)}" alt="spectrogram of ${esc(c.name)}">` : '';
@@ -121,7 +121,7 @@ function update() {
   $('prev').disabled = page === 0; $('next').disabled = page >= pages - 1;
 }
 // The view, sort, filter and page live in the address's #fragment too, so a reload or a shared link shows the
-// same, and the browser's Back returns from a card a grid cell opened to the grid. Only what differs from the
+// same, and after a grid cell opened its card the browser's Back returns to the grid. Only what differs from the
 // page's defaults is written.
 const DEFAULTS = {view: $('view').value, sort: $('sort').value};
 function state() {
