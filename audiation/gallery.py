@@ -16,7 +16,7 @@ from audiation.errors import run_or_exit
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m audiation.gallery", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m audiation.gallery", description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", type=Path, nargs="+", help="sweep, job or examples folders (searched recursively)")
     parser.add_argument("--out", type=Path, help="the HTML file to write (default: <first folder>/index.html)")
     parser.add_argument("--embed", action="store_true", help="put audio and images inside the page (small runs)")

@@ -161,3 +161,12 @@ def test_help_is_the_projects_own_and_the_console_scripts_complete():
                                 capture_output=True, text=True, timeout=60)
     assert completion.returncode == 0
     assert "complete -o nospace -o default -F hydra_bash_completion audiation-run" in completion.stdout
+
+
+@pytest.mark.parametrize("command", ["gallery", "report"])
+def test_a_commands_help_says_its_whole_first_paragraph(command, capsys):
+    module = __import__(f"audiation.{command}", fromlist=["main"])
+    with pytest.raises(SystemExit):
+        module.main(["--help"])
+    said = " ".join(capsys.readouterr().out.split())  # argparse rewraps the description
+    assert " ".join(module.__doc__.split("\n\n")[0].split()) in said

@@ -131,6 +131,9 @@ def test_multirun_callback_writes_the_sweep_page(tmp_path):
                      "threads=1", f"hydra.sweep.dir={folder}")
     assert result.returncode == 0, result.stderr
     assert f"audiation: gallery in {folder / 'index.html'}" in result.stdout
+    assert f"audiation: report in {folder / 'report.md'}" in result.stdout  # written first: the page links it
+    assert '<p class="meta" id="reports"><a href="report.md">report</a> (<a href="report.png">plots</a>)</p>' in (
+        folder / "index.html").read_text()
     cards = data(folder / "index.html")
     assert [c["name"] for c in cards] == ["L2-U0-unit", "L2-U1-unit", "L2-U10-unit"]
     assert "objective.unit=10" in cards[2]["meta"]  # each card names the overrides of its job
@@ -241,15 +244,15 @@ def test_folder_without_results_is_a_one_line_error(tmp_path, make, message):
     assert result.stderr.count("\n") == 1
 
 
-def _dom(page: Path, tmp_path: Path, drive: str = "") -> str:
-    """The page after Chromium opened it from disk and ran `drive` (a script, as a user's clicks)."""
+def _dom(page: Path, tmp_path: Path, drive: str = "", fragment: str = "") -> str:
+    """The page after Chromium opened it from disk (at `#fragment`) and ran `drive` (a script, as a user's clicks)."""
     driven = page.with_name(f"driven-{page.name}")
     driven.write_text(page.read_text().replace("</body>", f"<script>{drive}</script></body>"))
     # Without the background-networking flags Chromium reaches out to Google's services at start-up.
     return subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                            "--no-first-run", "--disable-background-networking", "--disable-component-update",
                            "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-                           "--virtual-time-budget=8000", "--dump-dom", driven.as_uri()],
+                           "--virtual-time-budget=8000", "--dump-dom", driven.as_uri() + fragment],
                           capture_output=True, text=True, timeout=90).stdout
 
 
@@ -272,6 +275,20 @@ def test_the_page_sorts_filters_and_plays_in_headless_chromium(batched, tmp_path
 
 
 @needs_chromium
+def test_a_card_shows_its_core_and_keeps_the_rest_on_demand(batched, tmp_path):
+    dom = _dom(write_gallery(batched), tmp_path, """
+    const first = document.querySelector('article.card');
+    const seen = () => [...first.querySelectorAll('tr, svg')].filter(e => e.checkVisibility());
+    document.body.dataset.closed = [first.offsetHeight, ...seen().map(e => e.cells ? e.cells[0].textContent : 'svg')].join('|');
+    first.querySelectorAll('details').forEach(d => d.open = true);
+    document.body.dataset.opened = [first.offsetHeight, seen().length].join('|');""")
+    body = dom.split("<body", 1)[1].split(">", 1)[0]
+    closed, opened = (re.search(f'data-{state}="([^"]*)"', body).group(1).split("|") for state in ("closed", "opened"))
+    assert closed[1:] == ["activation before → after"], closed  # with the player, spectrogram and name above it
+    assert int(opened[1]) >= 8 and int(closed[0]) < 0.8 * int(opened[0]), (closed, opened)  # 502 of 723 px
+
+
+@needs_chromium
 def test_units_with_examples_page_through_and_their_examples_play(with_examples, tmp_path):
     page = write_gallery(with_examples)
     dom = _dom(page, tmp_path, """
@@ -283,6 +300,7 @@ def test_units_with_examples_page_through_and_their_examples_play(with_examples,
     assert 'data-audio-loaded="48"' in dom  # 12 audiations and 3 natural examples each, all decoded
     main = dom.split('<main id="cards"', 1)[1].split("</main>", 1)[0]
     assert main.count("<svg") == 12 * (2 + 3)  # waveform, unit trace, and a trace per example
+    assert main.count('<details class="natural">') == 12 and "<details open" not in main  # closed till asked
 
 
 def test_a_shared_colour_scale_redraws_the_spectrograms_on_one_db_range(batched, tmp_path):
@@ -358,8 +376,9 @@ def test_quotes_script_and_onerror_in_names_texts_and_folders_are_only_text(tmp_
     assert "passwd" not in page.read_text()  # a record's path out of its job folder is never linked
     dom = _dom(page, tmp_path)
     assert "pwned" not in dom.split("<body", 1)[1].split(">", 1)[0], "a hostile value ran as script"
-    title = '<title>run "&lt;b data-injected&gt;x · audiation</title>'.replace('"', "&quot;")
-    assert page.read_text().count(title) == 1
+    (title,) = re.findall(r"<title>(.*?)</title>", page.read_text())  # what the page shows, as its heading says it
+    assert title == re.search(r"<h1>(.*?)</h1>", page.read_text()).group(1) + " · audiation"
+    assert "job run &quot;&lt;b data-injected&gt;x" in title and "&quot; data-injected=&quot;1&quot; onmouseover=&quot;" in title
     main = dom.split('<main id="cards"', 1)[1].split("</main>", 1)[0]
     assert shown(dom) == [HOSTILE["name"].replace('"', "&quot;")]
     injected = [(tag, names) for tag, names in _Attributes(dom).elements
@@ -392,7 +411,8 @@ def layers_by_units(tmp_path_factory) -> Path:
 
 def test_the_header_says_what_varies_and_every_card_links_its_wandb_run(layers_by_units):
     page = (layers_by_units / "index.html").read_text()
-    assert "4 card(s) · varies: model.layer · all: model=random_small · objective=channel" in page
+    # Hydra writes the unit range back escaped (objective.unit=0\:2); the page says it as it was typed
+    assert "4 card(s) · varies: model.layer · all: model=random_small · objective=channel · objective.unit=0:2 · " in page
     for card in data(layers_by_units / "index.html"):
         links = dict(card["links"])
         layer = int(card["layer"][1:])
@@ -445,3 +465,26 @@ def test_the_grid_puts_the_best_at_the_bright_end_when_lower_is_better(tmp_path)
                  re.findall(r'style="background: ?([^"]+)" data-name="([^"]+)"',
                             dom.split('<main id="cards"', 1)[1].split("</main>", 1)[0]))
     assert cells == {"L1-U0-unit": "rgb(253,231,37)", "L1-U1-unit": "rgb(68,1,84)"}  # -20 dB is the better
+
+
+@needs_chromium
+def test_the_address_keeps_view_sort_and_filter(tmp_path):
+    """Read on load and written on every choice (Back from a card to the grid: tests/test_grid.py, since headless
+    Chromium's --dump-dom never returns after history.back())."""
+    records = [{"name": f"L1-U{u}-unit", "layer": "L1", "unit": u, "final_activation": float(u)} for u in (0, 1, 2, 10)]
+    (tmp_path / "metrics.json").write_text(json.dumps({"run": {}, "targets": records}))
+    page = write_gallery(tmp_path)
+    opened = _dom(page, tmp_path, fragment="#sort=final_activation&desc=1&filter=l1-u1")  # a reload or a shared link
+    assert shown(opened) == ["L1-U10-unit", "L1-U1-unit"] and "2 of 4 shown" in opened
+    edited = _dom(page, tmp_path, "document.body.dataset.hash = location.hash + ' ' + document.getElementById('sort').value;",
+                  fragment="#sort=no_such_field")  # a sort the page does not offer: the default, and the address says so
+    assert shown(edited) == [r["name"] for r in records] and 'data-hash=" layer"' in edited
+    dom = _dom(page, tmp_path, """
+    const view = document.getElementById('view');
+    view.value = 'grid'; view.dispatchEvent(new Event('input'));
+    document.body.dataset.grid = location.hash;
+    document.querySelector('td.cell[data-name="L1-U2-unit"]').click();
+    document.body.dataset.card = location.hash + ' ' + history.length;""")
+    body = dom.split("<body", 1)[1].split(">", 1)[0]
+    assert 'data-grid="#view=grid"' in body and 'data-card="#filter=l1-u2-unit 2"' in body, body
+    assert shown(dom) == ["L1-U2-unit"]

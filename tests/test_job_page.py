@@ -18,6 +18,7 @@ def test_a_single_job_writes_its_page_and_says_where(tmp_path):
     assert f"(mean); page: {job / 'index.html'}" in result.stdout
     heading = re.search(r"<h1>(.*?)</h1>", (job / "index.html").read_text()).group(1)
     assert heading == "3 audiations of random_small L2 · job 2026-12-03/10-00-00"
+    assert f"<title>{heading} · audiation</title>" in (job / "index.html").read_text()  # a tab says it too
 
 
 def test_a_sweeps_jobs_leave_the_page_to_the_sweep(tmp_path):

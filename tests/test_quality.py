@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import struct
 from types import SimpleNamespace
 
 import numpy as np
@@ -31,7 +32,10 @@ def test_every_target_gets_quality_numbers_and_a_sweep_gets_a_report(tmp_path):
     report = write_report(tmp_path).read_text()
     for layer in ("L1", "L2"):
         assert f"| selectivity | {layer} | 3 |" in report and f"| robust_activation | {layer} | 3 |" in report
-    assert (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"
+    png = (tmp_path / "report.png").read_bytes()
+    assert png[:4] == b"\x89PNG"
+    width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk
+    assert width / height <= 3, (width, height)  # small multiples on a page, not a strip of 5 plots
     assert (tmp_path / "report.csv").read_text().count("\n") == 1 + 5 * 2  # header + 5 measures (before, after, robust,
     # selectivity, silence) x 2 layers
 

@@ -10,6 +10,7 @@ import pytest
 from conftest import CONF, ROOT, compose
 
 from audiation.config.builder import build_batch, plan
+from audiation.config.configs import ASSETS
 
 PACKAGE = ROOT / "audiation"
 COMMAND_LINES = {"audiation.run", "audiation.examples", "audiation.gallery", "audiation.report",
@@ -117,6 +118,8 @@ def test_the_demo_experiment_audiates_a_character_unit_the_model_card_names():
     cfg = compose("experiment=demo")
     assert (str(cfg.model.layer), cfg.objective.unit) in {(layer, unit) for layer, unit, _ in _card_units()}
     assert cfg.logger.mode == "offline" and plan(cfg).spec.short_name == "tiny-w2v2-espeak"
+    assert cfg.quality.data == str(ASSETS / "speech-slice")  # the page names the unit's phone, shows its examples
+    assert len(list((ASSETS / "speech-slice").glob("*.flac"))) == 160
 
 
 # One job that passes through every part the config could reach: W&B (disabled: no files), the data's

@@ -5,7 +5,9 @@ One card per target (per unit for an `audiation.examples` job): the audiation (p
 the target frame, waveform), the unit's activation over time on it, its top natural examples (player,
 spectrogram, the unit's activation over the clip with the peak marked, transcript) when the run had
 `quality.data`, the character a CTC output stands for, and the numbers (activation before and after,
-ratio to the natural maximum, selectivity, transcript and CER, any other numeric field).
+ratio to the natural maximum, selectivity, transcript and CER, any other numeric field). Its core (name, phone
+name, player, spectrogram, activation before -> after) shows at once, the rest on demand. The header links
+the sweep's report (`audiation/jobs/sweep_report.py`) where there is one.
 
 The page holds its cards as one JSON block and draws one page of them at a time, so a 9,216-unit sweep
 stays fast: sort by layer (conv1 < L2 < L10 < logits), unit, final activation, gain or any numeric field;
@@ -28,6 +30,7 @@ import json
 import logging
 import math
 import os
+import re
 from pathlib import Path
 from urllib.parse import quote
 
@@ -78,9 +81,14 @@ class _Media:
         return quote(Path(os.path.relpath(path.resolve(), self.page_dir)).as_posix())  # "#", "?", "%" in names
 
 
+# Hydra writes a swept value back with a backslash before each of its grammar's characters (`objective.unit=0\:64`);
+# the page shows the value as typed.
+_HYDRA_ESCAPED = re.compile(r"\\([\\()\[\]{}:=, \t])")
+
+
 def _overrides(job: Path) -> list[str]:
     path = job / ".hydra" / "overrides.yaml"
-    return [str(o) for o in OmegaConf.load(path)] if path.is_file() else []
+    return [_HYDRA_ESCAPED.sub(r"\1", str(o)) for o in OmegaConf.load(path)] if path.is_file() else []
 
 
 def _examples(job: Path, examples, media: _Media) -> list[dict]:
@@ -92,10 +100,11 @@ def _examples(job: Path, examples, media: _Media) -> list[dict]:
 
 
 def _links(job: Path, media: _Media) -> list[tuple[str, str]]:
-    """(label, link) for a job's own files a reader may want beside its cards, where they exist."""
+    """(label, link) for a job's own files a reader may want beside its cards, where they exist (a sweep's report
+    is linked once, in the page's header)."""
     runs = sorted((job / "wandb").glob("*run-*"))  # the job's W&B run folder(s): `wandb sync` uploads them
     files = (("job folder", job), ("loss curve", job / "loss_curve.png"), ("config", job / ".hydra" / "config.yaml"),
-             ("metrics", job / "metrics.json"), ("report", job.parent / "report.md"), ("report", job / "report.md"),
+             ("metrics", job / "metrics.json"), ("report", job / "report.md"),
              *(("W&B run", run) for run in runs[-1:]))
     return [(label, link) for label, path in files if (link := media.link(path, job.parent))]
 
@@ -325,14 +334,18 @@ def write_gallery(folder: Path | list[Path], out: Path | None = None, embed: boo
     labels = record_schema.BY_KEY
     sorts = {"layer": "layer", "unit": "unit", **{k: labels[k].label if k in labels else k for k in keys}}
     e = html.escape
-    title = e(" vs ".join(f.resolve().name for f in folders))
     heading = e(what_it_shows(cards, folders))
     varying, constant = varying_keys(cards), constant_overrides(cards)
     said = ([f"varies: {', '.join(varying)}"] if varying else []) + ([f"all: {' · '.join(constant)}"] if constant else [])
     summary = f'<p class="meta" id="summary">{len(cards)} card(s) · {e(" · ".join(said))}</p>' if said else ""
+    reports = [(f, media.link(f / "report.md", f), media.link(f / "report.png", f)) for f in folders]
+    reports = " · ".join(f'<a href="{e(md)}">report{"" if len(folders) == 1 else " of " + e(f.resolve().name)}</a>'
+                         + (f' (<a href="{e(png)}">plots</a>)' if png else "") for f, md, png in reports if md)
+    if reports:  # a sweep's report (sweep_report.py), per layer: what the cards add up to
+        summary += f'<p class="meta" id="reports">{reports}</p>'
     page = f"""<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>{title} · audiation</title>
+<head><meta charset="utf-8"><title>{heading} · audiation</title>
 <style>{(STATIC / "page.css").read_text()}</style>
 <script>{(STATIC / "head.js").read_text()}</script></head>
 <body>

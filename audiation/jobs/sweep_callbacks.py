@@ -4,8 +4,8 @@
   least once), reading only model config files; a bad one stops the sweep with one line, exit 2.
 - `SweepProgress`: before each job, which job of how many and how long the rest will take; a dry run's
   estimates added up at the end.
-- `Gallery`: write `<sweep dir>/index.html` when the multirun ends; then, if any job failed with one line
-  (the others went on), say so and exit 2.
+- `Gallery`: write the sweep's report (`sweep_report`) and then `<sweep dir>/index.html`, which links it, when
+  the multirun ends; then, if any job failed with one line (the others went on), say so and exit 2.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from audiation.browser import page
 from audiation.config import builder, configs
 from audiation.core.runtime import duration
 from audiation.errors import AudiationError
+from audiation.jobs import sweep_report
 
 log = logging.getLogger(__name__)
 
@@ -147,10 +148,11 @@ class Gallery(Callback):
         if config.get("dry_run"):
             return  # nothing was audiated
         sweep = Path(config.hydra.sweep.dir)
-        try:
-            print(f"audiation: gallery in {page.write_gallery(sweep)}")
-        except Exception as error:
-            log.warning("warning: no gallery written: %s", error)
+        for what, write in (("report", sweep_report.write_report), ("gallery", page.write_gallery)):
+            try:
+                print(f"audiation: {what} in {write(sweep)}")
+            except Exception as error:
+                log.warning("warning: no %s written: %s", what, error)
         failed = sweep / configs.FAILED_JOBS
         if failed.is_file():  # jobs that stopped with one line while the others went on
             lines = failed.read_text().splitlines()

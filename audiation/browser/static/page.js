@@ -22,20 +22,28 @@ function example(e, span) {
     <audio controls preload="metadata" src="${esc(e.clip)}"></audio><img loading="lazy" src="${esc(e.spectrogram)}" alt="spectrogram">
     ${line(e.trace, e.trace_seconds, span, span / 2)}</div>`;
 }
+// A card shows its core (name, phone name, player, spectrogram, activation before → after) and keeps the
+// rest (waveform, the unit over time, every other number, natural examples) in closed <details>: a page of
+// cards stays one screen of units, and each opens on demand.
+const CORE = new Set(['activation before → after', 'dataset max']);
 function card(c) {
   if (!c) return '<article class="card empty"><p class="meta">not in this run</p></article>';
-  const rows = c.rows.map(([k, v]) => `<tr>${cell(k)}<td>${num(v)}</td></tr>`).join('');
+  const row = ([k, v]) => `<tr>${cell(k)}<td>${num(v)}</td></tr>`;
+  const core = c.rows.filter(([k]) => CORE.has(k)), more = c.rows.filter(([k]) => !CORE.has(k));
   const trace = c.trace ? `<div class="label">the unit over time on its audiation${c.mark != null ? ' (target frame marked)' : ''}</div>` +
     line(c.trace, c.trace.map((_, i) => c.trace_offset + i * c.trace_hop), c.seconds, c.mark) : '';
-  const examples = c.examples && c.examples.length ? `<details open><summary>${c.examples.length} natural examples</summary>
+  const lines = c.audio ? `<div class="label">waveform</div>${line(c.waveform)}${trace}` : '';
+  const what = [c.audio && 'waveform', c.trace && 'the unit over time', more.length && `${more.length} more numbers`];
+  const details = lines || more.length ? `<details class="more"><summary>${what.filter(Boolean).join(', ')}</summary>
+    ${lines}<table>${more.map(row).join('')}</table></details>` : '';
+  const examples = c.examples && c.examples.length ? `<details class="natural"><summary>${c.examples.length} natural examples</summary>
     <div class="examples">${c.examples.map(e => example(e, c.clip_seconds)).join('')}</div></details>` : '';
   const media = c.audio ? `<audio controls preload="metadata" src="${esc(c.audio)}"></audio>
-    <img loading="lazy" src="${esc(c.spectrogram)}" alt="spectrogram of ${esc(c.name)}">
-    <div class="label">waveform</div>${line(c.waveform)}${trace}` : '';
+    <img loading="lazy" src="${esc(c.spectrogram)}" alt="spectrogram of ${esc(c.name)}">` : '';
   return `<article class="card" data-name="${esc(c.name)}"><h2>${esc(c.name)}${c.character ? ' · “' + esc(c.character) + '”' : ''}${c.phone ? ' · ' + esc(c.phone) : ''}</h2>
     <p class="meta">${esc(c.meta)}</p>${c.stopped ? `<p class="meta stopped">stopped: ${esc(c.stopped)}</p>` : ''}
     ${(c.links || []).length ? `<p class="meta links">${c.links.map(([label, href]) => `<a href="${esc(href)}">${esc(label)}</a>`).join(' · ')}</p>` : ''}
-    ${media}<table>${rows}</table>${examples}</article>`;
+    ${media}<table>${core.map(row).join('')}</table>${details}${examples}</article>`;
 }
 // Colours of the grid, low to high (viridis at five stops): "better" is always the bright end.
 const STOPS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
@@ -112,11 +120,42 @@ function update() {
   $('shown').textContent = `${shown.length} of ${cards.length} shown · page ${page + 1} of ${pages}`;
   $('prev').disabled = page === 0; $('next').disabled = page >= pages - 1;
 }
-['sort', 'desc', 'filter', 'size', 'view'].forEach(id => $(id).addEventListener('input', () => { page = 0; update(); }));
-$('prev').addEventListener('click', () => { page--; update(); });
-$('next').addEventListener('click', () => { page++; update(); });
-$('cards').addEventListener('click', e => {  // a grid cell opens its card
+// The view, sort, filter and page live in the address's #fragment too, so a reload or a shared link shows the
+// same, and after a grid cell opened its card the browser's Back returns to the grid. Only what differs from the
+// page's defaults is written.
+const DEFAULTS = {view: $('view').value, sort: $('sort').value};
+function state() {
+  const hash = new URLSearchParams();
+  if ($('view').value !== DEFAULTS.view) hash.set('view', $('view').value);
+  if ($('sort').value !== DEFAULTS.sort) hash.set('sort', $('sort').value);
+  if ($('desc').checked) hash.set('desc', '1');
+  if ($('filter').value) hash.set('filter', $('filter').value);
+  if (page) hash.set('page', page + 1);
+  return hash.toString();
+}
+function choose(select, value) {  // a value the select does not offer (an old or edited link) leaves its default
+  select.value = value;
+  if (select.value !== value) select.value = DEFAULTS[select.id];
+}
+function fromHash() {
+  const hash = new URLSearchParams(location.hash.slice(1));
+  choose($('view'), hash.get('view') || DEFAULTS.view);
+  choose($('sort'), hash.get('sort') || DEFAULTS.sort);
+  $('desc').checked = hash.has('desc');
+  $('filter').value = hash.get('filter') || '';
+  page = Math.max(0, (parseInt(hash.get('page'), 10) || 1) - 1);
+}
+function show() {  // what the controls say, drawn and mirrored in place (no history entry per keystroke)
+  update();
+  if (location.hash.slice(1) !== state()) location.replace('#' + state());
+}
+['sort', 'desc', 'filter', 'size', 'view'].forEach(id => $(id).addEventListener('input', () => { page = 0; show(); }));
+$('prev').addEventListener('click', () => { page--; show(); });
+$('next').addEventListener('click', () => { page++; show(); });
+$('cards').addEventListener('click', e => {  // a grid cell opens its card, as a new history entry
   const name = e.target.classList.contains('cell') && e.target.dataset.name;
-  if (name) { $('filter').value = name.toLowerCase(); $('view').value = 'cards'; page = 0; update(); }
+  if (name) { $('filter').value = name.toLowerCase(); $('view').value = 'cards'; page = 0; location.hash = state(); update(); }
 });
-update();
+window.addEventListener('hashchange', () => { if (location.hash.slice(1) !== state()) { fromHash(); show(); } });
+fromHash();
+show();
