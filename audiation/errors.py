@@ -49,6 +49,11 @@ def _stop(signum, _frame):
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+def raise_stop() -> None:
+    """The interruption a signal that was held back stands for: Terminated for SIGTERM, else Ctrl-C's."""
+    raise Terminated if signal.SIGTERM in _received else KeyboardInterrupt
+
+
 class Shielded:
     """A stretch of work that Ctrl-C or SIGTERM must not cut short (writing what was saved, or a step of
     the loop inside a library's locks): a signal meanwhile is remembered in `came`, and the previous
@@ -71,7 +76,7 @@ class Shielded:
     def raise_if_came(self):
         """Raise the interruption that came meanwhile, here: a point where the work can stop cleanly."""
         if self.came:
-            raise Terminated if signal.SIGTERM in _received else KeyboardInterrupt
+            raise_stop()
 
     def __exit__(self, *_exc):
         for signum, handler in self.previous.items():

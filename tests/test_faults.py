@@ -276,6 +276,50 @@ def test_a_signal_while_a_batch_is_measured_keeps_the_batch(tmp_path, monkeypatc
     assert json.loads((tmp_path / "metrics.json").read_text())["run"]["complete"] == 2
 
 
+def _interrupted_job_keeps_its_batch_whole(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        audiate_folder(compose(*SMALL, "objective.unit=0:2", "steps=2"), tmp_path)
+    records = [json.loads((tmp_path / "targets" / f"L2-U{u}-unit" / "target.json").read_text()) for u in range(2)]
+    assert [(r["steps"], r["stopped"]) for r in records] == [(2, None), (2, None)]  # whole, not "interrupted"
+    assert json.loads((tmp_path / "metrics.json").read_text())["run"]["complete"] == 2
+
+
+def test_a_signal_while_the_loop_makes_its_result_keeps_the_batch_whole(tmp_path, monkeypatch):
+    from audiation.core import render
+
+    evaluate, calls = render.evaluate, []
+
+    def interrupted_evaluate(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the final numbers, after the last step: the batch is whole
+            os.kill(os.getpid(), signal.SIGINT)
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(render, "evaluate", interrupted_evaluate)
+    _interrupted_job_keeps_its_batch_whole(tmp_path)
+
+
+def test_a_signal_during_the_last_step_keeps_the_batch_whole(tmp_path, monkeypatch):
+    from audiation.jobs import audiate_job
+
+    make = audiate_job.progress_bar
+
+    def bar(total, description):
+        made = make(total, description)
+        update = made.update
+
+        def counted(n=1):
+            update(n)
+            if made.n == total:  # the last step is done; its fetch and the result are still to come
+                os.kill(os.getpid(), signal.SIGINT)
+
+        made.update = counted
+        return made
+
+    monkeypatch.setattr(audiate_job, "progress_bar", bar)
+    _interrupted_job_keeps_its_batch_whole(tmp_path)
+
+
 def test_a_folder_of_another_tool_is_never_written_over(tmp_path):
     theirs = {"metrics.json": '{"accuracy": 0.9}', "loss_curve.png": "their picture", ".hydra/config.yaml": "lr: 1\n"}
     for name, content in theirs.items():

@@ -58,6 +58,7 @@ class Result:
     seconds: float
     stopped: str | None = None  # why the loop ended early: "interrupted" or a NaN/inf message
     stalled: np.ndarray | None = None  # per row: the optimisation did not move the target at all
+    stop_asked: bool = False  # Ctrl-C or SIGTERM came after the last step began: the batch is whole; stop after it
 
 
 @torch.no_grad()
@@ -120,10 +121,11 @@ def audiate(
     own_bar = bar is None
     bar = progress_bar(steps, description) if bar is None else bar
     bar.set_description(description, refresh=False)
-    try:
-        # A signal stops the loop between steps: raised anywhere else it could leave a lock of W&B's or
-        # tqdm's held, and the wrap-up that saves the signal would wait on it for ever.
-        with errors.Shielded() as signals:
+    # A signal stops the loop between steps: raised anywhere else it could leave a lock of W&B's or tqdm's
+    # held, and the wrap-up that saves the signal would wait on it for ever. One that comes after the last
+    # step has begun waits until the result is made (the batch is whole) and is handed on in `stop_asked`.
+    with errors.Shielded() as signals:
+        try:
             for step in range(steps):
                 signals.raise_if_came()
                 optimizer.zero_grad(set_to_none=True)
@@ -146,39 +148,40 @@ def audiate(
                     fetch(step + 1)
                     bar.set_postfix(loss=f"{fetched['loss'][-1][-1].mean():.3g}",
                                     activation=f"{fetched['activation'][-1][-1].mean():.3g}")
-            signals.raise_if_came()  # one that came during the last step
-    except KeyboardInterrupt:
-        stopped = "interrupted"
-        if history is not None and step > done:
-            try:
-                fetch(step)
-            except FloatingPointError:
-                pass
-    except FloatingPointError as error:
-        stopped = str(error)
-    finally:
-        if own_bar:
-            bar.close()
-    if stopped:
-        parameterization.load_state_dict(last_finite)
-    with torch.no_grad():
-        signal = parameterization()
-    final = evaluate(encoder, layer, objective, signal)
-    # Adam's state overflows on huge gradients (e.g. regularizer.power=1e38) and then steps by exactly 0.
-    state_finite = all(torch.isfinite(v).all() for state in optimizer.state.values() for v in state.values()
-                       if torch.is_tensor(v))
-    stalled = (final["activation"] == initial["activation"]) | (not state_finite) if done else None
-    return Result(
-        signal=signal.detach().float().cpu().numpy(),
-        initial=initial,
-        final=final,
-        history={name: np.concatenate(parts) if parts else np.zeros((0, len(batch.targets)))
-                 for name, parts in fetched.items()},
-        steps=done,
-        seconds=time.perf_counter() - started,
-        stopped=stopped,
-        stalled=stalled,
-    )
+        except KeyboardInterrupt:
+            stopped = "interrupted"
+            if history is not None and step > done:
+                try:
+                    fetch(step)
+                except FloatingPointError:
+                    pass
+        except FloatingPointError as error:
+            stopped = str(error)
+        finally:
+            if own_bar:
+                bar.close()
+        if stopped:
+            parameterization.load_state_dict(last_finite)
+        with torch.no_grad():
+            signal = parameterization()
+        final = evaluate(encoder, layer, objective, signal)
+        # Adam's state overflows on huge gradients (e.g. regularizer.power=1e38) and then steps by exactly 0.
+        state_finite = all(torch.isfinite(v).all() for state in optimizer.state.values() for v in state.values()
+                           if torch.is_tensor(v))
+        stalled = (final["activation"] == initial["activation"]) | (not state_finite) if done else None
+        result = Result(
+            signal=signal.detach().float().cpu().numpy(),
+            initial=initial,
+            final=final,
+            history={name: np.concatenate(parts) if parts else np.zeros((0, len(batch.targets)))
+                     for name, parts in fetched.items()},
+            steps=done,
+            seconds=time.perf_counter() - started,
+            stopped=stopped,
+            stalled=stalled,
+        )
+    result.stop_asked = signals.came and stopped is None
+    return result
 
 
 def progress_bar(total_steps: int, description: str) -> tqdm:

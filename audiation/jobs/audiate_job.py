@@ -240,6 +240,8 @@ class AudiationJob:
                     for subscriber in subscribers:
                         subscriber.batch_done(result, targets, records)
                 yield result, targets, records
+                if result.stop_asked:  # it came while the loop made the result: the batch is saved, now stop
+                    errors.raise_stop()
                 shield.raise_if_came()
 
     def _measure(self, models: Models, batch, result: Result, targets: list[Target]) -> list[dict]:
