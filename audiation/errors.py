@@ -49,6 +49,11 @@ def _stop(signum, _frame):
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+def failure_note(what: str, error: BaseException) -> str:
+    """One line for a record's note: what failed and why (its error's first line, cut at 100 characters)."""
+    return f"{what} failed ({type(error).__name__}: {(str(error).splitlines() or [''])[0][:100]})"
+
+
 def raise_stop() -> None:
     """The interruption a signal that was held back stands for: Terminated for SIGTERM, else Ctrl-C's."""
     raise Terminated if signal.SIGTERM in _received else KeyboardInterrupt

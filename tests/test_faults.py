@@ -320,6 +320,26 @@ def test_a_signal_during_the_last_step_keeps_the_batch_whole(tmp_path, monkeypat
     _interrupted_job_keeps_its_batch_whole(tmp_path)
 
 
+def test_natural_examples_that_fail_cost_only_themselves(tmp_path, monkeypatch):
+    """A data file moved since its cache was built (its examples cannot be cut) leaves the batch's other files,
+    records and every other target whole; the record says what is missing."""
+    from audiation.jobs import subscribers
+
+    def moved(*_args, **_kwargs):
+        raise FileNotFoundError("000002.flac: no such file")
+
+    monkeypatch.setattr(subscribers, "write_examples_of_unit", moved)
+    slice_ = ROOT / "audiation" / "assets" / "speech-slice"
+    audiate_folder(compose(*SMALL, "objective.unit=0:3", "steps=2", "batch_size=2", "examples.top_k=1",
+                           f"quality.data={slice_}", f"quality.cache_dir={tmp_path / 'cache'}"), tmp_path / "run")
+    records = [json.loads((tmp_path / "run" / "targets" / f"L2-U{u}-unit" / "target.json").read_text())
+               for u in range(3)]
+    assert all((tmp_path / "run" / "targets" / r["name"] / "audio_16bit.wav").is_file() for r in records)
+    assert [r["measures_note"] for r in records] == [
+        "the natural examples failed (FileNotFoundError: 000002.flac: no such file)"] * 3
+    assert all(r["activation_ratio"] is not None and r["phone_lift"] is not None for r in records)
+
+
 def test_a_folder_of_another_tool_is_never_written_over(tmp_path):
     theirs = {"metrics.json": '{"accuracy": 0.9}', "loss_curve.png": "their picture", ".hydra/config.yaml": "lr: 1\n"}
     for name, content in theirs.items():

@@ -256,7 +256,7 @@ class AudiationJob:
             try:
                 return measure()
             except Exception as error:
-                notes.append(f"{what} failed ({type(error).__name__}: {(str(error).splitlines() or [''])[0][:100]})")
+                notes.append(errors.failure_note(what, error))
                 return otherwise
 
         scores = measured("the quality measures", lambda: quality.measure(

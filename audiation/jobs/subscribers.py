@@ -17,11 +17,13 @@ and every target's loss history).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from audiation import errors
 from audiation.config.builder import Plan
 from audiation.core.objectives import Target
 from audiation.core.render import Result
@@ -43,6 +45,16 @@ class Subscriber:
     def flush(self) -> None: ...
 
     def job_done(self, metrics: dict, histories: dict[str, dict[str, np.ndarray]]) -> None: ...
+
+
+def noted(record: dict, what: str, work: Callable[[], object]) -> None:
+    """`work()`, or a note in the record of what failed: a unit's name or examples (from data files that may
+    have moved since the cache was built) cost only themselves, never the batch's other files."""
+    try:
+        work()
+    except Exception as error:
+        record["measures_note"] = "; ".join(filter(None, [record.get("measures_note"),
+                                                          errors.failure_note(what, error)]))
 
 
 class Files(Subscriber):
@@ -82,13 +94,10 @@ class Files(Subscriber):
                 indices[row], hop, result.signal.shape[1], rate, record["name"], mark))
             units = self.plan.kind.of_units
             if self.frame_phones is not None and units:  # the unit's name
-                record.update(phones.name_unit(self.cache.column(record["unit"]), self.frame_phones))
+                noted(record, "the unit's name", lambda: record.update(
+                    phones.name_unit(self.cache.column(record["unit"]), self.frame_phones)))
             if self.cache is not None and units and plan.examples.top_k:
-                examples = plan.examples
-                found = top_examples(self.cache, record["unit"], examples.top_k, examples.min_gap_seconds)
-                record["examples"] = write_examples_of_unit(job_dir, self.cache, record["unit"], found,
-                                                            plan.layer.label, examples.clip_seconds,
-                                                            self.read)["examples"]
+                noted(record, "the natural examples", lambda: record.update(examples=self._examples(record["unit"])))
             if result.stopped is None:
                 results.write_target_history(job_dir, record["name"], {k: v[:, row] for k, v in result.history.items()})
             if hearing is None:
@@ -110,6 +119,13 @@ class Files(Subscriber):
             self.writer.submit(lambda row=row, record=record: write(row, record))
         if hearing is not None:
             self.writer.submit(hearing.all_written)  # the neural judges, on the whole batch
+
+    def _examples(self, unit: int) -> list[dict]:
+        """The unit's top natural examples, their clips and pictures written into the job folder."""
+        examples = self.plan.examples
+        found = top_examples(self.cache, unit, examples.top_k, examples.min_gap_seconds)
+        return write_examples_of_unit(self.job_dir, self.cache, unit, found, self.plan.layer.label,
+                                      examples.clip_seconds, self.read)["examples"]
 
     def flush(self):
         self.writer.flush()  # every file, and every signal handed to the judges
