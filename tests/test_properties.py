@@ -361,7 +361,8 @@ def forget_read_metadata():
         cached.cache_clear()
 
 
-FILE_NAME = FIELD.map(str.strip).filter(lambda n: results.is_target_name(n) and not n.startswith("."))
+# A leading letter keeps names non-empty and not hidden, so few are filtered out (Hypothesis' health check)
+FILE_NAME = FIELD.map(lambda n: "f" + n.strip()).filter(results.is_target_name)
 
 
 @SLOW

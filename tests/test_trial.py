@@ -194,10 +194,10 @@ def test_a_folder_whose_records_name_python_paths_of_before_the_package_moved_st
         record = json.loads(path.read_text())
         settings = {k: v for k, v in record["settings"].items() if k != "objective.kind"}  # not in older records
         path.write_text(json.dumps({**record, "settings": {**settings, **OLD_PATHS}}))
-    with AudiationJob(cfg, tmp_path / "job") as resumed:
+    with AudiationJob(builder.plan(cfg), tmp_path / "job") as resumed:
         assert [t.name for t in resumed.plan.targets] == ["L2-U0-unit", "L2-U1-unit"] and resumed.todo == []
     with pytest.raises(AudiationError, match=r"2 target\(s\) .* other settings \(objective.neighbours: 0.5 -> 0.25\)"):
-        AudiationJob(compose(*SMALL, "steps=1", "objective.unit=0:2", "objective.neighbours=0.25"),
+        AudiationJob(builder.plan(compose(*SMALL, "steps=1", "objective.unit=0:2", "objective.neighbours=0.25")),
                      tmp_path / "job").__enter__()
 
 

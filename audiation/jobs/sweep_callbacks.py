@@ -148,11 +148,14 @@ class Gallery(Callback):
         if config.get("dry_run"):
             return  # nothing was audiated
         sweep = Path(config.hydra.sweep.dir)
+        written = {}
         for what, write in (("report", sweep_report.write_report), ("gallery", page.write_gallery)):
             try:
-                print(f"audiation: {what} in {write(sweep)}")
+                written[what] = write(sweep)  # the report first: the page links it
             except Exception as error:
                 log.warning("warning: no %s written: %s", what, error)
+        if written:  # one line for both: the console stays quiet
+            print("audiation: " + ", ".join(f"{what} in {path}" for what, path in reversed(written.items())))
         failed = sweep / configs.FAILED_JOBS
         if failed.is_file():  # jobs that stopped with one line while the others went on
             lines = failed.read_text().splitlines()

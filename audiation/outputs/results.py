@@ -208,7 +208,7 @@ def write_history(job_dir: Path, by_target: dict[str, dict[str, np.ndarray]]) ->
 
 def natural_key(text: str) -> list:
     """Sort key that orders digits as numbers: L2 < L10, 2/9 < 10/0."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text.lower())]
+    return [int(part) if part.isdecimal() else part for part in re.split(r"(\d+)", text.lower())]  # not "¹"
 
 
 def read_jobs(folder: Path) -> list[tuple[Path, dict]]:
