@@ -58,6 +58,26 @@ def test_the_judges_hear_the_low_and_the_high_voice_of_the_pitch_contrast_as_spe
     assert all(j["voiced_share"] > 0.45 and j["speech_probability"] > 0.8 for js in heard.values() for j in js), heard
 
 
+def test_an_f0_and_formants_rest_on_enough_voiced_frames_or_are_null():
+    """A 140 Hz buzz over 5% of a quiet second is voiced in about that share of frames: too few to name a pitch
+    (null, the voiced share says why); over 40% of it, its F0 is heard."""
+    from audiation.hearing.judges import MIN_VOICED_SHARE, praat
+
+    t = np.arange(16000) / 16000
+    buzz = (0.3 * np.sign(np.sin(2 * np.pi * 140 * t))).astype(np.float32)
+    quiet = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 1e-4
+
+    def buzzing(share):
+        x = quiet.copy()
+        x[:int(share * 16000)] += buzz[:int(share * 16000)]
+        return praat(x)
+
+    brief, long = buzzing(0.05), buzzing(0.4)
+    assert 0 < brief["voiced_share"] < MIN_VOICED_SHARE <= long["voiced_share"], (brief, long)
+    assert brief["f0_hz"] is None and brief["f1_hz"] is None and brief["f2_hz"] is None
+    assert long["f0_hz"] == pytest.approx(140, rel=0.02) and long["f1_hz"] is not None
+
+
 def test_praats_f0_follows_a_tone_and_the_phone_at_the_target_is_the_segment_spanning_it():
     t = np.arange(16000) / 16000
     tone = (0.3 * np.sign(np.sin(2 * np.pi * 140 * t))).astype(np.float32)  # a buzz: harmonics at 140 Hz

@@ -182,9 +182,14 @@ def load_silero(device: str):
 # --- Praat ------------------------------------------------------------------------------------------------
 
 
+# Below this share of voiced frames, an F0 or formant would rest on a few frames (an F0 of 586 Hz from 2.6%
+# of an audiation's frames read as a finding): they are null, and the voiced share says why.
+MIN_VOICED_SHARE = 0.1
+
+
 def praat(x: np.ndarray) -> dict:
-    """Praat's median F0 and voiced share, mean harmonicity (of the frames it could measure) and the
-    median F1 and F2 (over voiced frames; over all frames when none is voiced)."""
+    """Praat's voiced share and mean harmonicity (of the frames it could measure), and over voiced frames,
+    when at least MIN_VOICED_SHARE of them are, the median F0, F1 and F2 (else null)."""
     import parselmouth
     sound = parselmouth.Sound(x.astype(np.float64), sampling_frequency=SAMPLE_RATE)
     pitch = sound.to_pitch(pitch_floor=PITCH_FLOOR_HZ)
@@ -194,14 +199,15 @@ def praat(x: np.ndarray) -> dict:
     hnr = sound.to_harmonicity(time_step=0.02).values.reshape(-1)
     hnr = hnr[hnr > -200]  # Praat's -200 dB: a frame it could not measure
     formant = sound.to_formant_burg(time_step=0.02)
-    times = pitch.xs()[voiced] if voiced.any() else np.array(formant.xs())
+    enough = voiced.mean() >= MIN_VOICED_SHARE
+    times = pitch.xs()[voiced] if enough else np.array([])
     formants = {n: np.array([formant.get_value_at_time(n, t) for t in times]) for n in (1, 2)}
 
     def median(values):
         values = values[np.isfinite(values)]
         return float(np.median(values)) if values.size else None
 
-    return {"f0_hz": _rounded(median(f0[voiced]), 1), "voiced_share": round(float(voiced.mean()), 3),
+    return {"f0_hz": _rounded(median(f0[voiced]) if enough else None, 1), "voiced_share": round(float(voiced.mean()), 3),
             "hnr_db": _rounded(float(hnr.mean()) if hnr.size else None, 2),
             "f1_hz": _rounded(median(formants[1]), 1), "f2_hz": _rounded(median(formants[2]), 1)}
 

@@ -96,11 +96,11 @@ FIELDS = (
           "spanning the target frame", table=True),
     _measure("speech_probability", "speech probability", "silero-vad's mean speech probability over 32 ms "
              "windows"),
-    _measure("f0_hz", "F0", "Praat's median pitch over voiced frames", "Hz", better="neither"),
+    _measure("f0_hz", "F0", "Praat's median pitch over voiced frames (null below 10% voiced)", "Hz", better="neither"),
     _measure("voiced_share", "voiced share", "share of Praat's pitch frames that are voiced", better="neither"),
     _measure("hnr_db", "HNR", "Praat's mean harmonics-to-noise ratio", "dB"),
-    _measure("f1_hz", "F1", "Praat's median first formant (voiced frames; all when none is)", "Hz", better="neither"),
-    _measure("f2_hz", "F2", "Praat's median second formant (voiced frames; all when none is)", "Hz", better="neither"),
+    _measure("f1_hz", "F1", "Praat's median first formant over voiced frames (null below 10% voiced)", "Hz", better="neither"),
+    _measure("f2_hz", "F2", "Praat's median second formant over voiced frames (null below 10% voiced)", "Hz", better="neither"),
     # quality.whisper: what Whisper tiny.en, trained on 680,000 h of real speech, hears (its full 30-s window)
     Field("whisper_transcript", "Whisper heard", "Whisper tiny.en's greedy transcript of the audiation", table=True),
     _measure("whisper_no_speech", "Whisper no-speech", "Whisper's probability of its no-speech token at the "
