@@ -21,7 +21,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 __version__ = "0.1.0"
 
 from audiation.config import configs  # noqa: F401  (registers the ${asset:...} config resolver)
-from audiation.core.runtime import ConsoleHandler
+from audiation.console import ConsoleHandler
 
 
 def _default_console() -> None:

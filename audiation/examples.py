@@ -15,11 +15,12 @@ from omegaconf import DictConfig
 
 from audiation.config import configs
 from audiation.errors import run_or_exit
-from audiation.jobs.examples_job import examples_job
 
 
 @hydra.main(config_path=configs.CONF, config_name="examples", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    from audiation.jobs.examples_job import examples_job  # here: a Tab's completion imports this module, not torch
+
     job_dir, group = configs.hydra_job_folder()
 
     def job():

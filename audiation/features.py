@@ -15,11 +15,12 @@ from omegaconf import DictConfig
 
 from audiation.config import configs
 from audiation.errors import run_or_exit
-from audiation.jobs.features_job import features_job
 
 
 @hydra.main(config_path=configs.CONF, config_name="features", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    from audiation.jobs.features_job import features_job  # here: a Tab's completion imports this module, not torch
+
     job_dir, _group = configs.hydra_job_folder()
 
     def job():

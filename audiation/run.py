@@ -16,12 +16,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from audiation.browser import page
-from audiation.config import builder, configs
-from audiation.core.runtime import FILE_ONLY, duration
+from audiation.config import configs
+from audiation.console import FILE_ONLY, duration
 from audiation.errors import JobRefused, run_or_exit
-from audiation.jobs.audiate_job import AudiationJob
-from audiation.outputs.results import RECORD, TARGET_FILES
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +26,12 @@ log = logging.getLogger(__name__)
 @hydra.main(config_path=configs.CONF, config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> dict | None:
     """Run the job, or with `dry_run=true` only estimate it and return the estimate (a sweep adds them up)."""
+    # Imported here, not at the top: each Tab of shell completion imports this module, and torch takes seconds
+    from audiation.browser import page
+    from audiation.config import builder
+    from audiation.jobs.audiate_job import AudiationJob
+    from audiation.outputs.results import RECORD, TARGET_FILES
+
     job_dir, group = configs.hydra_job_folder()
 
     def job():
@@ -73,6 +76,9 @@ def main(cfg: DictConfig) -> dict | None:
 
 def dry_run(cfg: DictConfig, job_dir: Path, group: str | None) -> dict:
     """What the job would do and about how long it would take (`AudiationJob.estimate`), leaving no folder."""
+    from audiation.config import builder
+    from audiation.jobs.audiate_job import AudiationJob
+
     fresh = not job_dir.is_dir() or not any(job_dir.iterdir())
     try:
         with AudiationJob(builder.plan(cfg), job_dir, group) as audiation_job:
@@ -96,6 +102,8 @@ def estimate_line(estimate: dict) -> str:
 def job_page(job_dir: Path) -> Path | None:
     """A single job's page (`index.html` in its folder; a sweep's is written when it ends), or None if it
     could not be written: the results are safe on disk either way."""
+    from audiation.browser import page
+
     try:
         return page.write_gallery(job_dir)
     except Exception as error:

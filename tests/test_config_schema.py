@@ -115,7 +115,7 @@ def test_an_options_yaml_and_its_function_state_the_same_defaults():
 
 
 def test_the_kind_an_objective_declares_makes_its_targets_whatever_its_label():
-    from audiation.core.objectives import TargetKind
+    from audiation.core.kinds import TargetKind
 
     channel = builder.plan(compose("model=random_small", "objective=channel", "objective.unit=0:2"))
     assert channel.kind is TargetKind.channel and channel.frame is None

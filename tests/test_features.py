@@ -17,7 +17,7 @@ from audiation.browser.page import write_gallery
 from audiation.config import builder
 from audiation.config.configs import compose
 from audiation.core import sae
-from audiation.core.objectives import TargetKind
+from audiation.core.kinds import TargetKind
 from audiation.data.activations import ActivationCache
 from audiation.errors import AudiationError
 from audiation.jobs.audiate_job import audiate_folder

@@ -12,7 +12,8 @@ from conftest import ROOT, compose
 from omegaconf import OmegaConf
 
 from audiation.config import builder
-from audiation.core.objectives import Target, TargetKind
+from audiation.core.kinds import TargetKind
+from audiation.core.objectives import Target
 from audiation.errors import AudiationError
 from audiation.jobs.audiate_job import audiate_folder
 from audiation.jobs.folder import settings_as_named_now, target_settings

@@ -50,8 +50,8 @@ def test_no_import_cycles_and_no_module_imports_a_command_line():
 
 
 # The package's folders from the top down (the README's layout): a module imports only its own folder and
-# the folders below its own. The command lines and `api` sit above all of them, `errors` below.
-LAYERS = ["jobs", "browser", "config", "hearing", "core", "data", "outputs", "models", "errors"]
+# the folders below its own. The command lines and `api` sit above all of them, `errors` and `console` below.
+LAYERS = ["jobs", "browser", "config", "hearing", "core", "data", "outputs", "models", "errors", "console"]
 
 
 def _layer(module: str) -> int:
@@ -62,7 +62,7 @@ def _layer(module: str) -> int:
 
 def test_every_folder_imports_only_the_folders_below_it():
     graph = _imports()
-    assert {name.split(".")[1] for name in graph if name.count(".") >= 2} == set(LAYERS) - {"errors"}
+    assert {name.split(".")[1] for name in graph if name.count(".") >= 2} == set(LAYERS) - {"errors", "console"}
     upward = [f"{module} imports {dep}" for module, deps in graph.items() for dep in deps
               if _layer(module) >= 0 and dep != "audiation" and _layer(dep) < _layer(module)]
     assert not upward, upward
@@ -200,3 +200,15 @@ def test_a_job_loads_its_models_config_once(passing_job, tmp_path, monkeypatch):
             loads.append(args), _original(*args, **kwargs))[1])
     audiate_folder(passing_job, tmp_path / "second")
     assert len(loads) == 1
+
+
+def test_the_command_lines_and_the_package_import_no_torch():
+    """Each Tab of shell completion imports the command line (and `import audiation` comes first in every
+    notebook): torch takes seconds to import, so it is imported only once a job runs."""
+    import subprocess
+    import sys
+
+    commands = ["audiation.run", "audiation.examples", "audiation.features", "audiation.directions"]
+    probe = f"import sys; import {', '.join(commands)}; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert result.stdout.strip() == "False"

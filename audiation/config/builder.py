@@ -41,7 +41,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from audiation.config import checks
 from audiation.core import objectives, sae
-from audiation.core.objectives import Geometry, Objective, Target, TargetKind
+from audiation.core.kinds import TargetKind
+from audiation.core.objectives import Geometry, Objective, Target
 from audiation.core.randomness import Streams
 from audiation.core.render import Batch, LoopSettings
 from audiation.core.runtime import resolve_device

@@ -13,13 +13,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
 from omegaconf import DictConfig
 
 from audiation.config import config_schema
-from audiation.core.objectives import Target, TargetKind
+from audiation.core.kinds import TargetKind
 from audiation.errors import AudiationError, shown
-from audiation.models.encoder import Layer
+from audiation.models.layers import Layer
 
 LOGGER_MODES = ("auto", "online", "offline", "disabled")
 
@@ -221,6 +220,8 @@ def parse_texts(spec, tokens: list[str] | None, where: str, encode=None) -> list
             raise AudiationError(f"objective.text={text}: {', '.join(map(repr, unknown))} not in the vocabulary of "
                                  f"{where} (it has: {known})")
         parsed.append((text, [index[c] for c in letters]))
+    from audiation.core.objectives import Target  # here: the command lines import this module before torch
+
     names = [Target("text", Layer("logits"), 0, TargetKind.text, text=t).name for t, _ in parsed]
     if len(set(names)) < len(names):
         raise AudiationError("objective.text names a text twice (or two that make the same target name): "
@@ -255,6 +256,8 @@ def check_memory(samples: int, config, batch: int, device: str, seconds: float, 
 
     need = family_of(config).step_bytes(config, samples, batch, window)
     if device.startswith("cuda"):
+        import torch  # here: the command lines import this module, and a Tab's completion should not wait on torch
+
         available, _total = torch.cuda.mem_get_info(torch.device(device))
         where = "GPU memory"
     else:

@@ -18,7 +18,7 @@ from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from audiation.core.objectives import TargetKind
+from audiation.core.kinds import TargetKind
 
 
 def _required():

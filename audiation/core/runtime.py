@@ -1,17 +1,10 @@
-"""Where the work runs and how it talks: the device, CPU threads, GPU matmul precision, and the console.
-
-`configure` is the one place threads and TF32 are set. `ConsoleHandler` is the logging handler Hydra's
-job logging uses (conf/shared.yaml): "audiation: <message>" lines on stderr, written through tqdm so a
-progress bar is never broken by them; records logged with `extra=FILE_ONLY` go to the job's log file only.
+"""Where the work runs: the device, CPU threads and GPU matmul precision. `configure` is the one place
+threads and TF32 are set. (How the work talks is `audiation.console`, which imports no torch.)
 """
 
 from __future__ import annotations
 
-import logging
-import sys
-
 import torch
-from tqdm.auto import tqdm
 
 from audiation.errors import AudiationError
 
@@ -41,25 +34,3 @@ def configure(device: str, threads: int | None = None, tf32: bool = True, autotu
 def autocast(device: str | torch.device, precision: str):
     """bfloat16 autocast for `precision="bf16"`, a no-op context for fp32."""
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
-
-
-FILE_ONLY = {"file_only": True}
-
-
-def duration(seconds: float) -> str:
-    """A time as people say it on the console: 40 s, 3.5 min, 1.2 h."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
-
-
-class ConsoleHandler(logging.Handler):
-    """One line per message on stderr, through `tqdm.write`, so a progress bar is redrawn below it."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if getattr(record, "file_only", False):  # for the job's log file: the console has it already
-            return
-        try:
-            tqdm.write(self.format(record), file=sys.stderr)
-        except Exception:
-            self.handleError(record)

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audiation.core.objectives import Geometry, TargetKind, sibling_mean, spectral_profile
+from audiation.core.kinds import TargetKind
+from audiation.core.objectives import Geometry, sibling_mean, spectral_profile
 from audiation.core.randomness import Streams
 from audiation.core.render import Batch
 from audiation.hearing.verdicts import character_error_rate  # the one edit distance

@@ -14,7 +14,8 @@ import os
 from pathlib import Path
 
 from audiation.config import builder
-from audiation.core.objectives import Target, TargetKind
+from audiation.core.kinds import TargetKind
+from audiation.core.objectives import Target
 from audiation.errors import AudiationError
 from audiation.outputs import results
 

@@ -23,7 +23,7 @@ from hydra.experimental.callback import Callback
 
 from audiation.browser import page
 from audiation.config import builder, configs
-from audiation.core.runtime import duration
+from audiation.console import duration
 from audiation.errors import AudiationError
 from audiation.jobs import sweep_report
 
