@@ -16,15 +16,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-
-def edit_distance(a, b):
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
+from audiation.hearing.verdicts import edit_distance
 
 
 def normalize_text(t):

@@ -15,6 +15,7 @@ import torch
 from conftest import compose, spec
 
 from audiation.config.configs import ASSETS
+from audiation.hearing.verdicts import edit_distance
 from audiation.jobs.audiate_job import audiate_folder
 from audiation.models.encoder import Layer, load_encoder
 
@@ -23,15 +24,8 @@ SLICE = ASSETS / "speech-slice"
 
 
 def character_error_rate(pairs: list[tuple[str, str]]) -> float:
-    def distance(a: str, b: str) -> int:
-        row = list(range(len(b) + 1))
-        for i, ca in enumerate(a, 1):
-            previous, row[0] = row[0], i
-            for j, cb in enumerate(b, 1):
-                previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ca != cb))
-        return row[-1]
-
-    return sum(distance(ref, hyp) for ref, hyp in pairs) / sum(len(ref) for ref, _ in pairs)
+    """Pooled over the pairs, as the model card's CER is (not a mean of each pair's)."""
+    return sum(edit_distance(ref, hyp) for ref, hyp in pairs) / sum(len(ref) for ref, _ in pairs)
 
 
 @pytest.fixture(scope="module")

@@ -85,13 +85,18 @@ def annotate(records: list[dict]) -> dict[str, dict]:
     return summary
 
 
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance: the fewest insertions, deletions and substitutions that make `a` into `b`."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        previous, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (x != y))
+    return row[-1]
+
+
 def character_error_rate(reference: str, heard: str) -> float:
     """Edit distance between the texts over the reference's length (spaces count as characters), both as
     lower-case words without punctuation (Whisper writes "Star." for star; CTC vocabularies have none)."""
     reference, heard = " ".join(words(reference)), " ".join(words(heard))
-    row = list(range(len(heard) + 1))
-    for i, a in enumerate(reference, 1):
-        previous, row[0] = row[0], i
-        for j, b in enumerate(heard, 1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (a != b))
-    return row[-1] / max(len(reference), 1)
+    return edit_distance(reference, heard) / max(len(reference), 1)
