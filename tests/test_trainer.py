@@ -75,7 +75,8 @@ def test_a_signal_during_the_last_step_still_stops_the_job(small_encoder):
             os.kill(os.getpid(), signal.SIGINT)
 
     result = _run(small_encoder, _failing_at(-1), on_log=on_log)
-    assert result.stopped == "interrupted" and result.steps == 30
+    # every step ran: the batch is whole (not "interrupted"), and the result asks the job to stop after it
+    assert result.stopped is None and result.steps == 30 and result.stop_asked
 
 
 def test_with_clean_optimises_the_mean_of_the_augmented_and_the_clean_signals_objective(small_encoder):
