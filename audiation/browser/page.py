@@ -41,7 +41,15 @@ from audiation.hearing.verdicts import VERDICTS
 from audiation.outputs import record_schema
 from audiation.outputs.disk import atomic
 from audiation.outputs.record_schema import is_number
-from audiation.outputs.results import TARGET_FILES, inside, natural_key, read_jobs, target_folder, within
+from audiation.outputs.results import (
+    TARGET_FILES,
+    inside,
+    natural_key,
+    read_examples_jobs,
+    read_jobs,
+    target_folder,
+    within,
+)
 
 log = logging.getLogger(__name__)
 
@@ -188,29 +196,6 @@ def _unit_card(source: int, root: Path, job: Path, summary: dict, unit: dict, me
             "keys": {"unit": _number(unit["unit"]), "final_activation": _number(unit["stats"].get("max"))}}
 
 
-def _read_examples_jobs(folder: Path) -> list[tuple[Path, dict]]:
-    """(job folder, examples.json) of every examples job under `folder`, holding only the units that fit
-    the record schema; what is skipped is named once, as `read_jobs` does."""
-    jobs, skipped = [], []
-    for path in sorted(folder.rglob("examples.json"), key=lambda p: natural_key(str(p.relative_to(folder)))):
-        try:
-            summary = json.loads(path.read_text())
-        except (OSError, ValueError) as error:
-            skipped.append(f"{path} ({str(error).splitlines()[0][:60]})")
-            continue
-        if not (isinstance(summary, dict) and isinstance(summary.get("units"), list)):
-            continue
-        units = [u for u in summary["units"] if not record_schema.unit_misfits(u)]
-        if len(units) < len(summary["units"]):
-            misfits = sorted({m for u in summary["units"] for m in record_schema.unit_misfits(u)})
-            skipped.append(f"{len(summary['units']) - len(units)} unit(s) of {path} ({', '.join(misfits[:4])}: "
-                           "missing or not of the record schema's kind)")
-        jobs.append((path.parent, {**summary, "units": units}))
-    if skipped:
-        log.warning("warning: skipped %s", "; ".join(skipped))
-    return jobs
-
-
 def collect_cards(folders: list[Path], media: _Media) -> list[dict]:
     """Every card of every folder, in a first order of layer, unit, then job, which later sorts keep among ties."""
     cards = []
@@ -222,7 +207,8 @@ def collect_cards(folders: list[Path], media: _Media) -> list[dict]:
         extra = sorted({k for _, r in records for k, v in r.items() if k not in _SHOWN and is_number(v)})
         cards += [_target_card(source, folder, job, r, extra, media) for job, r in records]
         cards += [_unit_card(source, folder, job, summary, unit, media)
-                  for job, summary in _read_examples_jobs(folder) for unit in summary["units"]]
+                  for job, summary in read_examples_jobs(folder)
+                  for unit in summary["units"]]
     if not cards:
         raise AudiationError(f"no metrics.json with targets or examples.json under {', '.join(map(str, folders))}")
     constant = constant_overrides(cards)

@@ -215,22 +215,34 @@ def read_jobs(folder: Path) -> list[tuple[Path, dict]]:
     """(job folder, metrics) for every metrics.json of an audiation job under `folder`, in natural order,
     holding only the records that are ours; what is skipped (unreadable files, other tools' metrics.json,
     records without a name or layer) is named once."""
+    return read_summaries(folder, METRICS, "targets", record_misfits, "record", "an audiation job's")
+
+
+def read_examples_jobs(folder: Path) -> list[tuple[Path, dict]]:
+    """(job folder, examples.json) of every examples job under `folder`, holding only the units that fit
+    the record schema; what is skipped is named once, as `read_jobs` does."""
+    return read_summaries(folder, "examples.json", "units", record_schema.unit_misfits, "unit", "an examples job's")
+
+
+def read_summaries(folder: Path, filename: str, key: str, misfits, item: str, owner: str) -> list[tuple[Path, dict]]:
+    """(job folder, summary) for every `filename` under `folder` whose `key` is a list, in natural order,
+    holding only the items with no `misfits`; what is skipped is named once, in one warning."""
     jobs, skipped = [], []
-    for path in sorted(Path(folder).rglob(METRICS), key=lambda p: natural_key(str(p.relative_to(folder)))):
+    for path in sorted(Path(folder).rglob(filename), key=lambda p: natural_key(str(p.relative_to(folder)))):
         try:
-            metrics = json.loads(path.read_text())
+            summary = json.loads(path.read_text())
         except (OSError, ValueError) as error:
             skipped.append(f"{path} ({str(error).splitlines()[0][:60]})")
             continue
-        if not (isinstance(metrics, dict) and isinstance(metrics.get("targets"), list)):
-            skipped.append(f"{path} (not an audiation job's)")
+        if not (isinstance(summary, dict) and isinstance(summary.get(key), list)):
+            skipped.append(f"{path} (not {owner})")
             continue
-        records = [r for r in metrics["targets"] if not record_misfits(r)]
-        if len(records) < len(metrics["targets"]):
-            misfits = sorted({m for r in metrics["targets"] for m in record_misfits(r)})
-            skipped.append(f"{len(metrics['targets']) - len(records)} record(s) of {path} "
-                           f"({', '.join(misfits[:4])}: missing or not of the record schema's kind)")
-        jobs.append((path.parent, {**metrics, "targets": records}))
+        kept = [entry for entry in summary[key] if not misfits(entry)]
+        if len(kept) < len(summary[key]):
+            named = sorted({m for entry in summary[key] for m in misfits(entry)})
+            skipped.append(f"{len(summary[key]) - len(kept)} {item}(s) of {path} "
+                           f"({', '.join(named[:4])}: missing or not of the record schema's kind)")
+        jobs.append((path.parent, {**summary, key: kept}))
     if skipped:
         log.warning("warning: skipped %s", "; ".join(skipped[:3]) + (f"; and {len(skipped) - 3} more"
                                                                      if len(skipped) > 3 else ""))
