@@ -20,13 +20,18 @@ from audiation.errors import run_or_exit
 
 @hydra.main(config_path=configs.CONF, config_name="directions", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    from audiation.jobs.directions_job import directions_job  # here: a Tab's completion imports this module, not torch
+    # here: a Tab's completion imports this module, not torch
+    from audiation.config.job_plans import direction_run, directions_plan
+    from audiation.jobs.audiate_job import audiate_folder
+    from audiation.jobs.directions_job import directions_job
 
     job_dir, _group = configs.hydra_job_folder()
 
     def job():
         try:
-            summary = directions_job(cfg, job_dir)
+            audiate = (lambda directions, folder: audiate_folder(direction_run(cfg, directions), folder)["targets"]
+                       ) if cfg.audiate else None
+            summary = directions_job(directions_plan(cfg, job_dir), job_dir, audiate)
         except BaseException:
             configs.discard_if_empty(job_dir)
             raise

@@ -19,13 +19,15 @@ from audiation.errors import run_or_exit
 
 @hydra.main(config_path=configs.CONF, config_name="examples", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    from audiation.jobs.examples_job import examples_job  # here: a Tab's completion imports this module, not torch
+    # here: a Tab's completion imports this module, not torch
+    from audiation.config.job_plans import examples_plan
+    from audiation.jobs.examples_job import examples_job
 
     job_dir, group = configs.hydra_job_folder()
 
     def job():
         try:
-            summary = examples_job(cfg, job_dir, group)
+            summary = examples_job(examples_plan(cfg), job_dir, group)
         except BaseException:
             configs.discard_if_empty(job_dir)
             raise

@@ -19,13 +19,15 @@ from audiation.errors import run_or_exit
 
 @hydra.main(config_path=configs.CONF, config_name="features", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    from audiation.jobs.features_job import features_job  # here: a Tab's completion imports this module, not torch
+    # here: a Tab's completion imports this module, not torch
+    from audiation.config.job_plans import features_plan
+    from audiation.jobs.features_job import features_job
 
     job_dir, _group = configs.hydra_job_folder()
 
     def job():
         try:
-            summary = features_job(cfg, job_dir)
+            summary = features_job(features_plan(cfg), job_dir)
         except BaseException:
             configs.discard_if_empty(job_dir)
             raise

@@ -27,6 +27,7 @@ import torch
 from audiation.config import configs
 from audiation.config.builder import model_spec
 from audiation.config.configs import ASSETS
+from audiation.config.job_plans import examples_plan
 from audiation.core.randomness import Streams
 from audiation.jobs.audiate_job import audiate_folder
 from audiation.jobs.examples_job import examples_job
@@ -107,7 +108,7 @@ def checks(device: str, steps: int, work: Path):
     def examples():
         cfg = configs.compose("model=tiny", "model.layer=4", "units=0:4", f"data.path={SLICE}", "logger=none",
                               f"data.cache_dir={work / 'cache'}", f"device={device}", config_name="examples")
-        summary = examples_job(cfg, work / "examples")
+        summary = examples_job(examples_plan(cfg), work / "examples")
         assert len(summary["units"]) == 4 and all(len(u["examples"]) == 5 for u in summary["units"])
         return f"{summary['frames']} frames cached"
 

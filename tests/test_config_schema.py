@@ -11,10 +11,9 @@ from conftest import ROOT, run_cli
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from audiation.config import builder, config_schema
+from audiation.config import builder, config_schema, job_plans
 from audiation.config.configs import compose
 from audiation.errors import AudiationError
-from audiation.jobs import directions_job, examples_job
 
 GROUPS = ("model", "objective", "parameterization", "augmentation", "optimizer", "logger")
 OPTIONS = [(group, path.stem) for group in GROUPS for path in sorted((ROOT / "conf" / group).glob("*.yaml"))]
@@ -74,9 +73,9 @@ def test_a_key_appended_with_plus_is_refused_before_any_work(appended):
 
 def test_the_other_entry_points_refuse_appended_keys_too(tmp_path):
     with pytest.raises(AudiationError, match="toppk is not a key"):
-        examples_job.examples_plan(compose("model=random_small", f"data.path={tmp_path}", "+toppk=3", config_name="examples"))
+        job_plans.examples_plan(compose("model=random_small", f"data.path={tmp_path}", "+toppk=3", config_name="examples"))
     with pytest.raises(AudiationError, match="methd is not a key"):
-        directions_job.directions_job(compose("model=random_small", "+methd=mean", config_name="directions"), tmp_path)
+        job_plans.directions_plan(compose("model=random_small", "+methd=mean", config_name="directions"), tmp_path)
 
 
 def test_a_model_config_of_its_own_keys_stays_free():

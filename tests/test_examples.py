@@ -20,6 +20,7 @@ import soundfile as sf
 import torch
 from conftest import ROOT, compose
 
+from audiation.config import job_plans
 from audiation.config.builder import model_spec
 from audiation.data import activations, audio_files
 from audiation.errors import AudiationError
@@ -273,7 +274,7 @@ def test_bad_input_is_one_line_before_any_model_loads(tmp_path, monkeypatch, ove
         overrides.append(f"data.path={SLICE}")
     monkeypatch.setattr(activations, "load_encoder", lambda *_a, **_k: _no_model())
     with pytest.raises(AudiationError) as error:
-        examples_job.examples_plan(_compose("model=tiny", *overrides))
+        job_plans.examples_plan(_compose("model=tiny", *overrides))
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
@@ -346,5 +347,5 @@ def test_an_examples_job_never_writes_over_another_tools_folder(tmp_path):
     cfg = compose("model=tiny", "model.layer=4", "logger=none", "threads=1", f"data.path={SLICE}", "units=0",
                   f"data.cache_dir={tmp_path / 'cache'}", config_name="examples")
     with pytest.raises(AudiationError, match=r"holds files audiation did not write \(.hydra\)"):
-        examples_job.examples_job(cfg, tmp_path)
+        examples_job.examples_job(job_plans.examples_plan(cfg), tmp_path)
     assert (tmp_path / ".hydra" / "config.yaml").read_text() == "theirs: 1\n" and not (tmp_path / "examples").exists()

@@ -16,6 +16,7 @@ from test_gallery import data
 from audiation.browser.page import write_gallery
 from audiation.config import builder
 from audiation.config.configs import compose
+from audiation.config.job_plans import features_plan
 from audiation.core import sae
 from audiation.core.kinds import TargetKind
 from audiation.data.activations import ActivationCache
@@ -57,8 +58,8 @@ def test_a_topk_sae_recovers_a_sparse_dictionary():
 def dictionary(tmp_path_factory) -> str:
     """An SAE of random_small's layer 2 on the speech slice, trained briefly by the features job."""
     folder = tmp_path_factory.mktemp("sae")
-    features_job(compose(*SMALL, f"data.path={SLICE}", f"data.cache_dir={folder / 'cache'}", "features=64", "k=4",
-                         "steps=40", "batch=256", config_name="features"), folder / "job")
+    features_job(features_plan(compose(*SMALL, f"data.path={SLICE}", f"data.cache_dir={folder / 'cache'}", "features=64", "k=4",
+                         "steps=40", "batch=256", config_name="features")), folder / "job")
     return str(folder / "job")
 
 
@@ -147,7 +148,7 @@ def test_a_feature_sweep_resumes_and_a_retrained_sae_is_another_objective(dictio
 ])
 def test_bad_training_settings_are_one_line_before_any_work(tmp_path, overrides, message):
     with pytest.raises(AudiationError, match=message):
-        features_job(compose(*SMALL, f"data.path={SLICE}", *overrides, config_name="features"), tmp_path)
+        features_job(features_plan(compose(*SMALL, f"data.path={SLICE}", *overrides, config_name="features")), tmp_path)
     assert not list(tmp_path.iterdir())
 
 
@@ -195,20 +196,21 @@ def test_an_sae_that_does_not_fit_the_run_is_one_line(dictionary, tmp_path, chan
 
 def test_a_dictionary_of_two_features_names_its_one_neighbour(dictionary, tmp_path):
     cache = sae.Path(dictionary).parent / "cache"
-    summary = features_job(compose(*SMALL, f"data.path={SLICE}", f"data.cache_dir={cache}", "features=2", "k=1",
-                                   "steps=2", "batch=256", config_name="features"), tmp_path)
+    summary = features_job(features_plan(compose(*SMALL, f"data.path={SLICE}", f"data.cache_dir={cache}", "features=2", "k=1",
+                                   "steps=2", "batch=256", config_name="features")), tmp_path)
     assert [[pair[0] for pair in row] for row in summary["nearest_features"]] == [[1], [0]]
     assert sae.read_summary(tmp_path)["k"] == 1
 
 
 def test_the_examples_of_features_come_from_the_layers_cache_without_the_model(dictionary, tmp_path, monkeypatch):
+    from audiation.config.job_plans import examples_plan
     from audiation.data import activations
     from audiation.jobs.examples_job import examples_job
 
     cache = sae.Path(dictionary).parent / "cache"  # the layer's cache, built by the features job
     monkeypatch.setattr(activations, "load_encoder", lambda *_a, **_k: pytest.fail("the model was loaded"))
-    summary = examples_job(compose(*SMALL, "logger=none", f"data.path={SLICE}", f"data.cache_dir={cache}",
-                                   f"sae={dictionary}", "units=0:2", "top_k=2", config_name="examples"), tmp_path)
+    summary = examples_job(examples_plan(compose(*SMALL, "logger=none", f"data.path={SLICE}", f"data.cache_dir={cache}",
+                                   f"sae={dictionary}", "units=0:2", "top_k=2", config_name="examples")), tmp_path)
     assert summary["sae"] == dictionary and [u["unit"] for u in summary["units"]] == [0, 1]
     for unit in summary["units"]:  # the features' own statistics, not the layer's units'
         assert unit["examples"][0]["activation"] == pytest.approx(unit["stats"]["max"], rel=2e-3)
@@ -216,7 +218,7 @@ def test_the_examples_of_features_come_from_the_layers_cache_without_the_model(d
 
 
 def test_the_dictionary_is_eight_times_the_layer_unless_said():
-    from audiation.jobs.features_job import settings_of
+    from audiation.config.job_plans import settings_of
 
     assert settings_of(compose(*SMALL, "data.path=x", config_name="features"), 32).features == 256
     assert settings_of(compose(*SMALL, "data.path=x", "features=100", config_name="features"), 32).features == 100

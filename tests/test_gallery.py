@@ -104,11 +104,12 @@ def test_units_of_a_run_with_quality_data_carry_their_natural_examples_and_stay_
 
 
 def test_an_examples_job_opens_in_the_same_page(tmp_path):
+    from audiation.config.job_plans import examples_plan
     from audiation.jobs.examples_job import examples_job
 
     cfg = compose("model=tiny", "model.layer=4", "units=[3,10]", f"data.path={SLICE}", "logger=none", "top_k=3",
                   f"data.cache_dir={tmp_path / 'cache'}", config_name="examples")
-    examples_job(cfg, tmp_path / "job")
+    examples_job(examples_plan(cfg), tmp_path / "job")
     cards = data(write_gallery(tmp_path / "job"))
     assert [c["name"] for c in cards] == ["L4-U3", "L4-U10"]
     assert all(len(c["examples"]) == 3 and c["audio"] is None for c in cards)

@@ -13,6 +13,7 @@ from conftest import compose
 
 from audiation.config import builder
 from audiation.config.configs import ASSETS
+from audiation.config.job_plans import examples_plan
 from audiation.data import audio_files
 from audiation.data.activations import open_cache
 from audiation.hearing import phones
@@ -135,7 +136,7 @@ def test_heard_as_label_is_the_phone_at_the_target_frame_where_there_is_one_and_
 def test_the_examples_job_names_each_unit(tmp_path):
     cfg = compose("model=tiny", "model.layer=6", "units=[125,68]", f"data.path={SLICE}",
                   f"data.cache_dir={tmp_path / 'cache'}", "top_k=1", "logger=none", config_name="examples")
-    examples_job(cfg, tmp_path / "job")
+    examples_job(examples_plan(cfg), tmp_path / "job")
     summary = json.loads((tmp_path / "job" / "examples.json").read_text())
     units = {u["unit"]: u for u in summary["units"]}
     assert units[125]["phone"] in {"S", "Z"} and units[68]["phone"] == "M"

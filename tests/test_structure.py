@@ -152,17 +152,13 @@ def _config_nodes(value, where: str) -> list[str]:
     return []
 
 
-def test_the_config_goes_no_further_than_the_plan(passing_job, tmp_path):
-    """Below `audiation.config`, only `audiate_folder` (the entry that plans) is handed a config node, and
-    the plan holds none: the job, its folder, its subscribers, W&B and the measures get plain values."""
+def _handed_a_config(call) -> set[str]:
+    """The functions outside `audiation.config` that are handed a config node while `call()` runs."""
     import sys
     import threading
 
     from omegaconf import Container
 
-    from audiation.jobs.audiate_job import audiate_folder
-
-    assert _config_nodes(plan(passing_job), "plan") == []
     handed = set()
 
     def profile(frame, event, _arg):
@@ -177,12 +173,49 @@ def test_the_config_goes_no_further_than_the_plan(passing_job, tmp_path):
     threading.setprofile(profile)  # the writer's thread too
     sys.setprofile(profile)
     try:
-        metrics = audiate_folder(passing_job, tmp_path)
+        call()
     finally:
         sys.setprofile(None)
         threading.setprofile(None)
+    return handed
+
+
+def test_the_config_goes_no_further_than_the_plan(passing_job, tmp_path):
+    """Below `audiation.config`, only `audiate_folder` (the entry that plans) is handed a config node, and
+    the plan holds none: the job, its folder, its subscribers, W&B and the measures get plain values."""
+    from audiation.jobs.audiate_job import audiate_folder
+
+    assert _config_nodes(plan(passing_job), "plan") == []
+    metrics = {}
+    handed = _handed_a_config(lambda: metrics.update(audiate_folder(passing_job, tmp_path)))
     assert metrics["targets"][0]["examples"]  # the job did reach the examples
     assert handed == {"audiation.jobs.audiate_job.audiate_folder"}
+
+
+def test_the_examples_features_and_directions_jobs_see_only_their_plans(tmp_path):
+    """Each job's plan (`config/job_plans.py`) holds no config node, and the job, given it, is handed none."""
+    from audiation.config import job_plans
+    from audiation.jobs.directions_job import directions_job
+    from audiation.jobs.examples_job import examples_job
+    from audiation.jobs.features_job import features_job
+
+    slice_ = ASSETS / "speech-slice"
+    small = ("model=random_small", "model.layer=2", "threads=1", f"data.cache_dir={tmp_path / 'cache'}")
+    high, low = ASSETS / "pitch-contrast" / "high", ASSETS / "pitch-contrast" / "low"
+    jobs = {
+        "examples": (job_plans.examples_plan(compose(*small, "logger=none", f"data.path={slice_}", "units=0:2", "top_k=2",
+                                                     config_name="examples")), examples_job),
+        "features": (job_plans.features_plan(compose(*small, f"data.path={slice_}", "features=16", "k=2", "steps=2",
+                                                     "batch=256", config_name="features")), features_job),
+        "directions": (job_plans.directions_plan(compose(*small, f"positive={high}", f"negative={low}",
+                                                         config_name="directions"), tmp_path / "directions"),
+                       directions_job),
+    }
+    for name, (job_plan, job) in jobs.items():
+        assert _config_nodes(job_plan, name) == []
+        results = []
+        handed = _handed_a_config(lambda: results.append(job(job_plan, tmp_path / name)))
+        assert results and handed == set(), name
 
 
 def test_a_job_loads_its_models_config_once(passing_job, tmp_path, monkeypatch):

@@ -21,6 +21,7 @@ from conftest import ROOT, compose, run_cli
 
 from audiation.browser.page import write_gallery
 from audiation.config import builder
+from audiation.config.job_plans import directions_plan
 from audiation.errors import AudiationError, run_or_exit
 from audiation.jobs.audiate_job import AudiationJob, audiate_folder
 from audiation.jobs.directions_job import directions_job
@@ -289,10 +290,11 @@ def _directions(tmp_path, *overrides):
 
 def test_directions_from_one_folder_on_both_sides_or_into_a_folder_are_one_line(tmp_path):
     with pytest.raises(AudiationError, match="positive and negative share 160 audio file"):
-        directions_job(_directions(tmp_path, f"positive={SLICE}", f"negative={SLICE}"), tmp_path / "job")
+        directions_job(directions_plan(_directions(tmp_path, f"positive={SLICE}", f"negative={SLICE}"), tmp_path / "job"),
+                       tmp_path / "job")
     high, low = ROOT / "audiation/assets/pitch-contrast/high", ROOT / "audiation/assets/pitch-contrast/low"
     with pytest.raises(AudiationError, match="is a folder; give the .npy file"):
-        directions_job(_directions(tmp_path, f"positive={high}", f"negative={low}", f"out={tmp_path}"), tmp_path / "j")
+        directions_plan(_directions(tmp_path, f"positive={high}", f"negative={low}", f"out={tmp_path}"), tmp_path / "j")
     result = subprocess.run([sys.executable, "-m", "audiation.directions", "model=tiny", f"positive={SLICE}",
                              f"negative={SLICE}", f"hydra.run.dir={tmp_path / 'cli'}"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
 
-from audiation.config import builder, checks
+from audiation.config.job_plans import ExamplesPlan
 from audiation.core import sae
-from audiation.core.runtime import configure, resolve_device
+from audiation.core.runtime import configure
 from audiation.data import audio_files
 from audiation.data.activations import (
     STATS,
@@ -25,35 +24,10 @@ from audiation.data.activations import (
     open_cache,
     top_examples,
 )
-from audiation.errors import AudiationError
 from audiation.hearing import phones, quality
 from audiation.jobs.folder import refuse_foreign
-from audiation.models.encoder import load_config, load_encoder, num_units, parse_layer
+from audiation.models.encoder import load_encoder
 from audiation.outputs import disk, tracking
-
-
-def examples_plan(cfg: DictConfig):
-    """Check an examples job's values, reading only the model's config file and listing the data."""
-    checks.known_keys(cfg)
-    checks.number(cfg.top_k, "top_k", int)
-    checks.number(cfg.clip_seconds, "clip_seconds")
-    checks.number(cfg.min_gap_seconds, "min_gap_seconds", strict=False, finite=False)  # inf: one per file
-    checks.number(cfg.data.max_seconds, "data.max_seconds")
-    checks.threads(cfg.threads)
-    checks.check_logger(cfg.logger)
-    if OmegaConf.is_missing(cfg.data, "path") or cfg.data.path in (None, ""):
-        raise AudiationError("data.path is required: the folder of audio files to search (data.path=/path/to/audio)")
-    checks.writable_folder(cfg.data.cache_dir, "data.cache_dir")
-    device = resolve_device(cfg.device)
-    spec = builder.model_spec(cfg.model)
-    config = load_config(spec)
-    layer = parse_layer(cfg.model.layer, config)
-    folder, count = None, num_units(layer, config)
-    if cfg.sae:  # an SAE's features instead of the layer's units
-        folder, count = builder.feature_dictionary(cfg.sae, "sae", spec, layer)
-    units = checks.parse_units(cfg.units, count, f"layer {layer.label}", name="units")
-    files = audio_files.list_audio(cfg.data.path)
-    return spec, config, layer, units, files, device, folder
 
 
 def last_file_reader(sample_rate: int):
@@ -94,33 +68,33 @@ def write_examples_of_unit(job_dir: Path, cache: ActivationCache, unit: int, fou
     return {"name": name, "layer": label, "unit": unit, "stats": stats, "examples": records}
 
 
-def examples_job(cfg: DictConfig, job_dir: Path, group: str | None = None) -> dict:
+def examples_job(plan: ExamplesPlan, job_dir: Path, group: str | None = None) -> dict:
     """The top natural examples of each unit into `job_dir` (the library call behind `audiation.examples`)."""
-    spec, config, layer, units, files, device, sae_folder = examples_plan(cfg)
+    spec, layer = plan.spec, plan.layer
     refuse_foreign(job_dir, ("examples.json", ".hydra", "wandb"), ("examples.json",))
-    configure(device, checks.threads(cfg.threads))
-    cache = open_cache(spec, layer, config, files, cfg.data.cache_dir, device, cfg.data.max_seconds)
-    if sae_folder is not None:  # the features' activations, from the layer's cache: the model does not run again
-        dictionary = sae.load(sae_folder)
+    configure(plan.device, plan.threads)
+    cache = open_cache(spec, layer, plan.model_config, plan.files, plan.cache_dir, plan.device, plan.max_seconds)
+    if plan.sae_folder is not None:  # the features' activations, from the layer's cache: the model does not run again
+        dictionary = sae.load(plan.sae_folder)
         cache = derived_cache(cache, lambda x: dictionary.pre(torch.from_numpy(x)).numpy(),
-                              f"sae-{sae.content_digest(sae_folder)}", f"features of {sae_folder}")
+                              f"sae-{sae.content_digest(plan.sae_folder)}", f"features of {plan.sae_folder}")
     read = last_file_reader(spec.sample_rate)
     frame_phones = phones.frame_labels(cache, read)
-    understood = None if sae_folder is not None else quality.cached_data_error_rate(
-        cache.folder, lambda: load_encoder(spec, device), files)
+    understood = None if plan.sae_folder is not None else quality.cached_data_error_rate(
+        cache.folder, lambda: load_encoder(spec, plan.device), plan.files)
     found = []
-    for unit, values in cache.columns(units):
-        examples = top_examples(cache, unit, int(cfg.top_k), float(cfg.min_gap_seconds), values)
-        found.append({**write_examples_of_unit(job_dir, cache, unit, examples, layer.label, float(cfg.clip_seconds),
+    for unit, values in cache.columns(plan.units):
+        examples = top_examples(cache, unit, plan.top_k, plan.min_gap_seconds, values)
+        found.append({**write_examples_of_unit(job_dir, cache, unit, examples, layer.label, plan.clip_seconds,
                                                read), **phones.name_unit(values, frame_phones)})
-    gap = float(cfg.min_gap_seconds)
+    gap = plan.min_gap_seconds
     summary = {
-        "model": spec.short_name, "layer": layer.label, "data": str(Path(cfg.data.path).expanduser().resolve()),
+        "model": spec.short_name, "layer": layer.label, "data": str(plan.data),
         "cache": str(cache.folder), "files": len(cache.files), "skipped": cache.skipped, "frames": cache.num_frames,
-        "audio_seconds": cache.meta["audio_seconds"], "sample_rate": spec.sample_rate, "top_k": int(cfg.top_k),
-        "clip_seconds": float(cfg.clip_seconds),
+        "audio_seconds": cache.meta["audio_seconds"], "sample_rate": spec.sample_rate, "top_k": plan.top_k,
+        "clip_seconds": plan.clip_seconds,
         "min_gap_seconds": gap if math.isfinite(gap) else None,  # JSON has no infinity
-        "sae": None if sae_folder is None else str(sae_folder),
+        "sae": None if plan.sae_folder is None else str(plan.sae_folder),
         "model_cer": understood,  # the model's own CER on the data's transcribed files: are the names about speech?
         "units": found,
     }
@@ -128,9 +102,9 @@ def examples_job(cfg: DictConfig, job_dir: Path, group: str | None = None) -> di
     rows = [{"unit": u["unit"], "rank": e["rank"], "audio": str(job_dir / e["clip"]),
              "spectrogram": str(job_dir / e["spectrogram"]), "file": e["file"], "time": e["time_seconds"],
              "activation": e["activation"], "text": e["text"]} for u in found for e in u["examples"]]
-    config_ = {"layer": layer.label, "units": OmegaConf.to_container(cfg).get("units"), "model": spec.short_name,
-               "data": summary["data"], "top_k": summary["top_k"], "config": OmegaConf.to_container(cfg, resolve=True)}
-    with tracking.start(builder.logger_settings(cfg.logger), job_dir=job_dir, name=f"{layer.label}-examples", group=group, job_type="examples",
+    config_ = {"layer": layer.label, "units": plan.units_given, "model": spec.short_name,
+               "data": summary["data"], "top_k": summary["top_k"], "config": plan.config_record}
+    with tracking.start(plan.logger, job_dir=job_dir, name=f"{layer.label}-examples", group=group, job_type="examples",
                         tags=[spec.short_name, "examples"], config=config_, sample_rate=spec.sample_rate) as tracker:
         tracker.log_examples(rows)
     return summary

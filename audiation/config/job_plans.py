@@ -1,0 +1,200 @@
+"""The plans of the jobs beside audiation (examples, features, directions): a composed config in, every value
+the job reads checked once and held as plain objects, so the jobs below never see a config (as
+`builder.plan` does for the audiation job)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from audiation.config import builder, checks
+from audiation.config.configs import compose
+from audiation.core import sae
+from audiation.core.runtime import resolve_device
+from audiation.data import audio_files
+from audiation.errors import AudiationError
+from audiation.models.encoder import ModelSpec, load_config, num_units, parse_layer
+from audiation.models.layers import Layer
+from audiation.outputs import tracking
+
+EXPANSION = 8  # features per unit of the layer when `features` is not given (whisper-sae and Gao et al. use 8-32)
+
+
+@dataclass(frozen=True)
+class ExamplesPlan:
+    spec: ModelSpec
+    model_config: object  # the model's transformers config (read from its file, no weights)
+    layer: Layer
+    units: list[int]
+    files: list[Path]
+    data: Path  # the folder searched, resolved
+    device: torch.device
+    threads: int | None  # None: torch chooses
+    cache_dir: str | None
+    max_seconds: float
+    top_k: int
+    clip_seconds: float
+    min_gap_seconds: float  # inf: one example per file
+    sae_folder: Path | None  # an SAE's features instead of the layer's units
+    logger: tracking.Settings
+    units_given: object  # `units` as written, for W&B's config
+    config_record: dict  # the whole config, resolved, for W&B's config
+
+
+def examples_plan(cfg: DictConfig) -> ExamplesPlan:
+    """Check an examples job's values, reading only the model's config file and listing the data."""
+    checks.known_keys(cfg)
+    top_k = checks.number(cfg.top_k, "top_k", int)
+    clip_seconds = checks.number(cfg.clip_seconds, "clip_seconds")
+    min_gap = checks.number(cfg.min_gap_seconds, "min_gap_seconds", strict=False, finite=False)
+    max_seconds = checks.number(cfg.data.max_seconds, "data.max_seconds")
+    threads = checks.threads(cfg.threads)
+    logger = builder.logger_settings(cfg.logger)
+    if OmegaConf.is_missing(cfg.data, "path") or cfg.data.path in (None, ""):
+        raise AudiationError("data.path is required: the folder of audio files to search (data.path=/path/to/audio)")
+    checks.writable_folder(cfg.data.cache_dir, "data.cache_dir")
+    device = resolve_device(cfg.device)
+    spec = builder.model_spec(cfg.model)
+    config = load_config(spec)
+    layer = parse_layer(cfg.model.layer, config)
+    folder, count = None, num_units(layer, config)
+    if cfg.sae:
+        folder, count = builder.feature_dictionary(cfg.sae, "sae", spec, layer)
+    units = checks.parse_units(cfg.units, count, f"layer {layer.label}", name="units")
+    files = audio_files.list_audio(cfg.data.path)
+    return ExamplesPlan(spec=spec, model_config=config, layer=layer, units=units, files=files,
+                        data=Path(cfg.data.path).expanduser().resolve(), device=device, threads=threads,
+                        cache_dir=cfg.data.cache_dir, max_seconds=float(max_seconds), top_k=int(top_k),
+                        clip_seconds=float(clip_seconds), min_gap_seconds=float(min_gap), sae_folder=folder,
+                        logger=logger, units_given=OmegaConf.to_container(cfg).get("units"),
+                        config_record=OmegaConf.to_container(cfg, resolve=True))
+
+
+@dataclass(frozen=True)
+class FeaturesPlan:
+    spec: ModelSpec
+    model_config: object
+    layer: Layer
+    units: int  # the layer's width
+    settings: sae.TrainSettings
+    files: list[Path]
+    data: Path  # the folder trained on, resolved
+    data_given: str  # as written, for messages
+    device: torch.device
+    threads: int | None
+    cache_dir: str | None
+    max_seconds: float
+    held_out: float  # the share of files held out
+
+
+def features_plan(cfg: DictConfig) -> FeaturesPlan:
+    """Check a features job's values, reading only the model's config file and listing the data."""
+    checks.known_keys(cfg)
+    if OmegaConf.is_missing(cfg.data, "path") or cfg.data.path in (None, ""):
+        raise AudiationError("data.path is required: the folder of audio to train on (data.path=/path/to/audio)")
+    checks.writable_folder(cfg.data.cache_dir, "data.cache_dir")
+    threads = checks.threads(cfg.threads)
+    max_seconds = checks.number(cfg.data.max_seconds, "data.max_seconds")
+    device = resolve_device(cfg.device)
+    spec = builder.model_spec(cfg.model)
+    config = load_config(spec)
+    layer = parse_layer(cfg.model.layer, config)
+    units = num_units(layer, config)
+    settings = settings_of(cfg, units)
+    files = audio_files.list_audio(cfg.data.path)
+    if len(files) < 2:
+        raise AudiationError(f"data.path={cfg.data.path} has {len(files)} audio file; at least 2 are needed "
+                             "(files, not frames, are held out)")
+    return FeaturesPlan(spec=spec, model_config=config, layer=layer, units=units, settings=settings, files=files,
+                        data=Path(cfg.data.path).expanduser().resolve(), data_given=str(cfg.data.path), device=device,
+                        threads=threads, cache_dir=cfg.data.cache_dir, max_seconds=float(max_seconds),
+                        held_out=float(cfg.held_out))
+
+
+def settings_of(cfg: DictConfig, units: int) -> sae.TrainSettings:
+    """The training settings, each checked in one line; the dictionary must fit in `memory_gb`."""
+    checks.known_keys(cfg)
+    features = EXPANSION * units if cfg.features is None else checks.number(cfg.features, "features", int, minimum=1)
+    k = checks.number(cfg.k, "k", int)
+    if k >= features:
+        raise AudiationError(f"k={k} must be below features={features}: TopK keeps k of them on")
+    held_out = checks.number(cfg.held_out, "held_out")
+    if held_out >= 1:
+        raise AudiationError(f"held_out={cfg.held_out:g} must be below 1")
+    settings = sae.TrainSettings(
+        features=features, k=k, steps=checks.number(cfg.steps, "steps", int), batch=checks.number(cfg.batch, "batch", int),
+        lr=checks.number(cfg.lr, "lr"), aux_k=checks.number(cfg.aux_k, "aux_k", int, strict=False),
+        aux_weight=checks.number(cfg.aux_weight, "aux_weight", strict=False),
+        dead_after=checks.number(cfg.dead_after, "dead_after", int), seed=checks.seed(cfg.seed))
+    # Weights, their gradients and Adam's two moments (2 matrices each), and a batch's codes and their grads.
+    need = 4 * (4 * 2 * features * units + 4 * settings.batch * features)
+    if need > checks.number(cfg.memory_gb, "memory_gb") * 2**30:
+        raise AudiationError(f"features={features} at {units} units needs about {need / 2**30:.1f} GiB to train "
+                             f"(more than memory_gb={cfg.memory_gb:g}); choose fewer features or a smaller batch")
+    return settings
+
+
+@dataclass(frozen=True)
+class DirectionsPlan:
+    spec: ModelSpec
+    model_config: object
+    layer: Layer
+    method: str  # probe or mean
+    l2: float
+    held_out: float
+    seed: int
+    folders: dict[str, str]  # positive and negative, as given
+    files: dict[str, list[Path]]
+    out: Path  # the .npy written
+    device: torch.device
+    threads: int | None
+    cache_dir: str | None
+    max_seconds: float
+
+
+def directions_plan(cfg: DictConfig, job_dir: Path) -> DirectionsPlan:
+    """Check a directions job's values, reading only the model's config file and listing both folders."""
+    checks.known_keys(cfg)
+    if cfg.method not in ("probe", "mean"):
+        raise AudiationError(f"method={cfg.method} is not one of probe, mean")
+    fraction = checks.number(cfg.held_out, "held_out")
+    if fraction >= 1:
+        raise AudiationError(f"held_out={cfg.held_out:g} must be below 1")
+    l2 = checks.number(cfg.l2, "l2", strict=False)
+    checks.number(cfg.audiate_steps, "audiate_steps", int)
+    checks.writable_folder(cfg.data.cache_dir, "data.cache_dir")
+    max_seconds = checks.number(cfg.data.max_seconds, "data.max_seconds")
+    files = {}
+    for side in ("positive", "negative"):
+        if OmegaConf.is_missing(cfg, side) or not cfg[side]:
+            raise AudiationError(f"{side} is required: a folder of audio ({side}=/path/to/folder)")
+        files[side] = audio_files.list_audio(cfg[side], name=side)
+        if len(files[side]) < 2:
+            raise AudiationError(f"{side}={cfg[side]} has {len(files[side])} audio file; at least 2 are needed")
+    shared = set(files["positive"]) & set(files["negative"])
+    if shared:
+        raise AudiationError(f"positive and negative share {len(shared)} audio file(s) (e.g. {min(shared)}): a "
+                             "direction needs two different sets of clips")
+    out = Path(str(cfg.out)).expanduser() if cfg.out else job_dir / "direction.npy"
+    if out.is_dir():
+        raise AudiationError(f"out={cfg.out} is a folder; give the .npy file to write (e.g. out={out / 'direction.npy'})")
+    threads = checks.threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    spec = builder.model_spec(cfg.model)
+    config = load_config(spec)
+    return DirectionsPlan(spec=spec, model_config=config, layer=parse_layer(cfg.model.layer, config),
+                          method=str(cfg.method), l2=float(l2), held_out=float(fraction), seed=checks.seed(cfg.seed),
+                          folders={side: str(cfg[side]) for side in files}, files=files, out=out, device=device,
+                          threads=threads, cache_dir=cfg.data.cache_dir, max_seconds=float(max_seconds))
+
+
+def direction_run(cfg: DictConfig, directions_file: Path) -> DictConfig:
+    """The audiation run of a directions job's `audiate`: the directions in `directions_file` with the run's
+    defaults, `audiate_steps`, the judges on and the overrides `audiate_with`, on the job's model and device."""
+    run = compose("objective=direction", f"objective.direction={directions_file}", f"steps={int(cfg.audiate_steps)}",
+                  "logger=none", "quality.judges=true", *cfg.audiate_with)
+    run.model, run.device, run.threads = cfg.model, cfg.device, cfg.threads
+    return run
