@@ -15,7 +15,6 @@ import hydra
 from omegaconf import DictConfig
 
 from audiation.config import configs
-from audiation.errors import run_or_exit
 
 
 @hydra.main(config_path=configs.CONF, config_name="directions", version_base="1.3")
@@ -25,20 +24,12 @@ def main(cfg: DictConfig) -> None:
     from audiation.jobs.audiate_job import audiate_folder
     from audiation.jobs.directions_job import directions_job
 
-    job_dir, _group = configs.hydra_job_folder()
+    def work(job_dir, _group):
+        audiate = (lambda directions, folder: audiate_folder(direction_run(cfg, directions), folder)["targets"]
+                   ) if cfg.audiate else None
+        return directions_job(directions_plan(cfg, job_dir), job_dir, audiate)
 
-    def job():
-        try:
-            audiate = (lambda directions, folder: audiate_folder(direction_run(cfg, directions), folder)["targets"]
-                       ) if cfg.audiate else None
-            summary = directions_job(directions_plan(cfg, job_dir), job_dir, audiate)
-        except BaseException:
-            configs.discard_if_empty(job_dir)
-            raise
-        configs.save_job_config(job_dir, cfg)
-        return summary
-
-    summary = run_or_exit(job, saved=lambda: "no direction was written")
+    summary, _job_dir = configs.run_job(cfg, work, saved=lambda _job_dir: "no direction was written")
     auc = summary["held_out_auc"]
     print(f"audiation: {summary['layer']} direction ({summary['method']}) in {summary['out']}; held-out AUC "
           f"probe {auc['probe']:.3f}, mean difference {auc['mean']:.3f} "
@@ -54,12 +45,7 @@ def main(cfg: DictConfig) -> None:
 
 def cli() -> None:
     """The `audiation-directions` console script and `python -m audiation.directions`."""
-    import sys
-
-    from audiation.config.checks import check_output_overrides
-
-    run_or_exit(check_output_overrides, sys.argv[1:], saved=lambda: "nothing was written")
-    main()
+    configs.command_line(main)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import hydra
 from omegaconf import DictConfig
 
 from audiation.config import configs
-from audiation.errors import run_or_exit
 
 
 @hydra.main(config_path=configs.CONF, config_name="examples", version_base="1.3")
@@ -23,30 +22,15 @@ def main(cfg: DictConfig) -> None:
     from audiation.config.job_plans import examples_plan
     from audiation.jobs.examples_job import examples_job
 
-    job_dir, group = configs.hydra_job_folder()
-
-    def job():
-        try:
-            summary = examples_job(examples_plan(cfg), job_dir, group)
-        except BaseException:
-            configs.discard_if_empty(job_dir)
-            raise
-        configs.save_job_config(job_dir, cfg)
-        return summary
-
-    summary = run_or_exit(job, saved=lambda: f"no partial cache is kept, and {job_dir} holds what was written")
+    summary, job_dir = configs.run_job(cfg, lambda job_dir, group: examples_job(examples_plan(cfg), job_dir, group),
+                                       saved=lambda job_dir: f"no partial cache is kept, and {job_dir} holds what was written")
     print(f"audiation: top-{summary['top_k']} examples of {len(summary['units'])} unit(s) of {summary['layer']} "
           f"from {summary['files']} files in {job_dir}")
 
 
 def cli() -> None:
     """The `audiation-examples` console script and `python -m audiation.examples`."""
-    import sys
-
-    from audiation.config.checks import check_output_overrides
-
-    run_or_exit(check_output_overrides, sys.argv[1:], saved=lambda: "nothing was written")
-    main()
+    configs.command_line(main)
 
 
 if __name__ == "__main__":

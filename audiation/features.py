@@ -14,7 +14,6 @@ import hydra
 from omegaconf import DictConfig
 
 from audiation.config import configs
-from audiation.errors import run_or_exit
 
 
 @hydra.main(config_path=configs.CONF, config_name="features", version_base="1.3")
@@ -23,18 +22,8 @@ def main(cfg: DictConfig) -> None:
     from audiation.config.job_plans import features_plan
     from audiation.jobs.features_job import features_job
 
-    job_dir, _group = configs.hydra_job_folder()
-
-    def job():
-        try:
-            summary = features_job(features_plan(cfg), job_dir)
-        except BaseException:
-            configs.discard_if_empty(job_dir)
-            raise
-        configs.save_job_config(job_dir, cfg)
-        return summary
-
-    summary = run_or_exit(job, saved=lambda: f"the layer's activation cache is kept; {job_dir} holds no SAE")
+    summary, job_dir = configs.run_job(cfg, lambda job_dir, _group: features_job(features_plan(cfg), job_dir),
+                                       saved=lambda job_dir: f"the layer's activation cache is kept; {job_dir} holds no SAE")
     print(f"audiation: SAE of {summary['layer']} ({summary['units']} units -> {summary['features']} features, "
           f"k={summary['k']}): variance explained {summary['variance_explained']:.3f} on "
           f"{len(summary['held_out_files'])} held-out files, dead {summary['dead_share']:.1%}, "
@@ -43,12 +32,7 @@ def main(cfg: DictConfig) -> None:
 
 def cli() -> None:
     """The `audiation-features` console script and `python -m audiation.features`."""
-    import sys
-
-    from audiation.config.checks import check_output_overrides
-
-    run_or_exit(check_output_overrides, sys.argv[1:], saved=lambda: "nothing was written")
-    main()
+    configs.command_line(main)
 
 
 if __name__ == "__main__":

@@ -131,12 +131,7 @@ def result_line(metrics: dict, job_dir, page_file: Path | None = None) -> str:
 def cli() -> None:
     """The `audiation-run` console script and `python -m audiation.run`: the job folders given on the command
     line are checked before Hydra makes them, then Hydra runs `main`."""
-    import sys
-
-    from audiation.config.checks import check_output_overrides
-
-    run_or_exit(check_output_overrides, sys.argv[1:], saved=lambda: "nothing was written")
-    main()
+    configs.command_line(main)
 
 
 if __name__ == "__main__":

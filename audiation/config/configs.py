@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -95,6 +96,38 @@ def save_job_config(job_dir: Path, cfg) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, folder / "config.yaml")
     OmegaConf.save(OmegaConf.create(list(HydraConfig.get().overrides.task)), folder / "overrides.yaml")
+
+
+def run_job(cfg, work: Callable[[Path, str | None], dict], saved: Callable[[Path], str]) -> tuple[dict, Path]:
+    """`work(job_dir, group)` in the running Hydra job's folder (`group`: its sweep's, see `hydra_job_folder`), as the examples, features and directions commands
+    run it: the config saved once the work is done, a folder left empty removed, and a failure said in one
+    line (`errors.run_or_exit`, with `saved(job_dir)`: what is kept). Returns (its summary, the folder)."""
+    from audiation.errors import run_or_exit
+
+    job_dir, group = hydra_job_folder()
+
+    def job():
+        try:
+            summary = work(job_dir, group)
+        except BaseException:
+            discard_if_empty(job_dir)
+            raise
+        save_job_config(job_dir, cfg)
+        return summary
+
+    return run_or_exit(job, saved=lambda: saved(job_dir)), job_dir
+
+
+def command_line(main: Callable[[], object]) -> None:
+    """A console script: the job folders given on the command line checked before Hydra makes them, then
+    Hydra's `main`."""
+    import sys
+
+    from audiation.config.checks import check_output_overrides
+    from audiation.errors import run_or_exit
+
+    run_or_exit(check_output_overrides, sys.argv[1:], saved=lambda: "nothing was written")
+    main()
 
 
 def discard_if_empty(job_dir: Path) -> None:
