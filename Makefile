@@ -84,7 +84,7 @@ lint: setup
 # One worker per core, a test file per worker (its module fixtures built once); the slowest tests and the
 # suite's time at the end.
 test: lint
-	$(BIN)/python -m pytest -q -n auto --dist loadfile --durations=10
+	$(BIN)/python -m pytest -q -n auto --dist loadfile --durations=30
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
