@@ -218,3 +218,10 @@ def test_names_say_when_the_model_does_not_understand_their_data(tmp_path, caplo
     assert confused["cer"] > 0.5
     assert len([r for r in caplog.records if "does not understand" in r.getMessage()]) == 1
     assert data_error_rate(encoder, [tmp_path / "missing.flac"]) is None  # no transcript: nothing to say
+
+
+def test_one_rule_says_what_is_a_phone_for_the_judge_and_the_labels():
+    from audiation.hearing import judges
+
+    assert [judges.phone_of(t) for t in ("SIL", "+NSN+", "+BREATH+", "AH0", "Z", "ER1")] == [None, None, None,
+                                                                                               "AH", "Z", "ER"]

@@ -30,6 +30,7 @@ import math
 import os
 import pickle
 import queue
+import re
 import select
 import signal as signals_
 import subprocess
@@ -48,7 +49,6 @@ VAD_WINDOW = 512  # silero's window at 16 kHz
 MIN_SECONDS = 0.1
 PITCH_FLOOR_HZ = 60.0  # Praat's default 75 Hz misses low male voices (86 Hz espeak-ng: 14% voiced)
 PHONE_FRAME_SECONDS = 0.01  # pocketsphinx's frame
-NOT_PHONES = {"SIL", "+NSN+", "+SPN+", "+BREATH+", "+COUGH+", "+NOISE+", "+UH+", "+UM+", "+SMACK+"}
 QUEUE_SIGNALS = 1024  # the CPU judges' queue: a whole batch of 768 and more (64 MB of 1-s signals) before
 # the writer waits for them; their backlog beyond that stays in the writer's queue, as the batches it holds
 TIMEOUT_SECONDS = 120.0  # per signal in a worker (~0.05 s a second of audio): a judge hung in C is given up
@@ -88,6 +88,12 @@ def phone_recognizer():
                    lm=None, logfn=os.devnull)
 
 
+def phone_of(token: str) -> str | None:
+    """The ARPAbet phone a pocketsphinx token names, stress digits dropped; None for silence and its noise
+    tokens (`SIL`, `+NSN+`, `+BREATH+`, ...). The judge and the phone labels of the data share this rule."""
+    return None if token == "SIL" or token.startswith("+") else re.sub(r"\d", "", token)
+
+
 def pcm(x: np.ndarray) -> bytes:
     """16-bit PCM, as pocketsphinx reads it."""
     return (np.clip(x, -1, 1) * 32767).astype(np.int16).tobytes()
@@ -120,7 +126,7 @@ def load_pocketsphinx(device: str):
         if about.target_seconds is not None:
             frame = int(about.target_seconds / PHONE_FRAME_SECONDS)
             at_target = next((phone for phone, start, end in segments if start <= frame <= end), None)
-        return {"phones": [phone for phone, _, _ in segments if phone not in NOT_PHONES], "phone_at_target": at_target}
+        return {"phones": [phone for phone, _, _ in segments if phone_of(phone)], "phone_at_target": at_target}
 
     return hear
 

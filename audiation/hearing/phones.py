@@ -141,11 +141,6 @@ def _words(text: str | None) -> list[str]:
     return re.findall(r"[a-z']+", (text or "").lower())
 
 
-def _phone(name: str) -> str:
-    """CMUdict's phone without stress digits; pocketsphinx's noise tokens (+NSN+ ...) count as silence."""
-    return "SIL" if name.startswith("+") else re.sub(r"\d", "", name)
-
-
 def labels_path(cache: ActivationCache) -> Path:
     """Beside the cache, named by what the labels depend on (the files, their pieces and transcripts, the
     frame geometry), so every layer, model and SAE with the same frames shares them."""
@@ -188,7 +183,7 @@ def _saved_or_made(cache: ActivationCache, read: Callable[[str], np.ndarray]) ->
         methods[method] += 1
         starts = np.array([start for _, start, _ in segments] or [0.0])
         ends = np.array([end for _, _, end in segments] or [0.0])
-        ids = np.array([inventory.setdefault(_phone(p), len(inventory)) for p, _, _ in segments] or [0])
+        ids = np.array([inventory.setdefault(judges.phone_of(p) or "SIL", len(inventory)) for p, _, _ in segments] or [0])
         for piece in by_file[file]:
             local = np.arange(piece.num_frames)
             times = piece.offset_seconds + cache.centre_seconds(local)
