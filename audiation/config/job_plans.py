@@ -23,6 +23,13 @@ from audiation.outputs import tracking
 EXPANSION = 8  # features per unit of the layer when `features` is not given (whisper-sae and Gao et al. use 8-32)
 
 
+def model_and_layer(cfg: DictConfig) -> tuple[ModelSpec, object, Layer]:
+    """The job's model as a spec, its config (read from its file, no weights) and the layer parsed against it."""
+    spec = builder.model_spec(cfg.model)
+    config = load_config(spec)
+    return spec, config, parse_layer(cfg.model.layer, config)
+
+
 @dataclass(frozen=True)
 class ExamplesPlan:
     spec: ModelSpec
@@ -57,9 +64,7 @@ def examples_plan(cfg: DictConfig) -> ExamplesPlan:
         raise AudiationError("data.path is required: the folder of audio files to search (data.path=/path/to/audio)")
     checks.writable_folder(cfg.data.cache_dir, "data.cache_dir")
     device = resolve_device(cfg.device)
-    spec = builder.model_spec(cfg.model)
-    config = load_config(spec)
-    layer = parse_layer(cfg.model.layer, config)
+    spec, config, layer = model_and_layer(cfg)
     folder, count = None, num_units(layer, config)
     if cfg.sae:
         folder, count = builder.feature_dictionary(cfg.sae, "sae", spec, layer)
@@ -99,9 +104,7 @@ def features_plan(cfg: DictConfig) -> FeaturesPlan:
     threads = checks.threads(cfg.threads)
     max_seconds = checks.number(cfg.data.max_seconds, "data.max_seconds")
     device = resolve_device(cfg.device)
-    spec = builder.model_spec(cfg.model)
-    config = load_config(spec)
-    layer = parse_layer(cfg.model.layer, config)
+    spec, config, layer = model_and_layer(cfg)
     units = num_units(layer, config)
     settings = settings_of(cfg, units)
     files = audio_files.list_audio(cfg.data.path)
@@ -183,9 +186,8 @@ def directions_plan(cfg: DictConfig, job_dir: Path) -> DirectionsPlan:
         raise AudiationError(f"out={cfg.out} is a folder; give the .npy file to write (e.g. out={out / 'direction.npy'})")
     threads = checks.threads(cfg.threads)
     device = resolve_device(cfg.device)
-    spec = builder.model_spec(cfg.model)
-    config = load_config(spec)
-    return DirectionsPlan(spec=spec, model_config=config, layer=parse_layer(cfg.model.layer, config),
+    spec, config, layer = model_and_layer(cfg)
+    return DirectionsPlan(spec=spec, model_config=config, layer=layer,
                           method=str(cfg.method), l2=float(l2), held_out=float(fraction), seed=checks.seed(cfg.seed),
                           folders={side: str(cfg[side]) for side in files}, files=files, out=out, device=device,
                           threads=threads, cache_dir=cfg.data.cache_dir, max_seconds=float(max_seconds))
