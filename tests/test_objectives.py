@@ -133,7 +133,9 @@ def test_a_spectral_profile_has_its_bands_and_is_unit_length():
     profile = objectives.spectral_profile(signal)
     assert profile.shape == (3, 64)
     torch.testing.assert_close(profile.norm(dim=1), torch.ones(3))
-    torch.testing.assert_close(profile.sum(dim=1), torch.zeros(3), atol=1e-4, rtol=0)
+    # mean removed: white noise's flat profile has a small norm, so fp32 rounding of the mean, divided by
+    # it, reaches ~1e-4; a profile that kept its mean would sum to ~8 (a unit vector of 64 equal parts)
+    torch.testing.assert_close(profile.sum(dim=1), torch.zeros(3), atol=1e-3, rtol=0)
     assert objectives.spectral_profile(signal, bands=16).shape == (3, 16)
     spectrum = torch.fft.rfft(signal[:1]).abs().pow(2)[:, 1:]
     db = 10 * torch.log10(torch.stack([part.mean(dim=1) for part in spectrum.tensor_split(64, dim=1)], dim=1))
