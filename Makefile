@@ -4,9 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # Here torch 2.13.0 is a local CPU wheel; elsewhere pip fetches the normal build for your machine.
 TORCH ?= torch==2.13.0
-APT_PACKAGES := espeak-ng sox wamerican chromium flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+APT_PACKAGES := espeak-ng sox wamerican chromium nodejs flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
 
-.PHONY: setup lint system-packages demo gpu-check mutants corpus speech-slice tiny-model listener-model tiny-eval transfer test test-slow test-all clean clean-cache
+.PHONY: setup lint system-packages demo gpu-check mutants mutants-js corpus speech-slice tiny-model listener-model tiny-eval transfer test test-slow test-all clean clean-cache
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,8 @@ setup: $(BIN)/.installed
 
 # Debian packages: espeak-ng, flite, festival and its voices, sox and wamerican regenerate the speech corpus
 # (experiments/; tests/test_corpus.py renders a small one); chromium runs
-# the gallery's browser tests (skipped without it, failing in CI). The demo needs none of them.
+# the gallery's browser tests and nodejs the page script's own (skipped without them, failing in CI). The demo
+# needs none of them.
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -75,6 +76,16 @@ mutants: setup
 	rm -rf mutants
 	OMP_NUM_THREADS=1 timeout 3600 $(BIN)/mutmut run --max-children 2 || true
 	$(BIN)/mutmut results
+
+# The page's script: Stryker (npm, kept in build/) mutates page.js in a copy of it and tests/js, and runs the
+# page's Node tests against each mutant (a few minutes); the score per mutator in build/mutants-js/reports.
+STRYKER := @stryker-mutator/core@8.7.1
+mutants-js:
+	rm -rf build/mutants-js && mkdir -p build/mutants-js/audiation/browser/static build/mutants-js/tests/js
+	cp audiation/browser/static/page.js build/mutants-js/audiation/browser/static/
+	cp tests/js/*.js tests/js/stryker.config.json build/mutants-js/tests/js/
+	test -x build/js-tools/node_modules/.bin/stryker || npm install --silent --no-save --no-audit --no-fund --prefix build/js-tools "$(STRYKER)"
+	cd build/mutants-js && ../js-tools/node_modules/.bin/stryker run tests/js/stryker.config.json
 
 # Lint (ruff, pyproject's [tool.ruff]) and the core's types (mypy, [tool.mypy]) before the suite: seconds.
 lint: setup

@@ -4,7 +4,7 @@ const sources = JSON.parse(document.getElementById('sources').textContent);
 const fields = JSON.parse(document.getElementById('fields').textContent);
 const $ = id => document.getElementById(id);
 const esc = s => String(s ?? '–').replace(/[&<>"']/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]));
-const num = v => v == null ? '–' : (typeof v === 'number' ? (Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(3) : +v.toPrecision(4)) : esc(v));
+const num = v => typeof v === 'number' ? (Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(3) : +v.toPrecision(4)) : esc(v);  // esc: a dash for a missing value
 const label = k => fields[k] ? fields[k].label : k;
 const arrow = k => ({higher: ' ↑', lower: ' ↓'})[fields[k] && fields[k].better] || '';
 const cell = k => `<td title="${esc(fields[k] ? fields[k].meaning : k)}">${esc(label(k))}${arrow(k)}</td>`;
@@ -93,23 +93,23 @@ function grid(shown, key) {
 }
 function update() {
   const key = $('sort').value, sign = $('desc').checked ? -1 : 1;
-  const words = $('filter').value.toLowerCase().split(/\s+/).filter(Boolean);
+  const words = $('filter').value.toLowerCase().split(/\s+/);  // an empty word is in every text
   const size = +$('size').value;
-  // Sorted from the original order every time, so ties keep it; missing values go last.
-  let shown = cards.map((c, i) => [c, i]).filter(([c]) => words.every(w => c.text.includes(w)));
-  shown.sort(([a, i], [b, j]) => { const x = a.keys[key], y = b.keys[key];
-    return x == null || y == null ? (x == null) - (y == null) || i - j : sign * (x - y) || i - j; });
+  // Sorted from the original order every time, and sort is stable, so ties keep it; missing values go last.
+  const shown = cards.filter(c => words.every(w => c.text.includes(w)));
+  shown.sort((a, b) => { const x = a.keys[key], y = b.keys[key];
+    return x == null || y == null ? (x == null) - (y == null) : sign * (x - y); });
   if ($('view').value === 'grid') {
     $('cards').className = 'gridview';
-    $('cards').innerHTML = grid(shown.map(([c]) => c), ['layer', 'unit'].includes(key) ? 'final_activation' : key);
+    $('cards').innerHTML = grid(shown, ['layer', 'unit'].includes(key) ? 'final_activation' : key);
     $('shown').textContent = `${shown.length} of ${cards.length} shown`;
     $('prev').disabled = $('next').disabled = true;
     return;
   }
-  let groups = shown.map(([c]) => [c]);
+  let groups = shown.map(c => [c]);
   if (sources.length > 1) {  // side by side: one row per target name, one card per folder
     const byName = new Map();
-    shown.forEach(([c]) => { if (!byName.has(c.name)) byName.set(c.name, Array(sources.length).fill(null)); byName.get(c.name)[c.source] = c; });
+    shown.forEach(c => { if (!byName.has(c.name)) byName.set(c.name, Array(sources.length).fill(null)); byName.get(c.name)[c.source] = c; });
     groups = [...byName.values()];
   }
   const pages = Math.max(1, Math.ceil(groups.length / size));
