@@ -147,8 +147,8 @@ def targets_to_do(targets: list[Target], settings: dict, job_dir: Path, redo: bo
         raise AudiationError(f"{len(differing)} target(s) in {job_dir} were made with other settings "
                              f"({shown}); use a new folder, or redo=true to audiate them again")
     if lacking and not redo:
-        log.warning("warning: %s in %s were made without them: add redo=true to audiate them again with them",
-                    ", ".join(f"{n} target(s) lack {option}'s measures" for option, n in lacking.items()), job_dir)
+        log.warning("warning: in %s, %s (made without them); add redo=true to audiate them again with them", job_dir,
+                    ", ".join(f"{n} target(s) lack {option}'s measures" for option, n in lacking.items()))
     done = len(targets) - len(todo)
     if done:
         log.info("%d of %d targets already complete in %s; audiating the other %d", done, len(targets),
