@@ -349,3 +349,26 @@ def test_an_examples_job_never_writes_over_another_tools_folder(tmp_path):
     with pytest.raises(AudiationError, match=r"holds files audiation did not write \(.hydra\)"):
         examples_job.examples_job(job_plans.examples_plan(cfg), tmp_path)
     assert (tmp_path / ".hydra" / "config.yaml").read_text() == "theirs: 1\n" and not (tmp_path / "examples").exists()
+
+
+def test_a_full_disk_while_an_examples_clip_is_written_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from audiation.errors import run_or_exit
+
+    write = Path.write_bytes
+
+    def full(path, content):
+        if path.suffix == ".wav":  # a write's error names no file; the line must
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return write(path, content)
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    cfg = compose("model=random_small", "threads=1", f"data.path={SLICE}", "units=0", "top_k=1",
+                  f"data.cache_dir={tmp_path / 'cache'}", config_name="examples")
+    with pytest.raises(SystemExit) as stop:
+        run_or_exit(examples_job.examples_job, job_plans.examples_plan(cfg), tmp_path / "job", saved=lambda: "")
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("audiation: error")]
+    assert stop.value.code == 2 and len(said) == 1, said
+    assert said[0].startswith("audiation: error: No space left on device (") and "examples/L2-U0/1.wav" in said[0]
+    assert not (tmp_path / "job" / "examples.json").exists()

@@ -413,3 +413,38 @@ def test_a_measure_that_fails_is_recorded_and_the_batch_is_saved(tmp_path, monke
                                            "allocate 2.00 GiB)") and record["activation_trace"]
         assert (tmp_path / record["files"]["wav"]).is_file() and "robust_activation" not in record
     assert "its signals are saved without them" in caplog.text
+
+
+THEIRS = {".hydra/config.yaml": "lr: 1\n"}
+
+
+@pytest.mark.parametrize("job,theirs", [
+    ("features", {**THEIRS, "features.json": '{"k": 1}'}),
+    ("features", {"sae.safetensors": "their weights"}),
+    ("directions", {**THEIRS, "direction.npy": "their direction"}),
+    ("examples", {**THEIRS, "examples.json": '{"units": "theirs"}'}),  # a file of the job's own name is no mark
+])
+def test_no_job_writes_over_a_folder_of_another_tool(tmp_path, job, theirs):
+    from audiation.config import job_plans
+    from audiation.errors import AudiationError
+    from audiation.jobs import directions_job, examples_job, features_job
+
+    folder, slice_ = tmp_path / "theirs", ROOT / "audiation" / "assets" / "speech-slice"
+    for name, content in theirs.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(content)
+    shared = ["model=random_small", "threads=1", f"data.cache_dir={tmp_path / 'cache'}"]
+    if job == "features":
+        run = lambda: features_job.features_job(job_plans.features_plan(  # noqa: E731
+            compose(*shared, f"data.path={slice_}", "features=4", "k=1", config_name="features")), folder)
+    elif job == "directions":
+        high, low = ROOT / "audiation/assets/pitch-contrast/high", ROOT / "audiation/assets/pitch-contrast/low"
+        run = lambda: directions_job.directions_job(job_plans.directions_plan(  # noqa: E731
+            compose(*shared, f"positive={high}", f"negative={low}", config_name="directions"), folder), folder)
+    else:
+        run = lambda: examples_job.examples_job(job_plans.examples_plan(  # noqa: E731
+            compose(*shared, f"data.path={slice_}", "units=0", config_name="examples")), folder)
+    with pytest.raises(AudiationError, match="holds files audiation did not write"):
+        run()
+    assert {name: (folder / name).read_text() for name in theirs} == theirs
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == sorted(theirs)

@@ -246,23 +246,29 @@ def test_a_damaged_record_is_set_aside_with_its_reason(tmp_path, caplog, content
     assert message.endswith("set aside as target.json.corrupt")
 
 
-def test_metrics_whose_totals_are_not_numbers_are_set_aside_and_the_next_run_rewrites_them(tmp_path, caplog):
+@pytest.mark.parametrize("damage,why", [
+    (lambda m: m["run"].update(loop_seconds="3 s", runs=1.5), "run's runs, loop_seconds not of its kind"),
+    (lambda m: m.update(targets="x"), "not a job's metrics: targets must be a list"),
+    (lambda m: m.update(run=[1]), "not a job's metrics: targets must be a list and run an object")],
+    ids=["totals", "targets", "run"])
+def test_metrics_that_do_not_fit_are_set_aside_and_the_next_run_rewrites_them(tmp_path, caplog, damage, why):
     cfg = compose("model=random_small", "logger=none", "threads=1", "steps=2", "quality.draws=0")
     audiate_folder(cfg, tmp_path)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    metrics["run"].update(loop_seconds="3 s", runs=1.5)
+    damage(metrics)
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
     rerun = audiate_folder(cfg, tmp_path)
     assert rerun["run"]["runs"] == 1 and json.loads((tmp_path / "metrics.json").read_text())["run"]["runs"] == 1
-    assert (tmp_path / "metrics.json.corrupt").is_file() and "run's runs, loop_seconds not of its kind" in caplog.text
+    assert json.loads((tmp_path / "metrics.json.corrupt").read_text()) == metrics and why in caplog.text
 
 
 def test_damaged_metrics_and_histories_are_set_aside_and_read_as_none(tmp_path, caplog):
     (tmp_path / "metrics.json").write_text("{")
     assert results.read_metrics(tmp_path) is None and (tmp_path / "metrics.json.corrupt").is_file()
-    for content in ('{"targets": {}}', '{"targets": [], "run": []}', "[1]"):
+    for content in ('{"targets": {}}', '{"targets": [], "run": []}', "[1]"):  # in a folder of ours: damaged
         (tmp_path / "metrics.json").write_text(content)
-        assert results.read_metrics(tmp_path) is None and (tmp_path / "metrics.json").is_file()  # not ours: kept
+        assert results.read_metrics(tmp_path) is None and not (tmp_path / "metrics.json").exists()
+        assert (tmp_path / "metrics.json.corrupt").read_text() == content
     (tmp_path / "metrics.json").write_text('{"targets": [], "run": {"runs": 1}}')
     assert results.read_metrics(tmp_path) == {"targets": [], "run": {"runs": 1}}
     assert results.read_metrics(tmp_path / "nowhere") is None
@@ -273,7 +279,7 @@ def test_damaged_metrics_and_histories_are_set_aside_and_read_as_none(tmp_path, 
     np.save(tmp_path / "pickled.npy", np.array([{"a": 1}], dtype=object))
     (tmp_path / "pickled.npy").rename(tmp_path / "history.npz")
     assert results.read_history(tmp_path) == {}  # never unpickled
-    assert len([r for r in caplog.records if "is damaged" in r.getMessage()]) == 3
+    assert len([r for r in caplog.records if "is damaged" in r.getMessage()]) == 6
 
 
 @pytest.mark.parametrize("name,ok", [("L1-U0-unit", True), ("text-moon", True), ("a/b", False), ("a\\b", False),

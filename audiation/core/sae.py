@@ -100,6 +100,25 @@ def load(folder: Path, device: str = "cpu") -> SAE:
     return sae.to(device).requires_grad_(False)
 
 
+def written_here(folder: Path) -> bool:
+    """Whether `folder` holds an SAE of ours, whole or cut off while it was saved: a summary naming its weights
+    by content, or weights carrying the `k` our `save` writes into their metadata."""
+    folder = Path(folder)
+    try:
+        summary = json.loads((folder / SUMMARY).read_text())
+        if isinstance(summary, dict) and isinstance(summary.get("weights_sha256"), str):
+            return True
+    except (OSError, ValueError):
+        pass
+    try:
+        with open(folder / WEIGHTS, "rb") as handle:
+            size = int.from_bytes(handle.read(8), "little")
+            header = json.loads(handle.read(min(size, 1 << 20)))
+        return isinstance(header, dict) and "k" in (header.get("__metadata__") or {})
+    except (OSError, ValueError, TypeError):
+        return False
+
+
 def read_summary(folder: Path) -> dict:
     """`features.json`, and a check that `sae.safetensors` is whole (its header and size), reading no
     weights. Raises ValueError saying what is wrong."""

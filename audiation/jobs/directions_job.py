@@ -18,9 +18,11 @@ from audiation.data import audio_files
 from audiation.data.activations import open_cache
 from audiation.errors import AudiationError
 from audiation.hearing import judges
+from audiation.jobs.folder import json_holds, refuse_foreign
 from audiation.outputs import disk
 
 log = logging.getLogger(__name__)
+SUMMARY = "directions.json"
 Audiate = Callable[[Path, Path], list[dict]]  # (directions file, folder) -> the audiation job's target records
 
 
@@ -29,6 +31,9 @@ def directions_job(plan: DirectionsPlan, job_dir: Path, audiate: Audiate | None 
     the training clips and scored (AUC) on the held-out ones; the chosen one written as a unit-length .npy.
     `audiate(directions_file, folder)`, when given, audiates it both ways and returns the targets' records."""
     spec, layer, device = plan.spec, plan.layer, plan.device
+    writes = (SUMMARY, "both_ways.npy", "audiated", ".hydra",  # and the direction, where it goes into the folder
+              *([plan.out.name] if plan.out.parent.resolve() == Path(job_dir).resolve() else []))
+    refuse_foreign(job_dir, writes, (), lambda folder: json_holds(folder / SUMMARY, {"held_out_auc": dict}))
     configure(device, plan.threads)
     vectors = {}
     clip_files = {}
@@ -60,7 +65,7 @@ def directions_job(plan: DirectionsPlan, job_dir: Path, audiate: Audiate | None 
                "positive": plan.folders["positive"], "negative": plan.folders["negative"]}
     if audiate is not None:
         summary["audiated"] = audiate_both_ways(audiate, chosen, job_dir)
-    disk.write_json(job_dir / "directions.json", summary)
+    disk.write_json(job_dir / SUMMARY, summary)
     return summary
 
 

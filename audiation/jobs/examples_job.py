@@ -25,7 +25,7 @@ from audiation.data.activations import (
     top_examples,
 )
 from audiation.hearing import phones, quality
-from audiation.jobs.folder import refuse_foreign
+from audiation.jobs.folder import json_holds, refuse_foreign
 from audiation.models.encoder import load_encoder
 from audiation.outputs import disk, tracking
 
@@ -71,7 +71,8 @@ def write_examples_of_unit(job_dir: Path, cache: ActivationCache, unit: int, fou
 def examples_job(plan: ExamplesPlan, job_dir: Path, group: str | None = None) -> dict:
     """The top natural examples of each unit into `job_dir` (the library call behind `audiation.examples`)."""
     spec, layer = plan.spec, plan.layer
-    refuse_foreign(job_dir, ("examples.json", ".hydra", "wandb"), ("examples.json",))
+    refuse_foreign(job_dir, ("examples.json", ".hydra", "wandb"), (),
+                   lambda folder: json_holds(folder / "examples.json", {"units": list, "top_k": int}))
     configure(plan.device, plan.threads)
     cache = open_cache(spec, layer, plan.model_config, plan.files, plan.cache_dir, plan.device, plan.max_seconds)
     if plan.sae_folder is not None:  # the features' activations, from the layer's cache: the model does not run again

@@ -20,12 +20,14 @@ from audiation.core import sae
 from audiation.core.runtime import configure
 from audiation.data.activations import open_cache
 from audiation.errors import AudiationError
+from audiation.jobs.folder import refuse_foreign
 
 
 def features_job(plan: FeaturesPlan, job_dir: Path) -> dict:
     """Train the SAE of `plan` into `job_dir`; returns `features.json`'s content."""
     started = time.perf_counter()
     spec, layer, settings, device = plan.spec, plan.layer, plan.settings, plan.device
+    refuse_foreign(job_dir, (sae.WEIGHTS, sae.SUMMARY, ".hydra", "wandb"), (), sae.written_here)
     configure(device, plan.threads)
     cache = open_cache(spec, layer, plan.model_config, plan.files, plan.cache_dir, device, plan.max_seconds)
     names = sorted(cache.files)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from audiation.config import builder
@@ -61,13 +63,24 @@ JOB_FILES = (results.METRICS, results.HISTORY, "loss_curve.png", ".hydra", "wand
 JOB_MARKS = (".audiation.lock", "targets")
 
 
-def refuse_foreign(job_dir: Path, writes: tuple[str, ...] = JOB_FILES, marks: tuple[str, ...] = JOB_MARKS) -> None:
-    """Refuse a folder that holds files named as the job's (`writes`) but none of `marks`: another tool's."""
+def refuse_foreign(job_dir: Path, writes: tuple[str, ...] = JOB_FILES, marks: tuple[str, ...] = JOB_MARKS,
+                   ours: Callable[[Path], bool] | None = None) -> None:
+    """Refuse a folder that holds files named as the job's (`writes`) but none of `marks` and, where the job
+    tells its own files by their content, is not `ours(job_dir)`: another tool's."""
     job_dir = Path(job_dir)
     clash = [name for name in writes if (job_dir / name).exists()]
-    if clash and not any((job_dir / mark).exists() for mark in marks):
+    if clash and not any((job_dir / mark).exists() for mark in marks) and not (ours is not None and ours(job_dir)):
         raise AudiationError(f"{job_dir} holds files audiation did not write ({', '.join(clash)}) and would write "
                              "over them; choose another folder")
+
+
+def json_holds(path: Path, kinds: dict[str, type]) -> bool:
+    """Whether `path` is a JSON object whose `kinds` keys hold values of those types (one of our summaries)."""
+    try:
+        found = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(found, dict) and all(isinstance(found.get(key), kind) for key, kind in kinds.items())
 
 
 def settings_as_named_now(settings: dict) -> dict:
@@ -134,8 +147,8 @@ def targets_to_do(targets: list[Target], settings: dict, job_dir: Path, redo: bo
         raise AudiationError(f"{len(differing)} target(s) in {job_dir} were made with other settings "
                              f"({shown}); use a new folder, or redo=true to audiate them again")
     if lacking and not redo:
-        log.warning("warning: %s in %s were made without them: add redo=true to audiate them again with them",
-                    ", ".join(f"{n} target(s) lack {option}'s measures" for option, n in lacking.items()), job_dir)
+        log.warning("warning: in %s, %s (made without them); add redo=true to audiate them again with them", job_dir,
+                    ", ".join(f"{n} target(s) lack {option}'s measures" for option, n in lacking.items()))
     done = len(targets) - len(todo)
     if done:
         log.info("%d of %d targets already complete in %s; audiating the other %d", done, len(targets),

@@ -144,16 +144,18 @@ def settings_difference(old: dict, new: dict) -> list[str]:
 
 def read_metrics(job_dir: Path) -> dict | None:
     """A job's metrics, or None when there are none; damaged ones are set aside (they are rebuilt from the
-    targets' records at the end of the next run)."""
+    targets' records at the end of the next run). Read only in a folder of ours (`folder.refuse_foreign`):
+    metrics that do not fit are ours, damaged, and would be written over unseen."""
     path = Path(job_dir) / METRICS
     found, metrics = _load(path, _read_json)
     if not found:
         return None
     if not (isinstance(metrics, dict) and isinstance(metrics.get("targets"), list)
             and isinstance(metrics.get("run", {}), dict)):
-        return None  # another tool's: kept as it is
+        set_aside(path, "not a job's metrics: targets must be a list and run an object")
+        return None
     misfits = record_schema.run_misfits(metrics.get("run", {}))
-    if misfits:  # ours, damaged: a rerun would add to its totals
+    if misfits:  # a rerun would add to its totals
         set_aside(path, f"run's {', '.join(misfits)} not of its kind")
         return None
     return metrics
