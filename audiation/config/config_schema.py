@@ -11,6 +11,9 @@ A number's allowed values are declared beside it, once (`ranged`: `steps: int = 
 the option; a number with no range says why (`free`), so none is left out by oversight. Rules that read
 two options (a shift at most the signal's length, k below the features) stay in the plans.
 
+Why ~440 lines in one module: each option's types and ranges are stated once, beside each other, and the
+walks that read them (`bounded`, `unknown_keys`) sit with the declarations they read.
+
 Hydra lets `+key=value` append to any node, schema or not; `unknown_keys` finds such keys, and the entry
 points refuse them before any work. An option file of the user's own without a schema is not checked.
 """
