@@ -9,9 +9,9 @@ import pytest
 import torch
 from conftest import ROOT, run_cli
 from hydra.errors import ConfigCompositionException
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
-from audiation.config import builder, config_schema, job_plans
+from audiation.config import builder, checks, config_schema, job_plans
 from audiation.config.configs import compose
 from audiation.errors import AudiationError
 
@@ -129,3 +129,66 @@ def test_the_kind_an_objective_declares_makes_its_targets_whatever_its_label():
     assert at_five.frame == 5 and terms["activation"].item() == acts[0, 5, 3].item()  # the plan's frame is scored
     with pytest.raises(AudiationError, match="objective.kind=unit needs objective.unit"):  # the key naming them
         builder.plan(compose("model=random_small", "objective=layer", "objective.kind=unit"))
+
+
+def _every_schema():
+    return {*(s for options in config_schema.OPTIONS.values() for s in options.values()),
+            *config_schema.ENTRY_POINTS.values(), config_schema.Quality, config_schema.CardExamples,
+            config_schema.Regularizer, config_schema.Data, config_schema.ExamplesData}
+
+
+def test_every_number_of_the_schema_declares_its_range_or_why_it_has_none():
+    """A number's range is stated once, beside it (`ranged`); one without says why (`free`)."""
+    import typing
+
+    seen = 0
+    for schema in _every_schema():
+        hints = typing.get_type_hints(schema)
+        for f in dataclasses.fields(schema):
+            if hints[f.name] is bool or config_schema.number_kind(hints[f.name]) is None:
+                assert "range" not in f.metadata or hints[f.name] is typing.Any, f"{schema.__name__}.{f.name}"
+                continue
+            seen += 1
+            declared = f.metadata.get("range") or f.metadata.get("free")
+            assert declared, f"{schema.__name__}.{f.name} is a number with no range and no reason"
+    assert seen >= 50
+
+
+def test_the_checks_read_each_range_from_the_schema(monkeypatch):
+    """`checks.declared`, and through it the plan, checks what the schema declares and nothing of its own: a
+    wrong range planted in the schema is what a valid value then fails."""
+    cfg = compose("model=random_small", "steps=7")
+    assert checks.declared(cfg)["steps"] == 7 and checks.declared(cfg)["parameterization.rms"] == 0.1
+    monkeypatch.setitem(config_schema.ranges(config_schema.Run), "steps", (config_schema.Range(minimum=10), int))
+    with pytest.raises(AudiationError, match=r"^steps=7 must be > 10$"):
+        builder.plan(cfg)
+    monkeypatch.setitem(config_schema.ranges(config_schema.Run), "steps", (config_schema.Range(maximum=5), int))
+    monkeypatch.setitem(config_schema.ranges(config_schema.FFT), "rms", (config_schema.Range(minimum=1), float))
+    with pytest.raises(AudiationError, match=r"^parameterization.rms=0.1 must be > 1$"):
+        checks.declared(compose("model=random_small", "steps=2"))
+    with pytest.raises(AudiationError, match=r"^steps=7 must be at most 5$"):
+        checks.declared(compose("model=random_small", "steps=7", "parameterization.rms=2"))
+
+
+def test_an_option_of_the_users_own_is_checked_against_its_groups_ranges():
+    cfg = compose("model=random_small", "parameterization=speech")
+    with open_dict(cfg):  # the same values, in a file with no schema
+        cfg.parameterization = {**OmegaConf.to_container(cfg.parameterization), "bands": 1.5}
+    assert OmegaConf.get_type(cfg.parameterization) is dict
+    with pytest.raises(AudiationError, match=r"^parameterization.bands=1.5 must be a whole number$"):
+        checks.declared(cfg)
+
+
+@pytest.mark.parametrize("config_name,override,message", [
+    ("config", "augmentation.stretch=1", "augmentation.stretch=1 must be below 1"),
+    ("config", "threads=0", "threads=0 must be > 0"),
+    ("config", "batch_size=two", "batch_size=two must be a number"),
+    ("config", "examples.min_gap_seconds=-1", "examples.min_gap_seconds=-1 must be >= 0"),
+    ("features", "features=1", "features=1 must be > 1"),
+    ("features", "memory_gb=0", "memory_gb=0 must be > 0"),
+    ("directions", "audiate_steps=0", "audiate_steps=0 must be > 0"),
+    ("examples", "data.max_seconds=0", "data.max_seconds=0 must be > 0"),
+])
+def test_each_entry_points_numbers_meet_their_declared_ranges(config_name, override, message):
+    with pytest.raises(AudiationError, match=f"^{message}$"):
+        checks.declared(compose("model=random_small", override, config_name=config_name))

@@ -221,36 +221,27 @@ def labels(cfg: DictConfig, spec: ModelSpec) -> dict:
 
 def plan(cfg: DictConfig) -> Plan:
     """Check every user-facing value, reading only the model's config file. Raises AudiationError."""
-    checks.known_keys(cfg)
+    checked = checks.declared(cfg)  # every number in the range its schema declares
     spec = model_spec(cfg.model)
     labels_ = labels(cfg, spec)
-    seed = checks.seed(cfg.seed)
-    steps = checks.number(cfg.steps, "steps", int)
-    settings = LoopSettings(steps=steps, log_every=checks.number(cfg.log_every, "log_every", int),
-                            precision=str(cfg.precision))
-    seconds = checks.number(cfg.parameterization.seconds, "parameterization.seconds")
-    # Adam steps each value by about lr (signals are about 0.1): past this its own arithmetic overflows
-    lr = checks.number(cfg.optimizer.lr, "optimizer.lr", maximum=MAX_LR)
-    for key, value in cfg.regularizer.items():
-        checks.number(value, f"regularizer.{key}", minimum=-MAX_WEIGHT, maximum=MAX_WEIGHT)
+    seed, steps, seconds = checked["seed"], checked["steps"], checked["parameterization.seconds"]
+    settings = LoopSettings(steps=steps, log_every=checked["log_every"], precision=str(cfg.precision))
+    lr = checked["optimizer.lr"]
     seconds_ms = 1000 * float(seconds)  # a shift or a room's tail longer than the signal leaves nothing of it
-    for key, maximum in (("max_shift_ms", seconds_ms), ("stretch", math.inf), ("gain_db", MAX_GAIN_DB),
-                         ("room_ms", seconds_ms)):
-        if key in cfg.augmentation:
-            checks.number(cfg.augmentation[key], f"augmentation.{key}", strict=False, maximum=maximum)
-    if cfg.augmentation.get("stretch", 0) >= 1:
-        raise AudiationError(f"augmentation.stretch={cfg.augmentation.stretch:g} must be < 1")
-    batch_size = "auto" if cfg.batch_size == "auto" else checks.number(cfg.batch_size, "batch_size", int)
+    for key in ("max_shift_ms", "room_ms"):
+        value = checked.get(f"augmentation.{key}")
+        if value is not None and value > seconds_ms:
+            raise AudiationError(f"augmentation.{key}={value:g} must be at most {seconds_ms:g}")
+    batch_size = checked["batch_size"]
     if cfg.precision not in ("fp32", "bf16"):
         raise AudiationError(f"precision={cfg.precision} is not one of fp32, bf16")
-    draws = checks.number(cfg.quality.draws, "quality.draws", int, strict=False)
-    if cfg.regularizer.get("speech") and int(cfg.model.get("sample_rate", 16000)) != judges.SAMPLE_RATE:
+    if cfg.regularizer.get("speech") and spec.sample_rate != judges.SAMPLE_RATE:
         raise AudiationError(f"regularizer.speech needs a {judges.SAMPLE_RATE} Hz model (silero-vad's rate)")
     if cfg.parameterization.name == "speech" and cfg.parameterization.get("init"):
         raise AudiationError("parameterization=speech cannot start from a clip (parameterization.init): use fft")
     if cfg.regularizer.get("stay_close") and not cfg.parameterization.get("init"):
         raise AudiationError("regularizer.stay_close needs parameterization.init=<audio file> to stay close to")
-    quality = QualityOptions(draws, bool(cfg.quality.judges), bool(cfg.quality.whisper))
+    quality = QualityOptions(checked["quality.draws"], bool(cfg.quality.judges), bool(cfg.quality.whisper))
     data_files, examples = [], None
     if cfg.quality.data:
         from audiation.data import audio_files
@@ -260,14 +251,12 @@ def plan(cfg: DictConfig) -> Plan:
         data_files = audio_files.list_audio(cfg.quality.data, name="quality.data")
         quality = replace(quality, data=Path(cfg.quality.data).expanduser(),
                           cache_dir=checks.writable_folder(cfg.quality.cache_dir, "quality.cache_dir"))
-        examples = ExampleOptions(
-            checks.number(cfg.examples.top_k, "examples.top_k", int, strict=False),  # 0: no natural examples
-            checks.number(cfg.examples.clip_seconds, "examples.clip_seconds"),
-            checks.number(cfg.examples.min_gap_seconds, "examples.min_gap_seconds", strict=False, finite=False))
+        examples = ExampleOptions(checked["examples.top_k"], checked["examples.clip_seconds"],
+                                  checked["examples.min_gap_seconds"])
     logger = logger_settings(cfg.logger)
-    threads = checks.threads(cfg.threads)
+    threads = checks.threads(checked["threads"])
     device = resolve_device(cfg.device)
-    signal_options(cfg.parameterization, cfg.augmentation, spec.sample_rate)
+    signal_options(checked, spec.sample_rate)
     initial = initial_clip(cfg, spec.sample_rate, round(seconds * spec.sample_rate))  # read once, checked now
     config = load_config(spec)
     if family_of(config).name == "whisper":
@@ -311,9 +300,9 @@ def plan(cfg: DictConfig) -> Plan:
             raise AudiationError(f"objective.kind={kind.value}: an SAE's features are units, so a unit or a channel")
         sae_folder, units = feature_dictionary(cfg.objective.sae, "objective.sae", spec, layer)
     samples = round(seconds * spec.sample_rate)
-    per_target = checks.number(cfg.samples, "samples", int)
+    per_target = checked["samples"]
     targets = with_samples(expand_targets(cfg.objective, layer, units, list(token_ids)), per_target)
-    diversity = checks.number(cfg.diversity, "diversity", strict=False)
+    diversity = checked["diversity"]
     if diversity and per_target < 2:
         raise AudiationError(f"diversity={cfg.diversity:g} needs samples >= 2 to push apart")
     checks.check_memory(samples, config, min(batch_rows(1 if batch_size == "auto" else batch_size, per_target),
@@ -397,43 +386,24 @@ def result_settings(cfg: DictConfig, spec: ModelSpec) -> dict:
     return flat
 
 
-MAX_LR = 1e3
-# A regulariser's weight past this drowns the objective (terms about 1) and its squared gradients overflow
-# Adam's float32 state; a gain past 40 dB (100x) makes a 0.1-RMS signal clip at every sample.
-MAX_WEIGHT = 1e6
-MAX_GAIN_DB = 40.0
-MAX_SIGNAL_SCALE = 1e3  # rms and init_std: a float32 signal this loud still squares (power, Adam) finitely
 MAX_SPECTRUM_DECADES = 15  # the fft signal's spectral scale may span 10^15 (300 dB): float32 holds 10^±38
 
 
-def signal_options(parameterization: DictConfig, augmentation: DictConfig, sample_rate: int) -> None:
-    """The signal's and augmentation's numbers, each finite and in a range where the signal stays finite
-    (`floor_hz=0` or `decay=-500` would make every sample NaN, saved as the "last finite signal")."""
-    p, name = parameterization, "parameterization"
-    for key in ("floor_hz", "frame_hz", "harmonics"):
-        if key in p:
-            checks.number(p[key], f"{name}.{key}")
-    if "rms" in p:
-        checks.number(p.rms, f"{name}.rms", maximum=MAX_SIGNAL_SCALE)
-    if "init_std" in p:
-        checks.number(p.init_std, f"{name}.init_std", strict=False, maximum=MAX_SIGNAL_SCALE)
-    if "bands" in p:
-        checks.number(p.bands, f"{name}.bands", int, minimum=2, strict=False)
-    if "tilt_db" in p:
-        checks.number(p.tilt_db, f"{name}.tilt_db", minimum=-math.inf)
-    if "f0_hz" in p:
-        f0 = [checks.number(f, f"{name}.f0_hz") for f in p.f0_hz]
-        if len(f0) != 2 or f0[0] >= f0[1]:
-            raise AudiationError(f"{name}.f0_hz={list(p.f0_hz)} must be [low, high] with low < high")
-    if "decay" in p:
-        decay = checks.number(p.decay, f"{name}.decay", minimum=-math.inf)
-        decades = abs(decay) * math.log10(max(sample_rate / 2 / float(p.floor_hz), 1.0))
+def signal_options(checked: dict, sample_rate: int) -> None:
+    """The signal's rules that read two numbers, each already in its range (`checks.declared`), so that the
+    signal stays finite (`decay=-500` would make every sample NaN, saved as the "last finite signal")."""
+    name = "parameterization"
+    f0 = checked.get(f"{name}.f0_hz")
+    if f0 is not None and (len(f0) != 2 or f0[0] >= f0[1]):
+        raise AudiationError(f"{name}.f0_hz={f0} must be [low, high] with low < high")
+    decay = checked.get(f"{name}.decay")
+    if decay is not None:
+        floor_hz = checked[f"{name}.floor_hz"]
+        decades = abs(decay) * math.log10(max(sample_rate / 2 / floor_hz, 1.0))
         if decades > MAX_SPECTRUM_DECADES:
-            raise AudiationError(f"{name}.decay={decay:g} with floor_hz={p.floor_hz:g} scales the spectrum over "
+            raise AudiationError(f"{name}.decay={decay:g} with floor_hz={floor_hz:g} scales the spectrum over "
                                  f"10^{decades:.0f}, past what a float32 signal holds (|decay| x log10(Nyquist / "
                                  f"floor_hz) must be at most {MAX_SPECTRUM_DECADES})")
-    if augmentation.get("noise_snr_db") is not None:  # noise at most 100 dB above the signal
-        checks.number(augmentation.noise_snr_db, "augmentation.noise_snr_db", minimum=-100, strict=False)
 
 
 def batch_rows(batch_size: int, samples: int) -> int:

@@ -1,7 +1,7 @@
-"""Checks of single values, each failing with one line that names the option (AudiationError): numbers,
-seeds, thread counts, names that become file names, folders, unit lists, directions, texts, the logger,
-memory, keys no schema declares. Every entry point checks its values through here before any heavy work;
-`builder.plan` puts them together for an audiation job.
+"""Checks of single values, each failing with one line that names the option (AudiationError): numbers
+(against the ranges the schema declares: `declared`), names that become file names, folders, unit lists,
+directions, texts, the logger, memory, keys no schema declares. Every entry point checks its values through
+here before any heavy work; `builder.plan` puts them together for an audiation job.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 
 from audiation.config import config_schema
 from audiation.core.kinds import TargetKind
@@ -24,9 +25,9 @@ LOGGER_MODES = ("auto", "online", "offline", "disabled")
 
 
 def number(value, name: str, kind=float, minimum: float = 0.0, strict: bool = True, finite: bool = True,
-           maximum: float = math.inf):
-    """`value` as a `kind` (int or float) above `minimum` (or at it, when not strict) and at most `maximum`,
-    else one line."""
+           maximum: float = math.inf, below: float | None = None, over: str | None = None):
+    """`value` as a `kind` (int or float) above `minimum` (or at it, when not strict), at most `maximum` and
+    below `below`, else one line (`over`: the line's end past the maximum)."""
     if isinstance(value, float):  # as the user wrote it: the schema made `seconds=0` the float 0.0
         value = f"{value:g}"
     if isinstance(value, bool):
@@ -44,8 +45,30 @@ def number(value, name: str, kind=float, minimum: float = 0.0, strict: bool = Tr
     if number_ < minimum or (strict and number_ == minimum):
         raise AudiationError(f"{name}={value} must be {'>' if strict else '>='} {minimum:g}")
     if number_ > maximum:
-        raise AudiationError(f"{name}={value} must be at most {maximum:g}")
+        raise AudiationError(f"{name}={value} {over}" if over else f"{name}={value} must be at most {maximum:g}")
+    if below is not None and number_ >= below:
+        raise AudiationError(f"{name}={value} must be below {below:g}")
     return number_
+
+
+def within(value, name: str, kind, limits: config_schema.Range):
+    """`value` in a declared range (`number`), or one of the range's words as it is."""
+    if isinstance(value, str) and value in limits.words:
+        return value
+    return number(value, name, kind, limits.minimum, limits.strict, limits.finite, limits.maximum, limits.below,
+                  limits.over)
+
+
+def declared(cfg: DictConfig) -> dict[str, Any]:
+    """The config checked against its schema before any work: no key the schema lacks (`known_keys`), and
+    each number in the range declared beside it (config_schema.ranged). Returns the numbers as checked, by
+    dotted key (`parameterization.seconds`; a list's items as a list; a word such as `auto` as it is)."""
+    known_keys(cfg)
+    values: dict[str, Any] = {}
+    for path, value, limits, kind in config_schema.bounded(cfg):
+        values[path] = ([within(item, path, kind, limits) for item in value] if isinstance(value, ListConfig)
+                        else within(value, path, kind, limits))
+    return values
 
 
 def writable_folder(path, name: str) -> Path:
@@ -103,18 +126,9 @@ def check_output_overrides(argv: list[str]) -> None:
                                      f"'{key}=\"{value}\"'") from None
 
 
-def threads(value) -> int | None:
-    return None if value == "auto" else number(value, "threads", int)
-
-
-SEED_LIMIT = 2**32  # the random streams hash a 32-bit seed: a larger one would silently repeat a smaller one's
-
-
-def seed(value) -> int:
-    seed_ = number(value, "seed", int, strict=False)
-    if seed_ >= SEED_LIMIT:
-        raise AudiationError(f"seed={value} is too large: seeds are whole numbers 0..{SEED_LIMIT - 1}")
-    return seed_
+def threads(checked) -> int | None:
+    """`threads` as `declared` checked it: None (torch's default) for auto."""
+    return None if checked == "auto" else int(checked)
 
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")

@@ -53,12 +53,8 @@ class ExamplesPlan:
 
 def examples_plan(cfg: DictConfig) -> ExamplesPlan:
     """Check an examples job's values, reading only the model's config file and listing the data."""
-    checks.known_keys(cfg)
-    top_k = checks.number(cfg.top_k, "top_k", int)
-    clip_seconds = checks.number(cfg.clip_seconds, "clip_seconds")
-    min_gap = checks.number(cfg.min_gap_seconds, "min_gap_seconds", strict=False, finite=False)
-    max_seconds = checks.number(cfg.data.max_seconds, "data.max_seconds")
-    threads = checks.threads(cfg.threads)
+    checked = checks.declared(cfg)  # every number in the range its schema declares
+    threads = checks.threads(checked["threads"])
     logger = builder.logger_settings(cfg.logger)
     if OmegaConf.is_missing(cfg.data, "path") or cfg.data.path in (None, ""):
         raise AudiationError("data.path is required: the folder of audio files to search (data.path=/path/to/audio)")
@@ -72,8 +68,8 @@ def examples_plan(cfg: DictConfig) -> ExamplesPlan:
     files = audio_files.list_audio(cfg.data.path)
     return ExamplesPlan(spec=spec, model_config=config, layer=layer, units=units, files=files,
                         data=Path(cfg.data.path).expanduser().resolve(), device=device, threads=threads,
-                        cache_dir=cfg.data.cache_dir, max_seconds=float(max_seconds), top_k=int(top_k),
-                        clip_seconds=float(clip_seconds), min_gap_seconds=float(min_gap), sae_folder=folder,
+                        cache_dir=cfg.data.cache_dir, max_seconds=checked["data.max_seconds"], top_k=checked["top_k"],
+                        clip_seconds=checked["clip_seconds"], min_gap_seconds=checked["min_gap_seconds"], sae_folder=folder,
                         logger=logger, units_given=OmegaConf.to_container(cfg).get("units"),
                         config_record=OmegaConf.to_container(cfg, resolve=True))
 
@@ -97,12 +93,11 @@ class FeaturesPlan:
 
 def features_plan(cfg: DictConfig) -> FeaturesPlan:
     """Check a features job's values, reading only the model's config file and listing the data."""
-    checks.known_keys(cfg)
+    checked = checks.declared(cfg)  # every number in the range its schema declares
     if OmegaConf.is_missing(cfg.data, "path") or cfg.data.path in (None, ""):
         raise AudiationError("data.path is required: the folder of audio to train on (data.path=/path/to/audio)")
     checks.writable_folder(cfg.data.cache_dir, "data.cache_dir")
-    threads = checks.threads(cfg.threads)
-    max_seconds = checks.number(cfg.data.max_seconds, "data.max_seconds")
+    threads = checks.threads(checked["threads"])
     device = resolve_device(cfg.device)
     spec, config, layer = model_and_layer(cfg)
     units = num_units(layer, config)
@@ -113,28 +108,24 @@ def features_plan(cfg: DictConfig) -> FeaturesPlan:
                              "(files, not frames, are held out)")
     return FeaturesPlan(spec=spec, model_config=config, layer=layer, units=units, settings=settings, files=files,
                         data=Path(cfg.data.path).expanduser().resolve(), data_given=str(cfg.data.path), device=device,
-                        threads=threads, cache_dir=cfg.data.cache_dir, max_seconds=float(max_seconds),
-                        held_out=float(cfg.held_out))
+                        threads=threads, cache_dir=cfg.data.cache_dir, max_seconds=checked["data.max_seconds"],
+                        held_out=checked["held_out"])
 
 
 def settings_of(cfg: DictConfig, units: int) -> sae.TrainSettings:
     """The training settings, each checked in one line; the dictionary must fit in `memory_gb`."""
-    checks.known_keys(cfg)
-    features = EXPANSION * units if cfg.features is None else checks.number(cfg.features, "features", int, minimum=1)
-    k = checks.number(cfg.k, "k", int)
+    checked = checks.declared(cfg)  # also when called on its own (the features job has checked them already)
+    features = EXPANSION * units if cfg.features is None else checked["features"]
+    k = checked["k"]
     if k >= features:
         raise AudiationError(f"k={k} must be below features={features}: TopK keeps k of them on")
-    held_out = checks.number(cfg.held_out, "held_out")
-    if held_out >= 1:
-        raise AudiationError(f"held_out={cfg.held_out:g} must be below 1")
     settings = sae.TrainSettings(
-        features=features, k=k, steps=checks.number(cfg.steps, "steps", int), batch=checks.number(cfg.batch, "batch", int),
-        lr=checks.number(cfg.lr, "lr"), aux_k=checks.number(cfg.aux_k, "aux_k", int, strict=False),
-        aux_weight=checks.number(cfg.aux_weight, "aux_weight", strict=False),
-        dead_after=checks.number(cfg.dead_after, "dead_after", int), seed=checks.seed(cfg.seed))
+        features=features, k=k, steps=checked["steps"], batch=checked["batch"], lr=checked["lr"],
+        aux_k=checked["aux_k"], aux_weight=checked["aux_weight"], dead_after=checked["dead_after"],
+        seed=checked["seed"])
     # Weights, their gradients and Adam's two moments (2 matrices each), and a batch's codes and their grads.
     need = 4 * (4 * 2 * features * units + 4 * settings.batch * features)
-    if need > checks.number(cfg.memory_gb, "memory_gb") * 2**30:
+    if need > checked["memory_gb"] * 2**30:
         raise AudiationError(f"features={features} at {units} units needs about {need / 2**30:.1f} GiB to train "
                              f"(more than memory_gb={cfg.memory_gb:g}); choose fewer features or a smaller batch")
     return settings
@@ -160,16 +151,10 @@ class DirectionsPlan:
 
 def directions_plan(cfg: DictConfig, job_dir: Path) -> DirectionsPlan:
     """Check a directions job's values, reading only the model's config file and listing both folders."""
-    checks.known_keys(cfg)
+    checked = checks.declared(cfg)  # every number in the range its schema declares
     if cfg.method not in ("probe", "mean"):
         raise AudiationError(f"method={cfg.method} is not one of probe, mean")
-    fraction = checks.number(cfg.held_out, "held_out")
-    if fraction >= 1:
-        raise AudiationError(f"held_out={cfg.held_out:g} must be below 1")
-    l2 = checks.number(cfg.l2, "l2", strict=False)
-    checks.number(cfg.audiate_steps, "audiate_steps", int)
     checks.writable_folder(cfg.data.cache_dir, "data.cache_dir")
-    max_seconds = checks.number(cfg.data.max_seconds, "data.max_seconds")
     files = {}
     for side in ("positive", "negative"):
         if OmegaConf.is_missing(cfg, side) or not cfg[side]:
@@ -184,13 +169,13 @@ def directions_plan(cfg: DictConfig, job_dir: Path) -> DirectionsPlan:
     out = Path(str(cfg.out)).expanduser() if cfg.out else job_dir / "direction.npy"
     if out.is_dir():
         raise AudiationError(f"out={cfg.out} is a folder; give the .npy file to write (e.g. out={out / 'direction.npy'})")
-    threads = checks.threads(cfg.threads)
+    threads = checks.threads(checked["threads"])
     device = resolve_device(cfg.device)
     spec, config, layer = model_and_layer(cfg)
-    return DirectionsPlan(spec=spec, model_config=config, layer=layer,
-                          method=str(cfg.method), l2=float(l2), held_out=float(fraction), seed=checks.seed(cfg.seed),
+    return DirectionsPlan(spec=spec, model_config=config, layer=layer, method=str(cfg.method), l2=checked["l2"],
+                          held_out=checked["held_out"], seed=checked["seed"],
                           folders={side: str(cfg[side]) for side in files}, files=files, out=out, device=device,
-                          threads=threads, cache_dir=cfg.data.cache_dir, max_seconds=float(max_seconds))
+                          threads=threads, cache_dir=cfg.data.cache_dir, max_seconds=checked["data.max_seconds"])
 
 
 def direction_run(cfg: DictConfig, directions_file: Path) -> DictConfig:
