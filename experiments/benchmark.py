@@ -40,9 +40,10 @@ adds in spectrograms, PNGs, WAVs, records, quality numbers and the W&B table. An
 
 Judges (`--judges`, default on): each judge's cost per 1-second target on one thread, on speech and on
 noise (neural judges alone and batched over 32); and what they add to a job's wall per extra target:
-2-step jobs of 1 and `--judges-targets` targets (32; 768 on a GPU), judges on and off interleaved in one
-run (aim on 2 CPU cores: <= 40 ms per extra target; on a GPU: a 768-target job <= 1.15x with judges off).
-`--judges-memory`: the peak memory of that job with judges on and off, its judges' workers apart.
+2-step jobs of 1 and `--judges-targets` targets (32; 768 on a GPU), with every judge off, with pocketsphinx,
+silero and Praat on, and with Whisper too (the default), interleaved in one run (aim on 2 CPU cores: <= 40 ms
+per extra target; on a GPU: a 768-target job with all of them <= 1.15x with them off). `--judges-memory`: the
+peak memory of that job in each state, its judges' workers apart.
 `--no-cells --no-files --no-memory` leaves only the judges:
 
     python experiments/benchmark.py --device cpu --no-cells --no-files --no-memory
@@ -238,7 +239,7 @@ def memory_probe(method: str, model: str, layer: int, batch: int, device: str, t
     return setup, torch.cuda.max_memory_allocated() / 1e9 if cuda else rss_gb("VmHWM")
 
 
-def judged_job_memory(targets: int, judged: bool, device: str) -> tuple[float, float]:
+def judged_job_memory(targets: int, judged: str, device: str) -> tuple[float, float]:
     """Runs in a fresh spawned process: peak RSS (GB) of a 2-step `targets`-target job, and the sum of its
     judges' workers' peaks (read while they are alive, after the job)."""
     import tempfile
@@ -247,8 +248,7 @@ def judged_job_memory(targets: int, judged: bool, device: str) -> tuple[float, f
 
     units = min(targets, 32)  # random_small's layer has 32 units: more targets are samples of them
     cfg = configs.compose("model=random_small", "objective=channel", "steps=2", "logger=none", f"device={device}",
-                          f"batch_size={targets}", "threads=1", f"quality.judges={str(judged).lower()}",
-                          f"samples={targets // units}")
+                          f"batch_size={targets}", "threads=1", *JUDGED[judged], f"samples={targets // units}")
     cfg.objective.unit = f"0:{units}"
     with tempfile.TemporaryDirectory() as folder:
         audiate_folder(cfg, Path(folder))
@@ -351,12 +351,19 @@ def process_tree_cpu() -> float:
     return time.process_time() + sum(cpu(pid) for pid in child_pids())
 
 
+# What each state of the judges sets: none of them; pocketsphinx, silero and Praat (`quality.judges`); those
+# and Whisper tiny.en (`quality.whisper`), the default.
+JUDGED = {"off": ("quality.judges=false", "quality.whisper=false"),
+          "judges": ("quality.judges=true", "quality.whisper=false"),
+          "all": ("quality.judges=true", "quality.whisper=true")}
+
+
 def judges_wall(device: str, targets: int = 32, repeats: int = 5) -> dict:
     """What the judges add to a job's wall per extra target: 2-step jobs of `model=random_small` (1 s,
-    threads=1, logger=none) of 1 and of `targets` targets, judges on and off, interleaved; per extra target
-    (median wall at `targets` - median wall at 1) / (targets - 1), on and off. The wall is the whole
-    `audiate_folder` call (model loading included: it cancels in the difference). Then the first verdict of
-    a fresh panel (its workers starting), once per process in a job."""
+    threads=1, logger=none) of 1 and of `targets` targets in each state of `JUDGED`, interleaved; per extra
+    target (median wall at `targets` - median wall at 1) / (targets - 1), each state against "off". The wall
+    is the whole `audiate_folder` call (model loading included: it cancels in the difference). Then the first
+    verdict of a fresh panel (its workers starting), once per process in a job."""
     import tempfile
 
     import numpy as np
@@ -364,16 +371,16 @@ def judges_wall(device: str, targets: int = 32, repeats: int = 5) -> dict:
     from audiation.hearing import judges
     from audiation.jobs.audiate_job import audiate_folder
 
-    def job(count: int, judged: bool) -> tuple[float, float]:
+    def job(count: int, state: str) -> tuple[float, float]:
         cfg = configs.compose("model=random_small", "objective=channel", "steps=2", "logger=none", f"device={device}",
-                              f"batch_size={count}", "threads=1", f"quality.judges={str(judged).lower()}")
+                              f"batch_size={count}", "threads=1", *JUDGED[state])
         cfg.objective.unit = f"0:{count}"
         with tempfile.TemporaryDirectory() as folder:
             start, cpu = time.perf_counter(), process_tree_cpu()
             audiate_folder(cfg, Path(folder))
             return time.perf_counter() - start, process_tree_cpu() - cpu
 
-    cells = [(count, judged) for count in (1, targets) for judged in (True, False)]
+    cells = [(count, state) for count in (1, targets) for state in JUDGED]
     for cell in cells:  # warm-up: the panel's workers and models, imports, the colour map
         job(*cell)
     walls, cpus = {cell: [] for cell in cells}, {cell: [] for cell in cells}
@@ -383,10 +390,10 @@ def judges_wall(device: str, targets: int = 32, repeats: int = 5) -> dict:
             walls[cell].append(wall)
             cpus[cell].append(cpu)
 
-    def per_extra_target(times: dict, judged: bool) -> float:
-        return (statistics.median(times[targets, judged]) - statistics.median(times[1, judged])) / (targets - 1)
+    def per_extra_target(times: dict, state: str) -> float:
+        return (statistics.median(times[targets, state]) - statistics.median(times[1, state])) / (targets - 1)
 
-    per_target = {judged: per_extra_target(walls, judged) for judged in (True, False)}
+    per_target = {state: per_extra_target(walls, state) for state in JUDGED}
     median = {cell: statistics.median(v) for cell, v in walls.items()}
 
     fresh = judges.Panel(judges.JUDGES, device, 1)
@@ -398,12 +405,13 @@ def judges_wall(device: str, targets: int = 32, repeats: int = 5) -> dict:
     fresh.wait()
     first_verdict = time.perf_counter() - start
     fresh.close()
-    return {"targets": targets, "walls": {f"{count} {'on' if judged else 'off'}": v for (count, judged), v in walls.items()},
-            "per_target_on": per_target[True], "per_target_off": per_target[False],
-            "added_per_target": per_target[True] - per_target[False],
-            "wall_ratio": median[targets, True] / median[targets, False], "first_verdict_seconds": first_verdict,
-            "cpu": {f"{count} {'on' if judged else 'off'}": v for (count, judged), v in cpus.items()},
-            "cpu_per_target_on": per_extra_target(cpus, True), "cpu_per_target_off": per_extra_target(cpus, False),
+    return {"targets": targets, "walls": {f"{count} {state}": v for (count, state), v in walls.items()},
+            "per_target": per_target,
+            "added_per_target": {state: per_target[state] - per_target["off"] for state in JUDGED if state != "off"},
+            "wall_ratio": {state: median[targets, state] / median[targets, "off"] for state in JUDGED if state != "off"},
+            "first_verdict_seconds": first_verdict,
+            "cpu": {f"{count} {state}": v for (count, state), v in cpus.items()},
+            "cpu_per_target": {state: per_extra_target(cpus, state) for state in JUDGED},
             "workers": (judges.panel(device, 1).workers.busy, judges.panel(device, 1).workers.count)}
 
 
@@ -525,20 +533,21 @@ def main():
             print(f"  {kind:24s} {v['median_ms']:6.1f}/{v['min_ms']:6.1f}  {v['cpu_median_ms']:6.1f}")
         around["judges_wall"] = wall = judges_wall(device, args.judges_targets)
         count = wall["targets"]
-        print(f"\njudges on against off, 2-step jobs of 1 and {count} targets (model=random_small, 1 s, threads=1; "
+        print(f"\njudges off, on (pocketsphinx, silero, Praat) and all (Whisper too), 2-step jobs of 1 and {count} targets "
+              "(model=random_small, 1 s, threads=1; "
               f"judges' workers: {wall['workers'][0]} while optimising, {wall['workers'][1]} at the end), interleaved, "
               "median of 5:")
         for key, v in wall["walls"].items():
             print(f"  {key:8s} {statistics.median(v):6.2f} s  (min {min(v):.2f})")
-        print(f"  per extra target: {1000 * wall['per_target_on']:.1f} ms on, {1000 * wall['per_target_off']:.1f} ms off: "
-              f"the judges add {1000 * wall['added_per_target']:.1f} ms ({wall['per_target_on'] / wall['per_target_off']:.2f}x); "
-              f"the {count}-target job takes {wall['wall_ratio']:.2f}x with them")
-        print(f"  CPU per extra target (this process and the judges' workers): {1000 * wall['cpu_per_target_on']:.1f} ms "
-              f"on, {1000 * wall['cpu_per_target_off']:.1f} ms off")
+        for state, added in wall["added_per_target"].items():
+            print(f"  {state} against off, per extra target: {1000 * wall['per_target'][state]:.1f} ms against "
+                  f"{1000 * wall['per_target']['off']:.1f}: they add {1000 * added:.1f} ms; the {count}-target job takes "
+                  f"{wall['wall_ratio'][state]:.2f}x; CPU per extra target (this process and the judges' workers) "
+                  f"{1000 * wall['cpu_per_target'][state]:.1f} ms against {1000 * wall['cpu_per_target']['off']:.1f}")
         print(f"  a fresh panel's first verdict (its worker starting): {wall['first_verdict_seconds']:.2f} s")
     if args.judges_memory:
-        around["judges_memory_gb"] = {state: in_fresh_process(judged_job_memory, args.judges_targets, state == "on", device)
-                                      for state in ("off", "on")}
+        around["judges_memory_gb"] = {state: in_fresh_process(judged_job_memory, args.judges_targets, state, device)
+                                      for state in JUDGED}
         print(f"\npeak memory of a 2-step {args.judges_targets}-target job, GB (the job's process, its judges' "
               "workers): " + ", ".join(f"judges {state} {job:.2f}, {workers:.2f}"
                                        for state, (job, workers) in around["judges_memory_gb"].items()))
