@@ -68,14 +68,16 @@ transfer: setup
 tiny-eval: setup
 	OMP_NUM_THREADS=1 $(BIN)/python experiments/eval_tiny.py --data data/corpus/heldout --units 500 --json data/eval-heldout.json
 
-# Mutation testing of the core and the result format ([tool.mutmut] in pyproject.toml): bugs planted one at
-# a time, each run against the tests that cover it; the survivors are listed at the end. Time-boxed to 1 h
-# (about 40 min on 2 cores); results in experiments/RESULTS.md ("Mutation testing").
+# Mutation testing of every module (experiments/mutants.py; mutmut's shared settings in pyproject's
+# [tool.mutmut]): one shard per module in build/mutants/<module>/, bugs planted one at a time and each run
+# against the test files that reach the module; each shard time-boxed (MINUTES), resumed where it stopped when
+# run again; the score of every shard so far at the end. One module: make mutants MODULES=hearing/judges.py.
+# Scores in experiments/RESULTS.md ("Mutation testing of every module").
+MINUTES ?= 20
+MODULES ?=
 mutants: setup
 	$(BIN)/pip install --quiet "mutmut==3.8.1"
-	rm -rf mutants
-	OMP_NUM_THREADS=1 timeout 3600 $(BIN)/mutmut run --max-children 2 || true
-	$(BIN)/mutmut results
+	$(BIN)/python experiments/mutants.py $(MODULES) --minutes $(MINUTES)
 
 # The page's script: Stryker (npm, kept in build/) mutates page.js in a copy of it and tests/js, and runs the
 # page's Node tests against each mutant (a few minutes); the score per mutator in build/mutants-js/reports.

@@ -133,6 +133,13 @@ def test_heard_as_label_is_the_phone_at_the_target_frame_where_there_is_one_and_
     assert phones.heard_as_label({"phone": "S", "objective": "channel", "frame": None}) is None  # judges off
 
 
+def test_a_silence_unit_is_heard_as_its_label_only_when_the_judge_hears_nothing():
+    silent = {"objective": "channel", "frame": None}
+    assert phones.heard_as_label({**silent, "phone": "SIL", "phones": []})
+    assert not phones.heard_as_label({**silent, "phone": "SIL", "phones": ["T"]})
+    assert not phones.heard_as_label({**silent, "phone": "S", "phones": []})  # nothing heard is not /S/
+
+
 def test_the_examples_job_names_each_unit(tmp_path):
     cfg = compose("model=tiny", "model.layer=6", "units=[125,68]", f"data.path={SLICE}",
                   f"data.cache_dir={tmp_path / 'cache'}", "top_k=1", "logger=none", config_name="examples")
@@ -154,6 +161,18 @@ def test_a_phone_barely_over_its_base_rate_is_no_name():
     values = np.zeros(1000)
     values[900:] = 1  # all /M/, 10% of the data: lift 10
     assert phones.name_unit(values, labels)["phone"] == "M"
+
+
+def test_a_unit_is_named_from_exactly_its_top_frames_wherever_they_are():
+    # /HH/ is in the inventory but never in the data: its base rate is 0, not an error
+    inventory, rng = ["SIL", "S", "M", "HH"], np.random.default_rng(0)
+    for top, frames in ((1, 2000), (5, 2000), (100, 20000)):  # numpy partitions 2,000 frames unlike 200
+        for _ in range(5):
+            values = rng.permutation(frames).astype(float)
+            labels = np.where(values >= frames - top, 2, rng.integers(0, 2, frames))  # the top frames are /M/ only
+            named = phones.name_unit(values, phones.FramePhones(labels, inventory), top=top)
+            assert named["phone"] == "M" and named["phone_share"] == 1.0
+            assert named["phone_lift"] == pytest.approx(frames / top, rel=1e-3)
 
 
 def test_phones_too_rare_to_name_any_unit_are_said_once(tiny_caches, caplog, monkeypatch):
