@@ -163,6 +163,26 @@ def test_a_phone_barely_over_its_base_rate_is_no_name():
     assert phones.name_unit(values, labels)["phone"] == "M"
 
 
+def test_a_name_rests_on_the_bars_themselves_and_its_numbers_are_rounded_as_recorded():
+    def named(top_labels, rest_labels, inventory, top=100):
+        labels = np.array(top_labels + rest_labels)
+        values = np.r_[np.ones(len(top_labels)), np.zeros(len(rest_labels))]
+        return phones.name_unit(values, phones.FramePhones(labels, inventory), top=top)
+
+    eight = [f"P{i}" for i in range(8)]
+    spread = named([i % 8 for i in range(100)], list(range(8)) * 100, eight)  # 12-13% each: under MIN_SHARE
+    assert spread == {"phone": None, "phone_lift": None, "phone_share": None}
+    # exactly MIN_SHARE of the top frames is enough; the rest spread thin
+    at_share = named([0] * 15 + [1 + i % 7 for i in range(85)], [1] * 900, eight)
+    assert at_share["phone"] == "P0" and at_share["phone_share"] == 0.15
+    # exactly NAMED_LIFT names it: 75% of the top frames, 25% of the data
+    at_lift = named([0] * 75 + [1] * 25, [0] * 175 + [1] * 725, ["SIL", "S"])
+    assert at_lift == {"phone": "SIL", "phone_lift": 3.0, "phone_share": 0.75}
+    # lift to two places, share to three (the record's precision): /S/ is 2 of 3 top frames and 2 of 7 frames
+    thirds = named([1, 1, 0], [0] * 4, ["SIL", "S"], top=3)
+    assert thirds == {"phone": None, "phone_lift": 2.33, "phone_share": 0.667}
+
+
 def test_a_unit_is_named_from_exactly_its_top_frames_wherever_they_are():
     # /HH/ is in the inventory but never in the data: its base rate is 0, not an error
     inventory, rng = ["SIL", "S", "M", "HH"], np.random.default_rng(0)
