@@ -230,6 +230,14 @@ def test_the_wide_beam_aligns_what_the_default_loses():
     assert phones.Aligner().segments(audio_files.read_audio(path, 16000), audio_files.transcript(path))[1] == "aligned"
 
 
+def test_words_the_dictionary_lacks_are_spelled_by_espeak_each_on_its_own():
+    if shutil.which("espeak-ng") is None:  # Debian's espeak-ng: CI installs it
+        pytest.skip("espeak-ng is not installed")
+    # one call for all three, each on its own line (a call that runs words together falls back to one a word)
+    assert phones.espeak_arpabet(["judge", "thought", "measure"]) == {
+        "judge": "JH AH JH", "thought": "TH AO T", "measure": "M EH ZH ER"}
+
+
 def test_a_word_espeak_splits_does_not_unspell_the_others(monkeypatch):
     real = phones._espeak_ipa
     monkeypatch.setattr(phones, "_espeak_ipa", lambda words: real(words) + (["ɛkstɹə"] if len(words) > 1 else []))
