@@ -96,8 +96,9 @@ def prepare(module: str) -> Path:
 def run(module: str, minutes: float, workers: int) -> int:
     """One shard, in its time box; mutmut's own output goes to the shard's run.log."""
     folder = prepare(module)
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               PYTHONPATH=str(folder / "mutants"))
+    # No PYTHONPATH: mutmut puts the shard's mutants/ first itself, and with it set no test reached a mutant.
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env.pop("PYTHONPATH", None)
     with open(folder / "run.log", "a") as log:
         done = subprocess.run(["timeout", f"{int(minutes * 60)}", sys.executable, "-m", "mutmut", "run",
                                "--max-children", str(workers)], cwd=folder, env=env, stdout=log,

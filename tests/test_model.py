@@ -131,6 +131,21 @@ def test_parse_layer_rejects_with_the_valid_range(spec):
         parse_layer(spec, AutoConfig.for_model("wav2vec2", **SMALL))
 
 
+def test_a_refused_layer_lists_exactly_the_models_layers_and_why_logits_are_missing():
+    from audiation.models.layers import parse
+
+    base = "valid: 0..3, conv1..conv7, mlp1..mlp3"
+    with pytest.raises(AudiationError) as refused:
+        parse("banana", 3, 7, logits=False)
+    assert str(refused.value) == f"model.layer=banana is not a layer of this model ({base})"
+    with pytest.raises(AudiationError) as refused:
+        parse("mlp9", 3, 7, logits=True)
+    assert str(refused.value) == f"model.layer=mlp9 is not a layer of this model ({base}, logits)"
+    with pytest.raises(AudiationError) as refused:
+        parse("logits", 3, 7, logits=False, no_logits_why="a pretrained model has no CTC head")
+    assert str(refused.value) == f"model.layer=logits: a pretrained model has no CTC head ({base})"
+
+
 def test_frame_geometry_is_wav2vec2s_20ms_grid():
     config = AutoConfig.for_model("wav2vec2")
     assert frame_geometry(Layer("transformer", 6), config) == (320, 400)
