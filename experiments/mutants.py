@@ -49,6 +49,11 @@ EXTRA_TESTS = {
     "audiation/models/layers.py": ["test_model.py"],
 }
 
+# Functions called only while their module loads (to build a table), before mutmut switches a mutant on in
+# its worker: their mutants "survive" whatever the tests do, so they are counted apart. Each was planted by hand
+# instead (RESULTS says which test fails).
+IMPORT_TIME = {"audiation.outputs.record_schema.x__measure"}
+
 # mutmut's verdicts (its exit codes) as this report counts them: a mutant no test reaches is a survivor.
 VERDICTS = {1: "killed", 3: "killed", 37: "killed", 36: "timeout", -24: "timeout", 24: "timeout", 152: "timeout",
             255: "timeout", -11: "killed", -9: "killed", 0: "survived", 5: "no tests", 33: "no tests", None: "not run"}
@@ -112,12 +117,13 @@ def verdicts(module: str) -> dict[str, str]:
     if not meta.exists():
         return {}
     codes = json.loads(meta.read_text())["exit_code_by_key"]
-    return {name: VERDICTS.get(code, "suspicious") for name, code in codes.items()}
+    return {name: "import time" if name.rsplit("__mutmut_", 1)[0] in IMPORT_TIME else VERDICTS.get(code, "suspicious")
+            for name, code in codes.items()}
 
 
 def score_line(module: str, found: dict[str, str]) -> str:
     counts = Counter(found.values())
-    checked = sum(n for verdict, n in counts.items() if verdict != "not run")
+    checked = sum(n for verdict, n in counts.items() if verdict not in ("not run", "import time"))
     killed = counts["killed"] + counts["timeout"]
     share = f"{100 * killed / checked:5.1f}%" if checked else "    -"
     rest = ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items()) if verdict not in ("killed", "timeout"))

@@ -46,6 +46,9 @@ def test_every_measure_says_which_way_is_better_and_every_field_what_it_means():
     assert all(field.better is None for field in record_schema.FIELDS if not field.measure)
     assert record_schema.BY_KEY["silence_ratio_db"].describe().endswith("(in dB; lower is better)")
     assert record_schema.BY_KEY["f0_hz"].describe().endswith("(in Hz)")
+    assert record_schema.BY_KEY["gain"].describe().endswith("; computed from the two, not stored (higher is better)")
+    unit = record_schema.BY_KEY["unit"]
+    assert unit.describe() == unit.meaning == "the unit (channel) of the layer"  # nothing to add, no brackets
     assert len(record_schema.BY_KEY) == len(record_schema.FIELDS)  # one entry per key
 
 
@@ -57,3 +60,32 @@ def test_every_field_has_the_kind_its_readers_check_and_records_that_do_not_fit_
     assert record_schema.misfits({**good, "unit": True, "waveform": "x", "examples": [{"trace": "x"}]}) == [
         "unit", "waveform", "examples"]
     assert record_schema.misfits({"layer": "L1"}) == ["name"] and record_schema.misfits([]) == ["record"]
+
+
+def test_the_page_gets_every_measure_and_every_field_with_a_unit_as_label_meaning_better_unit():
+    fields = record_schema.for_page()
+    assert set(fields) == {f.key for f in record_schema.FIELDS if f.measure or f.unit}
+    assert set(record_schema.MEASURES) < set(fields) and "name" not in fields
+    assert fields["silence_ratio_db"] == {"label": record_schema.BY_KEY["silence_ratio_db"].label, "unit": "dB",
+                                          "meaning": record_schema.BY_KEY["silence_ratio_db"].describe(),
+                                          "better": "lower"}
+
+
+@pytest.mark.parametrize("field,value", [
+    ("waveform", 3), ("waveform", {}), ("waveform", ["x"]),  # numbers: a list of numbers (or nulls)
+    ("final_terms", {"a": "x"}), ("final_terms", [1.0]),  # terms: names to numbers (or nulls)
+    ("nearest_features", [[1, "x"]]), ("nearest_features", [[1.5, 0.5]]), ("nearest_features", [[1, 0.5, 2]]),
+    ("nearest_features", [5]), ("nearest_features", {"1": 0.5}),  # pairs: [feature index, similarity]
+])
+def test_a_value_not_of_its_fields_kind_is_a_misfit(field, value):
+    assert record_schema.misfits({"name": "L1-U0-unit", "layer": "L1", field: value}) == [field]
+
+
+def test_a_unit_of_an_examples_job_fits_or_its_misfits_are_named():
+    unit = {"name": "L6-U125", "layer": "L6", "unit": 125, "stats": {"mean": 0.1, "max": None},
+            "examples": [{"rank": 1, "file": "a.flac", "trace": [0.5]}], "phone": "S", "phone_lift": 9.1}
+    assert record_schema.unit_misfits(unit) == []
+    for key in ("name", "layer", "unit", "stats", "examples"):
+        assert record_schema.unit_misfits({k: v for k, v in unit.items() if k != key}) == [key]
+    assert record_schema.unit_misfits({**unit, "stats": {"mean": "x"}, "phone_share": "high"}) == ["stats", "phone_share"]
+    assert record_schema.unit_misfits([unit]) == ["record"]
