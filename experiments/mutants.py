@@ -12,6 +12,7 @@ the score of every shard run so far, and with `--survivors` each surviving mutan
     python experiments/mutants.py                         # every module, 20 min each at most
     python experiments/mutants.py hearing/judges.py outputs/folder.py --minutes 30
     python experiments/mutants.py --scores --survivors    # what every shard found so far, running nothing
+    python experiments/mutants.py jobs/folder.py --fresh      # again from the start, after its tests changed
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
-import tomllib
 from collections import Counter
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE, TESTS, SHARDS = ROOT / "audiation", ROOT / "tests", ROOT / "build" / "mutants"
@@ -135,6 +138,7 @@ def main() -> None:
     parser.add_argument("modules", nargs="*", help="paths under audiation/ (hearing/judges.py); default: every module")
     parser.add_argument("--minutes", type=float, default=20, help="each shard's time box")
     parser.add_argument("--workers", type=int, default=2, help="mutants tested at once")
+    parser.add_argument("--fresh", action="store_true", help="forget the shards' verdicts first (after tests change)")
     parser.add_argument("--scores", action="store_true", help="only report what the shards found so far")
     parser.add_argument("--survivors", action="store_true", help="list every surviving mutant")
     args = parser.parse_args()
@@ -145,6 +149,8 @@ def main() -> None:
         sys.exit(f"mutants: not a module of the package: {', '.join(unknown)} (e.g. hearing/judges.py)")
     if not args.scores:
         for number, module in enumerate(chosen, 1):
+            if args.fresh:
+                shutil.rmtree(shard_folder(module), ignore_errors=True)
             start = time.perf_counter()
             print(f"[{number}/{len(chosen)}] {module}: {len(tests_for(module))} test files, at most "
                   f"{args.minutes:g} min ...", end="", flush=True)
