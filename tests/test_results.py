@@ -16,7 +16,7 @@ from audiation.core.kinds import TargetKind
 from audiation.core.objectives import Target
 from audiation.errors import AudiationError
 from audiation.jobs.audiate_job import audiate_folder
-from audiation.jobs.folder import settings_as_named_now, target_settings
+from audiation.jobs.folder import asked_measures, json_holds, settings_as_named_now, target_settings
 from audiation.models.encoder import Layer
 from audiation.outputs import record_schema, results
 
@@ -104,6 +104,34 @@ def test_settings_name_no_path_of_the_package_and_records_that_did_are_read_as_n
                                                   "optimizer._target_": "torch.optim.Adam"}
     assert settings_as_named_now({"objective._target_": "audiation.objectives.channel"}) == {"objective.kind": "channel"}
     assert settings_as_named_now(settings) == settings
+    # a record that names its kind already keeps it; one with neither (hand-written) is left as it is
+    both = {"objective._target_": "audiation.objectives.channel", "objective.kind": "unit"}
+    assert settings_as_named_now(both) == {"objective.kind": "unit"}
+    assert settings_as_named_now({"model.name": "tiny"}) == {"model.name": "tiny"}
+    assert settings_as_named_now({"objective._target_": "audiation.objectives.feature"}) == {"objective.kind": None}
+
+
+def test_the_measures_a_run_asks_for_are_each_named_by_a_field_only_it_adds():
+    def asked(*overrides):
+        return asked_measures(builder.plan(compose(*SMALL, *overrides)))
+
+    assert asked("quality.judges=false") == {}
+    assert asked("quality.judges=true", "quality.draws=2") == {"quality.judges": "speech_probability",
+                                                               "quality.draws": "robust_activation"}
+    assert asked("quality.judges=false", "quality.data=" + str(ROOT / "audiation/assets/speech-slice")) == {
+        "quality.data": "activation_ratio"}
+
+
+def test_a_summary_is_ours_only_when_it_is_json_with_our_keys_of_their_types(tmp_path):
+    path = tmp_path / "examples.json"
+    assert not json_holds(path, {"units": list})  # missing
+    path.write_text('{"units": [], "top_k": 3}')
+    assert json_holds(path, {"units": list, "top_k": int})
+    assert not json_holds(path, {"units": dict}) and not json_holds(path, {"held_out_auc": dict})
+    path.write_text('{"units": [')
+    assert not json_holds(path, {"units": list})  # damaged
+    path.write_text("[1]")
+    assert not json_holds(path, {})  # not an object
 
 
 def test_a_direction_and_a_start_clip_are_fingerprinted_by_content(tmp_path):
