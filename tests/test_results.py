@@ -416,3 +416,17 @@ def test_measures_added_to_a_finished_folder_are_said_and_redo_adds_them(tmp_pat
     redone = audiate_folder(compose(*base, "quality.draws=1", "redo=true"), tmp_path)
     assert redone["run"]["audiated_now"] == 1 and redone["targets"][0]["robust_activation"] is not None
     assert audiate_folder(compose(*base, "quality.draws=1", "redo=true"), tmp_path)["run"]["audiated_now"] == 0
+
+
+def test_examples_jobs_are_read_with_their_misfit_units_and_foreign_files_named(tmp_path, caplog):
+    unit = {"name": "L6-U125", "layer": "L6", "unit": 125, "stats": {"mean": 0.1}, "examples": []}
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "examples.json").write_text(json.dumps({"units": [unit, {**unit, "stats": "x"}], "top_k": 1}))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "examples.json").write_text(json.dumps({"units": {"L6": unit}}))
+    (tmp_path / "b" / "metrics.json").write_text(json.dumps({"units": [unit]}))  # another job's file: not read
+    jobs = results.read_examples_jobs(tmp_path)
+    assert jobs == [(tmp_path / "b", {"units": [unit], "top_k": 1})]
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert f"{tmp_path / 'a' / 'examples.json'} (not an examples job's)" in warning
+    assert f"1 unit(s) of {tmp_path / 'b' / 'examples.json'} (stats: missing or not" in warning
