@@ -318,6 +318,30 @@ def test_a_loud_but_finite_file_is_skipped_not_spread_as_nan_over_the_cache(tmp_
     assert "skipped" in capsys.readouterr().err and "not finite" in cache.skipped[0]["reason"]
 
 
+def test_a_damaged_cache_is_set_aside_said_once_and_built_again_the_newest_damage_kept(tmp_path, caplog):
+    spec = model_spec(compose("model=tiny").model)
+    config = load_config(spec)
+    files = audio_files.list_audio(SLICE)[:2]
+
+    def cache():
+        return activations.open_cache(spec, parse_layer("2", config), config, files, tmp_path / "c")
+
+    built = cache()
+    first = np.asarray(built.activations, dtype=np.float32)
+    reasons = {"{": "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)", "[]": None}
+    for damage, reason in reasons.items():
+        (built.folder / "meta.json").write_text(damage)
+        caplog.clear()
+        again = cache()
+        aside = built.folder.with_name(built.folder.name + ".corrupt")
+        assert (aside / "meta.json").read_text() == damage  # the newest damaged copy, the older one replaced
+        assert again.folder == built.folder and np.array_equal(np.asarray(again.activations, dtype=np.float32), first)
+        (message,) = {r.getMessage() for r in caplog.records if "is damaged (" in r.getMessage()}
+        assert message.startswith(f"warning: the activation cache {built.folder} is damaged (")
+        assert message.endswith(f"); set aside as {aside.name} and built again")
+        assert reason is None or f"damaged ({reason});" in message  # the error's own first line, not a stand-in
+
+
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "latin-1"])
 def test_metadata_is_tab_separated_text_whatever_its_quotes_and_encoding(tmp_path, encoding, caplog):
     rows = [("a.wav", '"quoted" and a lone " quote'), ("b.wav", "café"), ("c.wav", 'she said "no')]
