@@ -271,6 +271,24 @@ def test_a_cpu_judge_that_raises_kills_its_process_or_hangs_costs_that_signal_it
     assert [verdicts[row]["judges_note"] for row in (0, 2, 4, 6)] == [None] * 4  # a new worker took over
 
 
+def test_a_decorated_cpu_judge_runs_in_a_worker_from_its_own_file(tmp_path):
+    import functools
+
+    fake = _fake_judge(tmp_path)
+
+    @functools.wraps(fake.load)  # the wrapper's code is written here, the loader's in fake_judge.py
+    def wrapped(device):
+        return fake.load(device)
+
+    panel = judges.Panel((judges.Judge("fake", ("heard",), wrapped),), "cpu", busy=1)
+    try:
+        verdicts = _heard(panel, ["a", "b"])
+        panel.wait()
+    finally:
+        panel.close()
+    assert [verdicts[row]["heard"] for row in range(2)] == ["a", "b"]
+
+
 def test_a_slow_cpu_judge_keeps_the_jobs_end_waiting_never_its_caller(tmp_path):
     import time
 

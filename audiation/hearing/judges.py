@@ -371,7 +371,9 @@ class Workers:
     on a signal gives it a note and is replaced."""
 
     def __init__(self, judges: list[Judge], busy: int, timeout: float = TIMEOUT_SECONDS):
-        self.specs = [(j.name, j.fields, inspect.getsourcefile(j.load), j.load.__name__, j.batched) for j in judges]
+        # The loader's own file (unwrapped: a decorated loader's wrapper is written elsewhere).
+        self.specs = [(j.name, j.fields, inspect.getsourcefile(inspect.unwrap(j.load)), j.load.__name__, j.batched)
+                      for j in judges]
         self.timeout, self.busy, self.count = timeout, busy, max(busy, cores())
         self.permits = threading.Semaphore(busy)  # taken while a worker judges
         self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_SIGNALS)
