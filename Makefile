@@ -68,16 +68,17 @@ transfer: setup
 tiny-eval: setup
 	OMP_NUM_THREADS=1 $(BIN)/python experiments/eval_tiny.py --data data/corpus/heldout --units 500 --json data/eval-heldout.json
 
-# Mutation testing of every module (experiments/mutants.py; mutmut's shared settings in pyproject's
-# [tool.mutmut]): one shard per module in build/mutants/<module>/, bugs planted one at a time and each run
-# against the test files that reach the module; each shard time-boxed (MINUTES), resumed where it stopped when
-# run again; the score of every shard so far at the end. One module: make mutants MODULES=hearing/judges.py.
+# Mutation testing of every module (experiments/mutants.py; mutmut's settings in pyproject's [tool.mutmut]):
+# the package mutated once in build/mutants/package/ and the suite's map of tests built once (half an hour or
+# more), then each module's mutants tested in its time box (MINUTES), or a random SAMPLE of each (an estimate
+# with its interval); run again, it goes on where it stopped. One module: make mutants MODULES=hearing/judges.py.
 # Scores in experiments/RESULTS.md ("Mutation testing of every module").
 MINUTES ?= 20
 MODULES ?=
+SAMPLE ?=
 mutants: setup
 	$(BIN)/pip install --quiet "mutmut==3.8.1"
-	$(BIN)/python experiments/mutants.py $(MODULES) --minutes $(MINUTES)
+	$(BIN)/python experiments/mutants.py $(MODULES) --minutes $(MINUTES) $(if $(SAMPLE),--sample $(SAMPLE))
 
 # The page's script: Stryker (npm, kept in build/) mutates page.js in a copy of it and tests/js, and runs the
 # page's Node tests against each mutant (a few minutes); the score per mutator in build/mutants-js/reports.

@@ -1,27 +1,28 @@
-"""Mutation testing of every module of the package, one module per shard (`make mutants`).
+"""Mutation testing of every module of the package, module by module (`make mutants`).
 
-mutmut (pyproject's `[tool.mutmut]`, its settings shared by every shard) plants one bug at a time in one
-module and runs, against each, the tests that reach the changed function. A shard is one module, mutated in
-a folder of its own (`build/mutants/<module>/`, the checkout linked into it), and tested by the test files
-that exercise it: those that import it, and those named in `EXTRA_TESTS` for a module reached only through
-others or a command line. Each shard runs in its time box; run again, it goes on where it stopped (mutmut
-keeps every verdict in the shard's folder), so a whole-package run can be spread over sittings. At the end,
-the score of every shard run so far, and with `--survivors` each surviving mutant's name (`mutmut show
-<name>` in the shard's folder shows its diff).
+mutmut (pyproject's `[tool.mutmut]`) plants one bug at a time and runs, against each, only the tests that reach
+the changed function. The whole package is mutated once, in `build/mutants/package/` (the checkout linked into
+it), and the whole default suite is run once under mutmut's tracer to map each function to its tests: that map
+(half an hour or more on 2 cores) is what every module shares, so it is built once, not once per module. Then
+each chosen module's mutants are tested in its own time box: every one not yet tested, or with `--sample N` a
+random N of them, whose share killed estimates the module's score (its 95% interval printed beside it). mutmut
+keeps every verdict in the folder, so a run can be spread over sittings and goes on where it stopped.
 
-    python experiments/mutants.py                         # every module, 20 min each at most
-    python experiments/mutants.py hearing/judges.py outputs/folder.py --minutes 30
-    python experiments/mutants.py --scores --survivors    # what every shard found so far, running nothing
-    python experiments/mutants.py jobs/folder.py --fresh      # again from the start, after its tests changed
+    python experiments/mutants.py                            # every module, 20 min each at most
+    python experiments/mutants.py hearing/judges.py jobs/folder.py --minutes 30
+    python experiments/mutants.py --sample 12 --minutes 4    # an estimate for every module
+    python experiments/mutants.py --scores --survivors       # what was found so far, running nothing
+    python experiments/mutants.py jobs/folder.py --fresh     # that module's verdicts forgotten, after its tests changed
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import random
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -31,26 +32,8 @@ from pathlib import Path
 import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE, TESTS, SHARDS = ROOT / "audiation", ROOT / "tests", ROOT / "build" / "mutants"
-
-# Modules that no test file imports by name, or whose importers do not reach most of it: tests run through
-# the package's commands, its jobs or its model families.
-EXTRA_TESTS = {
-    "audiation/console.py": ["test_cli.py", "test_time.py"],
-    "audiation/core/runtime.py": ["test_trainer.py", "test_model.py"],
-    "audiation/run.py": ["test_cli.py", "test_sweeps.py"],
-    "audiation/examples.py": ["test_examples.py", "test_cli.py"],
-    "audiation/features.py": ["test_features.py"],
-    "audiation/directions.py": ["test_trial.py"],
-    "audiation/gallery.py": ["test_gallery.py"],
-    "audiation/report.py": ["test_verdicts.py"],
-    "audiation/jobs/sweep_report.py": ["test_sweeps.py", "test_time.py"],
-    "audiation/jobs/subscribers.py": ["test_wandb.py", "test_audiation.py"],
-    "audiation/outputs/tracking.py": ["test_wandb.py"],
-    "audiation/models/families/base.py": ["test_model.py"],
-    "audiation/models/families/wav2vec2.py": ["test_model.py", "test_tiny_model.py"],
-    "audiation/models/layers.py": ["test_model.py"],
-}
+PACKAGE, TESTS = ROOT / "audiation", ROOT / "tests"
+FOLDER = ROOT / "build" / "mutants" / "package"
 
 # Functions called only while their module loads (to build a table), before mutmut switches a mutant on in
 # its worker: their mutants "survive" whatever the tests do, so they are counted apart. Each was planted by hand
@@ -71,60 +54,87 @@ def modules() -> list[str]:
                   if p.name != "__init__.py" or len(p.read_text().splitlines()) > 4)
 
 
-def tests_for(module: str) -> list[str]:
-    """The test files that import `module` (by its dotted name or as a name from its package), and its extras."""
-    dotted = module.removesuffix(".py").replace("/", ".")
-    parent, name = dotted.rsplit(".", 1)
-    imports = re.compile(rf"^\s*(from {re.escape(dotted)} import|import {re.escape(dotted)}\b|"
-                         rf"from {re.escape(parent)} import .*\b{name}\b)", re.M)
-    found = {p.name for p in TESTS.glob("test_*.py") if imports.search(p.read_text())} - SOURCE_TESTS
-    return [f"tests/{name}" for name in sorted(found | set(EXTRA_TESTS.get(module, [])))]
-
-
-def shard_folder(module: str) -> Path:
-    return SHARDS / module.removeprefix("audiation/").removesuffix(".py").replace("/", ".")
-
-
-def prepare(module: str) -> Path:
-    """The shard's folder: the checkout linked in, and pyproject.toml with `[tool.mutmut]` narrowed to the
-    module and its tests (every other setting, and every other table, as the checkout has them)."""
-    folder = shard_folder(module)
-    folder.mkdir(parents=True, exist_ok=True)
+def prepare() -> None:
+    """The folder: the checkout linked in, and pyproject.toml with `[tool.mutmut]` given the suite's test files
+    (every other setting, and every other table, as the checkout has them)."""
+    FOLDER.mkdir(parents=True, exist_ok=True)
     for name in ("audiation", "tests", "conf"):
-        link = folder / name
+        link = FOLDER / name
         if not link.is_symlink():
             link.symlink_to(ROOT / name)
     text = (ROOT / "pyproject.toml").read_text()
     table = tomllib.loads(text)["tool"]["mutmut"]
-    table.update(only_mutate=[module], pytest_add_cli_args_test_selection=tests_for(module))
+    tests = sorted(f"tests/{p.name}" for p in TESTS.glob("test_*.py") if p.name not in SOURCE_TESTS)
+    table.update(pytest_add_cli_args_test_selection=tests)
     narrowed = "[tool.mutmut]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in table.items())
     start = text.index("[tool.mutmut]")
     end = re.compile(r"^\[", re.M).search(text, start + 1)
-    (folder / "pyproject.toml").write_text(text[:start] + narrowed + "\n" + (text[end.start():] if end else ""))
-    return folder
+    (FOLDER / "pyproject.toml").write_text(text[:start] + narrowed + "\n" + (text[end.start():] if end else ""))
 
 
-def run(module: str, minutes: float, workers: int) -> int:
-    """One shard, in its time box; mutmut's own output goes to the shard's run.log."""
-    folder = prepare(module)
-    # No PYTHONPATH: mutmut puts the shard's mutants/ first itself, and with it set no test reached a mutant.
+def mutmut(names: list[str], minutes: float, workers: int) -> int:
+    """`mutmut run` on these mutants in a time box; its own output goes to the folder's run.log."""
+    # No PYTHONPATH: mutmut puts the folder's mutants/ first itself, and with it set no test reached a mutant.
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     env.pop("PYTHONPATH", None)
-    with open(folder / "run.log", "a") as log:
+    with open(FOLDER / "run.log", "a") as log:
         done = subprocess.run(["timeout", f"{int(minutes * 60)}", sys.executable, "-m", "mutmut", "run",
-                               "--max-children", str(workers)], cwd=folder, env=env, stdout=log,
+                               "--max-children", str(workers), *names], cwd=FOLDER, env=env, stdout=log,
                               stderr=subprocess.STDOUT)
     return done.returncode
 
 
+def meta_path(module: str) -> Path:
+    return FOLDER / "mutants" / (module + ".meta")
+
+
+def map_tests(minutes: float) -> None:
+    """Mutants made and the suite's map of tests built, testing no mutant: mutmut has no command for that
+    alone, and a run asked for a mutant that does not exist does exactly that, then stops."""
+    if (FOLDER / "mutants" / "mutmut-stats.json").exists():
+        return
+    print(f"mutating the package and mapping the suite's tests (once; at most {minutes:g} min) ...", end="",
+          flush=True)
+    start = time.perf_counter()
+    code = mutmut(["audiation.no_such_mutant"], minutes, 1)
+    if not (FOLDER / "mutants" / "mutmut-stats.json").exists():
+        sys.exit(f"\nmutants: mutmut could not map the tests (exit {code}); its output is in {FOLDER / 'run.log'}")
+    print(f" {time.perf_counter() - start:.0f} s")
+
+
 def verdicts(module: str) -> dict[str, str]:
     """Each mutant of the module that mutmut made, and its verdict so far."""
-    meta = shard_folder(module) / "mutants" / (module + ".meta")
-    if not meta.exists():
+    if not meta_path(module).exists():
         return {}
-    codes = json.loads(meta.read_text())["exit_code_by_key"]
+    codes = json.loads(meta_path(module).read_text())["exit_code_by_key"]
     return {name: "import time" if name.rsplit("__mutmut_", 1)[0] in IMPORT_TIME else VERDICTS.get(code, "suspicious")
             for name, code in codes.items()}
+
+
+def forget(module: str) -> None:
+    """The module's verdicts forgotten (its mutants and the map of tests kept)."""
+    if meta_path(module).exists():
+        meta = json.loads(meta_path(module).read_text())
+        meta["exit_code_by_key"] = dict.fromkeys(meta["exit_code_by_key"])
+        meta_path(module).write_text(json.dumps(meta))
+
+
+def to_test(module: str, sample: int | None) -> list[str]:
+    """The module's mutants not yet tested (import-time ones aside): all of them, or a random `sample`
+    (seeded by the module's name, so that a rerun tests the same ones)."""
+    waiting = sorted(name for name, verdict in verdicts(module).items() if verdict == "not run")
+    if sample is None:
+        return waiting
+    done = sum(verdict not in ("not run", "import time") for verdict in verdicts(module).values())
+    return random.Random(module).sample(waiting, min(len(waiting), max(0, sample - done)))
+
+
+def interval(killed: int, checked: int) -> tuple[float, float]:
+    """Wilson's 95% interval for the share killed, when `checked` mutants were drawn at random."""
+    z, share = 1.96, killed / checked
+    middle = (share + z * z / (2 * checked)) / (1 + z * z / checked)
+    half = z * math.sqrt(share * (1 - share) / checked + z * z / (4 * checked * checked)) / (1 + z * z / checked)
+    return max(0.0, middle - half), min(1.0, middle + half)
 
 
 def score_line(module: str, found: dict[str, str]) -> str:
@@ -132,17 +142,23 @@ def score_line(module: str, found: dict[str, str]) -> str:
     checked = sum(n for verdict, n in counts.items() if verdict not in ("not run", "import time"))
     killed = counts["killed"] + counts["timeout"]
     share = f"{100 * killed / checked:5.1f}%" if checked else "    -"
+    if checked and counts["not run"]:
+        low, high = interval(killed, checked)
+        share += f" [{100 * low:.0f}-{100 * high:.0f}%]"
     rest = ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items()) if verdict not in ("killed", "timeout"))
-    return f"{module:42s} {len(found):5d} mutants, {killed:5d} killed of {checked:5d} run ({share}){'; ' + rest if rest else ''}"
+    return f"{module:42s} {len(found):5d} mutants, {killed:5d} killed of {checked:5d} tested ({share})" + \
+        (f"; {rest}" if rest else "")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help="paths under audiation/ (hearing/judges.py); default: every module")
-    parser.add_argument("--minutes", type=float, default=20, help="each shard's time box")
+    parser.add_argument("--minutes", type=float, default=20, help="each module's time box")
+    parser.add_argument("--map-minutes", type=float, default=120, help="the time box of the one-off map of tests")
+    parser.add_argument("--sample", type=int, help="test a random N of each module's mutants (an estimate)")
     parser.add_argument("--workers", type=int, default=2, help="mutants tested at once")
-    parser.add_argument("--fresh", action="store_true", help="forget the shards' verdicts first (after tests change)")
-    parser.add_argument("--scores", action="store_true", help="only report what the shards found so far")
+    parser.add_argument("--fresh", action="store_true", help="forget the modules' verdicts first (after tests change)")
+    parser.add_argument("--scores", action="store_true", help="only report what was found so far")
     parser.add_argument("--survivors", action="store_true", help="list every surviving mutant")
     args = parser.parse_args()
     every = modules()
@@ -151,16 +167,20 @@ def main() -> None:
     if unknown:
         sys.exit(f"mutants: not a module of the package: {', '.join(unknown)} (e.g. hearing/judges.py)")
     if not args.scores:
+        prepare()
+        map_tests(args.map_minutes)
         for number, module in enumerate(chosen, 1):
             if args.fresh:
-                shutil.rmtree(shard_folder(module), ignore_errors=True)
+                forget(module)
+            names = to_test(module, args.sample)
+            print(f"[{number}/{len(chosen)}] {module}: {len(names)} mutants to test, at most {args.minutes:g} min ...",
+                  end="", flush=True)
             start = time.perf_counter()
-            print(f"[{number}/{len(chosen)}] {module}: {len(tests_for(module))} test files, at most "
-                  f"{args.minutes:g} min ...", end="", flush=True)
-            code = run(module, args.minutes, args.workers)
+            code = mutmut(names, args.minutes, args.workers) if names else 0
             stopped = " (its time box ended: run again to go on)" if code == 124 else f" (mutmut exited {code})" if code else ""
             print(f" {time.perf_counter() - start:.0f} s{stopped}")
-    print("\nscores (killed includes timeouts; a mutant no test reaches counts as a survivor):")
+    print("\nscores (killed includes timeouts; a mutant no test reaches counts as a survivor; [the 95% interval] "
+          "where only some were tested, at random with --sample):")
     for module in chosen:
         found = verdicts(module)
         if found:

@@ -1,0 +1,84 @@
+"""The mutation-testing driver (experiments/mutants.py): which mutants a run tests, how a score counts them and
+the interval it rests on, and the suite mutmut is given. mutmut itself is not run here (`make mutants` does)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+import tomllib
+from conftest import ROOT
+
+
+def _driver(folder):
+    spec = importlib.util.spec_from_file_location("mutants", ROOT / "experiments" / "mutants.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.FOLDER = folder
+    return module
+
+
+MODULE = "audiation/outputs/record_schema.py"
+
+
+def _meta(driver, codes: dict[str, int | None]) -> None:
+    path = driver.meta_path(MODULE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"exit_code_by_key": codes, "other": "kept"}))
+
+
+CODES = {"audiation.outputs.record_schema.x_describe__mutmut_1": 1,  # killed
+         "audiation.outputs.record_schema.x_describe__mutmut_2": 0,  # survived
+         "audiation.outputs.record_schema.x_describe__mutmut_3": 33,  # no test reaches it
+         **{f"audiation.outputs.record_schema.x_for_page__mutmut_{n}": None for n in range(1, 6)},
+         "audiation.outputs.record_schema.x__measure__mutmut_1": None}  # runs only at import
+
+
+def test_a_run_tests_every_waiting_mutant_or_a_seeded_sample_topped_up_to_its_size(tmp_path):
+    driver = _driver(tmp_path)
+    _meta(driver, CODES)
+    waiting = [f"audiation.outputs.record_schema.x_for_page__mutmut_{n}" for n in range(1, 6)]
+    assert driver.to_test(MODULE, None) == waiting  # the import-time mutant is never asked for
+    drawn = driver.to_test(MODULE, 5)
+    assert len(drawn) == 2 and set(drawn) <= set(waiting)  # three of the five already tested
+    assert driver.to_test(MODULE, 5) == drawn and driver.to_test(MODULE, 3) == []
+    assert sorted(driver.to_test(MODULE, 100)) == waiting  # a sample larger than what waits: all of it
+
+
+def test_a_score_counts_an_unreached_mutant_as_a_survivor_and_sets_the_import_time_ones_apart(tmp_path):
+    driver = _driver(tmp_path)
+    _meta(driver, CODES)
+    line = driver.score_line(MODULE, driver.verdicts(MODULE))
+    assert "9 mutants,     1 killed of     3 tested ( 33.3% [6-79%])" in line
+    assert line.endswith("; 1 import time, 1 no tests, 5 not run, 1 survived")
+    _meta(driver, {name: 1 for name in CODES})
+    assert "9 mutants,     8 killed of     8 tested (100.0%); 1 import time" in driver.score_line(MODULE, driver.verdicts(MODULE))
+
+
+def test_forgetting_a_module_keeps_its_mutants_and_drops_only_their_verdicts(tmp_path):
+    driver = _driver(tmp_path)
+    _meta(driver, CODES)
+    driver.forget(MODULE)
+    meta = json.loads(driver.meta_path(MODULE).read_text())
+    assert meta == {"exit_code_by_key": dict.fromkeys(CODES), "other": "kept"}
+
+
+@pytest.mark.parametrize(("killed", "checked", "low", "high"), [(9, 10, 0.596, 0.982), (0, 12, 0.0, 0.243),
+                                                                 (12, 12, 0.757, 1.0), (50, 100, 0.404, 0.596)])
+def test_the_interval_is_wilsons(tmp_path, killed, checked, low, high):
+    interval = _driver(tmp_path).interval
+    assert interval(killed, checked) == (pytest.approx(low, abs=1e-3), pytest.approx(high, abs=1e-3))
+
+
+def test_mutmut_is_given_the_whole_suite_but_the_source_text_tests_and_the_checkout_as_it_is(tmp_path):
+    driver = _driver(tmp_path / "package")
+    driver.prepare()
+    driver.prepare()  # again: the links are kept
+    written = tomllib.loads((tmp_path / "package" / "pyproject.toml").read_text())
+    ours = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    selection = written["tool"]["mutmut"].pop("pytest_add_cli_args_test_selection")
+    assert selection == sorted(f"tests/{p.name}" for p in (ROOT / "tests").glob("test_*.py")
+                               if p.name != "test_structure.py")
+    assert written == ours
+    assert all((tmp_path / "package" / name).resolve() == ROOT / name for name in ("audiation", "tests", "conf"))
