@@ -342,6 +342,45 @@ def test_a_damaged_cache_is_set_aside_said_once_and_built_again_the_newest_damag
         assert reason is None or f"damaged ({reason});" in message  # the error's own first line, not a stand-in
 
 
+def test_a_derived_cache_holds_the_transform_of_every_frame_built_once_and_again_when_damaged(tmp_path, caplog,
+                                                                                               monkeypatch):
+    spec = model_spec(compose("model=tiny").model)
+    config = load_config(spec)
+    base = activations.open_cache(spec, parse_layer("2", config), config, audio_files.list_audio(SLICE)[:2],
+                                  tmp_path / "c")
+    calls = []
+    monkeypatch.setattr(activations, "ROW_BLOCK_BYTES", 4 * 192 * 10)  # ten frames a block: its blocks are joined
+    monkeypatch.setattr(activations, "EXACT_PERCENTILE_VALUES", 0)  # p99 from a histogram between min and max
+
+    def transform(x):
+        calls.append(len(x))
+        return np.concatenate([x[:, :3] * 2, -np.abs(x[:, 3:4])], axis=1)
+
+    derived = activations.derived_cache(base, transform, "sae-x", "an SAE's features")
+    stored = np.asarray(base.activations, dtype=np.float32)
+    expected = transform(stored).astype(np.float16).astype(np.float32)
+    got = np.asarray(derived.activations, dtype=np.float32)
+    assert derived.folder == base.folder.with_name(base.folder.name + "-sae-x") and got.shape == (base.num_frames, 4)
+    assert np.array_equal(got, expected)
+    assert np.allclose(derived.stats["max"], expected.max(axis=0))  # p99 from the stored frames' own min and max:
+    assert np.allclose(derived.stats["p99"], activations._p99(expected, expected.min(axis=0), expected.max(axis=0)))
+    assert np.allclose(derived.stats["mean_abs"], np.abs(expected).mean(axis=0), rtol=1e-5)
+    assert derived.meta == {**base.meta, "units": 4, "derived_from": str(base.folder), "transform": "an SAE's features"}
+    assert derived.pieces == base.pieces and derived.locate(base.num_frames - 1) == base.locate(base.num_frames - 1)
+    built = len(calls)
+    assert np.array_equal(activations.derived_cache(base, transform, "sae-x", "").activations, got)
+    assert len(calls) == built  # opened, not built again
+    (derived.folder / "meta.json").write_text("{")
+    caplog.clear()
+    again = activations.derived_cache(base, transform, "sae-x", "an SAE's features")
+    assert len(calls) > built and np.array_equal(np.asarray(again.activations, dtype=np.float32), expected)
+    assert (derived.folder.with_name(derived.folder.name + ".corrupt") / "meta.json").read_text() == "{"
+    assert [r.getMessage() for r in caplog.records if "is damaged (" in r.getMessage()] == [
+        f"warning: the activation cache {derived.folder} is damaged (Expecting property name enclosed in double "
+        f"quotes: line 1 column 2 (char 1)); set aside as {derived.folder.name}.corrupt and built again"]
+    assert not list(tmp_path.glob("c/.*partial*"))  # no half-built folder left
+
+
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "latin-1"])
 def test_metadata_is_tab_separated_text_whatever_its_quotes_and_encoding(tmp_path, encoding, caplog):
     rows = [("a.wav", '"quoted" and a lone " quote'), ("b.wav", "café"), ("c.wav", 'she said "no')]

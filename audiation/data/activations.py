@@ -60,6 +60,7 @@ FLOAT16_MAX = float(np.finfo(np.float16).max)
 EXACT_PERCENTILE_VALUES = 1 << 26  # up to 64M values (256 MB as float32) p99 is exact, else a histogram
 HISTOGRAM_BINS = 8192
 COLUMN_BLOCK_BYTES = 256 << 20  # memory for reading several units' columns in one pass
+ROW_BLOCK_BYTES = 64 << 20  # memory for reading frames block by block
 
 
 def _file_keys(files: list[Path]) -> list[list]:
@@ -192,7 +193,7 @@ class ActivationCache:
     def columns(self, units: list[int]) -> Iterator[tuple[int, np.ndarray]]:
         """(unit, its activation at every frame) for many units, reading the array once per block of units."""
         block = max(1, COLUMN_BLOCK_BYTES // max(4 * self.num_frames, 1))
-        rows = max(1, (64 << 20) // (2 * self.num_units))
+        rows = max(1, ROW_BLOCK_BYTES // (2 * self.num_units))
         for start in range(0, len(units), block):
             chosen = units[start:start + block]
             values = np.empty((len(chosen), self.num_frames), dtype=np.float32)
@@ -342,7 +343,7 @@ def derived_cache(cache: ActivationCache, transform: Callable[[np.ndarray], np.n
     partial = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    rows = max(1, (64 << 20) // (4 * cache.num_units))
+    rows = max(1, ROW_BLOCK_BYTES // (4 * cache.num_units))
     try:
         with open(partial / "activations.npy", "wb") as out:
             out.write(_npy_header((0, 0)))
@@ -382,7 +383,7 @@ def _p99(activations: np.ndarray, minimum: np.ndarray, maximum: np.ndarray) -> n
     at most EXACT_PERCENTILE_VALUES values, else interpolated in a histogram of HISTOGRAM_BINS bins per unit
     between its min and max (within about 0.1% of the unit's range, near float16's own precision)."""
     frames, units = activations.shape
-    rows = max(1, (64 << 20) // (4 * units))
+    rows = max(1, ROW_BLOCK_BYTES // (4 * units))
     if frames * units <= EXACT_PERCENTILE_VALUES:
         return np.percentile(np.asarray(activations, dtype=np.float32), 99, axis=0)
     width = np.maximum(maximum - minimum, 1e-12) / HISTOGRAM_BINS
