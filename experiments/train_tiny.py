@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import soxr
 import torch
 from tqdm import tqdm
 from transformers import (
@@ -91,8 +92,20 @@ def make_batches(lengths, max_samples, rng):
     return batches
 
 
-def augment(w, rng):
-    """Leading silence (p .5, 0-150 ms) and white noise (p .5, 15-40 dB SNR); and the silence's samples."""
+def augment(w, rng, speed=None, eq_db=0.0):
+    """Leading silence (p .5, 0-150 ms) and white noise (p .5, 15-40 dB SNR); and the silence's samples.
+    With `speed` (lo, hi): the utterance played at a random rate in that range (pitch, formants and tempo
+    together, as a shorter or longer vocal tract and a faster or slower talker: Ko et al. 2015's speed
+    perturbation). With `eq_db`: a random smooth spectral tilt of up to that many dB (p .5), since a held-out
+    person here is also a held-out engine whose channel colours every sound."""
+    if speed is not None:
+        w = soxr.resample(w, SR * rng.uniform(*speed), SR).astype(np.float32)
+    if eq_db and rng.random() < 0.5:
+        spectrum = np.fft.rfft(w)
+        position = np.log1p(np.arange(len(spectrum)) / len(spectrum) * 80) / math.log(81)  # 0..1, log-like
+        gain_db = sum(rng.uniform(-1, 1) * np.cos(math.pi * k * position) for k in range(1, 4))
+        gain_db *= rng.uniform(0.3, 1.0) * eq_db / max(1e-6, float(np.abs(gain_db).max()))
+        w = np.fft.irfft(spectrum * 10 ** (gain_db / 20), len(w)).astype(np.float32)
     lead = rng.randint(0, int(0.15 * SR)) if rng.random() < 0.5 else 0
     if lead:
         w = np.concatenate([np.zeros(lead, np.float32), w])
@@ -168,7 +181,12 @@ def main():
                    help="Whisper's frames for the training split (experiments/whisper_targets.py), to distil")
     p.add_argument("--distill-weight", type=float, default=1.0)
     p.add_argument("--distill-layer", type=int, default=-1, help="the hidden state the head reads (-1: the last)")
+    p.add_argument("--speed", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="speed perturbation: each utterance resampled at a random rate in [LO, HI] (e.g. 0.85 1.15)")
+    p.add_argument("--eq-db", type=float, default=0.0, help="a random smooth spectral tilt of up to this many dB")
     a = p.parse_args()
+    if a.speed is not None and a.teacher is not None:
+        p.error("--speed moves every frame, so the teacher's frames no longer line up: use one of them")
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -183,7 +201,8 @@ def main():
     heldout = random.Random(a.seed).sample(heldout, min(a.eval_n, len(heldout)))
     wavs = [r["audio"] for r in train]
     labels = [encode_text(r["text"]) for r in train]
-    lengths = [len(w) + int(0.15 * SR) for w in wavs]  # budget for the leading-silence augmentation
+    slowest = 1.0 if a.speed is None else min(a.speed)
+    lengths = [int(len(w) / slowest) + int(0.15 * SR) for w in wavs]  # budget for speed and leading silence
     print(f"loaded {len(train)} train / {len(heldout)} eval utterances in {time.time() - t0:.0f} s, "
           f"{sum(len(w) for w in wavs) / SR / 3600:.2f} h of training audio")
 
@@ -246,7 +265,7 @@ def main():
             batches = make_batches(lengths, a.batch_seconds * SR, rng)
             epoch += 1
         idx = batches.pop()
-        augmented, leads = zip(*(augment(wavs[i], rng) for i in idx))
+        augmented, leads = zip(*(augment(wavs[i], rng, a.speed, a.eq_db) for i in idx))
         x, mask = (t.to(a.device) for t in zero_mean_unit_var(list(augmented)))
         lab = torch.full((len(idx), max(len(labels[i]) for i in idx)), -100, dtype=torch.long)
         for j, i in enumerate(idx):
