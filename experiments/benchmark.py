@@ -314,9 +314,14 @@ def judges_cost(device: str, repeats: int = 20, batch: int = 32) -> dict:
               if len(x) >= 16000][:repeats]
     noise = [np.random.default_rng(i).standard_normal(16000).astype(np.float32) * 0.1 for i in range(repeats)]
     out = {}
+    missing = unavailable_judges(device)
+    for name, why in missing.items():
+        out[name] = {"unavailable": why}
     for kind, signals in (("speech", speech), ("noise", noise)):
         x, _ = judges.prepared(np.stack(signals), 16000)
         for judge in judges.JUDGES:
+            if judge.name in missing:
+                continue
             hear = judges.hearer(judge, device if judge.batched else "cpu")  # loading, outside the timing
             if judge.batched:
                 for rows in (1, batch):
@@ -329,6 +334,20 @@ def judges_cost(device: str, repeats: int = 20, batch: int = 32) -> dict:
                 hear(x[0], judges.About(0.5))
                 out[f"{judge.name} {kind}"] = _ms([timed(lambda row=row: hear(row, judges.About(0.5)), "cpu") for row in x])
     return out
+
+
+def unavailable_judges(device: str) -> dict[str, str]:
+    """The judges that cannot load on this machine (a package or model that did not travel to a lent GPU, say),
+    each with why: measured without them, and said so, rather than not at all."""
+    from audiation.hearing import judges
+
+    missing = {}
+    for judge in judges.JUDGES:
+        try:
+            judges.hearer(judge, device if judge.batched else "cpu")
+        except Exception as error:
+            missing[judge.name] = f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
+    return missing
 
 
 def _ms(times: list[tuple[float, float]]) -> dict:
@@ -380,7 +399,8 @@ def judges_wall(device: str, targets: int = 32, repeats: int = 5) -> dict:
             audiate_folder(cfg, Path(folder))
             return time.perf_counter() - start, process_tree_cpu() - cpu
 
-    cells = [(count, state) for count in (1, targets) for state in JUDGED]
+    states = [state for state in JUDGED if not (state == "all" and "whisper" in unavailable_judges(device))]
+    cells = [(count, state) for count in (1, targets) for state in states]
     for cell in cells:  # warm-up: the panel's workers and models, imports, the colour map
         job(*cell)
     walls, cpus = {cell: [] for cell in cells}, {cell: [] for cell in cells}
@@ -393,7 +413,7 @@ def judges_wall(device: str, targets: int = 32, repeats: int = 5) -> dict:
     def per_extra_target(times: dict, state: str) -> float:
         return (statistics.median(times[targets, state]) - statistics.median(times[1, state])) / (targets - 1)
 
-    per_target = {state: per_extra_target(walls, state) for state in JUDGED}
+    per_target = {state: per_extra_target(walls, state) for state in states}
     median = {cell: statistics.median(v) for cell, v in walls.items()}
 
     fresh = judges.Panel(judges.JUDGES, device, 1)
@@ -407,11 +427,12 @@ def judges_wall(device: str, targets: int = 32, repeats: int = 5) -> dict:
     fresh.close()
     return {"targets": targets, "walls": {f"{count} {state}": v for (count, state), v in walls.items()},
             "per_target": per_target,
-            "added_per_target": {state: per_target[state] - per_target["off"] for state in JUDGED if state != "off"},
-            "wall_ratio": {state: median[targets, state] / median[targets, "off"] for state in JUDGED if state != "off"},
+            "added_per_target": {state: per_target[state] - per_target["off"] for state in states if state != "off"},
+            "wall_ratio": {state: median[targets, state] / median[targets, "off"] for state in states if state != "off"},
             "first_verdict_seconds": first_verdict,
             "cpu": {f"{count} {state}": v for (count, state), v in cpus.items()},
-            "cpu_per_target": {state: per_extra_target(cpus, state) for state in JUDGED},
+            "cpu_per_target": {state: per_extra_target(cpus, state) for state in states},
+            "unavailable": unavailable_judges(device),
             "workers": (judges.panel(device, 1).workers.busy, judges.panel(device, 1).workers.count)}
 
 
@@ -462,6 +483,7 @@ def main():
                         help="time the step against the floor and the seed (--no-cells: only what else is asked)")
     parser.add_argument("--judges", action=argparse.BooleanOptionalAction, default=True,
                         help="each judge's cost per target, and what the judges add to a job's wall")
+    parser.add_argument("--judges-repeats", type=int, default=5, help="interleaved repeats of --judges' jobs")
     parser.add_argument("--judges-targets", type=int, default=32, help="the many-target job of --judges (768 on a GPU)")
     parser.add_argument("--judges-memory", action=argparse.BooleanOptionalAction, default=False,
                         help="peak memory of a --judges-targets job with judges on and off, in fresh processes")
@@ -530,13 +552,14 @@ def main():
         around["judges"] = judges_cost(device)
         print("\neach judge per 1-second target (ms, wall median/min, CPU median; xN: batched over N targets):")
         for kind, v in around["judges"].items():
-            print(f"  {kind:24s} {v['median_ms']:6.1f}/{v['min_ms']:6.1f}  {v['cpu_median_ms']:6.1f}")
-        around["judges_wall"] = wall = judges_wall(device, args.judges_targets)
+            print(f"  {kind:24s} " + (f"not measured, it cannot load here ({v['unavailable']})" if "unavailable" in v else
+                                       f"{v['median_ms']:6.1f}/{v['min_ms']:6.1f}  {v['cpu_median_ms']:6.1f}"))
+        around["judges_wall"] = wall = judges_wall(device, args.judges_targets, args.judges_repeats)
         count = wall["targets"]
         print(f"\njudges off, on (pocketsphinx, silero, Praat) and all (Whisper too), 2-step jobs of 1 and {count} targets "
               "(model=random_small, 1 s, threads=1; "
               f"judges' workers: {wall['workers'][0]} while optimising, {wall['workers'][1]} at the end), interleaved, "
-              "median of 5:")
+              f"median of {args.judges_repeats}:")
         for key, v in wall["walls"].items():
             print(f"  {key:8s} {statistics.median(v):6.2f} s  (min {min(v):.2f})")
         for state, added in wall["added_per_target"].items():
@@ -545,6 +568,8 @@ def main():
                   f"{wall['wall_ratio'][state]:.2f}x; CPU per extra target (this process and the judges' workers) "
                   f"{1000 * wall['cpu_per_target'][state]:.1f} ms against {1000 * wall['cpu_per_target']['off']:.1f}")
         print(f"  a fresh panel's first verdict (its worker starting): {wall['first_verdict_seconds']:.2f} s")
+        for name, why in wall["unavailable"].items():
+            print(f"  not heard in these jobs: {name}, which cannot load here ({why})")
     if args.judges_memory:
         around["judges_memory_gb"] = {state: in_fresh_process(judged_job_memory, args.judges_targets, state, device)
                                       for state in JUDGED}

@@ -72,6 +72,8 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subproce
     """Run `python -m audiation.run` in a subprocess, offline and quiet."""
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HF_HUB_OFFLINE": "1",
            "OMP_NUM_THREADS": "1"}
+    if env.get("MUTANT_UNDER_TEST") == "stats":  # mutmut's map of tests is of its own process: a child run from
+        env["MUTANT_UNDER_TEST"] = ""           # another folder cannot find its settings, so it runs unmapped
     return subprocess.run([sys.executable, "-m", "audiation.run", *args], cwd=cwd or ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
