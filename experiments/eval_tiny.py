@@ -189,6 +189,24 @@ def pocketsphinx_words(wavs):
     return texts
 
 
+def whisper_words(wavs, batch=8):
+    """What Whisper tiny.en (the project's judge: 680,000 h of real speech, its full 30-s window) hears, in the
+    model's alphabet: lower case letters, apostrophes and spaces."""
+    import re
+
+    from audiation.hearing import judges
+
+    hear = judges.load_whisper("cpu")
+    texts = []
+    for start in range(0, len(wavs), batch):
+        chunk = wavs[start:start + batch]
+        longest = max(len(w) for w in chunk)
+        x, _ = judges.prepared(np.stack([np.pad(w, (0, longest - len(w))) for w in chunk]), 16000)
+        heard = hear(torch.from_numpy(x), [judges.About()] * len(chunk))
+        texts += [normalize_text(re.sub(r"[^a-z' ]", " ", h["whisper_transcript"].lower())) for h in heard]
+    return texts
+
+
 def main():
     from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
 
@@ -201,6 +219,7 @@ def main():
     p.add_argument("--sample", type=int, default=None, help="only a fixed random sample of N utterances (seed 0)")
     p.add_argument("--pocketsphinx", action="store_true",
                    help="also the CER of pocketsphinx's word recognizer (trained on real speech), for scale")
+    p.add_argument("--whisper", action="store_true", help="also the CER of Whisper tiny.en, for scale")
     p.add_argument("--units", type=int, default=0,
                    help="also rank character-selective units on the first N utterances")
     a = p.parse_args()
@@ -216,16 +235,19 @@ def main():
     hyps = transcribe(model, [r["audio"] for r in rows], id2char)
     rep = cer_report(rows, hyps)
     scale = cer_report(rows, pocketsphinx_words([r["audio"] for r in rows])) if a.pocketsphinx else {}
+    whisper = cer_report(rows, whisper_words([r["audio"] for r in rows])) if a.whisper else {}
     for k, v in rep.items():
         print(f"{k:36s} CER {v['cer']:.3f}  ({v['chars']} chars)"
-              + (f"   pocketsphinx {scale[k]['cer']:.3f}" if k in scale else ""))
+              + (f"   pocketsphinx {scale[k]['cer']:.3f}" if k in scale else "")
+              + (f"   whisper {whisper[k]['cer']:.3f}" if k in whisper else ""))
     for r, h in list(zip(rows, hyps))[:a.show]:
         print(f"  {r['voice']:24s} ref: {r['text']!r:40s} hyp: {h!r}")
     units = selective_units(model, rows[:a.units], vocab) if a.units else None
     if a.json:
         samples = [dict(path=r.get("path", r.get("file")), voice=r["voice"], ref=r["text"], hyp=h)
                    for r, h in zip(rows, hyps)]
-        a.json.write_text(json.dumps(dict(report=rep, pocketsphinx=scale or None, units=units, samples=samples),
+        a.json.write_text(json.dumps(dict(report=rep, pocketsphinx=scale or None, whisper=whisper or None, units=units,
+                                          samples=samples),
                                      indent=1))
 
 

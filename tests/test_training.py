@@ -81,3 +81,12 @@ def test_speed_with_a_teacher_is_refused_in_one_line(tmp_path):
                            "--data", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "--speed moves every frame" in done.stderr.strip().splitlines()[-1]
+
+
+def test_a_recordings_text_is_the_objects_name_as_spoken():
+    spec = importlib.util.spec_from_file_location("make_recordings", ROOT / "experiments" / "make_recordings.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert [module.text_of(stem) for stem in ("ball", "pizzeria_olive", "moon_fallingstar", "egypt_sphynx",
+                                              "tv_bicycle", "moon_moonwalker")] == \
+        ["ball", "olive", "falling star", "sphinx", "bicycle", "moonwalker"]
