@@ -58,7 +58,7 @@ def prepare() -> None:
     """The folder: the checkout linked in, and pyproject.toml with `[tool.mutmut]` given the suite's test files
     (every other setting, and every other table, as the checkout has them)."""
     FOLDER.mkdir(parents=True, exist_ok=True)
-    for name in ("audiation", "tests", "conf"):
+    for name in ("audiation", "tests", "conf", "experiments"):  # experiments/: scripts some tests run
         link = FOLDER / name
         if not link.is_symlink():
             link.symlink_to(ROOT / name)
@@ -98,8 +98,20 @@ def map_tests(minutes: float) -> None:
     start = time.perf_counter()
     code = mutmut(["audiation.no_such_mutant"], minutes, 1)
     if not (FOLDER / "mutants" / "mutmut-stats.json").exists():
-        sys.exit(f"\nmutants: mutmut could not map the tests (exit {code}); its output is in {FOLDER / 'run.log'}")
+        failed = failed_in_map()
+        sys.exit(f"\nmutants: mutmut could not map the tests (exit {code}): " +
+                 (f"{len(failed)} failed in the mutated copy, {', '.join(failed[:5])} (fix them, or leave their file "
+                  "out as SOURCE_TESTS does)" if failed else f"its output is in {FOLDER / 'run.log'}"))
     print(f" {time.perf_counter() - start:.0f} s")
+
+
+def failed_in_map() -> list[str]:
+    """The tests that failed while mutmut mapped the suite: mutmut keeps its child's output to itself, but
+    pytest records them in the mutated copy's cache."""
+    try:
+        return sorted(json.loads((FOLDER / "mutants" / ".pytest_cache" / "v" / "cache" / "lastfailed").read_text()))
+    except (OSError, ValueError):
+        return []
 
 
 def verdicts(module: str) -> dict[str, str]:

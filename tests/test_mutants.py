@@ -81,4 +81,16 @@ def test_mutmut_is_given_the_whole_suite_but_the_source_text_tests_and_the_check
     assert selection == sorted(f"tests/{p.name}" for p in (ROOT / "tests").glob("test_*.py")
                                if p.name != "test_structure.py")
     assert written == ours
-    assert all((tmp_path / "package" / name).resolve() == ROOT / name for name in ("audiation", "tests", "conf"))
+    assert all((tmp_path / "package" / name).resolve() == ROOT / name
+               for name in ("audiation", "tests", "conf", "experiments"))
+
+
+def test_a_map_that_fails_names_the_tests_that_failed_in_the_mutated_copy(tmp_path, monkeypatch):
+    driver = _driver(tmp_path / "package")
+    cache = tmp_path / "package" / "mutants" / ".pytest_cache" / "v" / "cache"
+    cache.mkdir(parents=True)
+    (cache / "lastfailed").write_text(json.dumps({"tests/test_faults.py::test_a[file]": True}))
+    monkeypatch.setattr(driver, "mutmut", lambda names, minutes, workers: 1)
+    with pytest.raises(SystemExit) as stopped:
+        driver.map_tests(1)
+    assert "1 failed in the mutated copy, tests/test_faults.py::test_a[file]" in str(stopped.value)
