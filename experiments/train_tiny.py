@@ -184,7 +184,12 @@ def main():
     p.add_argument("--speed", type=float, nargs=2, default=None, metavar=("LO", "HI"),
                    help="speed perturbation: each utterance resampled at a random rate in [LO, HI] (e.g. 0.85 1.15)")
     p.add_argument("--eq-db", type=float, default=0.0, help="a random smooth spectral tilt of up to this many dB")
+    p.add_argument("--extra", type=Path, default=None,
+                   help="a folder of more training audio with its metadata.tsv (make_recordings.py's Whisper-labelled one)")
+    p.add_argument("--extra-repeat", type=int, default=1, help="how often each --extra utterance is seen an epoch")
     a = p.parse_args()
+    if a.extra is not None and a.teacher is not None:
+        p.error("--teacher's frames are of the training split alone: --extra has none")
     if a.speed is not None and a.teacher is not None:
         p.error("--speed moves every frame, so the teacher's frames no longer line up: use one of them")
 
@@ -197,6 +202,8 @@ def main():
 
     t0 = time.time()
     train = load_split(a.data / a.train_split)
+    if a.extra is not None:  # real people with Whisper's transcripts (make_recordings.py), seen `extra_repeat` times an epoch
+        train += load_split(a.extra) * a.extra_repeat
     heldout = load_split(a.data / "heldout")
     heldout = random.Random(a.seed).sample(heldout, min(a.eval_n, len(heldout)))
     wavs = [r["audio"] for r in train]
