@@ -41,8 +41,9 @@ FOLDER = ROOT / "build" / "mutants" / "package"
 IMPORT_TIME = {"audiation.outputs.record_schema.x__measure"}
 
 # Tests of the checkout rather than the package, which a mutated copy fails: the source text itself (module
-# length, imports: the trampolines change it), and this driver (its folder is the checkout's).
-SOURCE_TESTS = {"test_structure.py", "test_mutants.py"}
+# length, imports: the trampolines change it), this driver (its folder is the checkout's) and the wheel built
+# from the checkout (mutmut's copy is no project to build).
+SOURCE_TESTS = {"test_structure.py", "test_mutants.py", "test_package.py"}
 
 # mutmut's verdicts (its exit codes) as this report counts them: a mutant no test reaches is a survivor.
 VERDICTS = {1: "killed", 3: "killed", 37: "killed", 36: "timeout", -24: "timeout", 24: "timeout", 152: "timeout",
@@ -97,6 +98,7 @@ def map_tests(minutes: float) -> None:
     print(f"mutating the package and mapping the suite's tests (once; at most {minutes:g} min) ...", end="",
           flush=True)
     start = time.perf_counter()
+    (FOLDER / "mutants" / LAST_FAILED).unlink(missing_ok=True)  # pytest keeps old failures of tests not run again
     code = mutmut(["audiation.no_such_mutant"], minutes, 1)
     if not (FOLDER / "mutants" / "mutmut-stats.json").exists():
         failed = failed_in_map()
@@ -106,11 +108,14 @@ def map_tests(minutes: float) -> None:
     print(f" {time.perf_counter() - start:.0f} s")
 
 
+LAST_FAILED = Path(".pytest_cache", "v", "cache", "lastfailed")
+
+
 def failed_in_map() -> list[str]:
     """The tests that failed while mutmut mapped the suite: mutmut keeps its child's output to itself, but
     pytest records them in the mutated copy's cache."""
     try:
-        return sorted(json.loads((FOLDER / "mutants" / ".pytest_cache" / "v" / "cache" / "lastfailed").read_text()))
+        return sorted(json.loads((FOLDER / "mutants" / LAST_FAILED).read_text()))
     except (OSError, ValueError):
         return []
 

@@ -79,7 +79,7 @@ def test_mutmut_is_given_the_whole_suite_but_the_source_text_tests_and_the_check
     ours = tomllib.loads((ROOT / "pyproject.toml").read_text())
     selection = written["tool"]["mutmut"].pop("pytest_add_cli_args_test_selection")
     assert selection == sorted(f"tests/{p.name}" for p in (ROOT / "tests").glob("test_*.py")
-                               if p.name not in ("test_structure.py", "test_mutants.py"))
+                               if p.name not in ("test_structure.py", "test_mutants.py", "test_package.py"))
     assert written == ours
     assert all((tmp_path / "package" / name).resolve() == ROOT / name
                for name in ("audiation", "tests", "conf", "experiments"))
@@ -89,8 +89,14 @@ def test_a_map_that_fails_names_the_tests_that_failed_in_the_mutated_copy(tmp_pa
     driver = _driver(tmp_path / "package")
     cache = tmp_path / "package" / "mutants" / ".pytest_cache" / "v" / "cache"
     cache.mkdir(parents=True)
-    (cache / "lastfailed").write_text(json.dumps({"tests/test_faults.py::test_a[file]": True}))
-    monkeypatch.setattr(driver, "mutmut", lambda names, minutes, workers: 1)
+
+    def failing_map(names, minutes, workers):  # pytest adds this run's failures to what the file held
+        held = json.loads((cache / "lastfailed").read_text()) if (cache / "lastfailed").exists() else {}
+        (cache / "lastfailed").write_text(json.dumps({**held, "tests/test_faults.py::test_a[file]": True}))
+        return 1
+
+    (cache / "lastfailed").write_text(json.dumps({"tests/test_old.py::test_fixed_since": True}))
+    monkeypatch.setattr(driver, "mutmut", failing_map)
     with pytest.raises(SystemExit) as stopped:
         driver.map_tests(1)
     assert "1 failed in the mutated copy, tests/test_faults.py::test_a[file]" in str(stopped.value)
