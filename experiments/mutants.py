@@ -4,11 +4,12 @@ mutmut (pyproject's `[tool.mutmut]`) plants one bug at a time and runs, against 
 the changed function. The whole package is mutated once, in `build/mutants/package/` (the checkout linked into
 it), and the whole default suite is run once under mutmut's tracer to map each function to its tests: that map
 (half an hour or more on 2 cores) is what every module shares, so it is built once, not once per module. Then
-each chosen module's mutants are tested in its own time box: every one not yet tested, or with `--sample N` a
-random N of them, whose share killed estimates the module's score (its 95% interval printed beside it). mutmut
-keeps every verdict in the folder, so a run can be spread over sittings and goes on where it stopped.
+the chosen modules' mutants are tested in one mutmut run (each run first lists and runs the tests clean, ~3 min),
+in a time box of `--minutes` per module: every one not yet tested, or with `--sample N` a random N of each module,
+whose share killed estimates the module's score (its 95% interval printed beside it). mutmut keeps every verdict
+in the folder, so a run can be spread over sittings and goes on where it stopped.
 
-    python experiments/mutants.py                            # every module, 20 min each at most
+    python experiments/mutants.py                            # every module, 20 min a module at most
     python experiments/mutants.py hearing/judges.py jobs/folder.py --minutes 30
     python experiments/mutants.py --sample 12 --minutes 4    # an estimate for every module
     python experiments/mutants.py --scores --survivors       # what was found so far, running nothing
@@ -171,7 +172,7 @@ def score_line(module: str, found: dict[str, str]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help="paths under audiation/ (hearing/judges.py); default: every module")
-    parser.add_argument("--minutes", type=float, default=20, help="each module's time box")
+    parser.add_argument("--minutes", type=float, default=20, help="the run's time box, per module chosen")
     parser.add_argument("--map-minutes", type=float, default=120, help="the time box of the one-off map of tests")
     parser.add_argument("--sample", type=int, help="test a random N of each module's mutants (an estimate)")
     parser.add_argument("--workers", type=int, default=2, help="mutants tested at once")
@@ -187,16 +188,19 @@ def main() -> None:
     if not args.scores:
         prepare()
         map_tests(args.map_minutes)
-        for number, module in enumerate(chosen, 1):
+        # One mutmut run for every chosen module: each run first lists and runs the suite's tests clean (about
+        # three minutes here), which a run per module would pay fifty times.
+        names = []
+        for module in chosen:
             if args.fresh:
                 forget(module)
-            names = to_test(module, args.sample)
-            print(f"[{number}/{len(chosen)}] {module}: {len(names)} mutants to test, at most {args.minutes:g} min ...",
-                  end="", flush=True)
-            start = time.perf_counter()
-            code = mutmut(names, args.minutes, args.workers) if names else 0
-            stopped = " (its time box ended: run again to go on)" if code == 124 else f" (mutmut exited {code})" if code else ""
-            print(f" {time.perf_counter() - start:.0f} s{stopped}")
+            names += to_test(module, args.sample)
+        box = args.minutes * len(chosen)
+        print(f"{len(names)} mutants of {len(chosen)} module(s) to test, at most {box:g} min ...", end="", flush=True)
+        start = time.perf_counter()
+        code = mutmut(names, box, args.workers) if names else 0
+        stopped = " (its time box ended: run again to go on)" if code == 124 else f" (mutmut exited {code})" if code else ""
+        print(f" {time.perf_counter() - start:.0f} s{stopped}")
     print("\nscores (killed includes timeouts; a mutant no test reaches counts as a survivor; [the 95% interval] "
           "where only some were tested, at random with --sample):")
     for module in chosen:
