@@ -70,7 +70,7 @@ tiny-eval: setup
 
 # Mutation testing of every module (experiments/mutants.py; mutmut's settings in pyproject's [tool.mutmut]):
 # the package mutated once in build/mutants/package/ and the suite's map of tests built once (half an hour or
-# more), then each module's mutants tested in its time box (MINUTES), or a random SAMPLE of each (an estimate
+# more), then the modules' mutants tested in one run, MINUTES a module, or a random SAMPLE of each (an estimate
 # with its interval); run again, it goes on where it stopped. One module: make mutants MODULES=hearing/judges.py.
 # Scores in experiments/RESULTS.md ("Mutation testing of every module").
 MINUTES ?= 20
