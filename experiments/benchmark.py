@@ -399,7 +399,8 @@ def judges_wall(device: str, targets: int = 32, repeats: int = 5) -> dict:
             audiate_folder(cfg, Path(folder))
             return time.perf_counter() - start, process_tree_cpu() - cpu
 
-    states = [state for state in JUDGED if not (state == "all" and "whisper" in unavailable_judges(device))]
+    missing = unavailable_judges(device)
+    states = [state for state in JUDGED if not (state == "all" and "whisper" in missing)]
     cells = [(count, state) for count in (1, targets) for state in states]
     for cell in cells:  # warm-up: the panel's workers and models, imports, the colour map
         job(*cell)
@@ -432,7 +433,7 @@ def judges_wall(device: str, targets: int = 32, repeats: int = 5) -> dict:
             "first_verdict_seconds": first_verdict,
             "cpu": {f"{count} {state}": v for (count, state), v in cpus.items()},
             "cpu_per_target": {state: per_extra_target(cpus, state) for state in states},
-            "unavailable": unavailable_judges(device),
+            "unavailable": missing,
             "workers": (judges.panel(device, 1).workers.busy, judges.panel(device, 1).workers.count)}
 
 

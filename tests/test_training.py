@@ -76,11 +76,13 @@ def test_no_augmentation_asked_leaves_the_signal_as_it_was(train_tiny):
     assert lead == 0
 
 
-def test_speed_with_a_teacher_is_refused_in_one_line(tmp_path):
-    done = subprocess.run([sys.executable, str(SCRIPT), "--speed", "0.9", "1.1", "--teacher", str(tmp_path / "t.npz"),
+@pytest.mark.parametrize("option,message", [(["--speed", "0.9", "1.1"], "--speed moves every frame"),
+                                            (["--extra", "more"], "--extra has none")])
+def test_an_option_the_teacher_cannot_follow_is_refused_in_one_line(tmp_path, option, message):
+    done = subprocess.run([sys.executable, str(SCRIPT), *option, "--teacher", str(tmp_path / "t.npz"),
                            "--data", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
-    assert "--speed moves every frame" in done.stderr.strip().splitlines()[-1]
+    assert message in done.stderr.strip().splitlines()[-1]
 
 
 def test_a_recordings_text_is_the_objects_name_as_spoken():
