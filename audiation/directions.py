@@ -49,4 +49,8 @@ def cli() -> None:
 
 
 if __name__ == "__main__":
-    cli()
+    # The importable module's `cli`, as `audiation.run` calls its own: the one a launcher pickles by name and
+    # the one whose code mutation testing switches
+    from audiation.directions import cli as importable_cli
+
+    importable_cli()

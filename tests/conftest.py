@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -68,13 +69,46 @@ def spec(*overrides: str):
     return model_spec(compose(*overrides).model)
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run `python -m audiation.run` in a subprocess, offline and quiet."""
+def child_env(**changes: str | None) -> dict[str, str]:
+    """The environment of a child process a test starts: offline, quiet, one thread, with `changes` (None
+    removes a variable). Under mutmut the child imports mutmut's mutated copy wherever it starts, and while
+    mutmut maps the tests it reports the functions it ran (`mutmut_child/`), so that a mutant reached only
+    through a command line is tested by the test that runs that command line."""
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HF_HUB_OFFLINE": "1",
            "OMP_NUM_THREADS": "1"}
-    if env.get("MUTANT_UNDER_TEST") == "stats":  # mutmut's map of tests is of its own process: a child run from
-        env["MUTANT_UNDER_TEST"] = ""           # another folder cannot find its settings, so it runs unmapped
-    return subprocess.run([sys.executable, "-m", "audiation.run", *args], cwd=cwd or ROOT, env=env,
+    for name, value in changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    if "MUTANT_UNDER_TEST" in env:
+        mapping = env["MUTANT_UNDER_TEST"] == "stats"
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [str(ROOT / "tests" / "mutmut_child")] * mapping)
+        if mapping:
+            env["AUDIATION_MUTMUT_HITS"] = str(_CHILD_HITS)
+    return env
+
+
+_CHILD_HITS = Path(tempfile.gettempdir()) / f"audiation-mutmut-hits-{os.getpid()}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """While mutmut maps the tests, the functions this test's children ran are added to what it ran itself
+    (mutmut gives them to the test when it ends)."""
+    try:
+        return (yield)
+    finally:
+        if _CHILD_HITS.exists():
+            from mutmut.state import state
+
+            state()._stats.update(_CHILD_HITS.read_text().split())
+            _CHILD_HITS.unlink()
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run `python -m audiation.run` in a subprocess, offline and quiet."""
+    return subprocess.run([sys.executable, "-m", "audiation.run", *args], cwd=cwd or ROOT, env=child_env(),
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -183,6 +183,7 @@ def test_an_option_of_the_users_own_is_checked_against_its_groups_ranges():
     ("config", "augmentation.stretch=1", "augmentation.stretch=1 must be below 1"),
     ("config", "threads=0", "threads=0 must be > 0"),
     ("config", "batch_size=two", "batch_size=two must be a number"),
+    ("config", "batch_size=2.5", "batch_size=2.5 must be a whole number"),  # typed Any (it may be auto): whole=
     ("config", "examples.min_gap_seconds=-1", "examples.min_gap_seconds=-1 must be >= 0"),
     ("features", "features=1", "features=1 must be > 1"),
     ("features", "memory_gb=0", "memory_gb=0 must be > 0"),

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import ROOT, compose
+from conftest import ROOT, child_env, compose
 
 from audiation.config import job_plans
 from audiation.config.builder import model_spec
@@ -203,9 +203,7 @@ def test_a_librispeech_style_tree_is_found_with_its_transcripts(tmp_path):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HF_HUB_OFFLINE": "1",
-           "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "audiation.examples", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "audiation.examples", *args], cwd=ROOT, env=child_env(),
                           capture_output=True, text=True, timeout=300, check=False)
 
 

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import ROOT, compose, run_cli
+from conftest import ROOT, child_env, compose, run_cli
 
 from audiation.jobs.audiate_job import audiate_folder
 from audiation.jobs.folder import FolderLock
@@ -24,9 +24,8 @@ SMALL = ["model=random_small", "logger=none", "threads=1"]
 
 
 def _start(*args: str, log) -> subprocess.Popen:
-    env = {**{k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"},  # the test waits for the progress bar
-           "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline",
-           "PYTHONFAULTHANDLER": "1"}  # a process that hangs prints every thread's stack on SIGABRT
+    env = child_env(TQDM_DISABLE=None,  # the test waits for the progress bar
+                    PYTHONFAULTHANDLER="1")  # a process that hangs prints every thread's stack on SIGABRT
     return subprocess.Popen([sys.executable, "-m", "audiation.run", *args], cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT, text=True)
 
@@ -366,7 +365,7 @@ def test_a_full_disk_while_a_wav_is_written_is_one_line(tmp_path):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
 
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env = child_env()
     result = subprocess.run([sys.executable, "-m", "audiation.run", *SMALL, "steps=2", "quality.judges=false",
                              f"hydra.run.dir={tmp_path}"], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=300, preexec_fn=small_disk)
@@ -386,7 +385,7 @@ def test_the_memory_check_sizes_the_batch_the_job_will_run(monkeypatch, override
     assert sized == [rows]  # a target's samples share one batch, whatever batch_size says
 
 
-def test_a_failure_of_one_sweep_job_ends_that_job_alone_in_one_line(capsys):
+def test_a_failure_of_one_sweep_job_ends_that_job_alone_in_one_line(capsys, caplog):
     from audiation.errors import JobRefused, run_or_exit
 
     def broken():
@@ -395,6 +394,9 @@ def test_a_failure_of_one_sweep_job_ends_that_job_alone_in_one_line(capsys):
     with pytest.raises(JobRefused, match="RuntimeError: value cannot be converted"):
         run_or_exit(broken, saved=lambda: "", in_sweep=True)  # the sweep notes it and goes on
     assert capsys.readouterr().err.count("\n") == 1
+    # the line says "its traceback is in the job's log": the log file's record carries it (the console not)
+    [logged] = [r for r in caplog.records if r.getMessage() == "the job failed"]
+    assert logged.file_only and logged.exc_info[0] is RuntimeError and "in broken" in caplog.text
     with pytest.raises(RuntimeError):
         run_or_exit(broken, saved=lambda: "")  # alone: the traceback of a bug
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 import pytest
-from conftest import ROOT, compose, run_cli
+from conftest import ROOT, child_env, compose, run_cli
 from omegaconf import OmegaConf
 
 from audiation.browser.page import write_gallery
@@ -238,7 +238,7 @@ def test_folder_without_results_is_a_one_line_error(tmp_path, make, message):
     with pytest.raises(AudiationError, match=message):
         write_gallery(make(tmp_path))
     result = subprocess.run([sys.executable, "-m", "audiation.gallery", str(make(tmp_path))], cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+                            env=child_env(), capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.startswith("audiation: error: ") and message in result.stderr
     assert result.stderr.count("\n") == 1

@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, run_cli
+from conftest import ROOT, child_env, run_cli
 
 from audiation.core import probes
 
@@ -87,8 +86,7 @@ def test_a_speaker_comes_from_the_metadata_column_or_a_subfolder(tmp_path):
 
 
 def _directions(*args: str):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "audiation.directions", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "audiation.directions", *args], cwd=ROOT, env=child_env(),
                           capture_output=True, text=True, timeout=300)
 
 

@@ -176,3 +176,25 @@ def test_silence_ratio_is_finite_for_a_silent_frame_and_per_row():
     signal[2] = 0.0
     signal[2, 24 * 320:24 * 320 + 400] = 1e-2  # nothing away from it: 10 log10(1e-20 / 1e-4)
     assert silence_ratio_db(signal, geometry, 24) == pytest.approx([140.0, -20.0, -160.0], abs=1e-3)
+
+
+def test_the_reports_plot_is_one_titled_box_plot_per_measure_and_hides_the_empty_cells(tmp_path, monkeypatch):
+    from audiation.jobs import sweep_report
+    from audiation.outputs.disk import pyplot
+
+    plt, drawn = pyplot(), []
+    monkeypatch.setattr(plt, "close", drawn.append)  # the figure, kept to read instead of closed
+    rng = np.random.default_rng(0)
+    collected = {measure: {"2": rng.random(4), "6": rng.random(4)}
+                 for measure in ("activation_ratio", "speech_probability", "voiced_share", "hnr_db", "silence_db")}
+    sweep_report._plot(collected, tmp_path / "report.png", "a sweep")
+    [figure] = drawn
+    shown = [axis for axis in figure.axes if axis.get_visible()]
+    assert len(figure.axes) == 6 and len(shown) == 5  # 3 columns by 2 rows: the sixth cell is hidden
+    assert [axis.get_title() for axis in shown] == list(collected)
+    assert all(axis.get_xlabel() == "layer" and [t.get_text() for t in axis.get_xticklabels()] == ["2", "6"]
+               for axis in shown)
+    assert [line.get_ydata()[0] for line in shown[0].lines if line.get_linestyle() == "--"] == [1.0]
+    assert not [line for line in shown[1].lines if line.get_linestyle() == "--"]  # the dataset's maximum: ratios only
+    assert figure.texts[0].get_text() == "a sweep" and (tmp_path / "report.png").stat().st_size > 1000
+    plt.close("all")

@@ -9,12 +9,19 @@ from conftest import compose, run_cli
 from omegaconf import OmegaConf
 
 from audiation.config import builder
+from audiation.console import duration
 from audiation.core import render
 from audiation.jobs import audiate_job, sweep_callbacks
 from audiation.jobs.audiate_job import AudiationJob, audiate_folder
 from audiation.run import estimate_line, result_line
 
 FAST = ("model=random_small", "logger=none", "objective=channel", "quality.judges=false", "threads=1")
+
+
+def test_a_time_is_said_in_the_unit_people_use():
+    assert [duration(s) for s in (0.4, 40, 89.4)] == ["0 s", "40 s", "89 s"]
+    assert [duration(s) for s in (90, 210, 5399)] == ["1.5 min", "3.5 min", "90.0 min"]
+    assert [duration(s) for s in (5400, 5580, 4.32e4)] == ["1.5 h", "1.6 h", "12.0 h"]
 
 
 def test_one_bar_covers_every_batch_of_a_job(tmp_path, monkeypatch):

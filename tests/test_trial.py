@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, compose, run_cli
+from conftest import ROOT, child_env, compose, run_cli
 
 from audiation.browser.page import write_gallery
 from audiation.config import builder
@@ -141,7 +141,7 @@ def test_each_finished_batch_keeps_its_loss_history_when_the_run_is_killed(tmp_p
     job = tmp_path / "job"
     args = [*SMALL, "objective.unit=0:4", "batch_size=2", "steps=400", f"hydra.run.dir={job}"]
     process = subprocess.Popen([sys.executable, "-m", "audiation.run", *args], cwd=ROOT,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+                               env=child_env(), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 180
@@ -297,7 +297,7 @@ def test_directions_from_one_folder_on_both_sides_or_into_a_folder_are_one_line(
         directions_plan(_directions(tmp_path, f"positive={high}", f"negative={low}", f"out={tmp_path}"), tmp_path / "j")
     result = subprocess.run([sys.executable, "-m", "audiation.directions", "model=tiny", f"positive={SLICE}",
                              f"negative={SLICE}", f"hydra.run.dir={tmp_path / 'cli'}"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+                            env=child_env(), capture_output=True, text=True, timeout=120)
     assert "share" in one_line(result) and not list(tmp_path.rglob("direction.npy"))
 
 
@@ -335,7 +335,8 @@ def test_gallery_and_report_skip_what_is_not_ours_and_name_it_once(tmp_path, cap
     warnings = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
     assert warnings and all("3 record(s) of" in w and "other" in w and "broken" in w for w in warnings)
     for command in ("audiation.gallery", "audiation.report"):
-        result = subprocess.run([sys.executable, "-m", command, str(tmp_path)], cwd=ROOT, capture_output=True,
+        result = subprocess.run([sys.executable, "-m", command, str(tmp_path)], cwd=ROOT, env=child_env(),
+                                capture_output=True,
                                 text=True, timeout=120)
         assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
         assert result.stderr.count("warning: skipped") == 1
@@ -346,9 +347,8 @@ def test_gallery_and_report_skip_what_is_not_ours_and_name_it_once(tmp_path, cap
 
 def test_ctrl_c_four_times_still_writes_metrics_and_history(tmp_path):
     job = tmp_path / "job"
-    env = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}
     process = subprocess.Popen([sys.executable, "-m", "audiation.run", *SMALL, "objective.unit=0:3", "steps=100000",
-                                f"hydra.run.dir={job}"], cwd=ROOT, env={**env, "OMP_NUM_THREADS": "1"},
+                                f"hydra.run.dir={job}"], cwd=ROOT, env=child_env(TQDM_DISABLE=None),
                                stdout=subprocess.PIPE, stderr=open(tmp_path / "log", "w"), text=True)
     try:
         deadline = time.time() + 120

@@ -7,20 +7,19 @@ stays in the job folder."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, child_env
 
 SWEEP = ["--multirun", "model=random_small", "model.layer=1,2", "objective=channel", "objective.unit=0:3",
          "batch_size=2", "steps=4", "threads=1", "quality.draws=1", "logger.mode=offline"]
 
 
 def _run(*args, home=None):
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env = child_env()
     if home is not None:  # W&B left to its defaults, with a home of its own to look into
         env.pop("WANDB_DATA_DIR", None)
         env["HOME"] = str(home)

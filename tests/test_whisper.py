@@ -7,13 +7,14 @@ it offline) the ones about what a trained Whisper does."""
 from __future__ import annotations
 
 import json
+import shutil
 import struct
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import ROOT, compose, run_cli
+from conftest import ROOT, child_env, compose, run_cli
 
 from audiation.errors import AudiationError
 from audiation.models.encoder import Layer, ModelSpec, load_config, load_encoder, num_frames, parse_layer
@@ -139,7 +140,7 @@ def _write_model_bin(path, variables: dict, spec: str = "WhisperSpec") -> None:
 def ct2_source(small_whisper, tmp_path_factory):
     folder = tmp_path_factory.mktemp("ct2")
     _write_model_bin(folder / "model.bin", _ct2_variables(small_whisper))
-    (folder / "config.json").write_text(json.dumps({"suppress_ids": [1, 2], "suppress_ids_begin": [220, 50256]}))
+    (folder / "config.json").write_text(json.dumps({"suppress_ids": [1, 2], "suppress_ids_begin": [220, 50256, 7]}))
     return folder
 
 
@@ -156,6 +157,22 @@ def test_the_converter_rebuilds_the_model_it_was_written_from(small_whisper, ct2
         got = converted(input_features=features, decoder_input_ids=ids).logits
     small_whisper.float()
     assert torch.allclose(got, want, atol=1e-4)
+    config = converted.config  # English-only (51,864 tokens): <|endoftext|> 50256, then <|startoftranscript|>
+    assert (config.eos_token_id, config.pad_token_id, config.decoder_start_token_id) == (50256, 50256, 50257)
+    assert config.suppress_tokens == [1, 2] and config.begin_suppress_tokens == [220, 50256, 7]  # the package's own
+
+
+def test_a_multilingual_vocabulary_has_its_own_special_ids_and_the_text_side_travels(small_whisper, ct2_source,
+                                                                                    tmp_path):
+    variables = _ct2_variables(small_whisper)
+    variables["decoder/embeddings/weight"] = np.zeros((51865, 32), np.float32)
+    config = ctranslate2.whisper_config(variables, {})
+    assert (config.eos_token_id, config.decoder_start_token_id, config.begin_suppress_tokens) == (50257, 50258,
+                                                                                                  [220, 50257])
+    source = tmp_path / "source"
+    shutil.copytree(ct2_source, source)
+    (source / "tokenizer.json").write_text('{"a tokenizer": 1}')
+    assert (ctranslate2.convert(source, tmp_path / "out") / "tokenizer.json").read_text() == '{"a tokenizer": 1}'
 
 
 def test_a_changed_or_cut_conversion_is_rebuilt_never_used(ct2_source, tmp_path):
@@ -398,12 +415,11 @@ def test_quality_whisper_false_leaves_whisper_out(tmp_path):
 
 
 def _module(name: str, *args: str, timeout: int = 300):
-    import os
     import subprocess
     import sys
 
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", f"audiation.{name}", *args], cwd=ROOT, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", f"audiation.{name}", *args], cwd=ROOT, env=child_env(),
+                          capture_output=True,
                           text=True, timeout=timeout)
 
 

@@ -173,9 +173,8 @@ def convert(source: Path, folder: Path) -> Path:
         config.save_pretrained(staging)
         save_file({k: torch.from_numpy(v.astype(np.float32)) for k, v in state.items()},
                   str(staging / "model.safetensors"), metadata={"format": "pt"})
-        for name in ("tokenizer.json", "vocabulary.txt"):
-            if (source / name).is_file():
-                shutil.copyfile(source / name, staging / name)
+        if (source / "tokenizer.json").is_file():  # the text side, which `whisper.tokenizer` reads
+            shutil.copyfile(source / "tokenizer.json", staging / "tokenizer.json")
         record = {"converter": CONVERTER_VERSION, "source": str(source / "model.bin"),
                   "source_sha256": sha256(source / "model.bin"),
                   "weights_sha256": sha256(staging / "model.safetensors")}
