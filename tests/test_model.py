@@ -217,3 +217,18 @@ def test_an_ensemble_hears_the_mean_of_its_members_logits():
                                          .strip() for row in expected]
     with pytest.raises(AudiationError, match="only the logits layer"):
         ensemble(wave, Layer("transformer", 1))
+
+
+@pytest.mark.parametrize("offline,endpoint,asked", [("1", None, None), ("true", None, None), ("0", None, "huggingface.co"),
+                                                    ("", "https://hf.mirror.example:8443/x", "hf.mirror.example")])
+def test_the_hub_is_tried_only_when_not_offline_and_at_its_endpoint(monkeypatch, offline, endpoint, asked):
+    from audiation.models import encoder
+
+    tried = []
+    monkeypatch.setattr(encoder, "_can_connect", lambda host: tried.append(host) or True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", offline)
+    if endpoint:
+        monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    else:
+        monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    assert encoder._hub_reachable() is (asked is not None) and tried == ([asked] if asked else [])

@@ -112,3 +112,38 @@ def test_every_job_run_has_the_same_keys_and_types_and_its_curve_per_target_step
         assert [h["optimisation_step"] for h in history if "loss/mean" in h] == list(range(4))
     assert list((sweep / jobs[1] / "wandb" / "artifacts" / "staging").iterdir())
     assert not (home / ".local" / "share" / "wandb").exists()
+
+
+def test_the_summary_is_every_measures_mean_and_median_and_a_lone_targets_words():
+    from audiation.outputs import record_schema
+    from audiation.outputs.tracking import summary_of
+
+    rows = [{"final_activation": 1.0, "phone": "s"}, {"final_activation": 2}, {"final_activation": 6.0},
+            {"final_activation": float("nan")}, {"final_activation": True}, {"final_activation": "7"}, {}]
+    summary = summary_of(rows)  # NaN, a flag, a text and a missing value are no numbers to average
+    assert summary["final_activation"] == 3.0 and summary["final_activation/median"] == 2.0
+    assert summary["target_count"] == 7 and summary["phone"] is None  # words only for a run of one target
+    assert set(summary) == {"target_count", "phone", "text", "transcript",
+                            *record_schema.MEASURES, *(f"{m}/median" for m in record_schema.MEASURES)}
+    lone = summary_of([{"phone": "s", "text": 4, "transcript": None, "final_activation": 2.5}])
+    assert (lone["phone"], lone["text"], lone["transcript"]) == ("s", "4", None)
+    assert lone["final_activation"] == lone["final_activation/median"] == 2.5 and lone["selectivity"] is None
+
+
+def test_media_during_optimisation_are_the_first_targets_audio_and_spectrograms_under_fixed_keys():
+    from types import SimpleNamespace
+
+    from audiation.outputs import tracking
+
+    logged = []
+    tracker = object.__new__(tracking.WandbTracker)
+    tracker.sample_rate, tracker.wandb = 16000, SimpleNamespace(
+        Audio=lambda signal, sample_rate, caption: ("audio", caption, sample_rate, len(signal)),
+        Image=lambda picture, caption: ("image", caption, picture.ndim, picture.shape[-1]))
+    media = [(f"L1-U{u}-unit", np.random.default_rng(u).normal(size=1600).astype(np.float32) * 0.1) for u in range(6)]
+    tracker._log_media(SimpleNamespace(log=logged.append), 7, media)
+    [row] = logged
+    assert set(row) == {"optimisation_step", "audio", "spectrogram"} and row["optimisation_step"] == 7
+    names = [name for name, _ in media[:tracking.ROWS_LOGGED_APART]]
+    assert row["audio"] == [("audio", name, 16000, 1600) for name in names]
+    assert row["spectrogram"] == [("image", name, 3, 3) for name in names]  # RGB pictures

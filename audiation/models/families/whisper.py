@@ -228,7 +228,7 @@ class Tokens:
         return self.tokenizer.encode(" " + text.strip(), add_special_tokens=False)
 
     def decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode([i for i in ids if i < self.end], skip_special_tokens=True).strip()
+        return self.tokenizer.decode([i for i in ids if i < self.end]).strip()  # ids below <|endoftext|> are text
 
 
 def tokenizer(folder_or_kwargs: dict):
