@@ -100,3 +100,32 @@ def test_a_map_that_fails_names_the_tests_that_failed_in_the_mutated_copy(tmp_pa
     with pytest.raises(SystemExit) as stopped:
         driver.map_tests(1)
     assert "1 failed in the mutated copy, tests/test_faults.py::test_a[file]" in str(stopped.value)
+
+
+def test_a_child_run_under_mutmut_imports_the_mutated_copy_and_reports_its_functions_to_the_map(tmp_path,
+                                                                                                 monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import child_env
+
+    monkeypatch.delenv("MUTANT_UNDER_TEST", raising=False)
+    assert child_env().get("PYTHONPATH") == os.environ.get("PYTHONPATH")  # outside mutmut: as it was
+    monkeypatch.setenv("MUTANT_UNDER_TEST", "audiation.errors.x_shown__mutmut_1")
+    assert child_env()["PYTHONPATH"] == str(ROOT) and "AUDIATION_MUTMUT_HITS" not in child_env()
+    monkeypatch.setenv("MUTANT_UNDER_TEST", "stats")
+    env = child_env()
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(ROOT), str(ROOT / "tests" / "mutmut_child")]
+    # a module run with -m records hits as mutmut's trampoline does: its own functions named `__main__.`
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "tool.py").write_text(
+        "from mutmut.mutation import trampoline\n"
+        "trampoline.record_trampoline_hit('__main__.x_main', caller=None)\n"
+        "trampoline.record_trampoline_hit('pkg.other.x_helper')\n")
+    hits = tmp_path / "hits"
+    env.update(AUDIATION_MUTMUT_HITS=str(hits),
+               PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT / "tests" / "mutmut_child")]))
+    subprocess.run([sys.executable, "-m", "pkg.tool"], cwd=tmp_path, env=env, check=True, timeout=60)
+    assert hits.read_text().split() == ["pkg.other.x_helper", "pkg.tool.x_main"]
