@@ -90,6 +90,8 @@ def child_env(**changes: str | None) -> dict[str, str]:
 
 
 _CHILD_HITS = Path(tempfile.gettempdir()) / f"audiation-mutmut-hits-{os.getpid()}"
+if os.environ.get("MUTANT_UNDER_TEST") == "stats":  # processes the package starts itself (judges' workers) too
+    os.environ.update({k: v for k, v in child_env().items() if k in ("PYTHONPATH", "AUDIATION_MUTMUT_HITS")})
 
 
 @pytest.hookimpl(wrapper=True)

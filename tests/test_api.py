@@ -31,3 +31,13 @@ def test_targets_read_like_lucents(target, overrides):
 def test_a_bad_target_is_one_line():
     with pytest.raises(AudiationError, match="is not <layer>"):
         target_overrides(":3")
+
+
+def test_without_a_folder_the_call_writes_into_a_new_temporary_one(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where mkdtemp makes it
+    result = audiation.audiate("random_small", "L2:0", objective="channel", steps=2, quality__judges=False,
+                               options={"parameterization.seconds": 0.25})
+    assert result.folder.parent == tmp_path and result.folder.name.startswith("audiation-")
+    assert (result.folder / "metrics.json").is_file() and result.files[0]["wav"].parent.is_relative_to(result.folder)

@@ -182,3 +182,18 @@ def test_a_commands_help_says_its_whole_first_paragraph(command, capsys):
         module.main(["--help"])
     said = " ".join(capsys.readouterr().out.split())  # argparse rewraps the description
     assert " ".join(module.__doc__.split("\n\n")[0].split()) in said
+    assert said.startswith(f"usage: python -m audiation.{command} ")  # the command as it is typed
+
+
+@pytest.mark.parametrize("command,what,saved", [("gallery", "write_gallery", "no page was written"),
+                                                ("report", "write_report", "no report was written")])
+def test_ctrl_c_in_a_command_says_what_was_not_written(command, what, saved, tmp_path, monkeypatch, capsys):
+    module = __import__(f"audiation.{command}", fromlist=["main"])
+
+    def interrupted(*_args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, what, interrupted)
+    with pytest.raises(SystemExit) as stopped:
+        module.main([str(tmp_path)])
+    assert stopped.value.code == 130 and capsys.readouterr().err == f"audiation: interrupted; {saved}\n"

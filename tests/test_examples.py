@@ -433,3 +433,15 @@ def test_a_full_disk_while_an_examples_clip_is_written_is_one_line_naming_it(tmp
     assert stop.value.code == 2 and len(said) == 1, said
     assert said[0].startswith("audiation: error: No space left on device (") and "examples/L2-U0/1.wav" in said[0]
     assert not (tmp_path / "job" / "examples.json").exists()
+
+
+def test_examples_exactly_the_gap_apart_are_both_taken_and_ties_go_to_the_earlier_frame():
+    from types import SimpleNamespace
+
+    values = np.array([10, 9, 9, 9, 8, 7, 1, 1, 10], dtype=np.float32)  # frames a quarter second apart
+    cache = SimpleNamespace(num_units=1, column=lambda unit: values,
+                            locate=lambda frame: ("a.wav", frame * 0.25) if frame < 8 else ("b.wav", 0.0))
+    found = activations.top_examples(cache, 0, k=3, min_gap_seconds=1.0)
+    assert [(e.rank, e.file, e.frame, e.time_seconds) for e in found] == [
+        (1, "a.wav", 0, 0.0), (2, "b.wav", 8, 0.0), (3, "a.wav", 4, 1.0)]  # 10 at 0 before 10 at 8; 4 is 1.0 s on
+    assert [e.frame for e in activations.top_examples(cache, 0, k=3, min_gap_seconds=0)] == [0, 8, 1]

@@ -222,3 +222,14 @@ def test_the_dictionary_is_eight_times_the_layer_unless_said():
 
     assert settings_of(compose(*SMALL, "data.path=x", config_name="features"), 32).features == 256
     assert settings_of(compose(*SMALL, "data.path=x", "features=100", config_name="features"), 32).features == 100
+
+
+def test_a_few_files_still_hold_one_out_and_train_on_the_rest(tmp_path):
+    """held_out=0.1 of 4 files rounds to none: one file is held out all the same, never two."""
+    (tmp_path / "data").mkdir()
+    for path in sorted(SLICE.glob("*.flac"))[:4]:
+        shutil.copy(path, tmp_path / "data")
+    summary = features_job(features_plan(compose(*SMALL, f"data.path={tmp_path / 'data'}", "features=64", "k=4",
+                                                 "steps=2", "batch=64", f"data.cache_dir={tmp_path / 'cache'}",
+                                                 config_name="features")), tmp_path / "job")
+    assert len(summary["held_out_files"]) == 1 and summary["train_files"] == 3

@@ -345,9 +345,10 @@ def judge(signal: np.ndarray, sample_rate: int, target_seconds: float | None = N
 # --- the CPU judges' worker processes ---------------------------------------------------------------------
 
 # A worker is a fresh interpreter running this file alone: multiprocessing's would import the package and
-# the main module, torch with them, in every worker; and its Pool waits forever on a worker that died.
+# the main module, torch with them, in every worker; and its Pool waits forever on a worker that died. The
+# file is loaded under its own module name, so that code (and mutation testing's switches) see one module.
 _WORKER = ("import importlib.util, sys\n"
-           "spec = importlib.util.spec_from_file_location('audiation_judges_worker', sys.argv[1])\n"
+           "spec = importlib.util.spec_from_file_location('audiation.hearing.judges', sys.argv[1])\n"
            "module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)\n"
            "spec.loader.exec_module(module)\n"
            "module.serve()\n")
