@@ -183,6 +183,7 @@ def test_a_commands_help_says_its_whole_first_paragraph(command, capsys):
     said = " ".join(capsys.readouterr().out.split())  # argparse rewraps the description
     assert " ".join(module.__doc__.split("\n\n")[0].split()) in said
     assert said.startswith(f"usage: python -m audiation.{command} ")  # the command as it is typed
+    assert " ".join(module.__doc__.split("\n\n")[1].split()) not in said  # the first paragraph alone
 
 
 @pytest.mark.parametrize("command,what,saved", [("gallery", "write_gallery", "no page was written"),

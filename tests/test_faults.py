@@ -450,3 +450,17 @@ def test_no_job_writes_over_a_folder_of_another_tool(tmp_path, job, theirs):
         run()
     assert {name: (folder / name).read_text() for name in theirs} == theirs
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == sorted(theirs)
+
+
+def test_a_second_failure_of_a_target_adds_its_note_to_the_first():
+    from audiation.jobs.subscribers import noted
+
+    def missing():
+        raise FileNotFoundError("a.flac moved")
+
+    record = {}
+    noted(record, "its examples", missing)
+    noted(record, "its phone name", missing)
+    noted(record, "nothing", lambda: None)
+    assert record["measures_note"] == ("its examples failed (FileNotFoundError: a.flac moved); "
+                                       "its phone name failed (FileNotFoundError: a.flac moved)")

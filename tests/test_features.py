@@ -233,3 +233,11 @@ def test_a_few_files_still_hold_one_out_and_train_on_the_rest(tmp_path):
                                                  "steps=2", "batch=64", f"data.cache_dir={tmp_path / 'cache'}",
                                                  config_name="features")), tmp_path / "job")
     assert len(summary["held_out_files"]) == 1 and summary["train_files"] == 3
+
+
+def test_the_decoder_bias_starts_at_the_mean_of_every_chunk_of_training_frames():
+    activations = (np.random.default_rng(0).normal(size=(100, 4)) + np.arange(4) * 5).astype(np.float32)
+    train, held = np.arange(0, 90), np.arange(90, 100)
+    settings = sae.TrainSettings(features=8, k=2, steps=0, batch=8, chunk_frames=16, seed=1)  # 6 chunks, no step
+    model, _numbers = sae.train(activations, train, held, settings)
+    assert torch.allclose(model.b_dec, torch.from_numpy(activations[train].mean(axis=0)), atol=1e-5)

@@ -220,13 +220,17 @@ def test_an_ensemble_hears_the_mean_of_its_members_logits():
 
 
 @pytest.mark.parametrize("offline,endpoint,asked", [("1", None, None), ("true", None, None), ("0", None, "huggingface.co"),
+                                                    (None, None, "huggingface.co"),  # unset: online
                                                     ("", "https://hf.mirror.example:8443/x", "hf.mirror.example")])
 def test_the_hub_is_tried_only_when_not_offline_and_at_its_endpoint(monkeypatch, offline, endpoint, asked):
     from audiation.models import encoder
 
     tried = []
     monkeypatch.setattr(encoder, "_can_connect", lambda host: tried.append(host) or True)
-    monkeypatch.setenv("HF_HUB_OFFLINE", offline)
+    if offline is None:
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    else:
+        monkeypatch.setenv("HF_HUB_OFFLINE", offline)
     if endpoint:
         monkeypatch.setenv("HF_ENDPOINT", endpoint)
     else:
