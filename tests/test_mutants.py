@@ -121,6 +121,11 @@ def test_a_child_run_under_mutmut_imports_the_mutated_copy_and_reports_its_funct
     # each is written at once (a judge's worker is killed, not closed)
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "mutmut" / "mutation").mkdir(parents=True)  # mutmut's tracer as the hook sees it (CI has no mutmut)
+    (tmp_path / "mutmut" / "__init__.py").write_text("")
+    (tmp_path / "mutmut" / "mutation" / "__init__.py").write_text("")
+    (tmp_path / "mutmut" / "mutation" / "trampoline.py").write_text("def record_trampoline_hit(name, caller=None):\n"
+                                                                    "    raise AssertionError('not replaced')\n")
     (tmp_path / "pkg" / "tool.py").write_text(
         "from mutmut.mutation import trampoline\n"
         "trampoline.record_trampoline_hit('__main__.x_main', caller=None)\n"
