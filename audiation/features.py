@@ -36,8 +36,7 @@ def cli() -> None:
 
 
 if __name__ == "__main__":
-    # The importable module's `cli`, as `audiation.run` calls its own: the one a launcher pickles by name and
-    # the one whose code mutation testing switches
+    # the importable module's `cli`, not this `__main__` copy's (why: `audiation.run`)
     from audiation.features import cli as importable_cli
 
     importable_cli()

@@ -24,8 +24,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    # The importable module's `main`, as `audiation.run` calls its own: the one a launcher pickles by name and
-    # the one whose code mutation testing switches
+    # the importable module's `main`, not this `__main__` copy's (why: `audiation.run`)
     from audiation.report import main as importable_main
 
     importable_main()

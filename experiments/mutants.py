@@ -4,7 +4,7 @@ mutmut (pyproject's `[tool.mutmut]`) plants one bug at a time and runs, against 
 the changed function. The whole package is mutated once, in `build/mutants/package/` (the checkout linked into
 it), and the whole default suite is run once under mutmut's tracer to map each function to its tests: that map
 (half an hour or more on 2 cores) is what every module shares, so it is built once, not once per module. Then
-the chosen modules' mutants are tested in one mutmut run (each run first lists and runs the tests clean, ~3 min),
+the chosen modules' mutants are tested in one mutmut run (each run first lists and runs their tests clean: 3-30 min),
 in a time box of `--minutes` per module: every one not yet tested, or with `--sample N` a random N of each module,
 whose share killed estimates the module's score (its 95% interval printed beside it). mutmut keeps every verdict
 in the folder, so a run can be spread over sittings and goes on where it stopped.
@@ -188,8 +188,9 @@ def main() -> None:
     if not args.scores:
         prepare()
         map_tests(args.map_minutes)
-        # One mutmut run for every chosen module: each run first lists and runs the suite's tests clean (about
-        # three minutes here), which a run per module would pay fifty times.
+        # One mutmut run for every chosen module: each run first lists the suite and runs the chosen mutants'
+        # tests clean (3 min for a few modules, ~20 min for a sample of all 50 here), which a run per module
+        # would pay fifty times.
         names = []
         for module in chosen:
             if args.fresh:

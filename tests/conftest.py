@@ -82,10 +82,11 @@ def child_env(**changes: str | None) -> dict[str, str]:
         else:
             env[name] = value
     if "MUTANT_UNDER_TEST" in env:
-        mapping = env["MUTANT_UNDER_TEST"] == "stats"
-        env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [str(ROOT / "tests" / "mutmut_child")] * mapping)
-        if mapping:
+        paths = [str(ROOT)]
+        if env["MUTANT_UNDER_TEST"] == "stats":
+            paths.append(str(ROOT / "tests" / "mutmut_child"))
             env["AUDIATION_MUTMUT_HITS"] = str(_CHILD_HITS)
+        env["PYTHONPATH"] = os.pathsep.join(paths)
     return env
 
 

@@ -336,8 +336,7 @@ def test_gallery_and_report_skip_what_is_not_ours_and_name_it_once(tmp_path, cap
     assert warnings and all("3 record(s) of" in w and "other" in w and "broken" in w for w in warnings)
     for command in ("audiation.gallery", "audiation.report"):
         result = subprocess.run([sys.executable, "-m", command, str(tmp_path)], cwd=ROOT, env=child_env(),
-                                capture_output=True,
-                                text=True, timeout=120)
+                                capture_output=True, text=True, timeout=120)
         assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
         assert result.stderr.count("warning: skipped") == 1
 
