@@ -72,6 +72,7 @@ tiny-eval: setup
 # the package mutated once in build/mutants/package/ and the suite's map of tests built once (half an hour or
 # more), then the modules' mutants tested in one run, MINUTES a module, or a random SAMPLE of each (an estimate
 # with its interval); run again, it goes on where it stopped. One module: make mutants MODULES=hearing/judges.py.
+# Every verdict is kept in experiments/mutant-verdicts.tsv (commit it): a fresh clone goes on from there.
 # Scores in experiments/RESULTS.md ("Mutation testing of every module").
 MINUTES ?= 20
 MODULES ?=

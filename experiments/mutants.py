@@ -7,13 +7,16 @@ it), and the whole default suite is run once under mutmut's tracer to map each f
 the chosen modules' mutants are tested in one mutmut run (each run first lists and runs their tests clean: 3-30 min),
 in a time box of `--minutes` per module: every one not yet tested, or with `--sample N` a random N of each module,
 whose share killed estimates the module's score (its 95% interval printed beside it). mutmut keeps every verdict
-in the folder, so a run can be spread over sittings and goes on where it stopped.
+in the folder, and each run copies them into the checkout's `experiments/mutant-verdicts.tsv` (with the hash of the
+function each mutant changed): a fresh machine starts from them, so the ~40 hours the package's mutants take can be
+spread over sittings and sessions; mutmut itself tests again every mutant of a function whose source changed.
 
     python experiments/mutants.py                            # every module, 20 min a module at most
     python experiments/mutants.py hearing/judges.py jobs/folder.py --minutes 30
     python experiments/mutants.py --sample 12 --minutes 4    # an estimate for every module
     python experiments/mutants.py --scores --survivors       # what was found so far, running nothing
     python experiments/mutants.py jobs/folder.py --fresh     # that module's verdicts forgotten, after its tests changed
+    python experiments/mutants.py --retry-survivors          # only the survivors again, after tests were added for them
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ import tomllib
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE, TESTS = ROOT / "audiation", ROOT / "tests"
 FOLDER = ROOT / "build" / "mutants" / "package"
+RECORD = ROOT / "experiments" / "mutant-verdicts.tsv"
+RECORD_HEADER = "module\tmutant\tfunction_hash\texit_code"
 
 # Functions called only while their module loads (to build a table), before mutmut switches a mutant on in
 # its worker: their mutants "survive" whatever the tests do, so they are counted apart. Each was planted by hand
@@ -130,11 +135,63 @@ def verdicts(module: str) -> dict[str, str]:
             for name, code in codes.items()}
 
 
+def restore() -> None:
+    """Each module's verdicts from the record, where the folder has none yet (a fresh machine): written as
+    mutmut's own meta file, so that mutmut, making the mutants, keeps a verdict only where the function it
+    changed still hashes the same."""
+    if not RECORD.exists():
+        return
+    by_module: dict[str, dict] = {}
+    for line in RECORD.read_text().splitlines()[1:]:
+        module, name, digest, code = line.split("\t")
+        meta = by_module.setdefault(module, {"exit_code_by_key": {}, "hash_by_function_name": {},
+                                             "durations_by_key": {}, "estimated_durations_by_key": {}})
+        meta["exit_code_by_key"][name] = int(code)
+        meta["hash_by_function_name"][function_of(name)] = digest
+    for module, meta in by_module.items():
+        if not meta_path(module).exists():
+            meta_path(module).parent.mkdir(parents=True, exist_ok=True)
+            meta_path(module).write_text(json.dumps(meta))
+
+
+def function_of(name: str) -> str:
+    """The function a mutant changed, as mutmut's meta file names it: `x_f` or `xǁClassǁmethod`."""
+    return name.rsplit("__mutmut_", 1)[0].rsplit(".", 1)[1]
+
+
+def record() -> int:
+    """Every verdict in the folder, with its function's hash, written to the checkout's record (what the record
+    held for modules the folder does not have is kept). Returns the number of verdicts."""
+    rows = {}
+    if RECORD.exists():
+        rows = {line.split("\t")[1]: line for line in RECORD.read_text().splitlines()[1:]}
+    for module in modules():
+        if not meta_path(module).exists():
+            continue
+        meta = json.loads(meta_path(module).read_text())
+        hashes = meta.get("hash_by_function_name", {})
+        for name, code in meta["exit_code_by_key"].items():
+            rows.pop(name, None)
+            if code is not None and function_of(name) in hashes:
+                rows[name] = f"{module}\t{name}\t{hashes[function_of(name)]}\t{code}"
+    RECORD.write_text("\n".join([RECORD_HEADER, *sorted(rows.values())]) + "\n")
+    return len(rows)
+
+
 def forget(module: str) -> None:
     """The module's verdicts forgotten (its mutants and the map of tests kept)."""
     if meta_path(module).exists():
         meta = json.loads(meta_path(module).read_text())
         meta["exit_code_by_key"] = dict.fromkeys(meta["exit_code_by_key"])
+        meta_path(module).write_text(json.dumps(meta))
+
+
+def retry_survivors(module: str) -> None:
+    """The module's survivors (and those no test reached) set to be tested again, the killed ones kept."""
+    if meta_path(module).exists():
+        meta = json.loads(meta_path(module).read_text())
+        meta["exit_code_by_key"] = {name: None if VERDICTS.get(code) in ("survived", "no tests") else code
+                                    for name, code in meta["exit_code_by_key"].items()}
         meta_path(module).write_text(json.dumps(meta))
 
 
@@ -177,6 +234,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, help="test a random N of each module's mutants (an estimate)")
     parser.add_argument("--workers", type=int, default=2, help="mutants tested at once")
     parser.add_argument("--fresh", action="store_true", help="forget the modules' verdicts first (after tests change)")
+    parser.add_argument("--retry-survivors", action="store_true", help="test the modules' survivors again")
     parser.add_argument("--scores", action="store_true", help="only report what was found so far")
     parser.add_argument("--survivors", action="store_true", help="list every surviving mutant")
     args = parser.parse_args()
@@ -187,6 +245,7 @@ def main() -> None:
         sys.exit(f"mutants: not a module of the package: {', '.join(unknown)} (e.g. hearing/judges.py)")
     if not args.scores:
         prepare()
+        restore()
         map_tests(args.map_minutes)
         # One mutmut run for every chosen module: each run first lists the suite and runs the chosen mutants'
         # tests clean (3 min for a few modules, ~20 min for a sample of all 50 here), which a run per module
@@ -195,6 +254,8 @@ def main() -> None:
         for module in chosen:
             if args.fresh:
                 forget(module)
+            elif args.retry_survivors:
+                retry_survivors(module)
             names += to_test(module, args.sample)
         box = args.minutes * len(chosen)
         print(f"{len(names)} mutants of {len(chosen)} module(s) to test, at most {box:g} min ...", end="", flush=True)
@@ -202,6 +263,7 @@ def main() -> None:
         code = mutmut(names, box, args.workers) if names else 0
         stopped = " (its time box ended: run again to go on)" if code == 124 else f" (mutmut exited {code})" if code else ""
         print(f" {time.perf_counter() - start:.0f} s{stopped}")
+        print(f"{record()} verdicts kept in {RECORD.relative_to(ROOT)} (commit it: a later sitting starts from it)")
     print("\nscores (killed includes timeouts; a mutant no test reaches counts as a survivor; [the 95% interval] "
           "where only some were tested, at random with --sample):")
     for module in chosen:

@@ -64,6 +64,56 @@ def test_forgetting_a_module_keeps_its_mutants_and_drops_only_their_verdicts(tmp
     assert meta == {"exit_code_by_key": dict.fromkeys(CODES), "other": "kept"}
 
 
+def _hashed_meta(driver, codes: dict[str, int | None], hashes: dict[str, str]) -> None:
+    path = driver.meta_path(MODULE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"exit_code_by_key": codes, "hash_by_function_name": hashes,
+                                "durations_by_key": {}, "estimated_durations_by_key": {}}))
+
+
+HASHES = {"x_describe": "e32c6b95cc3f", "x_for_page": "9bbcdbf21c83", "x__measure": "0123456789ab"}
+
+
+def test_a_fresh_folder_starts_from_the_recorded_verdicts_each_with_its_functions_hash(tmp_path):
+    first = _driver(tmp_path / "first")
+    first.RECORD = tmp_path / "mutant-verdicts.tsv"
+    first.RECORD.write_text(first.RECORD_HEADER + "\naudiation/jobs/folder.py\taudiation.jobs.folder.x_f__mutmut_1"
+                            "\tabcdefabcdef\t1\n")  # a module this folder never made: kept
+    _hashed_meta(first, CODES, HASHES)
+    assert first.record() == 4
+    rows = first.RECORD.read_text().splitlines()
+    assert rows[0] == "module\tmutant\tfunction_hash\texit_code"
+    assert f"{MODULE}\taudiation.outputs.record_schema.x_describe__mutmut_2\te32c6b95cc3f\t0" in rows
+    assert not any("x_for_page" in row for row in rows)  # not tested yet: nothing to keep
+
+    second = _driver(tmp_path / "second")
+    second.RECORD = first.RECORD
+    second.restore()
+    meta = json.loads(second.meta_path(MODULE).read_text())
+    assert meta["hash_by_function_name"] == {"x_describe": "e32c6b95cc3f"}
+    assert second.verdicts(MODULE) == {name: verdict for name, verdict in first.verdicts(MODULE).items()
+                                       if verdict not in ("not run", "import time")}
+    assert json.loads(second.meta_path("audiation/jobs/folder.py").read_text())["exit_code_by_key"] == {
+        "audiation.jobs.folder.x_f__mutmut_1": 1}
+    _meta(second, {"audiation.outputs.record_schema.x_describe__mutmut_1": None})
+    second.restore()  # a folder's own verdicts are never overwritten by the record
+    assert json.loads(second.meta_path(MODULE).read_text())["exit_code_by_key"] == {
+        "audiation.outputs.record_schema.x_describe__mutmut_1": None}
+
+
+def test_a_forgotten_verdict_leaves_the_record_and_a_retry_asks_again_for_survivors_only(tmp_path):
+    driver = _driver(tmp_path)
+    driver.RECORD = tmp_path / "mutant-verdicts.tsv"
+    _hashed_meta(driver, CODES, HASHES)
+    driver.retry_survivors(MODULE)
+    codes = json.loads(driver.meta_path(MODULE).read_text())["exit_code_by_key"]
+    assert codes == {**CODES, "audiation.outputs.record_schema.x_describe__mutmut_2": None,
+                     "audiation.outputs.record_schema.x_describe__mutmut_3": None}
+    assert driver.record() == 1
+    driver.forget(MODULE)
+    assert driver.record() == 0 and driver.RECORD.read_text() == driver.RECORD_HEADER + "\n"
+
+
 @pytest.mark.parametrize(("killed", "checked", "low", "high"), [(9, 10, 0.596, 0.982), (0, 12, 0.0, 0.243),
                                                                  (12, 12, 0.757, 1.0), (50, 100, 0.404, 0.596)])
 def test_the_interval_is_wilsons(tmp_path, killed, checked, low, high):
