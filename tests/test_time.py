@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import compose, run_cli
 from omegaconf import OmegaConf
 
@@ -13,7 +14,8 @@ from audiation.console import duration
 from audiation.core import render
 from audiation.jobs import audiate_job, sweep_callbacks
 from audiation.jobs.audiate_job import AudiationJob, audiate_folder
-from audiation.run import estimate_line, result_line
+from audiation.errors import AudiationError
+from audiation.run import dry_run, estimate_line, result_line
 
 FAST = ("model=random_small", "logger=none", "objective=channel", "quality.judges=false", "threads=1")
 
@@ -80,6 +82,15 @@ def test_a_dry_run_says_targets_batches_and_time_and_writes_nothing(tmp_path):
             "about ") in result.stdout
     assert "nothing was written" in result.stdout and "target(s) of" not in result.stdout
     assert not job.exists() and not job.parent.exists()
+
+
+def test_a_dry_run_refused_before_its_log_exists_says_why_and_leaves_no_folder(tmp_path):
+    job = tmp_path / "fresh"
+    cfg = compose(*FAST, "augmentation.max_shift_ms=5000", "dry_run=true")  # longer than the 1-s signal
+    # the refusal itself, not the missing log it never wrote
+    with pytest.raises(AudiationError, match="augmentation.max_shift_ms=5000 must be at most 1000"):
+        dry_run(cfg, job, None)
+    assert not job.exists()
 
 
 def test_a_dry_run_counts_only_what_a_rerun_still_has_to_do(tmp_path):
