@@ -12,9 +12,9 @@ from omegaconf import OmegaConf
 from audiation.config import builder
 from audiation.console import duration
 from audiation.core import render
+from audiation.errors import AudiationError
 from audiation.jobs import audiate_job, sweep_callbacks
 from audiation.jobs.audiate_job import AudiationJob, audiate_folder
-from audiation.errors import AudiationError
 from audiation.run import dry_run, estimate_line, result_line
 
 FAST = ("model=random_small", "logger=none", "objective=channel", "quality.judges=false", "threads=1")
