@@ -135,23 +135,17 @@ def verdicts(module: str) -> dict[str, str]:
             for name, code in codes.items()}
 
 
-def restore() -> None:
-    """Each module's verdicts from the record, where the folder has none yet (a fresh machine): written as
-    mutmut's own meta file, so that mutmut, making the mutants, keeps a verdict only where the function it
-    changed still hashes the same."""
+def read_record() -> dict[str, tuple[str, str, int]]:
+    """The checkout's record: each mutant's module, its function's hash when it was tested, and its verdict."""
     if not RECORD.exists():
-        return
-    by_module: dict[str, dict] = {}
-    for line in RECORD.read_text().splitlines()[1:]:
-        module, name, digest, code = line.split("\t")
-        meta = by_module.setdefault(module, {"exit_code_by_key": {}, "hash_by_function_name": {},
-                                             "durations_by_key": {}, "estimated_durations_by_key": {}})
-        meta["exit_code_by_key"][name] = int(code)
-        meta["hash_by_function_name"][function_of(name)] = digest
-    for module, meta in by_module.items():
-        if not meta_path(module).exists():
-            meta_path(module).parent.mkdir(parents=True, exist_ok=True)
-            meta_path(module).write_text(json.dumps(meta))
+        return {}
+    rows = (line.split("\t") for line in RECORD.read_text().splitlines()[1:])
+    return {name: (module, digest, int(code)) for module, name, digest, code in rows}
+
+
+def write_record(rows: dict[str, tuple[str, str, int]]) -> None:
+    lines = sorted("\t".join((module, name, digest, str(code))) for name, (module, digest, code) in rows.items())
+    RECORD.write_text("\n".join([RECORD_HEADER, *lines]) + "\n")
 
 
 def function_of(name: str) -> str:
@@ -159,40 +153,72 @@ def function_of(name: str) -> str:
     return name.rsplit("__mutmut_", 1)[0].rsplit(".", 1)[1]
 
 
+def restore() -> None:
+    """The record's verdicts put back in the folder. Where a module has no meta file yet (a fresh machine),
+    one is written for mutmut, which, making the mutants, keeps a verdict only where its function still
+    hashes the same. Where mutmut has no verdict for a mutant whose function hashes as recorded, the record's
+    is filled in: mutmut forgets every verdict when its settings change (a test file added changes them)."""
+    by_module: dict[str, dict[str, tuple[str, int]]] = {}
+    for name, (module, digest, code) in read_record().items():
+        by_module.setdefault(module, {})[name] = (digest, code)
+    for module, rows in by_module.items():
+        if meta_path(module).exists():
+            meta = json.loads(meta_path(module).read_text())
+            codes, hashes = meta["exit_code_by_key"], meta.get("hash_by_function_name", {})
+            for name, (digest, code) in rows.items():
+                if codes.get(name, 0) is None and hashes.get(function_of(name)) == digest:
+                    codes[name] = code
+        else:
+            meta = {"exit_code_by_key": {name: code for name, (_, code) in rows.items()},
+                    "hash_by_function_name": {function_of(name): digest for name, (digest, _) in rows.items()},
+                    "durations_by_key": {}, "estimated_durations_by_key": {}}
+            meta_path(module).parent.mkdir(parents=True, exist_ok=True)
+        meta_path(module).write_text(json.dumps(meta))
+
+
 def record() -> int:
-    """Every verdict in the folder, with its function's hash, written to the checkout's record (what the record
-    held for modules the folder does not have is kept). Returns the number of verdicts."""
-    rows = {}
-    if RECORD.exists():
-        rows = {line.split("\t")[1]: line for line in RECORD.read_text().splitlines()[1:]}
+    """Every verdict in the folder written to the checkout's record with its function's hash; a recorded
+    verdict is dropped when its function changed or its mutant is no longer made. Returns the verdicts kept."""
+    rows = read_record()
     for module in modules():
         if not meta_path(module).exists():
             continue
         meta = json.loads(meta_path(module).read_text())
-        hashes = meta.get("hash_by_function_name", {})
-        for name, code in meta["exit_code_by_key"].items():
-            rows.pop(name, None)
-            if code is not None and function_of(name) in hashes:
-                rows[name] = f"{module}\t{name}\t{hashes[function_of(name)]}\t{code}"
-    RECORD.write_text("\n".join([RECORD_HEADER, *sorted(rows.values())]) + "\n")
+        codes, hashes = meta["exit_code_by_key"], meta.get("hash_by_function_name", {})
+        for name in [name for name, row in rows.items() if row[0] == module and name not in codes]:
+            del rows[name]
+        for name, code in codes.items():
+            digest = hashes.get(function_of(name))
+            if code is not None and digest is not None:
+                rows[name] = (module, digest, code)
+            elif name in rows and rows[name][1] != digest:
+                del rows[name]
+    write_record(rows)
     return len(rows)
+
+
+def set_untested(module: str, which) -> None:
+    """The module's mutants for which `which(exit code)` holds set to be tested again, in the folder and in
+    the record (which would otherwise put their verdicts back)."""
+    if not meta_path(module).exists():
+        return
+    meta = json.loads(meta_path(module).read_text())
+    again = {name for name, code in meta["exit_code_by_key"].items() if which(code)}
+    meta["exit_code_by_key"] = {name: None if name in again else code for name, code in meta["exit_code_by_key"].items()}
+    meta_path(module).write_text(json.dumps(meta))
+    rows = read_record()
+    if again & rows.keys():
+        write_record({name: row for name, row in rows.items() if name not in again})
 
 
 def forget(module: str) -> None:
     """The module's verdicts forgotten (its mutants and the map of tests kept)."""
-    if meta_path(module).exists():
-        meta = json.loads(meta_path(module).read_text())
-        meta["exit_code_by_key"] = dict.fromkeys(meta["exit_code_by_key"])
-        meta_path(module).write_text(json.dumps(meta))
+    set_untested(module, lambda code: True)
 
 
 def retry_survivors(module: str) -> None:
     """The module's survivors (and those no test reached) set to be tested again, the killed ones kept."""
-    if meta_path(module).exists():
-        meta = json.loads(meta_path(module).read_text())
-        meta["exit_code_by_key"] = {name: None if VERDICTS.get(code) in ("survived", "no tests") else code
-                                    for name, code in meta["exit_code_by_key"].items()}
-        meta_path(module).write_text(json.dumps(meta))
+    set_untested(module, lambda code: VERDICTS.get(code) in ("survived", "no tests"))
 
 
 def to_test(module: str, sample: int | None) -> list[str]:
@@ -245,8 +271,9 @@ def main() -> None:
         sys.exit(f"mutants: not a module of the package: {', '.join(unknown)} (e.g. hearing/judges.py)")
     if not args.scores:
         prepare()
-        restore()
+        restore()  # before the map: a fresh folder's mutants are made keeping what was recorded
         map_tests(args.map_minutes)
+        restore()  # after it: what a change of mutmut's settings made it forget
         # One mutmut run for every chosen module: each run first lists the suite and runs the chosen mutants'
         # tests clean (3 min for a few modules, ~20 min for a sample of all 50 here), which a run per module
         # would pay fifty times.

@@ -15,7 +15,7 @@ def _driver(folder):
     spec = importlib.util.spec_from_file_location("mutants", ROOT / "experiments" / "mutants.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.FOLDER = folder
+    module.FOLDER, module.RECORD = folder, folder / "mutant-verdicts.tsv"  # never the checkout's record
     return module
 
 
@@ -95,22 +95,43 @@ def test_a_fresh_folder_starts_from_the_recorded_verdicts_each_with_its_function
                                        if verdict not in ("not run", "import time")}
     assert json.loads(second.meta_path("audiation/jobs/folder.py").read_text())["exit_code_by_key"] == {
         "audiation.jobs.folder.x_f__mutmut_1": 1}
-    _meta(second, {"audiation.outputs.record_schema.x_describe__mutmut_1": None})
-    second.restore()  # a folder's own verdicts are never overwritten by the record
-    assert json.loads(second.meta_path(MODULE).read_text())["exit_code_by_key"] == {
-        "audiation.outputs.record_schema.x_describe__mutmut_1": None}
+
+
+def test_verdicts_mutmut_forgot_come_back_unless_their_function_changed_or_is_gone(tmp_path):
+    driver = _driver(tmp_path)
+    _hashed_meta(driver, CODES, HASHES)
+    assert driver.record() == 3
+    # mutmut forgot every verdict (its settings changed) and x_describe's source changed since
+    changed = {**HASHES, "x_describe": "ffffffffffff"}
+    forgot = dict.fromkeys(CODES) | {"audiation.outputs.record_schema.x_describe__mutmut_2": None}
+    _hashed_meta(driver, forgot, HASHES)
+    driver.restore()
+    assert json.loads(driver.meta_path(MODULE).read_text())["exit_code_by_key"] == CODES
+    _hashed_meta(driver, forgot, changed)
+    driver.restore()
+    assert json.loads(driver.meta_path(MODULE).read_text())["exit_code_by_key"] == forgot
+    assert driver.record() == 0  # tested before the change: not kept
+    _hashed_meta(driver, CODES, HASHES)
+    assert driver.record() == 3
+    gone = {name: code for name, code in CODES.items() if not name.endswith("x_describe__mutmut_3")}
+    _hashed_meta(driver, gone, HASHES)
+    assert driver.record() == 2  # a mutant no longer made leaves the record
 
 
 def test_a_forgotten_verdict_leaves_the_record_and_a_retry_asks_again_for_survivors_only(tmp_path):
     driver = _driver(tmp_path)
-    driver.RECORD = tmp_path / "mutant-verdicts.tsv"
     _hashed_meta(driver, CODES, HASHES)
+    assert driver.record() == 3
     driver.retry_survivors(MODULE)
     codes = json.loads(driver.meta_path(MODULE).read_text())["exit_code_by_key"]
     assert codes == {**CODES, "audiation.outputs.record_schema.x_describe__mutmut_2": None,
                      "audiation.outputs.record_schema.x_describe__mutmut_3": None}
+    driver.restore()  # the record no longer holds them
+    assert json.loads(driver.meta_path(MODULE).read_text())["exit_code_by_key"] == codes
     assert driver.record() == 1
     driver.forget(MODULE)
+    driver.restore()
+    assert json.loads(driver.meta_path(MODULE).read_text())["exit_code_by_key"] == dict.fromkeys(CODES)
     assert driver.record() == 0 and driver.RECORD.read_text() == driver.RECORD_HEADER + "\n"
 
 
