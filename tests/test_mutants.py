@@ -116,6 +116,10 @@ def test_verdicts_mutmut_forgot_come_back_unless_their_function_changed_or_is_go
     gone = {name: code for name, code in CODES.items() if not name.endswith("x_describe__mutmut_3")}
     _hashed_meta(driver, gone, HASHES)
     assert driver.record() == 2  # a mutant no longer made leaves the record
+    newer = {**gone, "audiation.outputs.record_schema.x_describe__mutmut_2": 1}  # killed since, not yet recorded
+    _hashed_meta(driver, newer, HASHES)
+    driver.restore()
+    assert json.loads(driver.meta_path(MODULE).read_text())["exit_code_by_key"] == newer
 
 
 def test_a_forgotten_verdict_leaves_the_record_and_a_retry_asks_again_for_survivors_only(tmp_path):
