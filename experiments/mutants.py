@@ -22,6 +22,7 @@ spread over sittings and sessions; mutmut itself tests again every mutant of a f
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -239,6 +240,26 @@ def interval(killed: int, checked: int) -> tuple[float, float]:
     return max(0.0, middle - half), min(1.0, middle + half)
 
 
+@functools.cache
+def mapped_functions() -> frozenset[str] | None:
+    """The functions some test reaches, from mutmut's map of tests (None before the map is built)."""
+    try:
+        tests = json.loads((FOLDER / "mutants" / "mutmut-stats.json").read_text())["tests_by_mangled_function_name"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return frozenset(name for name, reached_by in tests.items() if reached_by)
+
+
+def unreached(found: dict[str, str]) -> int | None:
+    """How many of these mutants change a function that no test reaches: survivors whatever the sample, known
+    from the map for every mutant without testing one."""
+    mapped = mapped_functions()
+    if mapped is None:
+        return None
+    return sum(verdict != "import time" and name.partition("__mutmut_")[0] not in mapped
+               for name, verdict in found.items())
+
+
 def score_line(module: str, found: dict[str, str]) -> str:
     counts = Counter(found.values())
     checked = sum(n for verdict, n in counts.items() if verdict not in ("not run", "import time"))
@@ -248,8 +269,10 @@ def score_line(module: str, found: dict[str, str]) -> str:
         low, high = interval(killed, checked)
         share += f" [{100 * low:.0f}-{100 * high:.0f}%]"
     rest = ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items()) if verdict not in ("killed", "timeout"))
-    return f"{module:42s} {len(found):5d} mutants, {killed:5d} killed of {checked:5d} tested ({share})" + \
+    line = f"{module:42s} {len(found):5d} mutants, {killed:5d} killed of {checked:5d} tested ({share})" + \
         (f"; {rest}" if rest else "")
+    alone = unreached(found)
+    return line + (f"; {alone} in functions no test reaches" if alone else "")
 
 
 def main() -> None:

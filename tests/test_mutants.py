@@ -56,6 +56,18 @@ def test_a_score_counts_an_unreached_mutant_as_a_survivor_and_sets_the_import_ti
     assert "9 mutants,     8 killed of     8 tested (100.0%); 1 import time" in driver.score_line(MODULE, driver.verdicts(MODULE))
 
 
+def test_a_score_says_how_many_mutants_change_a_function_no_test_reaches(tmp_path):
+    driver = _driver(tmp_path)
+    _meta(driver, CODES)
+    assert "reaches" not in driver.score_line(MODULE, driver.verdicts(MODULE))  # no map yet: nothing said
+    driver.mapped_functions.cache_clear()
+    (tmp_path / "mutants" / "mutmut-stats.json").write_text(json.dumps({"tests_by_mangled_function_name": {
+        "audiation.outputs.record_schema.x_describe": ["tests/test_a.py::test_a"],
+        "audiation.outputs.record_schema.x_for_page": []}}))  # mapped, but no test reaches it
+    line = driver.score_line(MODULE, driver.verdicts(MODULE))
+    assert line.endswith("; 5 in functions no test reaches")  # x_for_page's five; the import-time one apart
+
+
 def test_forgetting_a_module_keeps_its_mutants_and_drops_only_their_verdicts(tmp_path):
     driver = _driver(tmp_path)
     _meta(driver, CODES)
