@@ -16,6 +16,7 @@ import pytest
 import soundfile as sf
 from conftest import ROOT, child_env, compose, run_cli
 
+from audiation import errors
 from audiation.jobs.audiate_job import audiate_folder
 from audiation.jobs.folder import FolderLock
 from audiation.report import write_report
@@ -464,3 +465,19 @@ def test_a_second_failure_of_a_target_adds_its_note_to_the_first():
     noted(record, "nothing", lambda: None)
     assert record["measures_note"] == ("its examples failed (FileNotFoundError: a.flac moved); "
                                        "its phone name failed (FileNotFoundError: a.flac moved)")
+
+
+def test_the_first_stop_signal_interrupts_and_the_later_ones_are_only_remembered(monkeypatch):
+    monkeypatch.setattr(errors, "_received", set())
+    with pytest.raises(BaseException) as raised:  # BaseException: a wrong KeyboardInterrupt must fail, not stop pytest
+        errors._stop(signal.SIGTERM, None)
+    assert raised.type is errors.Terminated
+    try:
+        errors._stop(signal.SIGINT, None)  # Ctrl-C during the saving the first one started: it goes on
+    except BaseException as error:
+        pytest.fail(f"a second signal interrupted the saving: {error!r}")
+    assert errors._received == {signal.SIGTERM, signal.SIGINT}
+    monkeypatch.setattr(errors, "_received", set())
+    with pytest.raises(BaseException) as raised:
+        errors._stop(signal.SIGINT, None)
+    assert raised.type is KeyboardInterrupt

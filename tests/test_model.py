@@ -236,3 +236,26 @@ def test_the_hub_is_tried_only_when_not_offline_and_at_its_endpoint(monkeypatch,
     else:
         monkeypatch.delenv("HF_ENDPOINT", raising=False)
     assert encoder._hub_reachable() is (asked is not None) and tried == ([asked] if asked else [])
+
+
+@pytest.mark.parametrize("model_type,config", [
+    ("wav2vec2", SMALL),
+    ("whisper", dict(d_model=32, encoder_layers=3, decoder_layers=1, encoder_attention_heads=2,
+                     decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, vocab_size=64,
+                     pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=1)),
+])
+def test_compiling_wraps_each_transformer_layers_forward_and_leaves_the_convs_eager(monkeypatch, model_type, config):
+    """`compile=true` (the GPU's path): every transformer layer, one shape, shares compiled code; the conv
+    layers, a different shape each, and the model's __call__ with the hooks that cut it stay plain Python."""
+    from audiation.models import encoder as encoders
+
+    torch.manual_seed(0)
+    model = AutoModel.from_config(AutoConfig.for_model(model_type, **config))
+    encoder = Encoder(model, normalize=True, sample_rate=16000, name=model_type)
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda forward: compiled.append(forward) or forward)
+    encoders._compile_layers(encoder)
+    layers = list((model.encoder if model_type == "wav2vec2" else model.get_encoder()).layers)
+    assert len(layers) == 3 and [forward.__self__ for forward in compiled] == layers
+    assert all(vars(layer)["forward"] is forward for layer, forward in zip(layers, compiled))  # the layer's own
+    assert "forward" not in vars(model)

@@ -405,6 +405,11 @@ def test_json_written_is_standard_json_a_number_that_is_not_finite_is_null(tmp_p
                                      "pair": (1, np.float64(2.5))})
     assert json.loads((tmp_path / "a.json").read_text(), parse_constant=pytest.fail) == {
         "ratio": None, "trace": [1.0, None], "x": [None], "pair": [1, 2.5]}
+    write_json(tmp_path / "b.json", {"frames": np.int64(7), "voiced": np.bool_(True), "top": [np.uint8(3)]})
+    assert json.loads((tmp_path / "b.json").read_text()) == {"frames": 7, "voiced": True, "top": [3]}
+    with pytest.raises(TypeError, match="cannot write set to JSON"):
+        write_json(tmp_path / "c.json", {"names": {"a"}})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json"]  # nothing half-written
 
 
 def test_measures_added_to_a_finished_folder_are_said_and_redo_adds_them(tmp_path, caplog):

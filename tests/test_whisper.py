@@ -17,7 +17,7 @@ import torch
 from conftest import ROOT, child_env, compose, run_cli
 
 from audiation.errors import AudiationError
-from audiation.models.encoder import Layer, ModelSpec, load_config, load_encoder, num_frames, parse_layer
+from audiation.models.encoder import Layer, ModelSpec, has_ctc_head, load_config, load_encoder, num_frames, parse_layer
 from audiation.models.families import ctranslate2, whisper
 
 SLICE = ROOT / "audiation" / "assets" / "speech-slice"
@@ -217,6 +217,7 @@ def test_layer_names_and_frames():
             parse_layer(bad, config)
     with pytest.raises(AudiationError, match="Whisper has no CTC head"):
         parse_layer("logits", config)
+    assert not has_ctc_head(config)  # so it is never taken as a listener or for a CTC text objective
     assert num_frames(Layer("conv", 1), config, 16000) == 100
     assert num_frames(Layer("transformer", 2), config, 16000) == 50
     with pytest.raises(AudiationError, match="longer than Whisper's 30 s window"):

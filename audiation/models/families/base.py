@@ -73,7 +73,7 @@ class Family:
         """The longest input the encoder takes at once (None: any); longer audio goes through in windows."""
         return None
 
-    def step_bytes(self, config, num_samples: int, batch: int, window: str = "cut") -> int:
+    def step_bytes(self, config, num_samples: int, batch: int, window: str) -> int:
         """Peak bytes of one forward+backward of a batch (a rough upper bound, for the memory check)."""
         raise NotImplementedError
 
@@ -82,10 +82,10 @@ class Family:
         """The model from `pretrained` (from_pretrained's keyword arguments) or, when None, random weights."""
         raise NotImplementedError
 
-    def preprocess(self, model: nn.Module, waveform: torch.Tensor, normalize: bool, window: str = "cut"):
+    def preprocess(self, model: nn.Module, waveform: torch.Tensor, normalize: bool, window: str):
         """What the model's feature extractor does to raw audio, differentiably and per row (`normalize`:
-        zero mean and unit variance; `window`: see the Whisper family)."""
-        return waveform
+        zero mean and unit variance; `window`: see the Whisper family; each family's default is "cut")."""
+        raise NotImplementedError
 
     def hook_point(self, model: nn.Module, layer: Layer) -> tuple[nn.Module, bool]:
         """The module whose output (or, when the flag is True, whose input) is the layer's activation."""
