@@ -10,6 +10,7 @@ whose share killed estimates the module's score (its 95% interval printed beside
 in the folder, and each run copies them into the checkout's `experiments/mutant-verdicts.tsv` (with the hash of the
 function each mutant changed): a fresh machine starts from them, so the ~40 hours the package's mutants take can be
 spread over sittings and sessions; mutmut itself tests again every mutant of a function whose source changed.
+The map of tests is kept there too (`experiments/mutant-map.json.gz`), so a fresh clone maps only tests added since.
 
     python experiments/mutants.py                            # every module, 20 min a module at most
     python experiments/mutants.py hearing/judges.py jobs/folder.py --minutes 30
@@ -17,12 +18,14 @@ spread over sittings and sessions; mutmut itself tests again every mutant of a f
     python experiments/mutants.py --scores --survivors       # what was found so far, running nothing
     python experiments/mutants.py jobs/folder.py --fresh     # that module's verdicts forgotten, after its tests changed
     python experiments/mutants.py --retry-survivors          # only the survivors again, after tests were added for them
+    python experiments/mutants.py --remap                    # the map of tests built again from scratch
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import gzip
 import json
 import math
 import os
@@ -40,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE, TESTS = ROOT / "audiation", ROOT / "tests"
 FOLDER = ROOT / "build" / "mutants" / "package"
 RECORD = ROOT / "experiments" / "mutant-verdicts.tsv"
+MAP = ROOT / "experiments" / "mutant-map.json.gz"
 RECORD_HEADER = "module\tmutant\tfunction_hash\texit_code"
 
 # Functions called only while their module loads (to build a table), before mutmut switches a mutant on in
@@ -99,20 +103,50 @@ def meta_path(module: str) -> Path:
 
 def map_tests(minutes: float) -> None:
     """Mutants made and the suite's map of tests built, testing no mutant: mutmut has no command for that
-    alone, and a run asked for a mutant that does not exist does exactly that, then stops."""
-    if (FOLDER / "mutants" / "mutmut-stats.json").exists():
+    alone, and a run asked for a mutant that does not exist does exactly that, then stops. The map comes from
+    the checkout's `experiments/mutant-map.json.gz` when the folder has none: mutmut then maps only the tests
+    added since (a test file added or mutmut's settings changed: it maps all of them again)."""
+    stats = FOLDER / "mutants" / "mutmut-stats.json"
+    if stats.exists() and (FOLDER / "mutants" / "audiation" / "__init__.py").exists():
         return
-    print(f"mutating the package and mapping the suite's tests (once; at most {minutes:g} min) ...", end="",
-          flush=True)
+    if not stats.exists() and MAP.exists():
+        stats.parent.mkdir(parents=True, exist_ok=True)
+        stats.write_bytes(gzip.decompress(MAP.read_bytes()))
+        print(f"mutating the package, the map of tests from {shown(MAP)} ...", end="", flush=True)
+    else:
+        print(f"mutating the package and mapping the suite's tests (once; at most {minutes:g} min) ...", end="",
+              flush=True)
     start = time.perf_counter()
     (FOLDER / "mutants" / LAST_FAILED).unlink(missing_ok=True)  # pytest keeps old failures of tests not run again
     code = mutmut(["audiation.no_such_mutant"], minutes, 1)
-    if not (FOLDER / "mutants" / "mutmut-stats.json").exists():
+    if not stats.exists():
         failed = failed_in_map()
         sys.exit(f"\nmutants: mutmut could not map the tests (exit {code}): " +
                  (f"{len(failed)} failed in the mutated copy, {', '.join(failed[:5])} (fix them, or leave their file "
                   "out as SOURCE_TESTS does)" if failed else f"its output is in {FOLDER / 'run.log'}"))
     print(f" {time.perf_counter() - start:.0f} s")
+
+
+def shown(path: Path) -> Path:
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
+def canonical_map(text: str | bytes) -> bytes:
+    """mutmut's map with its lists sorted: it writes sets as lists, in an order that changes from run to run."""
+    data = json.loads(text)
+    for key in ("tests_by_mangled_function_name", "function_dependencies"):
+        data[key] = {name: sorted(values) for name, values in data.get(key, {}).items()}
+    return json.dumps(data, sort_keys=True, indent=0).encode()
+
+
+def keep_map() -> None:
+    """The folder's map of tests copied to the checkout (compressed; only when it changed), for the next clone."""
+    stats = FOLDER / "mutants" / "mutmut-stats.json"
+    if not stats.exists():
+        return
+    now = canonical_map(stats.read_bytes())
+    if not MAP.exists() or gzip.decompress(MAP.read_bytes()) != now:
+        MAP.write_bytes(gzip.compress(now, mtime=0))
 
 
 LAST_FAILED = Path(".pytest_cache", "v", "cache", "lastfailed")
@@ -283,6 +317,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, help="test a random N of each module's mutants (an estimate)")
     parser.add_argument("--workers", type=int, default=2, help="mutants tested at once")
     parser.add_argument("--fresh", action="store_true", help="forget the modules' verdicts first (after tests change)")
+    parser.add_argument("--remap", action="store_true", help="map the suite's tests again, from scratch")
     parser.add_argument("--retry-survivors", action="store_true", help="test the modules' survivors again")
     parser.add_argument("--scores", action="store_true", help="only report what was found so far")
     parser.add_argument("--survivors", action="store_true", help="list every surviving mutant")
@@ -295,7 +330,11 @@ def main() -> None:
     if not args.scores:
         prepare()
         restore()  # before the map: a fresh folder's mutants are made keeping what was recorded
+        if args.remap:
+            (FOLDER / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+            MAP.unlink(missing_ok=True)
         map_tests(args.map_minutes)
+        keep_map()
         restore()  # after it: what a change of mutmut's settings made it forget
         # One mutmut run for every chosen module: each run first lists the suite and runs the chosen mutants'
         # tests clean (3 min for a few modules, ~20 min for a sample of all 50 here), which a run per module
@@ -313,7 +352,9 @@ def main() -> None:
         code = mutmut(names, box, args.workers) if names else 0
         stopped = " (its time box ended: run again to go on)" if code == 124 else f" (mutmut exited {code})" if code else ""
         print(f" {time.perf_counter() - start:.0f} s{stopped}")
-        print(f"{record()} verdicts kept in {RECORD.relative_to(ROOT)} (commit it: a later sitting starts from it)")
+        keep_map()
+        print(f"{record()} verdicts kept in {shown(RECORD)}, the map in {shown(MAP)} (commit "
+              "them: a later clone goes on from there)")
     print("\nscores (killed includes timeouts; a mutant no test reaches counts as a survivor; [the 95% interval] "
           "where only some were tested, at random with --sample):")
     for module in chosen:

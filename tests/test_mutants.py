@@ -15,7 +15,7 @@ def _driver(folder):
     spec = importlib.util.spec_from_file_location("mutants", ROOT / "experiments" / "mutants.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.FOLDER, module.RECORD = folder, folder / "mutant-verdicts.tsv"  # never the checkout's record
+    module.FOLDER, module.RECORD, module.MAP = folder, folder / "mutant-verdicts.tsv", folder / "mutant-map.json.gz"
     return module
 
 
@@ -149,6 +149,50 @@ def test_a_forgotten_verdict_leaves_the_record_and_a_retry_asks_again_for_surviv
     driver.restore()
     assert json.loads(driver.meta_path(MODULE).read_text())["exit_code_by_key"] == dict.fromkeys(CODES)
     assert driver.record() == 0 and driver.RECORD.read_text() == driver.RECORD_HEADER + "\n"
+
+
+def test_the_map_of_tests_is_kept_for_the_next_clone_and_rewritten_only_when_it_changed(tmp_path, monkeypatch):
+    import gzip
+    import os
+
+    driver = _driver(tmp_path / "package")
+    stats = tmp_path / "package" / "mutants" / "mutmut-stats.json"
+    stats.parent.mkdir(parents=True)
+    built = {"tests_by_mangled_function_name": {"audiation.errors.x_shown": ["tests/b.py::t", "tests/a.py::t"]},
+             "function_dependencies": {}, "stats_time": 1.5}
+    stats.write_text(json.dumps(built))
+    driver.keep_map()
+    kept = driver.MAP.read_bytes()
+    assert json.loads(gzip.decompress(kept))["tests_by_mangled_function_name"] == {
+        "audiation.errors.x_shown": ["tests/a.py::t", "tests/b.py::t"]}
+    built["tests_by_mangled_function_name"]["audiation.errors.x_shown"].reverse()  # mutmut's order of the day
+    stats.write_text(json.dumps(built))
+    os.utime(driver.MAP, (0, 0))
+    driver.keep_map()
+    assert driver.MAP.read_bytes() == kept and driver.MAP.stat().st_mtime == 0  # the same map: the file untouched
+    built["tests_by_mangled_function_name"]["audiation.errors.x__stop"] = ["tests/c.py::t"]
+    stats.write_text(json.dumps(built))
+    driver.keep_map()
+    assert "audiation.errors.x__stop" in json.loads(gzip.decompress(driver.MAP.read_bytes()))[
+        "tests_by_mangled_function_name"]
+
+    calls = []
+
+    def mutmut(names, minutes, workers):  # mutmut makes the mutants, with the map it found in place
+        calls.append(json.loads(stats.read_text()))
+        (tmp_path / "package" / "mutants" / "audiation").mkdir(exist_ok=True)
+        (tmp_path / "package" / "mutants" / "audiation" / "__init__.py").write_text("")
+        return 0
+
+    monkeypatch.setattr(driver, "mutmut", mutmut)
+    stats.unlink()  # a fresh clone: no folder, the checkout's map
+    driver.map_tests(1)
+    assert len(calls) == 1 and "audiation.errors.x__stop" in calls[0]["tests_by_mangled_function_name"]
+    driver.map_tests(1)
+    assert len(calls) == 1  # mutants made and mapped: nothing to do
+    (tmp_path / "package" / "mutants" / "audiation" / "__init__.py").unlink()  # mapped, but stopped before mutating
+    driver.map_tests(1)
+    assert len(calls) == 2
 
 
 @pytest.mark.parametrize(("killed", "checked", "low", "high"), [(9, 10, 0.596, 0.982), (0, 12, 0.0, 0.243),
