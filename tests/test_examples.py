@@ -125,8 +125,9 @@ def test_unreadable_files_are_skipped_by_name_and_the_rest_processed(tiny, tmp_p
     (tmp_path / "data" / "empty.wav").write_bytes(b"")
     cache = _open(tiny, 1, tmp_path / "data", tmp_path / "cache", lambda: load_encoder(tiny, "cpu"))
     err = capsys.readouterr().err
-    for name in ("bad.flac", "empty.wav"):
-        assert f"audiation: warning: skipped {tmp_path / 'data' / name}: " in err
+    for name in ("bad.flac", "empty.wav"):  # libsndfile's own reason, in one line
+        assert f"audiation: warning: skipped {tmp_path / 'data' / name}: Error opening " in err
+        assert "Format not recognised." in err
     assert cache.files == [str(p) for p in good]
     assert sorted(Path(s["file"]).name for s in cache.skipped) == ["bad.flac", "empty.wav"]
 
@@ -445,3 +446,10 @@ def test_examples_exactly_the_gap_apart_are_both_taken_and_ties_go_to_the_earlie
     assert [(e.rank, e.file, e.frame, e.time_seconds) for e in found] == [
         (1, "a.wav", 0, 0.0), (2, "b.wav", 8, 0.0), (3, "a.wav", 4, 1.0)]  # 10 at 0 before 10 at 8; 4 is 1.0 s on
     assert [e.frame for e in activations.top_examples(cache, 0, k=3, min_gap_seconds=0)] == [0, 8, 1]
+
+
+def test_a_files_reason_is_its_errors_last_line_or_the_errors_type_when_it_says_nothing():
+    from audiation.data.audio_files import _reason
+
+    assert _reason(RuntimeError("Error opening 'a.wav':\n  Format not recognised. ")) == "Format not recognised."
+    assert _reason(RuntimeError("  \n ")) == "RuntimeError" and _reason(OSError()) == "OSError"

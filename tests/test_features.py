@@ -152,6 +152,12 @@ def test_bad_training_settings_are_one_line_before_any_work(tmp_path, overrides,
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("overrides", [[], ["data.path="]])  # null: refused by the schema itself
+def test_a_features_job_without_its_data_says_so_in_one_line(overrides):
+    with pytest.raises(AudiationError, match=r"^data.path is required: the folder of audio to train on"):
+        features_plan(compose(*SMALL, *overrides, config_name="features"))
+
+
 def _damaged(folder, how):
     from safetensors.torch import load_file, save_file
 

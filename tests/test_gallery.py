@@ -113,6 +113,7 @@ def test_an_examples_job_opens_in_the_same_page(tmp_path):
     cards = data(write_gallery(tmp_path / "job"))
     assert [c["name"] for c in cards] == ["L4-U3", "L4-U10"]
     assert all(len(c["examples"]) == 3 and c["audio"] is None for c in cards)
+    assert not any(c["meta"].startswith("job") for c in cards)  # the page's own folder is not named
 
 
 def test_several_runs_are_compared_by_target_name(batched, tmp_path):
@@ -198,6 +199,7 @@ def test_records_and_units_that_do_not_fit_the_schema_never_reach_the_page(tmp_p
         unit, {**unit, "name": "L2-U1", "unit": 1, "stats": None}, {**unit, "name": "L2-U2", "examples": "x"}]}))
     cards = data(write_gallery(tmp_path))
     assert [c["name"] for c in cards] == ["L1-U0-unit", "L2-U0"] and cards[1]["clip_seconds"] == 1.0
+    assert cards[1]["meta"].startswith("job ex · ") and " ex examples" in cards[1]["text"]  # its folder, searchable
     records, units = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
     assert "3 record(s) of" in records and "activation_trace, examples, waveform: missing or not of" in records
     assert "2 unit(s) of" in units and "examples, stats: missing" in units

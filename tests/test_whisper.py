@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -175,8 +176,14 @@ def test_a_multilingual_vocabulary_has_its_own_special_ids_and_the_text_side_tra
     assert (ctranslate2.convert(source, tmp_path / "out") / "tokenizer.json").read_text() == '{"a tokenizer": 1}'
 
 
-def test_a_changed_or_cut_conversion_is_rebuilt_never_used(ct2_source, tmp_path):
+def test_a_changed_or_cut_conversion_is_rebuilt_never_used(ct2_source, tmp_path, monkeypatch):
+    import tempfile
+
+    made, mkdtemp = [], tempfile.mkdtemp
+    monkeypatch.setattr(ctranslate2.tempfile, "mkdtemp", lambda **kw: made.append(Path(mkdtemp(**kw))) or made[-1])
     folder = ctranslate2.converted_folder(ct2_source, tmp_path / "converted")
+    # staged beside the folder, on its file system, so that the rename into place is atomic; gone after
+    assert [p.parent for p in made] == [tmp_path] and not made[0].exists()
     weights = folder / "model.safetensors"
     whole = weights.read_bytes()
     weights.write_bytes(whole[: len(whole) // 2])  # cut, as a kill during a copy leaves it
