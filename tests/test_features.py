@@ -247,3 +247,15 @@ def test_the_decoder_bias_starts_at_the_mean_of_every_chunk_of_training_frames()
     settings = sae.TrainSettings(features=8, k=2, steps=0, batch=8, chunk_frames=16, seed=1)  # 6 chunks, no step
     model, _numbers = sae.train(activations, train, held, settings)
     assert torch.allclose(model.b_dec, torch.from_numpy(activations[train].mean(axis=0)), atol=1e-5)
+
+
+def test_a_summary_fits_from_one_feature_and_one_unit_up_and_says_what_does_not():
+    smallest = {"features": 1, "units": 1, "k": 1, "layer": "L1", "model": {}, "weights_sha256": "0" * 64,
+                "firing_frequency": [0.5], "nearest_features": [[[0, 1.0]]]}
+    assert sae._summary_misfit(smallest) is None
+    for key in ("features", "units"):
+        assert sae._summary_misfit({**smallest, key: 0}) == "features and units must be whole numbers >= 1"
+        assert sae._summary_misfit({**smallest, key: 1.5}) == "features and units must be whole numbers >= 1"
+    assert sae._summary_misfit({**smallest, "k": 2}) == "k must be a whole number in 1..1"
+    assert sae._summary_misfit({**smallest, "nearest_features": [[[1, 1.0]]]}) == (
+        "nearest_features must hold 1 lists of (feature, cosine)")  # feature 1 of one feature (0) does not exist

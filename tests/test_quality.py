@@ -134,6 +134,16 @@ def _judged(encoder, listener, *overrides):
     return signal, quality.measure(encoder, plan_.layer, batch, signal, final, plan_.geometry, plan_.frame, settings)
 
 
+def test_what_is_not_a_letter_is_the_blank_the_word_gap_and_the_specials():
+    from conftest import spec
+
+    from audiation.hearing.quality import not_letters
+    from audiation.models.encoder import load_encoder
+
+    tiny = load_encoder(spec("model=tiny"), "cpu")
+    assert sorted({tiny.vocabulary[i] for i in not_letters(tiny)}) == ["<pad>", "<unk>", "|"]
+
+
 def test_each_judge_is_recorded_under_its_own_name_the_model_itself_first():
     import torch
     from conftest import spec
