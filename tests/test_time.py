@@ -84,6 +84,22 @@ def test_a_dry_run_says_targets_batches_and_time_and_writes_nothing(tmp_path):
     assert not job.exists() and not job.parent.exists()
 
 
+def test_a_sweeps_dry_run_sums_its_jobs_in_one_line_and_writes_nothing(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli("--multirun", *FAST, "model.layer=1,2", "objective.unit=0:3", "batch_size=2", "steps=300",
+                     "dry_run=true", f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "audiation: dry run of the sweep: 2 job(s), 6 target(s) to do in 4 batch(es), about " in result.stdout
+    assert result.stdout.rstrip().endswith("; nothing was written")
+    assert not sweep.exists()  # not even Hydra's multirun.yaml
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text("the sweep that ran: kept\n")
+    result = run_cli("--multirun", *FAST, "model.layer=1", "steps=300", "dry_run=true", f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert [p.name for p in sweep.iterdir()] == ["multirun.yaml"]
+    assert (sweep / "multirun.yaml").read_text() == "the sweep that ran: kept\n"
+
+
 def test_a_dry_run_refused_before_its_log_exists_says_why_and_leaves_no_folder(tmp_path):
     job = tmp_path / "fresh"
     cfg = compose(*FAST, "augmentation.max_shift_ms=5000", "dry_run=true")  # longer than the 1-s signal

@@ -108,13 +108,18 @@ class CheckSweep(Callback):
 class SweepProgress(Callback):
     """Where a sweep stands, said before each job: `job 3 of 6 of the sweep; 2 done in 4.1 min, about 8.2 min
     left` (the mean of the jobs done so far in this process, so parallel launchers give no time left).
-    A dry run's estimates (the jobs' return values) are added up when the sweep ends."""
+    A dry run's estimates (the jobs' return values) are added up when the sweep ends, and the sweep's folder
+    is left as it was: Hydra writes its `multirun.yaml` there even for a dry run."""
 
     def __init__(self):
         self.started = None  # a single run (not a multirun) starts its job too: it gets no line
 
     def on_multirun_start(self, config, **kwargs) -> None:
         self.total, self.done, self.started, self.estimates = basic_sweep_size(config), 0, time.monotonic(), []
+        self.dry_run = bool(config.get("dry_run"))
+        if self.dry_run:  # Hydra writes it after this callback
+            written = Path(config.hydra.sweep.dir) / "multirun.yaml"
+            self.multirun_yaml = written.read_bytes() if written.is_file() else None
 
     def on_job_start(self, config, **kwargs) -> None:
         if self.started is None:
@@ -136,11 +141,19 @@ class SweepProgress(Callback):
             self.estimates.append(job_return.return_value)
 
     def on_multirun_end(self, config, **kwargs) -> None:
-        if self.started is not None and self.estimates:
+        if self.started is None or not self.dry_run:
+            return
+        sweep = Path(config.hydra.sweep.dir)
+        if self.multirun_yaml is not None:
+            (sweep / "multirun.yaml").write_bytes(self.multirun_yaml)
+        else:
+            (sweep / "multirun.yaml").unlink(missing_ok=True)
+            configs.discard_if_empty(sweep)
+        if self.estimates:
             print(f"audiation: dry run of the sweep: {len(self.estimates)} job(s), "
                   f"{sum(e['todo'] for e in self.estimates)} target(s) to do in "
                   f"{sum(e['batches'] for e in self.estimates)} batch(es), about "
-                  f"{duration(sum(e['seconds'] for e in self.estimates))}")
+                  f"{duration(sum(e['seconds'] for e in self.estimates))}; nothing was written")
 
 
 class Gallery(Callback):
