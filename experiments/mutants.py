@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import functools
 import gzip
+import importlib.util
 import json
 import math
 import os
@@ -328,6 +329,9 @@ def main() -> None:
     if unknown:
         sys.exit(f"mutants: not a module of the package: {', '.join(unknown)} (e.g. hearing/judges.py)")
     if not args.scores:
+        if importlib.util.find_spec("mutmut") is None:  # else every step "runs" in no time and tests nothing
+            sys.exit(f"mutants: mutmut is not installed in {sys.executable} (pip install mutmut==3.8.1; "
+                     "`make mutants` installs it)")
         prepare()
         restore()  # before the map: a fresh folder's mutants are made keeping what was recorded
         if args.remap:

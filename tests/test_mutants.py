@@ -233,6 +233,16 @@ def test_a_map_that_fails_names_the_tests_that_failed_in_the_mutated_copy(tmp_pa
     assert "1 failed in the mutated copy, tests/test_faults.py::test_a[file]" in str(stopped.value)
 
 
+def test_without_mutmut_the_driver_says_so_in_one_line_and_makes_nothing(tmp_path, monkeypatch):
+    driver = _driver(tmp_path / "package")
+    monkeypatch.setattr(driver.importlib.util, "find_spec", lambda name: None if name == "mutmut" else True)
+    monkeypatch.setattr("sys.argv", ["mutants.py", "config/checks.py"])
+    with pytest.raises(SystemExit) as stopped:
+        driver.main()
+    assert str(stopped.value).startswith("mutants: mutmut is not installed in ")
+    assert not (tmp_path / "package").exists()
+
+
 def test_a_child_run_under_mutmut_imports_the_mutated_copy_and_reports_its_functions_to_the_map(tmp_path,
                                                                                                  monkeypatch):
     import os
