@@ -141,6 +141,14 @@ def test_the_report_leaves_out_unfinished_targets_and_says_how_many(tmp_path):
     assert "| final_activation | L2 | 2 |" in report and "1 unfinished target(s)" in report
 
 
+def test_a_report_of_only_unfinished_targets_says_so_in_one_line(tmp_path):
+    (tmp_path / "metrics.json").write_text(json.dumps({"run": {}, "targets": [
+        {"name": f"L2-U{unit}-unit", "layer": "L2", "unit": unit, "final_activation": 1.0, "stopped": "interrupted"}
+        for unit in (1, 2)]}))
+    with pytest.raises(errors.AudiationError, match=r"^no finished targets under .* \(2 unfinished\)$"):
+        write_report(tmp_path)
+
+
 @pytest.mark.parametrize("overrides,message", [
     (["objective.unit=1.5"], "objective.unit=1.5 is not a unit index"),
     (["log_every=0"], "log_every=0 must be > 0"),

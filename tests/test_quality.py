@@ -197,7 +197,9 @@ def test_the_reports_plot_is_one_titled_box_plot_per_measure_and_hides_the_empty
     rng = np.random.default_rng(0)
     collected = {measure: {"2": rng.random(4), "6": rng.random(4)}
                  for measure in ("activation_ratio", "speech_probability", "voiced_share", "hnr_db", "silence_db")}
-    sweep_report._plot(collected, tmp_path / "report.png", "a sweep")
+    with plt.rc_context({"figure.dpi": 50}):  # a user's matplotlibrc does not change the page's size
+        sweep_report._plot(collected, tmp_path / "report.png", "a sweep")
+    assert struct.unpack(">II", (tmp_path / "report.png").read_bytes()[16:24]) == (3 * 360, 2 * 320)
     [figure] = drawn
     shown = [axis for axis in figure.axes if axis.get_visible()]
     assert len(figure.axes) == 6 and len(shown) == 5  # 3 columns by 2 rows: the sixth cell is hidden

@@ -70,3 +70,6 @@ def test_the_report_puts_each_verdict_beside_its_chance_rate(tmp_path):
     (tmp_path / "job" / "metrics.json").write_text(json.dumps({"run": {"name": "x"}, "targets": targets}))
     text = write_report(tmp_path).read_text()
     assert "| phone | L2 | 2 | 0.5 | 0.5 |" in text
+    # each table under its header row: a table without one is not a table in Markdown
+    assert "\n| measure | layer | targets | median | q1 | q3 | min | max | share_above_1 | share_lift_3 |\n|---|" in text
+    assert "same job):\n\n| verdict | layer | targets | hit_rate | chance_rate |\n|---|---|---|---|---|\n| phone |" in text
