@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 import pytest
-from conftest import ROOT, child_env, compose, run_cli
+from conftest import ROOT, child_env, compose, needs_espeak, run_cli
 from omegaconf import OmegaConf
 
 from audiation.browser.page import write_gallery
@@ -89,6 +89,7 @@ def test_a_moved_folder_still_finds_its_files(batched, tmp_path):
     assert all((moved / c["audio"]).is_file() for c in data(page)) and "/gone/" not in page.read_text()
 
 
+@needs_espeak  # its units are named by phones
 def test_units_of_a_run_with_quality_data_carry_their_natural_examples_and_stay_small(with_examples):
     page = write_gallery(with_examples)
     cards = data(page)

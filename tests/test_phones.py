@@ -9,7 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import compose
+from conftest import compose, needs_espeak
 
 from audiation.config import builder
 from audiation.config.configs import ASSETS
@@ -46,6 +46,7 @@ def test_espeak_ipa_becomes_arpabet():
     assert phones.ipa_to_arpabet("tʃˈæɹiət") == ["CH", "AE", "R", "IY", "AH", "T"]
 
 
+@needs_espeak
 @pytest.mark.parametrize("layer,unit,letter_phones,lift", CHARACTER_UNITS)
 def test_the_model_cards_character_units_are_named_by_their_letters_phone(tiny_caches, layer, unit, letter_phones,
                                                                            lift):
@@ -82,6 +83,30 @@ def test_a_frame_takes_the_phone_spanning_its_centre(tiny_caches, tmp_path, monk
     first = [inventory[i] for i in labels[piece.first_frame:piece.first_frame + 12]]
     expected = ["SIL" if centre(f) < 0.05 else "AA" if centre(f) < boundary else "S" for f in range(12)]
     assert first == expected and first[10] == "AA" and first[11] == "S"
+
+
+def test_labels_made_without_espeak_are_not_read_once_it_is_installed_and_the_warning_names_it(
+        tiny_caches, monkeypatch, caplog):
+    cache = tiny_caches["logits"]
+    paths = {}
+    for version in (None, "eSpeak NG text-to-speech: 1.51", "eSpeak NG text-to-speech: 1.52"):
+        monkeypatch.setattr(phones, "espeak_version", lambda version=version: version)
+        paths[version] = phones.labels_path(cache)
+    assert len(set(paths.values())) == 3 and all(p.parent == cache.folder.parent for p in paths.values())
+
+    class Fake:  # no word could be aligned: every file decoded
+        def segments(self, signal, text):
+            return [("AA", 0.0, 99.0)], "decoded"
+
+    monkeypatch.setattr(phones, "Aligner", Fake)
+    for version, hinted in ((None, True), ("eSpeak NG text-to-speech: 1.51", False)):
+        monkeypatch.setattr(phones, "espeak_version", lambda version=version: version)
+        monkeypatch.setattr(phones, "labels_path", lambda cache, version=version: cache.folder.parent / f"{version}.npz")
+        caplog.clear()
+        phones.frame_labels(cache, last_file_reader(16000))
+        files = len({p.file for p in cache.pieces})
+        assert f"{files} of {files} files had no transcript or could not be aligned" in caplog.text
+        assert ("espeak-ng is not installed, so no word CMUdict lacks can be spelled" in caplog.text) == hinted
 
 
 @pytest.mark.parametrize("damage,why", [("cut", "File is not a zip file"), ("inventory", "its inventory is not"),
@@ -140,6 +165,7 @@ def test_a_silence_unit_is_heard_as_its_label_only_when_the_judge_hears_nothing(
     assert not phones.heard_as_label({**silent, "phone": "S", "phones": []})  # nothing heard is not /S/
 
 
+@needs_espeak
 def test_the_examples_job_names_each_unit(tmp_path):
     cfg = compose("model=tiny", "model.layer=6", "units=[125,68]", f"data.path={SLICE}",
                   f"data.cache_dir={tmp_path / 'cache'}", "top_k=1", "logger=none", config_name="examples")
@@ -224,20 +250,21 @@ def test_when_the_phone_pass_fails_the_words_keep_their_alignment(monkeypatch):
     assert starts == sorted(starts) and spread[-1][2] <= len(signal) / 16000 + 0.02
 
 
+@needs_espeak
 def test_the_wide_beam_aligns_what_the_default_loses():
     """000028 ("fixedly accuser tufting") lost its words at pocketsphinx's default beams."""
     path = SLICE / "000028.flac"
     assert phones.Aligner().segments(audio_files.read_audio(path, 16000), audio_files.transcript(path))[1] == "aligned"
 
 
+@needs_espeak
 def test_words_the_dictionary_lacks_are_spelled_by_espeak_each_on_its_own():
-    if shutil.which("espeak-ng") is None:  # Debian's espeak-ng: CI installs it
-        pytest.skip("espeak-ng is not installed")
     # one call for all three, each on its own line (a call that runs words together falls back to one a word)
     assert phones.espeak_arpabet(["judge", "thought", "measure"]) == {
         "judge": "JH AH JH", "thought": "TH AO T", "measure": "M EH ZH ER"}
 
 
+@needs_espeak
 def test_a_word_espeak_splits_does_not_unspell_the_others(monkeypatch):
     real = phones._espeak_ipa
     monkeypatch.setattr(phones, "_espeak_ipa", lambda words: real(words) + (["ɛkstɹə"] if len(words) > 1 else []))

@@ -13,6 +13,7 @@ its base rate among phones making up at least `MIN_SHARE` of those frames), `pho
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -61,9 +62,18 @@ def ipa_to_arpabet(ipa: str) -> list[str]:
     return [IPA_TO_ARPABET[symbol] for symbol in _IPA.findall(ipa)]
 
 
+@functools.cache
+def espeak_version() -> str | None:
+    """espeak-ng's version line, None when it is not installed: the labels depend on it (without it, a file
+    with a word CMUdict lacks is decoded, not aligned)."""
+    if shutil.which("espeak-ng") is None:
+        return None
+    return subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True).stdout.split(" Data at")[0].strip()
+
+
 def espeak_arpabet(words: list[str]) -> dict[str, str]:
     """{word: "P H O N E S"} from espeak-ng (en-us), for words CMUdict lacks; {} without espeak-ng."""
-    if not words or shutil.which("espeak-ng") is None:
+    if not words or espeak_version() is None:
         return {}
     out = _espeak_ipa(words)
     if len(out) != len(words):  # espeak-ng joined or split a word: pair them one by one instead
@@ -145,11 +155,12 @@ def _words(text: str | None) -> list[str]:
 
 def labels_path(cache: ActivationCache) -> Path:
     """Beside the cache, named by what the labels depend on (the files, their pieces and transcripts, the
-    frame geometry), so every layer, model and SAE with the same frames shares them."""
+    frame geometry, the aligner and espeak-ng's version or absence), so every layer, model and SAE with the
+    same frames shares them, and labels made before espeak-ng was installed are not read after."""
     key = json.dumps([[p.file, p.offset_seconds, p.first_frame, p.num_frames, audio_files.transcript(p.file)]
                       for p in cache.pieces] + [cache.hop, cache.field, cache.sample_rate]
                      + ([cache.offset] if cache.offset else [])  # Whisper's centred frames
-                     + [ALIGNER_VERSION])
+                     + [ALIGNER_VERSION, espeak_version()])
     return cache.folder.parent / f"phones-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
 
 
@@ -194,7 +205,9 @@ def _saved_or_made(cache: ActivationCache, read: Callable[[str], np.ndarray]) ->
             labels[piece.first_frame:piece.first_frame + piece.num_frames] = np.where(inside, ids[index], 0)
     if methods["decoded"]:
         log.warning("warning: %d of %d files had no transcript or could not be aligned: their phones are what "
-                    "pocketsphinx's phone recognizer heard", methods["decoded"], sum(methods.values()))
+                    "pocketsphinx's phone recognizer heard%s", methods["decoded"], sum(methods.values()),
+                    "" if espeak_version() else " (espeak-ng is not installed, so no word CMUdict lacks can be "
+                    "spelled: `make system-packages` installs it)")
     names = sorted(inventory, key=inventory.get)
     with open(path.with_suffix(".partial"), "wb") as out:  # complete or absent: a crash leaves no half file
         np.savez(out, labels=labels, inventory=json.dumps(names))
