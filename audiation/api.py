@@ -71,7 +71,7 @@ def audiate(model: str = "tiny", target: str = "L6:125", objective: str = "chann
 
 
 def _value(value) -> str:
-    """An override's value as Hydra reads it: lists and strings with commas quoted."""
+    """An override's value as Hydra reads it: a list or tuple as `[a,b]`, anything else as its text."""
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(map(str, value)) + "]"
     return str(value)

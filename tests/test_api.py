@@ -41,3 +41,17 @@ def test_without_a_folder_the_call_writes_into_a_new_temporary_one(tmp_path, mon
                                options={"parameterization.seconds": 0.25})
     assert result.folder.parent == tmp_path and result.folder.name.startswith("audiation-")
     assert (result.folder / "metrics.json").is_file() and result.files[0]["wav"].parent.is_relative_to(result.folder)
+
+
+def test_the_calls_defaults_groups_and_lists_reach_the_config_as_documented(tmp_path, monkeypatch):
+    import audiation.config.configs
+    import audiation.jobs.audiate_job
+
+    asked = []
+    monkeypatch.setattr(audiation.config.configs, "compose", lambda *overrides: asked.append(list(overrides)))
+    monkeypatch.setattr(audiation.jobs.audiate_job, "audiate_folder", lambda cfg, folder: None)  # completes nothing
+    with pytest.raises(AudiationError, match=rf"^no target was completed in {tmp_path}$"):
+        audiation.audiate(folder=tmp_path, logger="wandb", objective__unit=[0, 31])
+    # the README's call: unit 125 of tiny's layer 6, a channel, 200 steps; `logger` a config group, before the values
+    assert asked == [["model=tiny", "objective=channel", "logger=wandb", "model.layer=6", "objective.unit=125",
+                      "steps=200", "objective.unit=[0,31]"]]

@@ -73,3 +73,17 @@ def test_the_report_puts_each_verdict_beside_its_chance_rate(tmp_path):
     # each table under its header row: a table without one is not a table in Markdown
     assert "\n| measure | layer | targets | median | q1 | q3 | min | max | share_above_1 | share_lift_3 |\n|---|" in text
     assert "same job):\n\n| verdict | layer | targets | hit_rate | chance_rate |\n|---|---|---|---|---|\n| phone |" in text
+
+
+def test_the_report_command_prints_the_report_and_where_it_is(tmp_path, capsys):
+    import json
+
+    from audiation.report import main
+
+    (tmp_path / "metrics.json").write_text(json.dumps({"run": {}, "targets": [
+        {"name": f"L2-U{unit}-unit", "layer": "L2", "unit": unit, "final_activation": float(unit)} for unit in (1, 2)]}))
+    main([str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert printed == (tmp_path / "report.md").read_text() + \
+        f"audiation: report in {tmp_path / 'report.md'} (and report.csv, report.png)\n"
+    assert "| final_activation | L2 | 2 |" in printed
