@@ -426,6 +426,14 @@ def test_a_measure_that_fails_is_recorded_and_the_batch_is_saved(tmp_path, monke
     assert "its signals are saved without them" in caplog.text
 
 
+def test_a_failure_note_is_one_line_of_at_most_a_hundred_characters_of_its_error():
+    from audiation.errors import failure_note
+
+    assert failure_note("the judges", ValueError("x" * 100 + "yz\nsecond line")) == \
+        f"the judges failed (ValueError: {'x' * 100})"
+    assert failure_note("the judges", MemoryError()) == "the judges failed (MemoryError: )"  # no message at all
+
+
 THEIRS = {".hydra/config.yaml": "lr: 1\n"}
 
 
