@@ -186,6 +186,31 @@ def test_a_commands_help_says_its_whole_first_paragraph(command, capsys):
     assert " ".join(module.__doc__.split("\n\n")[1].split()) not in said  # the first paragraph alone
 
 
+@pytest.mark.parametrize("command,argv,what,called,helps", [
+    ("gallery", ["a", "b", "--out", "x.html", "--embed", "--shared-scale"], "write_gallery",
+     ([Path("a"), Path("b")], Path("x.html"), True, True),
+     ["sweep, job or examples folders (searched recursively)",
+      "the HTML file to write (default: <first folder>/index.html)",
+      "put audio and images inside the page (small runs)",
+      "draw every audiation's spectrogram on one dB scale, so colours compare across cards"]),
+    ("report", ["sweep"], "write_report", (Path("sweep"),), ["a sweep or run folder"]),
+])
+def test_a_commands_options_reach_its_core_as_paths_and_each_says_what_it_is(command, argv, what, called, helps,
+                                                                             monkeypatch, capsys, tmp_path):
+    module = __import__(f"audiation.{command}", fromlist=["main"])
+    calls = []
+    page = tmp_path / "page"
+    page.write_text("")
+    monkeypatch.setattr(module, what, lambda *args: calls.append(args) or page)
+    module.main(argv)
+    assert calls == [called]  # paths, not strings; every folder given, not the first alone
+    with pytest.raises(SystemExit):
+        module.main(["--help"])
+    said = " ".join(capsys.readouterr().out.split())  # argparse rewraps the help
+    for help_ in helps:
+        assert help_ in said
+
+
 @pytest.mark.parametrize("command,what,saved", [("gallery", "write_gallery", "no page was written"),
                                                 ("report", "write_report", "no report was written")])
 def test_ctrl_c_in_a_command_says_what_was_not_written(command, what, saved, tmp_path, monkeypatch, capsys):
