@@ -36,7 +36,7 @@ def main(cfg: DictConfig) -> dict | None:
 
     def job():
         if cfg.dry_run:
-            return dry_run(cfg, job_dir, group)
+            return dry_run(cfg, job_dir)
         try:
             with AudiationJob(builder.plan(cfg), job_dir, group) as audiation_job:
                 configs.save_job_config(job_dir, cfg)  # only now that the job is valid and the folder is ours
@@ -74,14 +74,15 @@ def main(cfg: DictConfig) -> dict | None:
     return None
 
 
-def dry_run(cfg: DictConfig, job_dir: Path, group: str | None) -> dict:
-    """What the job would do and about how long it would take (`AudiationJob.estimate`), leaving no folder."""
+def dry_run(cfg: DictConfig, job_dir: Path) -> dict:
+    """What the job would do and about how long it would take (`AudiationJob.estimate`), leaving no folder
+    (no tracker starts, so a sweep's group plays no part)."""
     from audiation.config import builder
     from audiation.jobs.audiate_job import AudiationJob
 
     fresh = not job_dir.is_dir() or not any(job_dir.iterdir())
     try:
-        with AudiationJob(builder.plan(cfg), job_dir, group) as audiation_job:
+        with AudiationJob(builder.plan(cfg), job_dir) as audiation_job:
             estimate = audiation_job.estimate()
     finally:
         if fresh:  # only the log of the model's loading is in it

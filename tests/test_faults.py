@@ -483,6 +483,22 @@ def test_a_second_failure_of_a_target_adds_its_note_to_the_first():
                                        "its phone name failed (FileNotFoundError: a.flac moved)")
 
 
+@pytest.mark.parametrize("received,raised", [({signal.SIGTERM}, errors.Terminated),
+                                             ({signal.SIGINT}, KeyboardInterrupt),
+                                             ({signal.SIGINT, signal.SIGTERM}, errors.Terminated)])
+def test_a_held_back_signal_is_raised_as_what_it_stands_for(monkeypatch, received, raised):
+    monkeypatch.setattr(errors, "_received", set(received))
+    with pytest.raises(BaseException) as caught, errors.Shielded() as shield:
+        shield.came = True
+        shield.raise_if_came()
+    assert caught.type is raised  # exactly: a Ctrl-C raised as Terminated would exit 143, not 130
+
+
+def test_a_value_in_an_error_line_is_shown_as_typed_or_quoted_when_it_does_not_print():
+    assert errors.shown("L8:U3") == "L8:U3" and errors.shown(7) == "7"
+    assert errors.shown("a\nb") == "'a\\nb'" and errors.shown("\x1b[2J") == "'\\x1b[2J'"
+
+
 def test_the_first_stop_signal_interrupts_and_the_later_ones_are_only_remembered(monkeypatch):
     monkeypatch.setattr(errors, "_received", set())
     with pytest.raises(BaseException) as raised:  # BaseException: a wrong KeyboardInterrupt must fail, not stop pytest
