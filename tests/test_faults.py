@@ -434,6 +434,18 @@ def test_a_failure_note_is_one_line_of_at_most_a_hundred_characters_of_its_error
     assert failure_note("the judges", MemoryError()) == "the judges failed (MemoryError: )"  # no message at all
 
 
+def test_a_page_that_cannot_be_written_is_one_warning_and_the_job_goes_on(tmp_path, monkeypatch, caplog):
+    from audiation import run
+    from audiation.browser import page
+
+    def no_space(_job_dir):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(page, "write_gallery", no_space)
+    assert run.job_page(tmp_path) is None
+    assert [r.getMessage() for r in caplog.records] == ["warning: no page written: No space left on device"]
+
+
 THEIRS = {".hydra/config.yaml": "lr: 1\n"}
 
 
