@@ -259,3 +259,22 @@ def test_compiling_wraps_each_transformer_layers_forward_and_leaves_the_convs_ea
     assert len(layers) == 3 and [forward.__self__ for forward in compiled] == layers
     assert all(vars(layer)["forward"] is forward for layer, forward in zip(layers, compiled))  # the layer's own
     assert "forward" not in vars(model)
+
+
+@pytest.mark.parametrize("model_type,family", [("wav2vec2", "wav2vec2"), ("hubert", "wav2vec2"),
+                                               ("wavlm", "wav2vec2"), ("whisper", "whisper")])
+def test_each_speech_config_finds_its_family(model_type, family):
+    from audiation.models.families import family_of
+
+    assert family_of(AutoConfig.for_model(model_type)).name == family
+
+
+def test_a_config_of_no_family_is_refused_in_one_line_naming_the_families():
+    from audiation.models.families import family_of
+
+    with pytest.raises(AudiationError) as refused:
+        family_of(AutoConfig.for_model("bert"))
+    assert str(refused.value) == ("a bert model is not a speech encoder this project can audiate "
+                                  "(families: whisper, wav2vec2)")
+    with pytest.raises(AudiationError, match=r"^a \? model is not"):
+        family_of(object())
