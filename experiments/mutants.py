@@ -87,16 +87,73 @@ def prepare() -> None:
     (FOLDER / "pyproject.toml").write_text(text[:start] + narrowed + "\n" + (text[end.start():] if end else ""))
 
 
-def mutmut(names: list[str], minutes: float, workers: int) -> int:
-    """`mutmut run` on these mutants in a time box; its own output goes to the folder's run.log."""
+def mutmut(names: list[str], minutes: float, workers: int, watch=None) -> int:
+    """`mutmut run` on these mutants in a time box; its own output goes to the folder's run.log, and
+    `watch()`, if given, is called every `PACE_SECONDS` while it runs."""
     # No PYTHONPATH: mutmut puts the folder's mutants/ first itself, and with it set no test reached a mutant.
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     env.pop("PYTHONPATH", None)
     with open(FOLDER / "run.log", "a") as log:
-        done = subprocess.run(["timeout", f"{int(minutes * 60)}", sys.executable, "-m", "mutmut", "run",
-                               "--max-children", str(workers), *names], cwd=FOLDER, env=env, stdout=log,
-                              stderr=subprocess.STDOUT)
-    return done.returncode
+        child = subprocess.Popen(["timeout", f"{int(minutes * 60)}", sys.executable, "-m", "mutmut", "run",
+                                  "--max-children", str(workers), *names], cwd=FOLDER, env=env, stdout=log,
+                                 stderr=subprocess.STDOUT)
+        while True:
+            try:
+                return child.wait(timeout=PACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                if watch:
+                    watch()
+
+
+PACE_SECONDS = 300  # a line every 5 minutes: a run takes hours, and mutmut's own output is in run.log
+
+
+def minutes_of(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+class Progress:
+    """A run's progress from the verdicts mutmut writes to the folder as it goes: the asked mutants tested so
+    far, the survivors among them, and when the run ends at its pace since the first verdict (mutmut's clean
+    run of their tests comes first, and its length is estimated from the map's timings of those tests)."""
+
+    def __init__(self, names: list[str], chosen: list[str], box_minutes: float, clock=time.monotonic):
+        self.names, self.chosen, self.clock = set(names), chosen, clock
+        self.start, self.box = clock(), box_minutes * 60
+        self.first: tuple[float, int] | None = None  # (when, how many) at the first verdict seen
+
+    def clean_run_seconds(self) -> float:
+        """The map's timings of every test that reaches one of the asked mutants (each test once)."""
+        try:
+            stats = json.loads((FOLDER / "mutants" / "mutmut-stats.json").read_text())
+        except (OSError, ValueError):
+            return 0.0
+        reaching = stats.get("tests_by_mangled_function_name", {})
+        tests = set().union(*(reaching.get(name.partition("__mutmut_")[0], ()) for name in self.names))
+        return sum(stats.get("duration_by_test", {}).get(test, 0.0) for test in tests)
+
+    def line(self) -> str:
+        found: dict[str, str] = {}
+        for module in self.chosen:
+            found.update(verdicts(module))
+        done = [verdict for name, verdict in found.items() if name in self.names and verdict != "not run"]
+        now = self.clock()
+        box_left = f"the box ends in {minutes_of(max(0.0, self.start + self.box - now))}"
+        if not done:
+            return (f"{minutes_of(now - self.start)} in: mutmut's clean run of the mutants' tests (~"
+                    f"{minutes_of(self.clean_run_seconds())} by the map's timings); {box_left}")
+        if self.first is None:
+            self.first = (now, len(done))
+        survivors = sum(verdict in ("survived", "no tests", "suspicious") for verdict in done)
+        line = f"{len(done)} of {len(self.names)} tested, {survivors} survived"
+        since, count = now - self.first[0], len(done) - self.first[1]
+        if count > 0 and since > 0:
+            left = (len(self.names) - len(done)) * since / count
+            line += (f"; at {count / since * 60:.1f} a minute, ~{minutes_of(left)} more (mutmut tests the quickest "
+                     "first, so later ones go slower)")
+        return f"{line}; {box_left}"
 
 
 def meta_path(module: str) -> Path:
@@ -352,11 +409,13 @@ def main() -> None:
                 retry_survivors(module)
             names += to_test(module, args.sample)
         box = args.minutes * len(chosen)
-        print(f"{len(names)} mutants of {len(chosen)} module(s) to test, at most {box:g} min ...", end="", flush=True)
+        print(f"{len(names)} mutants of {len(chosen)} module(s) to test, at most {box:g} min; a line every "
+              f"{PACE_SECONDS // 60} min (mutmut's own output: {shown(FOLDER / 'run.log')})", flush=True)
         start = time.perf_counter()
-        code = mutmut(names, box, args.workers) if names else 0
+        progress = Progress(names, chosen, box)
+        code = mutmut(names, box, args.workers, watch=lambda: print(f"  {progress.line()}", flush=True)) if names else 0
         stopped = " (its time box ended: run again to go on)" if code == 124 else f" (mutmut exited {code})" if code else ""
-        print(f" {time.perf_counter() - start:.0f} s{stopped}")
+        print(f"  done in {minutes_of(time.perf_counter() - start)}{stopped}")
         keep_map()
         print(f"{record()} verdicts kept in {shown(RECORD)}, the map in {shown(MAP)} (commit "
               "them: a later clone goes on from there)")

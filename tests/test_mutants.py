@@ -277,3 +277,28 @@ def test_a_child_run_under_mutmut_imports_the_mutated_copy_and_reports_its_funct
                PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT / "tests" / "mutmut_child")]))
     subprocess.run([sys.executable, "-m", "pkg.tool"], cwd=tmp_path, env=env, check=True, timeout=60)
     assert hits.read_text().split() == ["pkg.tool.x_main", "pkg.other.x_helper"]  # each once, as they came
+
+
+def test_a_run_shows_its_progress_and_when_it_ends_at_the_pace_since_the_clean_run(tmp_path):
+    driver = _driver(tmp_path)
+    waiting = {f"audiation.outputs.record_schema.x_for_page__mutmut_{n}": None for n in range(1, 7)}
+    _meta(driver, {"audiation.outputs.record_schema.x_describe__mutmut_1": 1, **waiting})  # one tested before
+    (tmp_path / "mutants" / "mutmut-stats.json").write_text(json.dumps({
+        "tests_by_mangled_function_name": {"audiation.outputs.record_schema.x_for_page": ["t::a", "t::b"],
+                                           "audiation.outputs.record_schema.x_describe": ["t::c"]},
+        "duration_by_test": {"t::a": 600.0, "t::b": 120.0, "t::c": 9999.0}}))
+    now = [0.0]
+    progress = driver.Progress(list(waiting), [MODULE], 60, clock=lambda: now[0])
+    now[0] = 300
+    assert progress.line() == ("5 min in: mutmut's clean run of the mutants' tests (~12 min by the map's timings); "
+                               "the box ends in 55 min")  # t::c reaches only a mutant not asked for
+    names = list(waiting)
+    _meta(driver, {**waiting, names[0]: 1})
+    now[0] = 900
+    assert progress.line() == "1 of 6 tested, 0 survived; the box ends in 45 min"  # no pace from one moment
+    _meta(driver, {**waiting, names[0]: 1, names[1]: 0, names[2]: 33})
+    now[0] = 1500
+    assert progress.line() == ("3 of 6 tested, 2 survived; at 0.2 a minute, ~15 min more (mutmut tests the "
+                               "quickest first, so later ones go slower); the box ends in 35 min")
+    now[0] = 4000
+    assert progress.line().endswith("the box ends in 0 s")
