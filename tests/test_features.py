@@ -259,3 +259,31 @@ def test_a_summary_fits_from_one_feature_and_one_unit_up_and_says_what_does_not(
     assert sae._summary_misfit({**smallest, "k": 2}) == "k must be a whole number in 1..1"
     assert sae._summary_misfit({**smallest, "nearest_features": [[[1, 1.0]]]}) == (
         "nearest_features must hold 1 lists of (feature, cosine)")  # feature 1 of one feature (0) does not exist
+
+
+def test_a_folder_is_ours_by_its_summary_or_by_the_k_our_save_writes_into_the_weights(tmp_path):
+    """`written_here` decides whether the features job may write over a folder: a whole save (its summary
+    names the weights), a save cut off before its summary (the weights carry our `k`), and nothing else."""
+    from safetensors.torch import save_file
+
+    whole = tmp_path / "whole"
+    sae.SAE(4, 8, 2, torch.Generator().manual_seed(0)).save(whole, {"k": 2})
+    assert sae.written_here(whole)
+    (whole / sae.WEIGHTS).unlink()
+    assert sae.written_here(whole)  # the summary alone says so
+    cut = tmp_path / "cut"
+    sae.SAE(4, 8, 2, torch.Generator().manual_seed(0)).save(cut, {"k": 2})
+    (cut / sae.SUMMARY).unlink()  # stopped between the weights and the summary
+    assert sae.written_here(cut)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    save_file({"W_enc": torch.zeros(8, 4)}, str(foreign / sae.WEIGHTS), metadata={"format": "pt"})
+    (foreign / sae.SUMMARY).write_text(json.dumps({"weights_sha256": 7}))  # someone's summary, not ours
+    assert not sae.written_here(foreign)
+    (foreign / sae.WEIGHTS).write_bytes(b"\xff" * 12)  # not safetensors at all
+    assert not sae.written_here(foreign)
+    (foreign / sae.WEIGHTS).write_bytes((3).to_bytes(8, "little") + b"[1]")  # a header, but no object
+    assert not sae.written_here(foreign)
+    assert not sae.written_here(tmp_path / "nothing")
+    (cut / "features.json").write_text("[1, 2]")  # a summary that is no object, beside our weights
+    assert sae.written_here(cut)

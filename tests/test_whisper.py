@@ -149,7 +149,11 @@ def test_the_converter_rebuilds_the_model_it_was_written_from(small_whisper, ct2
     from transformers import WhisperForConditionalGeneration
 
     folder = ctranslate2.converted_folder(ct2_source, tmp_path / "converted")
-    converted = WhisperForConditionalGeneration.from_pretrained(str(folder)).eval()
+    converted, loading = WhisperForConditionalGeneration.from_pretrained(str(folder), output_loading_info=True)
+    converted.eval()
+    # every weight converted: a missing one would load at its initial value, which a random model's layer
+    # norms (ones and zeros) already hold, so the logits below could not tell
+    assert not loading["missing_keys"] and not loading["unexpected_keys"], loading
     assert converted.config.encoder_layers == 2 and converted.config.d_model == 32
     features = torch.randn(1, 80, 3000)
     ids = torch.tensor([[50257, 50362, 400, 500]])
