@@ -118,7 +118,7 @@ def _ct2_variables(model) -> dict[str, np.ndarray]:
     return out
 
 
-def _write_model_bin(path, variables: dict, spec: str = "WhisperSpec") -> None:
+def _write_model_bin(path, variables: dict, spec: str = "WhisperSpec", version: int = 6) -> None:
     """CTranslate2's format: version, spec name and revision, the variables (fp16 as faster-whisper ships
     them, ints as they are), then an alias."""
     codes = {np.dtype(np.float16): 4, np.dtype(np.int16): 2}
@@ -127,7 +127,7 @@ def _write_model_bin(path, variables: dict, spec: str = "WhisperSpec") -> None:
         raw = value.encode() + b"\0"
         return struct.pack("<H", len(raw)) + raw
 
-    blob = struct.pack("<I", 6) + text(spec) + struct.pack("<I", 3) + struct.pack("<I", len(variables))
+    blob = struct.pack("<I", version) + text(spec) + struct.pack("<I", 3) + struct.pack("<I", len(variables))
     for name, array in variables.items():
         array = array.astype(np.float16) if array.dtype == np.float32 else array
         blob += text(name) + struct.pack("<B", array.ndim) + b"".join(struct.pack("<I", d) for d in array.shape)
@@ -171,9 +171,15 @@ def test_a_multilingual_vocabulary_has_its_own_special_ids_and_the_text_side_tra
                                                                                     tmp_path):
     variables = _ct2_variables(small_whisper)
     variables["decoder/embeddings/weight"] = np.zeros((51865, 32), np.float32)
+    variables["encoder/conv1/weight"] = np.zeros((32, 128, 3), np.float32)  # large-v3's 128 mel bins
+    variables["encoder/position_encodings/encodings"] = np.zeros((1000, 32), np.float32)
     config = ctranslate2.whisper_config(variables, {})
     assert (config.eos_token_id, config.decoder_start_token_id, config.begin_suppress_tokens) == (50257, 50258,
                                                                                                   [220, 50257])
+    assert (config.bos_token_id, config.pad_token_id) == (50257, 50257)
+    # read from the shapes, not left at WhisperConfig's defaults (80, 1,500 and 448)
+    assert (config.num_mel_bins, config.max_source_positions, config.max_target_positions) == (128, 1000, 64)
+    assert config.architectures == ["WhisperForConditionalGeneration"] and config.tie_word_embeddings
     source = tmp_path / "source"
     shutil.copytree(ct2_source, source)
     (source / "tokenizer.json").write_text('{"a tokenizer": 1}')
@@ -206,6 +212,27 @@ def test_a_damaged_model_bin_is_one_line(tmp_path, ct2_source):
     _write_model_bin(tmp_path / "model.bin", {"x": np.zeros(2, np.float32)}, spec="TransformerSpec")
     with pytest.raises(AudiationError, match="not a Whisper"):
         ctranslate2.convert(tmp_path, tmp_path / "out")
+
+
+def test_the_model_file_reader_knows_versions_5_and_6_resolves_aliases_and_says_what_is_cut(tmp_path):
+    table = np.arange(6, dtype=np.float32).reshape(2, 3)
+    for version in (5, 6):
+        _write_model_bin(tmp_path / "model.bin", {"decoder/embeddings/weight": table,
+                                                  "steps": np.array([3, -2], np.int16)}, version=version)
+        spec, variables = ctranslate2.read_model_bin(tmp_path / "model.bin")
+        assert spec == "WhisperSpec" and variables["decoder/embeddings/weight"].dtype == np.float16
+        assert variables["decoder/embeddings/weight"].tolist() == table.tolist()
+        assert variables["decoder/projection/weight"] is variables["decoder/embeddings/weight"]  # the alias
+        assert variables["steps"].tolist() == [3, -2]
+    _write_model_bin(tmp_path / "model.bin", {"x": table}, version=4)
+    with pytest.raises(AudiationError, match=r"model.bin is not a whole CTranslate2 model file \(format "
+                                             r"version 4 \(this reader knows 5 and 6\)\)"):
+        ctranslate2.read_model_bin(tmp_path / "model.bin")
+    _write_model_bin(tmp_path / "model.bin", {"x": table})
+    whole = (tmp_path / "model.bin").read_bytes()
+    (tmp_path / "model.bin").write_bytes(whole[:-6])  # no aliases (4 bytes), and x's last 2 bytes cut
+    with pytest.raises(AudiationError, match=r"\(x runs past the end of the file\)$"):
+        ctranslate2.read_model_bin(tmp_path / "model.bin")
 
 
 # --- layers -------------------------------------------------------------------------------------------

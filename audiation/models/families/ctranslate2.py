@@ -37,9 +37,9 @@ def read_model_bin(path: Path) -> tuple[str, dict[str, np.ndarray]]:
 
     def take(fmt: str):
         nonlocal offset
-        values = struct.unpack_from("<" + fmt, data, offset)
+        (value,) = struct.unpack_from("<" + fmt, data, offset)
         offset += struct.calcsize("<" + fmt)
-        return values[0] if len(values) == 1 else values
+        return value
 
     def text() -> str:
         nonlocal offset
