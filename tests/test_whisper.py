@@ -7,6 +7,7 @@ it offline) the ones about what a trained Whisper does."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import struct
 from pathlib import Path
@@ -191,10 +192,21 @@ def test_a_changed_or_cut_conversion_is_rebuilt_never_used(ct2_source, tmp_path,
 
     made, mkdtemp = [], tempfile.mkdtemp
     monkeypatch.setattr(ctranslate2.tempfile, "mkdtemp", lambda **kw: made.append(Path(mkdtemp(**kw))) or made[-1])
-    folder = ctranslate2.converted_folder(ct2_source, tmp_path / "converted")
-    # staged beside the folder, on its file system, so that the rename into place is atomic; gone after
-    assert [p.parent for p in made] == [tmp_path] and not made[0].exists()
+    folder = ctranslate2.converted_folder(ct2_source, tmp_path / "cache" / "models" / "converted")
+    # staged beside the folder, on its file system, so that the rename into place is atomic, and hidden, so
+    # that one a kill leaves behind is not taken for a model; gone after
+    assert [p.parent for p in made] == [tmp_path / "cache" / "models"] and not made[0].exists()
+    assert made[0].name.startswith(".converted-")
     weights = folder / "model.safetensors"
+    assert json.loads((folder / "conversion.json").read_text()) == {
+        "converter": ctranslate2.CONVERTER_VERSION, "source": str(ct2_source / "model.bin"),
+        "source_sha256": ctranslate2.sha256(ct2_source / "model.bin"), "weights_sha256": ctranslate2.sha256(weights)}
+    with open(weights, "rb") as handle:  # the metadata transformers' own files carry (older releases insist)
+        assert json.loads(handle.read(int.from_bytes(handle.read(8), "little")))["__metadata__"] == {"format": "pt"}
+    assert ctranslate2.is_whole(folder, ct2_source)
+    monkeypatch.setattr(ctranslate2, "convert", lambda *args: pytest.fail("a whole conversion converted again"))
+    assert ctranslate2.converted_folder(ct2_source, folder) == folder
+    monkeypatch.undo()
     whole = weights.read_bytes()
     weights.write_bytes(whole[: len(whole) // 2])  # cut, as a kill during a copy leaves it
     assert not ctranslate2.is_whole(folder, ct2_source)
@@ -210,8 +222,30 @@ def test_a_damaged_model_bin_is_one_line(tmp_path, ct2_source):
         ctranslate2.convert(tmp_path, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     _write_model_bin(tmp_path / "model.bin", {"x": np.zeros(2, np.float32)}, spec="TransformerSpec")
-    with pytest.raises(AudiationError, match="not a Whisper"):
+    with pytest.raises(AudiationError, match=f"^{re.escape(str(tmp_path / 'model.bin'))} holds a TransformerSpec, not a Whisper model$"):
         ctranslate2.convert(tmp_path, tmp_path / "out")
+    _write_model_bin(tmp_path / "model.bin", {"x": np.zeros(2, np.float32)})
+    with pytest.raises(AudiationError, match=f"^{re.escape(str(tmp_path / 'model.bin'))} lacks the Whisper variable 'decoder/"):
+        ctranslate2.convert(tmp_path, tmp_path / "out")
+
+
+def test_a_conversion_without_the_packages_config_or_cut_short_leaves_nothing_behind(ct2_source, tmp_path,
+                                                                                     monkeypatch):
+    import safetensors.torch
+
+    source = tmp_path / "source"
+    source.mkdir()
+    shutil.copyfile(ct2_source / "model.bin", source / "model.bin")  # no config.json: the default ids
+    config = json.loads((ctranslate2.convert(source, tmp_path / "out") / "config.json").read_text())
+    assert config["begin_suppress_tokens"] == [220, 50256] and config["suppress_tokens"] == []
+
+    def full_disk(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        ctranslate2.convert(source, tmp_path / "again")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "source"]  # no staging folder left
 
 
 def test_the_model_file_reader_knows_versions_5_and_6_resolves_aliases_and_says_what_is_cut(tmp_path):
