@@ -140,3 +140,24 @@ def test_a_direction_audiated_both_ways_is_judged(tmp_path):
     assert [w["way"] for w in ways] == ["towards positive", "towards negative"]
     assert all(w["voiced_share"] > 0.5 and w["f0_hz"] > 0 and (tmp_path / "job" / "audiated").exists() for w in ways)
     assert ways[0]["name"] == "L1-D0-direction" and "F0" in result.stdout
+
+
+def test_a_direction_is_audiated_towards_each_side_from_one_file_of_both(tmp_path):
+    from audiation.hearing import judges
+    from audiation.jobs.directions_job import audiate_both_ways
+
+    direction = np.array([0.6, -0.8, 0.0], np.float32)
+    asked = []
+
+    def audiate(directions, out):  # what the job's audiation is given, and two targets as it returns them
+        asked.append((directions, out, np.load(directions)))
+        return [{"name": f"direction_{i}", "final_activation": 2.0 - i, "files": {"wav_16bit": f"d{i}.wav"},
+                 judges.FIELDS[0]: 100.0 + i, "unkept": 1} for i in range(2)]
+
+    ways = audiate_both_ways(audiate, direction, tmp_path)
+    (path, out, both), = asked
+    assert path == tmp_path / "both_ways.npy" and out == tmp_path / "audiated"
+    assert both.tolist() == [direction.tolist(), (-direction).tolist()]  # + then -, in the order of the ways
+    assert [w["way"] for w in ways] == ["towards positive", "towards negative"]
+    assert [w["audio"] for w in ways] == [str(tmp_path / "audiated" / "d0.wav"), str(tmp_path / "audiated" / "d1.wav")]
+    assert [w[judges.FIELDS[0]] for w in ways] == [100.0, 101.0] and "unkept" not in ways[0]
