@@ -60,6 +60,7 @@ SOURCE_TESTS = {"test_structure.py", "test_mutants.py", "test_package.py"}
 # mutmut's verdicts (its exit codes) as this report counts them: a mutant no test reaches is a survivor.
 VERDICTS = {1: "killed", 3: "killed", 37: "killed", 36: "timeout", -24: "timeout", 24: "timeout", 152: "timeout",
             255: "timeout", -11: "killed", -9: "killed", 0: "survived", 5: "no tests", 33: "no tests", None: "not run"}
+SURVIVING = ("survived", "no tests", "suspicious")  # what a score and a list of survivors count as survived
 
 
 def modules() -> list[str]:
@@ -146,7 +147,7 @@ class Progress:
                     f"{minutes_of(self.clean_run_seconds())} by the map's timings); {box_left}")
         if self.first is None:
             self.first = (now, len(done))
-        survivors = sum(verdict in ("survived", "no tests", "suspicious") for verdict in done)
+        survivors = sum(verdict in SURVIVING for verdict in done)
         line = f"{len(done)} of {len(self.names)} tested, {survivors} survived"
         since, count = now - self.first[0], len(done) - self.first[1]
         if count > 0 and since > 0:
@@ -427,7 +428,7 @@ def main() -> None:
             print(score_line(module, found))
             if args.survivors:
                 for name, verdict in sorted(found.items()):
-                    if verdict in ("survived", "no tests", "suspicious"):
+                    if verdict in SURVIVING:
                         print(f"    {verdict:9s} {name}")
 
 
