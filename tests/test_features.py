@@ -83,6 +83,16 @@ def test_the_features_job_writes_the_sae_and_what_it_measured(dictionary):
     assert summary["mean_l0"] == pytest.approx(float((code > 0).sum(dim=1).float().mean()), abs=1e-6)
 
 
+def test_frame_ranges_are_the_rows_of_the_chosen_files_and_index_the_cache_even_when_none_is_chosen():
+    from audiation.data.activations import Piece
+    pieces = [Piece("a.wav", 0.0, 0, 3, 1.0), Piece("b.wav", 0.0, 3, 2, 1.0), Piece("a.wav", 0.06, 5, 1, 1.0)]
+    assert sae.frame_ranges(pieces, {"a.wav"}).tolist() == [0, 1, 2, 5]
+    nothing = sae.frame_ranges(pieces, {"c.wav"})
+    # an index of no rows: an integer array of length 0 selects nothing (a float one raises, a length-1 one a row)
+    assert nothing.shape == (0,) and nothing.dtype == np.int64
+    assert np.zeros((6, 2))[nothing].shape == (0, 2)
+
+
 def test_mean_l0_and_firing_counts_only_the_features_that_are_on():
     """Three frames whose TopK (k=2) keeps 2, 1 and 1 positive pre-activations (ReLU turns the rest off)."""
     model = sae.SAE(2, 3, 2)

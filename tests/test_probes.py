@@ -152,7 +152,7 @@ def test_a_direction_is_audiated_towards_each_side_from_one_file_of_both(tmp_pat
     def audiate(directions, out):  # what the job's audiation is given, and two targets as it returns them
         asked.append((directions, out, np.load(directions)))
         return [{"name": f"direction_{i}", "final_activation": 2.0 - i, "files": {"wav_16bit": f"d{i}.wav"},
-                 judges.FIELDS[0]: 100.0 + i, "unkept": 1} for i in range(2)]
+                 judges.FIELDS[0]: 100.0 + i, "judges_note": f"note {i}", "unkept": 1} for i in range(2)]
 
     ways = audiate_both_ways(audiate, direction, tmp_path)
     (path, out, both), = asked
@@ -161,3 +161,5 @@ def test_a_direction_is_audiated_towards_each_side_from_one_file_of_both(tmp_pat
     assert [w["way"] for w in ways] == ["towards positive", "towards negative"]
     assert [w["audio"] for w in ways] == [str(tmp_path / "audiated" / "d0.wav"), str(tmp_path / "audiated" / "d1.wav")]
     assert [w[judges.FIELDS[0]] for w in ways] == [100.0, 101.0] and "unkept" not in ways[0]
+    assert [(w["name"], w["final_activation"], w["judges_note"]) for w in ways] == [
+        ("direction_0", 2.0, "note 0"), ("direction_1", 1.0, "note 1")]  # why a judge said nothing, kept

@@ -146,6 +146,20 @@ def ct2_source(small_whisper, tmp_path_factory):
     return folder
 
 
+def test_a_hash_is_cached_per_file_not_per_size_and_time(tmp_path, monkeypatch):
+    import os
+    monkeypatch.setattr(ctranslate2, "_shas", {})
+    first, second = tmp_path / "a.bin", tmp_path / "b.bin"
+    first.write_bytes(b"one"), second.write_bytes(b"two")
+    for path in (first, second):  # the same size and the same time: only the path tells them apart
+        os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    assert ctranslate2._cached_sha(first) == ctranslate2.sha256(first)
+    assert ctranslate2._cached_sha(second) == ctranslate2.sha256(second) != ctranslate2.sha256(first)
+    second.write_bytes(b"owt")  # rewritten at the same size, later: hashed again
+    os.utime(second, ns=(2_000_000_000, 2_000_000_000))
+    assert ctranslate2._cached_sha(second) == ctranslate2.sha256(second)
+
+
 def test_the_converter_rebuilds_the_model_it_was_written_from(small_whisper, ct2_source, tmp_path):
     from transformers import WhisperForConditionalGeneration
 
