@@ -370,6 +370,9 @@ def test_a_derived_cache_holds_the_transform_of_every_frame_built_once_and_again
     assert np.array_equal(activations.derived_cache(base, transform, "sae-x", "").activations, got)
     assert len(calls) == built  # opened, not built again
     (derived.folder / "meta.json").write_text("{")
+    leftover = derived.folder.with_name(f".{derived.folder.name}.partial-{os.getpid()}")
+    leftover.mkdir()  # a build of this process's id cut off earlier: cleared, not in the way
+    (leftover / "activations.npy").write_bytes(b"cut")
     caplog.clear()
     again = activations.derived_cache(base, transform, "sae-x", "an SAE's features")
     assert len(calls) > built and np.array_equal(np.asarray(again.activations, dtype=np.float32), expected)

@@ -163,3 +163,20 @@ def test_a_direction_is_audiated_towards_each_side_from_one_file_of_both(tmp_pat
     assert [w[judges.FIELDS[0]] for w in ways] == [100.0, 101.0] and "unkept" not in ways[0]
     assert [(w["name"], w["final_activation"], w["judges_note"]) for w in ways] == [
         ("direction_0", 2.0, "note 0"), ("direction_1", 1.0, "note 1")]  # why a judge said nothing, kept
+
+
+def test_a_directions_jobs_audiation_run_has_its_steps_no_logger_the_judges_and_the_jobs_model():
+    from audiation.config.configs import compose
+    from audiation.config.job_plans import direction_run
+
+    cfg = compose("model=random_small", "positive=a", "negative=b", "audiate_steps=7", "device=cpu", "threads=1",
+                  "audiate_with=['parameterization=speech','optimizer.lr=0.01']", config_name="directions")
+    run = direction_run(cfg, ROOT / "d.npy")
+    assert run.objective.name == "direction" and run.objective.direction == str(ROOT / "d.npy")
+    assert run.steps == 7 and run.logger.enabled is False and run.quality.judges is True
+    assert run.parameterization.name == "speech" and run.optimizer.lr == 0.01  # the overrides, applied last
+    assert run.model == cfg.model and (run.device, run.threads) == ("cpu", 1)
+    # the overrides win over the job's own settings
+    mine = direction_run(compose("model=random_small", "positive=a", "negative=b",
+                                 "audiate_with=['steps=3','quality.judges=false']", config_name="directions"), ROOT / "d.npy")
+    assert mine.steps == 3 and mine.quality.judges is False
