@@ -352,19 +352,21 @@ def test_a_derived_cache_holds_the_transform_of_every_frame_built_once_and_again
     monkeypatch.setattr(activations, "EXACT_PERCENTILE_VALUES", 0)  # p99 from a histogram between min and max
 
     def transform(x):
-        calls.append(len(x))
-        return np.concatenate([x[:, :3] * 2, -np.abs(x[:, 3:4])], axis=1)
+        calls.append((len(x), x.dtype))
+        beyond = np.full((len(x), 1), 1e6, dtype=x.dtype)  # past float16's range: kept at its edge, not inf
+        return np.concatenate([x[:, :3] * 2, -np.abs(x[:, 3:4]), beyond, -beyond], axis=1)
 
     derived = activations.derived_cache(base, transform, "sae-x", "an SAE's features")
     stored = np.asarray(base.activations, dtype=np.float32)
-    expected = transform(stored).astype(np.float16).astype(np.float32)
+    expected = np.clip(transform(stored), -65504, 65504).astype(np.float16).astype(np.float32)
     got = np.asarray(derived.activations, dtype=np.float32)
-    assert derived.folder == base.folder.with_name(base.folder.name + "-sae-x") and got.shape == (base.num_frames, 4)
-    assert np.array_equal(got, expected)
+    assert derived.folder == base.folder.with_name(base.folder.name + "-sae-x") and got.shape == (base.num_frames, 6)
+    assert np.array_equal(got, expected) and np.isfinite(got).all()
+    assert calls and all(dtype == np.float32 for _, dtype in calls)  # an SAE is given float32 frames, not the cache's float16
     assert np.allclose(derived.stats["max"], expected.max(axis=0))  # p99 from the stored frames' own min and max:
     assert np.allclose(derived.stats["p99"], activations._p99(expected, expected.min(axis=0), expected.max(axis=0)))
     assert np.allclose(derived.stats["mean_abs"], np.abs(expected).mean(axis=0), rtol=1e-5)
-    assert derived.meta == {**base.meta, "units": 4, "derived_from": str(base.folder), "transform": "an SAE's features"}
+    assert derived.meta == {**base.meta, "units": 6, "derived_from": str(base.folder), "transform": "an SAE's features"}
     assert derived.pieces == base.pieces and derived.locate(base.num_frames - 1) == base.locate(base.num_frames - 1)
     built = len(calls)
     assert np.array_equal(activations.derived_cache(base, transform, "sae-x", "").activations, got)
