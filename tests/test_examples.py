@@ -383,6 +383,42 @@ def test_a_derived_cache_holds_the_transform_of_every_frame_built_once_and_again
         f"warning: the activation cache {derived.folder} is damaged (Expecting property name enclosed in double "
         f"quotes: line 1 column 2 (char 1)); set aside as {derived.folder.name}.corrupt and built again"]
     assert not list(tmp_path.glob("c/.*partial*"))  # no half-built folder left
+    assert all(value.dtype == np.float32 for value in again.stats.values())  # as a model's cache keeps them
+    # Another process built the same cache while this one did: its folder is taken. A folder in the way that is
+    # no cache is refused, and neither leaves a half-built folder behind.
+    kept = tmp_path / "kept"
+    shutil.copytree(again.folder, kept)
+    shutil.rmtree(again.folder)
+
+    def racing(x):
+        if not again.folder.exists():
+            shutil.copytree(kept, again.folder)
+        return transform(x)
+
+    raced = activations.derived_cache(base, racing, "sae-x", "")
+    assert raced.folder == again.folder and np.array_equal(np.asarray(raced.activations, dtype=np.float32), expected)
+    shutil.rmtree(again.folder)
+
+    def blocked(x):
+        again.folder.mkdir(exist_ok=True)
+        (again.folder / "someone's file").write_text("")
+        return transform(x)
+
+    with pytest.raises(OSError):
+        activations.derived_cache(base, blocked, "sae-x", "")
+    assert not list(tmp_path.glob("c/.*partial*"))
+
+
+def test_a_cache_set_aside_is_named_by_its_errors_first_line_cut_at_80_or_else_by_its_kind(tmp_path, caplog):
+    for error, reason in [(ValueError(), "ValueError"), (OSError("x" * 100 + "\nsecond line"), "x" * 80)]:
+        folder = tmp_path / "c"
+        folder.mkdir()
+        (folder / "meta.json").write_text("{")
+        caplog.clear()
+        activations._set_aside(folder, error)
+        assert not folder.exists() and (tmp_path / "c.corrupt" / "meta.json").read_text() == "{"
+        assert [r.getMessage() for r in caplog.records] == [
+            f"warning: the activation cache {folder} is damaged ({reason}); set aside as c.corrupt and built again"]
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "latin-1"])
