@@ -168,6 +168,22 @@ def test_a_features_job_without_its_data_says_so_in_one_line(overrides):
         features_plan(compose(*SMALL, *overrides, config_name="features"))
 
 
+def test_a_features_plan_takes_two_files_refuses_one_and_names_its_cache_folder(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for path in sorted(SLICE.glob("*.flac"))[:2]:
+        shutil.copy(path, data)
+    plan = features_plan(compose(*SMALL, f"data.path={data}", f"data.cache_dir={tmp_path / 'cache'}", config_name="features"))
+    assert len(plan.files) == 2 and plan.threads == 1 and plan.cache_dir == str(tmp_path / "cache")
+    (tmp_path / "a file").write_text("")
+    with pytest.raises(AudiationError, match=r"^data\.cache_dir=.* cannot be a folder"):
+        features_plan(compose(*SMALL, f"data.path={data}", f"data.cache_dir={tmp_path / 'a file' / 'cache'}",
+                              config_name="features"))
+    sorted(data.iterdir())[0].unlink()
+    with pytest.raises(AudiationError, match=r"has 1 audio file; at least 2 are needed"):
+        features_plan(compose(*SMALL, f"data.path={data}", config_name="features"))
+
+
 def _damaged(folder, how):
     from safetensors.torch import load_file, save_file
 
