@@ -168,13 +168,15 @@ def test_a_features_job_without_its_data_says_so_in_one_line(overrides):
         features_plan(compose(*SMALL, *overrides, config_name="features"))
 
 
-def test_a_features_plan_takes_two_files_refuses_one_and_names_its_cache_folder(tmp_path):
+def test_a_features_plan_takes_two_files_refuses_one_and_names_its_cache_folder(tmp_path, monkeypatch):
     data = tmp_path / "data"
     data.mkdir()
     for path in sorted(SLICE.glob("*.flac"))[:2]:
         shutil.copy(path, data)
-    plan = features_plan(compose(*SMALL, f"data.path={data}", f"data.cache_dir={tmp_path / 'cache'}", config_name="features"))
+    monkeypatch.chdir(tmp_path)
+    plan = features_plan(compose(*SMALL, "data.path=data", f"data.cache_dir={tmp_path / 'cache'}", config_name="features"))
     assert len(plan.files) == 2 and plan.threads == 1 and plan.cache_dir == str(tmp_path / "cache")
+    assert plan.data == data.resolve() and plan.data_given == "data"  # the folder itself, and as the user wrote it
     (tmp_path / "a file").write_text("")
     with pytest.raises(AudiationError, match=r"^data\.cache_dir=.* cannot be a folder"):
         features_plan(compose(*SMALL, f"data.path={data}", f"data.cache_dir={tmp_path / 'a file' / 'cache'}",
@@ -182,6 +184,20 @@ def test_a_features_plan_takes_two_files_refuses_one_and_names_its_cache_folder(
     sorted(data.iterdir())[0].unlink()
     with pytest.raises(AudiationError, match=r"^data\.path=\S+ has 1 audio file; at least 2 are needed \(files, not frames, are held out\)$"):
         features_plan(compose(*SMALL, f"data.path={data}", config_name="features"))
+
+
+def test_training_settings_are_the_jobs_own_and_past_memory_gb_are_refused():
+    from audiation.config.job_plans import settings_of
+    given = ["features=1024", "k=3", "steps=7", "batch=256", "lr=0.01", "aux_k=5", "aux_weight=0.5", "dead_after=99",
+             "seed=4"]
+    # 4 bytes x (weights, gradients and Adam's two moments of both matrices + a batch's codes and their gradients):
+    # 4 x (8 x 1024 x 32 + 4 x 256 x 1024) = 5,242,880 bytes = 0.00488 GiB
+    settings = settings_of(compose(*SMALL, *given, "memory_gb=0.0049", config_name="features"), 32)
+    assert settings == sae.TrainSettings(features=1024, k=3, steps=7, batch=256, lr=0.01, aux_k=5, aux_weight=0.5,
+                                         dead_after=99, seed=4)
+    with pytest.raises(AudiationError, match=r"^features=1024 at 32 units needs about 0\.0 GiB to train \(more than "
+                                             r"memory_gb=0\.0048\); choose fewer features or a smaller batch$"):
+        settings_of(compose(*SMALL, *given, "memory_gb=0.0048", config_name="features"), 32)
 
 
 def _damaged(folder, how):
