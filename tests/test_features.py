@@ -200,6 +200,21 @@ def test_training_settings_are_the_jobs_own_and_past_memory_gb_are_refused():
         settings_of(compose(*SMALL, *given, "memory_gb=0.0048", config_name="features"), 32)
 
 
+def test_training_is_the_same_for_a_seed_and_needs_one_whole_batch():
+    frames = np.random.default_rng(0).standard_normal((64, 4)).astype(np.float16)
+    settings = sae.TrainSettings(features=8, k=2, steps=3, batch=16, chunk_frames=32, seed=5)
+
+    def weights(settings):
+        model, _ = sae.train(frames, np.arange(16, 64), np.arange(16), settings)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    assert torch.equal(weights(settings), weights(settings))  # the seed decides the start and every batch
+    assert not torch.equal(weights(settings), weights(sae.TrainSettings(**{**settings.__dict__, "seed": 6})))
+    sae.train(frames, np.arange(16), np.arange(16, 20), settings)  # exactly one batch: trained
+    with pytest.raises(ValueError, match=r"^15 training frames: fewer than one batch of 16$"):
+        sae.train(frames, np.arange(15), np.arange(16, 20), settings)
+
+
 def _damaged(folder, how):
     from safetensors.torch import load_file, save_file
 
