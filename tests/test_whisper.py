@@ -7,6 +7,7 @@ it offline) the ones about what a trained Whisper does."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import struct
@@ -147,7 +148,6 @@ def ct2_source(small_whisper, tmp_path_factory):
 
 
 def test_a_hash_is_cached_per_file_not_per_size_and_time(tmp_path, monkeypatch):
-    import os
     monkeypatch.setattr(ctranslate2, "_shas", {})
     first, second = tmp_path / "a.bin", tmp_path / "b.bin"
     first.write_bytes(b"one"), second.write_bytes(b"two")
