@@ -116,8 +116,79 @@ def pytest_runtest_call(item):
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run `python -m audiation.run` in a subprocess, offline and quiet."""
-    return subprocess.run([sys.executable, "-m", "audiation.run", *args], cwd=cwd or ROOT, env=child_env(),
-                          capture_output=True, text=True, timeout=timeout)
+    return run_module("audiation.run", *args, cwd=cwd, timeout=timeout)
+
+
+# Variables that a library reads when it is imported: a child with other values than the warm process's needs
+# an interpreter of its own
+_READ_AT_IMPORT = ("HF_", "HUGGINGFACE", "TRANSFORMERS", "PYTHON", "OMP_", "MKL", "CUDA", "TORCH_", "MUTANT_UNDER_TEST")
+
+
+class _WarmPython:
+    """One per test process: `tests/warm_python.py`, which has imported the libraries once and forks a child
+    per command line (5-10 s saved each)."""
+
+    def __init__(self, env: dict[str, str] | None = None, preload: list[str] = ()):
+        self.folder = Path(tempfile.mkdtemp(prefix="audiation-warm-"))
+        self.env = env or child_env()
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "warm_python.py"), str(self.folder / "preload.out"),
+             str(self.folder / "preload.err"), *preload], cwd=ROOT, env=self.env, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, bufsize=0)
+        self.count = 0
+
+    def serves(self, env: dict[str, str]) -> bool:
+        changed = {k for k in env.keys() | self.env.keys() if env.get(k) != self.env.get(k)}
+        return self.process.poll() is None and not any(k.startswith(_READ_AT_IMPORT) for k in changed)
+
+    def run(self, module: str, args: list[str], cwd: Path, env: dict[str, str], timeout: float):
+        import json
+        import select
+        import signal
+
+        self.count += 1
+        out, err, pid_file = (self.folder / f"{self.count}.{name}" for name in ("out", "err", "pid"))
+        request = {"module": module, "args": args, "cwd": str(cwd), "env": env, "stdout": str(out),
+                   "stderr": str(err), "pid_file": str(pid_file)}
+        self.process.stdin.write((json.dumps(request) + "\n").encode())
+        command = [sys.executable, "-m", module, *args]
+        if not select.select([self.process.stdout], [], [], timeout)[0]:
+            os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+            self.process.stdout.readline()
+            raise subprocess.TimeoutExpired(command, timeout, out.read_text(), err.read_text())
+        code = int(self.process.stdout.readline())
+        result = subprocess.CompletedProcess(command, code, out.read_text(), err.read_text())
+        for path in (out, err, pid_file):
+            path.unlink()
+        return result
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+_warm: list[_WarmPython] = []
+
+
+def run_module(module: str, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+               timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python -m <module> <args>` in a process of its own, offline and quiet (`env`: default `child_env()`),
+    as `subprocess.run(..., capture_output=True, text=True, timeout=timeout)` would give it. Forked from a warm
+    process that has the libraries imported (`tests/warm_python.py`), except under mutmut (its children import
+    the mutant's copy) or with another value for a variable read at import: there a fresh interpreter."""
+    env = child_env() if env is None else env
+    cwd = cwd or ROOT
+    if "MUTANT_UNDER_TEST" not in os.environ:
+        if not _warm:
+            import atexit
+
+            _warm.append(_WarmPython())
+            atexit.register(_warm[0].close)
+        if _warm[0].serves(env):
+            return _warm[0].run(module, list(args), cwd, env, timeout)
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import ROOT, child_env, compose
+from conftest import ROOT, compose, run_module
 
 from audiation.config import job_plans
 from audiation.config.builder import model_spec
@@ -204,8 +204,7 @@ def test_a_librispeech_style_tree_is_found_with_its_transcripts(tmp_path):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "audiation.examples", *args], cwd=ROOT, env=child_env(),
-                          capture_output=True, text=True, timeout=300, check=False)
+    return run_module("audiation.examples", *args)
 
 
 def test_cli_writes_clips_spectrograms_and_json_then_reuses_the_cache(tiny_folder, tmp_path):

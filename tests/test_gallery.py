@@ -11,12 +11,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import quote, unquote
 
 import pytest
-from conftest import ROOT, child_env, compose, needs_espeak, run_cli
+from conftest import ROOT, compose, needs_espeak, run_cli, run_module
 from omegaconf import OmegaConf
 
 from audiation.browser.page import write_gallery
@@ -240,8 +239,7 @@ def test_shared_scale_and_embed_read_nothing_outside_the_job_and_pass_over_missi
 def test_folder_without_results_is_a_one_line_error(tmp_path, make, message):
     with pytest.raises(AudiationError, match=message):
         write_gallery(make(tmp_path))
-    result = subprocess.run([sys.executable, "-m", "audiation.gallery", str(make(tmp_path))], cwd=ROOT,
-                            env=child_env(), capture_output=True, text=True, timeout=60)
+    result = run_module("audiation.gallery", str(make(tmp_path)), timeout=60)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.startswith("audiation: error: ") and message in result.stderr
     assert result.stderr.count("\n") == 1

@@ -4,12 +4,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, child_env, run_cli
+from conftest import ROOT, run_cli, run_module
 
 from audiation.core import probes
 
@@ -86,8 +84,7 @@ def test_a_speaker_comes_from_the_metadata_column_or_a_subfolder(tmp_path):
 
 
 def _directions(*args: str):
-    return subprocess.run([sys.executable, "-m", "audiation.directions", *args], cwd=ROOT, env=child_env(),
-                          capture_output=True, text=True, timeout=300)
+    return run_module("audiation.directions", *args)
 
 
 def test_a_pitch_direction_separates_held_out_clips_and_drives_an_audiation(tmp_path):

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, child_env, compose, run_cli
+from conftest import compose, run_cli, run_module
 from PIL import Image
 
 from audiation.config import builder
@@ -115,10 +113,8 @@ def test_a_spectrogram_picture_has_its_axes_size_and_the_dashed_target_frame(tmp
 
 def test_the_gallery_command_embeds_and_draws_a_shared_scale(tmp_path):
     audiate_folder(compose(*SMALL, "objective=channel", "objective.unit=0:2", "steps=2"), tmp_path / "job")
-    result = subprocess.run([sys.executable, "-m", "audiation.gallery", str(tmp_path / "job"), "--embed",
-                             "--shared-scale", "--out", str(tmp_path / "units.html")], cwd=ROOT, env=child_env(),
-                            capture_output=True,
-                            text=True, timeout=120)
+    result = run_module("audiation.gallery", str(tmp_path / "job"), "--embed", "--shared-scale", "--out",
+                        str(tmp_path / "units.html"), timeout=120)
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
     page = (tmp_path / "units.html").read_text()
     assert page.count("data:audio/wav;base64,") == 2 and page.count("data:image/png;base64,") == 2

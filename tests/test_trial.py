@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, child_env, compose, run_cli
+from conftest import ROOT, child_env, compose, run_cli, run_module
 
 from audiation.browser.page import write_gallery
 from audiation.config import builder
@@ -295,9 +295,8 @@ def test_directions_from_one_folder_on_both_sides_or_into_a_folder_are_one_line(
     high, low = ROOT / "audiation/assets/pitch-contrast/high", ROOT / "audiation/assets/pitch-contrast/low"
     with pytest.raises(AudiationError, match="is a folder; give the .npy file"):
         directions_plan(_directions(tmp_path, f"positive={high}", f"negative={low}", f"out={tmp_path}"), tmp_path / "j")
-    result = subprocess.run([sys.executable, "-m", "audiation.directions", "model=tiny", f"positive={SLICE}",
-                             f"negative={SLICE}", f"hydra.run.dir={tmp_path / 'cli'}"], cwd=ROOT,
-                            env=child_env(), capture_output=True, text=True, timeout=120)
+    result = run_module("audiation.directions", "model=tiny", f"positive={SLICE}", f"negative={SLICE}",
+                        f"hydra.run.dir={tmp_path / 'cli'}", timeout=120)
     assert "share" in one_line(result) and not list(tmp_path.rglob("direction.npy"))
 
 
@@ -335,8 +334,7 @@ def test_gallery_and_report_skip_what_is_not_ours_and_name_it_once(tmp_path, cap
     warnings = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
     assert warnings and all("3 record(s) of" in w and "other" in w and "broken" in w for w in warnings)
     for command in ("audiation.gallery", "audiation.report"):
-        result = subprocess.run([sys.executable, "-m", command, str(tmp_path)], cwd=ROOT, env=child_env(),
-                                capture_output=True, text=True, timeout=120)
+        result = run_module(command, str(tmp_path), timeout=120)
         assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
         assert result.stderr.count("warning: skipped") == 1
 

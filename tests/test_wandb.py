@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, child_env
+from conftest import child_env, run_module
 
 SWEEP = ["--multirun", "model=random_small", "model.layer=1,2", "objective=channel", "objective.unit=0:3",
          "batch_size=2", "steps=4", "threads=1", "quality.draws=1", "logger.mode=offline"]
@@ -23,8 +23,7 @@ def _run(*args, home=None):
     if home is not None:  # W&B left to its defaults, with a home of its own to look into
         env.pop("WANDB_DATA_DIR", None)
         env["HOME"] = str(home)
-    result = subprocess.run([sys.executable, "-m", "audiation.run", *args], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=600)
+    result = run_module("audiation.run", *args, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import ROOT, child_env, compose, run_cli
+from conftest import ROOT, compose, run_cli, run_module
 
 from audiation.errors import AudiationError
 from audiation.models.encoder import Layer, ModelSpec, has_ctc_head, load_config, load_encoder, num_frames, parse_layer
@@ -502,12 +502,7 @@ def test_quality_whisper_false_leaves_whisper_out(tmp_path):
 
 
 def _module(name: str, *args: str, timeout: int = 300):
-    import subprocess
-    import sys
-
-    return subprocess.run([sys.executable, "-m", f"audiation.{name}", *args], cwd=ROOT, env=child_env(),
-                          capture_output=True,
-                          text=True, timeout=timeout)
+    return run_module(f"audiation.{name}", *args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

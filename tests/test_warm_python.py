@@ -1,0 +1,77 @@
+"""The suite's command lines run forked from a warm process (`warm_python.py`): each must look exactly as a
+fresh `python -m` would to the test that reads it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, _WarmPython, child_env, run_module
+
+BAD = ["model=random_small", "logger=none", "model.layer=mlp9"]
+
+
+def _fresh(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=child_env(), capture_output=True, text=True,
+                          timeout=120, **kwargs)
+
+
+def test_a_warm_command_says_what_a_fresh_one_says(tmp_path):
+    warm = run_module("audiation.run", *BAD, f"hydra.run.dir={tmp_path / 'warm'}")
+    fresh = _fresh("audiation.run", *BAD, f"hydra.run.dir={tmp_path / 'warm'}")
+    assert (warm.returncode, warm.stdout, warm.stderr) == (fresh.returncode, fresh.stdout, fresh.stderr) == (
+        2, "", "audiation: error: model.layer=mlp9 is not a layer of this model "
+               "(valid: 0..3, conv1..conv7, mlp1..mlp3)\n")
+    assert not (tmp_path / "warm").exists()
+
+
+def test_a_warm_command_has_its_own_folder_environment_and_exit_status(tmp_path):
+    (tmp_path / "probe.py").write_text(
+        "import atexit, os, sys\natexit.register(print, 'at exit')\n"
+        "print(os.getcwd(), os.environ['PROBE'], os.environ.get('WANDB_SILENT'), sys.argv[1:], sys.path[0])\n"
+        "print('to stderr', file=sys.stderr)\nraise SystemExit(int(sys.argv[1]))\n")
+    env = {**child_env(), "PROBE": "here"}
+    done = run_module("probe", "3", "x", cwd=tmp_path, env=env)
+    assert done.returncode == 3 and done.stderr == "to stderr\n"
+    assert done.stdout == f"{tmp_path} here true ['3', 'x'] {tmp_path}\nat exit\n"
+    env = {**env, "PROBE": "there"}
+    del env["WANDB_SILENT"]
+    again = run_module("probe", "0", cwd=tmp_path, env=env)
+    assert again.returncode == 0 and again.stdout.split()[1:3] == ["there", "None"]
+
+
+def test_a_warm_command_that_raises_prints_its_traceback_and_exits_1(tmp_path):
+    (tmp_path / "boom.py").write_text("raise ValueError('planted')\n")
+    done = run_module("boom", cwd=tmp_path)
+    assert done.returncode == 1 and done.stderr.startswith("Traceback") and "ValueError: planted" in done.stderr
+
+
+def test_a_warm_command_past_its_timeout_is_killed_with_what_it_started(tmp_path):
+    (tmp_path / "hang.py").write_text(
+        "import subprocess, sys, time\nchild = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "print(child.pid, flush=True)\ntime.sleep(60)\n")
+    started = time.time()
+    with pytest.raises(subprocess.TimeoutExpired) as stopped:
+        run_module("hang", cwd=tmp_path, timeout=3)
+    assert time.time() - started < 30
+    grandchild = Path("/proc") / stopped.value.output.split()[0]
+    time.sleep(0.5)
+    assert not grandchild.exists() or "State:\tZ" in (grandchild / "status").read_text()  # dead (or unreaped)
+    (tmp_path / "boom.py").write_text("raise SystemExit(4)\n")
+    assert run_module("boom", cwd=tmp_path).returncode == 4  # the warm process serves the next command
+
+
+def test_what_the_imports_print_starts_every_commands_output(tmp_path):
+    """A warning printed while a library is imported is printed by every fresh interpreter: each child's
+    output starts with it, so a test that counts a command's lines still sees it."""
+    (tmp_path / "noisy.py").write_text("import sys\nprint('imported')\nprint('a warning', file=sys.stderr)\n")
+    (tmp_path / "quiet.py").write_text("print('ran')\n")
+    warm = _WarmPython(env={**child_env(), "PYTHONPATH": str(tmp_path)}, preload=["noisy"])
+    try:
+        done = warm.run("quiet", [], tmp_path, warm.env, timeout=60)
+    finally:
+        warm.close()
+    assert (done.returncode, done.stdout, done.stderr) == (0, "imported\nran\n", "a warning\n")
