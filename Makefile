@@ -99,7 +99,7 @@ lint: setup
 # One worker per core, a test file per worker (its module fixtures built once); the slowest tests and the
 # suite's time at the end.
 test: lint
-	$(BIN)/python -m pytest -q -n auto --dist loadfile --durations=30
+	$(BIN)/python -m pytest -q -n auto --dist loadfile --durations=40
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
