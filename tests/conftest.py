@@ -155,7 +155,7 @@ class _WarmPython:
         if not select.select([self.process.stdout], [], [], timeout)[0]:
             os.killpg(int(pid_file.read_text()), signal.SIGKILL)
             self.process.stdout.readline()
-            raise subprocess.TimeoutExpired(command, timeout, out.read_text(), err.read_text())
+            raise subprocess.TimeoutExpired(command, timeout, out.read_bytes(), err.read_bytes())  # as subprocess's
         code = int(self.process.stdout.readline())
         result = subprocess.CompletedProcess(command, code, out.read_text(), err.read_text())
         for path in (out, err, pid_file):

@@ -3,6 +3,7 @@ fresh `python -m` would to the test that reads it."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -12,6 +13,8 @@ import pytest
 from conftest import ROOT, _WarmPython, child_env, run_module
 
 BAD = ["model=random_small", "logger=none", "model.layer=mlp9"]
+# mutmut's children run in fresh interpreters (conftest.run_module): the warm process is not theirs to test
+pytestmark = pytest.mark.skipif("MUTANT_UNDER_TEST" in os.environ, reason="under mutmut no command line is warm")
 
 
 def _fresh(*args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -57,7 +60,7 @@ def test_a_warm_command_past_its_timeout_is_killed_with_what_it_started(tmp_path
     with pytest.raises(subprocess.TimeoutExpired) as stopped:
         run_module("hang", cwd=tmp_path, timeout=3)
     assert time.time() - started < 30
-    grandchild = Path("/proc") / stopped.value.output.split()[0]
+    grandchild = Path("/proc") / stopped.value.output.decode().split()[0]
     time.sleep(0.5)
     assert not grandchild.exists() or "State:\tZ" in (grandchild / "status").read_text()  # dead (or unreaped)
     (tmp_path / "boom.py").write_text("raise SystemExit(4)\n")
