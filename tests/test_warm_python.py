@@ -17,9 +17,9 @@ BAD = ["model=random_small", "logger=none", "model.layer=mlp9"]
 pytestmark = pytest.mark.skipif("MUTANT_UNDER_TEST" in os.environ, reason="under mutmut no command line is warm")
 
 
-def _fresh(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=child_env(), capture_output=True, text=True,
-                          timeout=120, **kwargs)
+def _fresh(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=child_env(), capture_output=True, text=True,
+                          timeout=120)
 
 
 def test_a_warm_command_says_what_a_fresh_one_says(tmp_path):
@@ -78,3 +78,16 @@ def test_what_the_imports_print_starts_every_commands_output(tmp_path):
     finally:
         warm.close()
     assert (done.returncode, done.stdout, done.stderr) == (0, "imported\nran\n", "a warning\n")
+
+
+def test_a_warm_command_ends_as_a_fresh_one_does_after_its_threads_and_worker_pools(tmp_path):
+    """A fresh interpreter joins its threads and stops its pools (`threading._register_atexit`: joblib's
+    loky, concurrent.futures) before atexit; a child that skipped that hung with joblib's workers alive."""
+    (tmp_path / "pool.py").write_text(
+        "import atexit, threading, time\nfrom concurrent.futures import ProcessPoolExecutor\n"
+        "atexit.register(print, 'at exit')\n"
+        "threading.Thread(target=lambda: (time.sleep(1), print('thread done', flush=True))).start()\n"
+        "pool = ProcessPoolExecutor(1)\nprint(pool.submit(abs, -2).result(), flush=True)\n")
+    warm = run_module("pool", cwd=tmp_path, timeout=60)
+    fresh = _fresh("pool", cwd=tmp_path)
+    assert (warm.returncode, warm.stdout) == (fresh.returncode, fresh.stdout) == (0, "2\nthread done\nat exit\n")

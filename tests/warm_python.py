@@ -20,6 +20,7 @@ import json
 import os
 import runpy
 import sys
+import threading
 import traceback
 
 # The libraries every command imports; never the commands themselves (`runpy` warns about a module that is
@@ -74,7 +75,11 @@ def _child(request: dict, preamble: tuple[str, str]) -> None:
         traceback.print_exc()
         code = 1
     try:
-        atexit._run_exitfuncs()  # logging's flush, W&B's and the package's own, as at a fresh interpreter's end
+        # As a fresh interpreter ends: first the threads' shutdown (joins non-daemon threads and runs
+        # `threading._register_atexit` hooks, which stop joblib's and concurrent.futures' worker pools), then
+        # atexit (logging's flush, W&B's and the package's own)
+        threading._shutdown()
+        atexit._run_exitfuncs()
     finally:
         if code is None:
             code = 0
