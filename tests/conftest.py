@@ -120,75 +120,89 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subproce
 
 
 # Variables that a library reads when it is imported: a child with other values than the warm process's needs
-# an interpreter of its own
-_READ_AT_IMPORT = ("HF_", "HUGGINGFACE", "TRANSFORMERS", "PYTHON", "OMP_", "MKL", "CUDA", "TORCH_", "MUTANT_UNDER_TEST")
+# another warm process (or, while mutmut maps the tests, a fresh interpreter: its tracer starts with the child)
+_READ_AT_IMPORT = ("HF_", "HUGGINGFACE", "TRANSFORMERS", "PYTHON", "OMP_", "MKL", "CUDA", "TORCH_", "MPL")
+_OWNER = os.getpid()
 
 
-class _WarmPython:
-    """One per test process: `tests/warm_python.py`, which has imported the libraries once and forks a child
-    per command line (5-10 s saved each)."""
+class WarmPython:
+    """A client of `tests/warm_python.py`, which has imported the libraries once and forks a child per command
+    line (5-10 s saved each). A server is found by a socket named for the process that imported the tests
+    and for what the imports read (the variables above), so that the processes forked from it, such as
+    mutmut's one per mutant, share it; the first to need it starts it, and it ends with that process."""
 
-    def __init__(self, env: dict[str, str] | None = None, preload: list[str] = ()):
-        self.folder = Path(tempfile.mkdtemp(prefix="audiation-warm-"))
-        self.env = env or child_env()
-        self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "warm_python.py"), str(self.folder / "preload.out"),
-             str(self.folder / "preload.err"), *preload], cwd=ROOT, env=self.env, stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, bufsize=0)
-        self.count = 0
+    def __init__(self, env: dict[str, str], preload: tuple[str, ...] = ()):
+        import hashlib
 
-    def serves(self, env: dict[str, str]) -> bool:
-        changed = {k for k in env.keys() | self.env.keys() if env.get(k) != self.env.get(k)}
-        return self.process.poll() is None and not any(k.startswith(_READ_AT_IMPORT) for k in changed)
+        read = sorted((k, v) for k, v in env.items() if k.startswith(_READ_AT_IMPORT))
+        key = hashlib.sha256(repr((sys.executable, _OWNER, read, preload)).encode()).hexdigest()[:16]
+        self.folder = Path(tempfile.gettempdir()) / f"audiation-warm-{key}"
+        self.socket, self.env, self.preload = self.folder / "socket", env, preload
+
+    def _connect(self):
+        import fcntl
+        import socket
+        import time
+
+        self.folder.mkdir(exist_ok=True)
+        with open(self.folder / "lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one starts the server; the others wait for it
+            for attempt in range(2):
+                connection = socket.socket(socket.AF_UNIX)
+                try:
+                    connection.connect(str(self.socket))
+                    return connection
+                except (FileNotFoundError, ConnectionRefusedError):  # none yet, or one that ended
+                    connection.close()
+                if attempt == 0:
+                    self.socket.unlink(missing_ok=True)
+                    server = subprocess.Popen(
+                        [sys.executable, str(ROOT / "tests" / "warm_python.py"), str(self.socket), str(_OWNER),
+                         str(self.folder / "preload.out"), str(self.folder / "preload.err"), *self.preload],
+                        cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL, start_new_session=True)
+                    while not self.socket.exists() and server.poll() is None:
+                        time.sleep(0.05)
+            raise RuntimeError(f"tests/warm_python.py did not start (exit status {server.poll()})")
 
     def run(self, module: str, args: list[str], cwd: Path, env: dict[str, str], timeout: float):
         import json
         import select
         import signal
 
-        self.count += 1
-        out, err, pid_file = (self.folder / f"{self.count}.{name}" for name in ("out", "err", "pid"))
+        out, err = (Path(tempfile.mkstemp(prefix="audiation-warm-", suffix=f".{name}")[1]) for name in ("out", "err"))
         request = {"module": module, "args": args, "cwd": str(cwd), "env": env, "stdout": str(out),
-                   "stderr": str(err), "pid_file": str(pid_file)}
-        self.process.stdin.write((json.dumps(request) + "\n").encode())
+                   "stderr": str(err)}
         command = [sys.executable, "-m", module, *args]
-        if not select.select([self.process.stdout], [], [], timeout)[0]:
-            os.killpg(int(pid_file.read_text()), signal.SIGKILL)
-            self.process.stdout.readline()
-            raise subprocess.TimeoutExpired(command, timeout, out.read_bytes(), err.read_bytes())  # as subprocess's
-        code = int(self.process.stdout.readline())
-        result = subprocess.CompletedProcess(command, code, out.read_text(), err.read_text())
-        for path in (out, err, pid_file):
-            path.unlink()
-        return result
-
-    def close(self):
-        self.process.stdin.close()
-        self.process.wait(timeout=30)
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
-_warm: list[_WarmPython] = []
+        try:
+            with self._connect() as connection, connection.makefile("rb") as replies:
+                connection.sendall((json.dumps(request) + "\n").encode())
+                pid = int(replies.readline())
+                if not select.select([connection], [], [], timeout)[0]:
+                    os.killpg(pid, signal.SIGKILL)
+                    replies.readline()
+                    raise subprocess.TimeoutExpired(command, timeout, out.read_bytes(), err.read_bytes())  # as subprocess's
+                code = int(replies.readline())
+            return subprocess.CompletedProcess(command, code, out.read_text(), err.read_text())
+        finally:
+            out.unlink()
+            err.unlink()
 
 
 def run_module(module: str, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
                timeout: float = 300) -> subprocess.CompletedProcess:
     """`python -m <module> <args>` in a process of its own, offline and quiet (`env`: default `child_env()`),
     as `subprocess.run(..., capture_output=True, text=True, timeout=timeout)` would give it. Forked from a warm
-    process that has the libraries imported (`tests/warm_python.py`), except under mutmut (its children import
-    the mutant's copy) or with another value for a variable read at import: there a fresh interpreter."""
+    process that has the libraries imported (`tests/warm_python.py`); under mutmut, from one that imported
+    mutmut's copy, with the mutant switched on by the child's `MUTANT_UNDER_TEST` (mutmut's switch reads it at
+    each call), except while mutmut maps the tests: there a fresh interpreter, which its tracer starts with."""
     env = child_env() if env is None else env
-    cwd = cwd or ROOT
-    if "MUTANT_UNDER_TEST" not in os.environ:
-        if not _warm:
-            import atexit
-
-            _warm.append(_WarmPython())
-            atexit.register(_warm[0].close)
-        if _warm[0].serves(env):
-            return _warm[0].run(module, list(args), cwd, env, timeout)
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    if "AUDIATION_MUTMUT_HITS" in env:
+        return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd or ROOT, env=env, capture_output=True,
+                              text=True, timeout=timeout)
+    # The server imports unmutated (a mutant of code run at import is tested by a fresh interpreter's tests)
+    server_env = {k: v for k, v in env.items() if k != "MUTANT_UNDER_TEST"}
+    return WarmPython(server_env).run(module, list(args), cwd or ROOT, env, timeout)
 
 
 @pytest.fixture(scope="session")

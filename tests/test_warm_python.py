@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, _WarmPython, child_env, run_module
+from conftest import ROOT, WarmPython, child_env, run_module
 
 BAD = ["model=random_small", "logger=none", "model.layer=mlp9"]
 # mutmut's children run in fresh interpreters (conftest.run_module): the warm process is not theirs to test
@@ -72,11 +72,8 @@ def test_what_the_imports_print_starts_every_commands_output(tmp_path):
     output starts with it, so a test that counts a command's lines still sees it."""
     (tmp_path / "noisy.py").write_text("import sys\nprint('imported')\nprint('a warning', file=sys.stderr)\n")
     (tmp_path / "quiet.py").write_text("print('ran')\n")
-    warm = _WarmPython(env={**child_env(), "PYTHONPATH": str(tmp_path)}, preload=["noisy"])
-    try:
-        done = warm.run("quiet", [], tmp_path, warm.env, timeout=60)
-    finally:
-        warm.close()
+    warm = WarmPython({**child_env(), "PYTHONPATH": str(tmp_path)}, preload=("noisy",))
+    done = warm.run("quiet", [], tmp_path, warm.env, timeout=60)
     assert (done.returncode, done.stdout, done.stderr) == (0, "imported\nran\n", "a warning\n")
 
 
@@ -91,3 +88,40 @@ def test_a_warm_command_ends_as_a_fresh_one_does_after_its_threads_and_worker_po
     warm = run_module("pool", cwd=tmp_path, timeout=60)
     fresh = _fresh("pool", cwd=tmp_path)
     assert (warm.returncode, warm.stdout) == (fresh.returncode, fresh.stdout) == (0, "2\nthread done\nat exit\n")
+
+
+def test_warm_commands_run_at_once_from_several_processes(tmp_path):
+    """mutmut forks a process per mutant from one that imported the tests, and runs two at once: they share
+    one server, and neither waits for the other's command."""
+    (tmp_path / "slow.py").write_text("import sys, time\ntime.sleep(3)\nprint(sys.argv[1])\n")
+    run_module("slow", "0", cwd=tmp_path, timeout=60)  # the server started
+    started = time.time()
+    pids = []
+    for n in range(2):
+        pid = os.fork()
+        if pid == 0:
+            done = run_module("slow", str(n), cwd=tmp_path, timeout=60)
+            os._exit(0 if (done.returncode, done.stdout) == (0, f"{n}\n") else 1)
+        pids.append(pid)
+    assert run_module("slow", "2", cwd=tmp_path, timeout=60).stdout == "2\n"
+    assert [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in pids] == [0, 0]
+    assert time.time() - started < 8  # at once: 3 s each, not 9 s in turn
+
+
+def test_a_warm_command_ends_when_its_client_is_killed(tmp_path):
+    """mutmut kills a mutant's process at its time limit: the command that process was waiting for goes too
+    (a fresh `subprocess.run` would have left it running)."""
+    (tmp_path / "hang.py").write_text(
+        "import os, pathlib, time\npathlib.Path('pid').write_text(str(os.getpid()))\ntime.sleep(60)\n")
+    client = os.fork()
+    if client == 0:
+        run_module("hang", cwd=tmp_path, timeout=60)
+        os._exit(0)
+    deadline = time.time() + 30
+    while not (tmp_path / "pid").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    command = Path("/proc") / (tmp_path / "pid").read_text()
+    os.kill(client, 9)
+    os.waitpid(client, 0)
+    time.sleep(1)
+    assert not command.exists() or "State:\tZ" in (command / "status").read_text()

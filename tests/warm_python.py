@@ -5,9 +5,13 @@ once, then forks a child per request that runs the command exactly as `python -m
 status. `conftest.run_module` is the only client; it falls back to a fresh interpreter wherever imports
 would differ (see there).
 
-Arguments: the files that keep what the imports print, then any modules to import first (a test's). Protocol,
-one request at a time: a JSON line in on stdin {module, args, cwd, env, stdout, stderr, pid_file};
-the child's pid written to pid_file; one line out when it ends: its exit status (negative: killed by that
+A server on a Unix socket, so that any process can be a client at once: pytest's workers, and mutmut's
+children, which are forked one per mutant from a process that imported the tests and so share one server.
+It ends with the process that owns it, or when no request has come for IDLE_S seconds.
+
+Arguments: the socket's path, its owner's pid, the files that keep what the imports print, then any modules to import first
+(a test's). Protocol, one request per connection: a JSON line in {module, args, cwd, env, stdout, stderr};
+two lines out: the child's pid when it starts, its exit status when it ends (negative: killed by that
 signal). What the imports here print is written first into every child's stdout and stderr, as each fresh
 interpreter would print it again.
 """
@@ -19,8 +23,11 @@ import io
 import json
 import os
 import runpy
+import select
+import signal
 import sys
 import threading
+import time
 import traceback
 
 # The libraries every command imports; never the commands themselves (`runpy` warns about a module that is
@@ -30,6 +37,7 @@ PRELOAD = ("torch", "transformers", "transformers.models.wav2vec2.modeling_wav2v
            "transformers.models.whisper.modeling_whisper", "hydra", "omegaconf", "soundfile", "numpy",
            "matplotlib.pyplot", "audiation.jobs.audiate_job", "audiation.jobs.sweep_callbacks",
            "audiation.browser.page", "audiation.config.builder", "audiation.models.encoder")
+IDLE_S = 600  # a suite's gaps between command lines are seconds; ten minutes later nobody is asking
 COMMANDS = ("audiation.run", "audiation.examples", "audiation.features", "audiation.directions",
             "audiation.gallery", "audiation.report")
 
@@ -94,23 +102,70 @@ def _child(request: dict, preamble: tuple[str, str]) -> None:
         os._exit(code)
 
 
-def main() -> None:
-    sys.path[0] = os.getcwd()
-    requests, replies = sys.stdin, os.dup(1)
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # the reply pipe is never a child's stdout
-    preamble_files = sys.argv[1], sys.argv[2]
-    _preload(*preamble_files, *sys.argv[3:])
-    preamble = tuple(open(path).read() for path in preamble_files)
-    for line in requests:
-        request = json.loads(line)
+def _serve(connection, preamble: tuple[str, str]) -> None:
+    """One request, in a process of its own (the server goes on accepting)."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # this process waits for its child
+    with connection, connection.makefile("rb") as lines:
+        request = json.loads(lines.readline())
         pid = os.fork()
         if pid == 0:
-            os.close(replies)
+            lines.close()
+            connection.close()
             _child(request, preamble)
-        with open(request["pid_file"], "w") as handle:
-            handle.write(str(pid))
+        connection.sendall(f"{pid}\n".encode())
+        ended = os.pidfd_open(pid)
+        # The client sends nothing more: the connection readable means it is gone (killed by mutmut's time
+        # limit, say), and so is what it started
+        if connection in select.select([ended, connection], [], [])[0]:
+            os.killpg(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
-        os.write(replies, f"{os.waitstatus_to_exitcode(status)}\n".encode())
+        connection.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
+
+
+def main() -> None:
+    import socket
+
+    sys.path[0] = os.getcwd()
+    path, owner, preamble_files = sys.argv[1], int(sys.argv[2]), (sys.argv[3], sys.argv[4])
+    _preload(*preamble_files, *sys.argv[5:])
+    preamble = tuple(open(name).read() for name in preamble_files)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # requests' processes reap themselves
+    server = socket.socket(socket.AF_UNIX)
+    if os.path.exists(path + ".new"):  # left by a server that was killed while it started
+        os.unlink(path + ".new")
+    server.bind(path + ".new")
+    server.listen(64)
+    os.replace(path + ".new", path)  # a client sees the path only once it can connect
+    ours = os.stat(path).st_ino
+    server.settimeout(1)
+    last = time.monotonic()
+    try:
+        while time.monotonic() - last < IDLE_S:
+            try:
+                connection, _ = server.accept()
+            except TimeoutError:
+                try:
+                    os.kill(owner, 0)
+                    continue
+                except ProcessLookupError:
+                    return
+            last = time.monotonic()
+            if os.fork() == 0:
+                try:
+                    server.close()
+                    _serve(connection, preamble)
+                finally:
+                    os._exit(0)  # never back into this loop, whatever happened (a client gone: a broken pipe)
+            connection.close()
+    finally:
+        if os.path.exists(path) and os.stat(path).st_ino == ours:  # not a successor's
+            for name in (path, *preamble_files):
+                os.unlink(name)
+            try:
+                os.unlink(os.path.join(os.path.dirname(path), "lock"))
+                os.rmdir(os.path.dirname(path))
+            except OSError:  # a client's files beside it
+                pass
 
 
 if __name__ == "__main__":
