@@ -163,7 +163,8 @@ class WarmPython:
                         stderr=subprocess.DEVNULL, start_new_session=True)
                     while not self.socket.exists() and server.poll() is None:
                         time.sleep(0.05)
-            raise RuntimeError(f"tests/warm_python.py did not start (exit status {server.poll()})")
+            said = (self.folder / "preload.err").read_text()[-2000:] if (self.folder / "preload.err").exists() else ""
+            raise RuntimeError(f"tests/warm_python.py did not start (exit status {server.poll()}): {said}")
 
     def run(self, module: str, args: list[str], cwd: Path, env: dict[str, str], timeout: float):
         import json
