@@ -306,6 +306,41 @@ def test_the_decoder_bias_starts_at_the_mean_of_every_chunk_of_training_frames()
     assert torch.allclose(model.b_dec, torch.from_numpy(activations[train].mean(axis=0)), atol=1e-5)
 
 
+def test_the_decoder_bias_is_the_mean_of_a_float16_cache_whose_sums_overflow_float16_and_of_one_frame():
+    activations = np.full((1024, 4), 100, dtype=np.float16)  # as the cache stores them; a column sums to 102,400
+    model, _ = sae.train(activations, np.arange(1000), np.arange(1000, 1024),
+                         sae.TrainSettings(features=8, k=2, steps=0, batch=8, chunk_frames=256))
+    assert torch.equal(model.b_dec, torch.full((4,), 100.0))
+    one, _ = sae.train(activations[:2] * np.float16(0.5), np.arange(1), np.arange(1, 2),
+                       sae.TrainSettings(features=8, k=2, steps=0, batch=1))
+    assert torch.equal(one.b_dec, torch.full((4,), 50.0))
+
+
+def test_the_logged_loss_is_the_share_of_the_training_frames_variance_left_unexplained():
+    """1 = predicting their mean: at a learning rate too small to move the SAE, each logged loss is one
+    batch's squared error over the variance of all the training frames (not of one chunk, nor about zero)."""
+    activations = np.random.default_rng(0).normal(3, 0.01, size=(256, 4))  # squared spread 0.1 in all, mean 3
+    settings = sae.TrainSettings(features=8, k=2, steps=100, batch=64, chunk_frames=64, lr=1e-9, seed=2)
+    model, numbers = sae.train(activations, np.arange(256), np.arange(256), settings)
+    unexplained = 1 - numbers["variance_explained"]
+    assert len(numbers["loss_every_50_steps"]) == 2
+    for loss in numbers["loss_every_50_steps"]:
+        assert unexplained * 0.7 < loss < unexplained * 1.4  # a batch of 64 frames against all 256
+
+
+def test_training_takes_every_step_at_the_settings_learning_rate():
+    frames = np.random.default_rng(1).standard_normal((64, 4)).astype(np.float32)
+
+    def encoder(steps, lr):
+        model, _ = sae.train(frames, np.arange(64), np.arange(8),
+                             sae.TrainSettings(features=8, k=2, steps=steps, batch=16, lr=lr, seed=3))
+        return model.W_enc.clone()
+
+    untrained = encoder(0, 1e-3)
+    assert torch.equal(encoder(3, 0.0), untrained)  # Adam at the settings' rate, not its own default
+    assert not torch.equal(encoder(1, 1e-3), untrained)  # one step asked, one step taken
+
+
 def test_a_summary_fits_from_one_feature_and_one_unit_up_and_says_what_does_not():
     smallest = {"features": 1, "units": 1, "k": 1, "layer": "L1", "model": {}, "weights_sha256": "0" * 64,
                 "firing_frequency": [0.5], "nearest_features": [[[0, 1.0]]]}
