@@ -9,9 +9,9 @@ A server on a Unix socket, so that any process can be a client at once: pytest's
 children, which are forked one per mutant from a process that imported the tests and so share one server.
 It ends with the process that owns it, or when no request has come for IDLE_S seconds.
 
-Arguments: the socket's path, its owner's pid, the files that keep what the imports print, then any modules to import first
-(a test's). Protocol, one request per connection: a JSON line in {module, args, cwd, env, stdout, stderr};
-two lines out: the child's pid when it starts, its exit status when it ends (negative: killed by that
+Arguments: the socket's path, its owner's pid, the files that keep what the imports print, then any modules
+to import first (a test's). Protocol, one request per connection: a JSON line in {module, args, cwd, env,
+stdout, stderr}; two lines out: the child's pid when it starts, its exit status when it ends (negative: killed by that
 signal). What the imports here print is written first into every child's stdout and stderr, as each fresh
 interpreter would print it again.
 """
