@@ -2,8 +2,8 @@
 150) spent most of their 5-10 s each importing torch, transformers, Hydra and W&B. This process imports them
 once, then forks a child per request that runs the command exactly as `python -m` would (`runpy`, as
 `__main__`, with its own argv, environment, current folder, stdin, stdout and stderr), and says its exit
-status. `conftest.run_module` is the only client; it falls back to a fresh interpreter wherever imports
-would differ (see there).
+status. `conftest.run_module` is the only client: it asks another server where the variables read at import
+differ, and runs a fresh interpreter only while mutmut maps the tests (see there).
 
 A server on a Unix socket, so that any process can be a client at once: pytest's workers, and mutmut's
 children, which are forked one per mutant from a process that imported the tests and so share one server.
@@ -11,8 +11,8 @@ It ends with the process that owns it, or when no request has come for IDLE_S se
 
 Arguments: the socket's path, its owner's pid, the files that keep what the imports print, then any modules
 to import first (a test's). Protocol, one request per connection: a JSON line in {module, args, cwd, env,
-stdout, stderr}; two lines out: the child's pid when it starts, its exit status when it ends (negative: killed by that
-signal). What the imports here print is written first into every child's stdout and stderr, as each fresh
+stdout, stderr}; two lines out: the child's pid when it starts, its exit status when it ends (negative:
+killed by that signal). What the imports here print is written first into every child's stdout and stderr, as each fresh
 interpreter would print it again.
 """
 
