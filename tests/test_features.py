@@ -5,6 +5,7 @@ and the feature cards."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -19,6 +20,7 @@ from audiation.config.configs import compose
 from audiation.config.job_plans import features_plan
 from audiation.core import sae
 from audiation.core.kinds import TargetKind
+from audiation.data import splits
 from audiation.data.activations import ActivationCache
 from audiation.errors import AudiationError
 from audiation.jobs.audiate_job import audiate_folder
@@ -73,6 +75,8 @@ def test_the_features_job_writes_the_sae_and_what_it_measured(dictionary):
     cache = ActivationCache(summary["cache"])
     held = summary["held_out_files"]
     assert len(set(held)) == len(held) == 16 and set(held) <= set(cache.files) and summary["train_files"] == 144
+    names = sorted(cache.files)  # the settings' seed chose them: a features job is repeatable
+    assert held == [names[row] for row in splits.held_out(len(names), 0.1, summary["settings"]["seed"])[1]]
     held_frames = sae.frame_ranges(cache.pieces, set(held))
     assert summary["held_out_frames"] == len(held_frames) > 0
     assert summary["train_frames"] + len(held_frames) == cache.num_frames
@@ -287,15 +291,42 @@ def test_the_dictionary_is_eight_times_the_layer_unless_said():
     assert settings_of(compose(*SMALL, "data.path=x", "features=100", config_name="features"), 32).features == 100
 
 
-def test_a_few_files_still_hold_one_out_and_train_on_the_rest(tmp_path):
-    """held_out=0.1 of 4 files rounds to none: one file is held out all the same, never two."""
-    (tmp_path / "data").mkdir()
-    for path in sorted(SLICE.glob("*.flac"))[:4]:
-        shutil.copy(path, tmp_path / "data")
-    summary = features_job(features_plan(compose(*SMALL, f"data.path={tmp_path / 'data'}", "features=64", "k=4",
-                                                 "steps=2", "batch=64", f"data.cache_dir={tmp_path / 'cache'}",
-                                                 config_name="features")), tmp_path / "job")
+def four_files(folder):
+    (folder / "data").mkdir()
+    for path in sorted(SLICE.glob("*.flac"))[:4]:  # 0.64, 1.33, 2.47 and 0.99 s
+        shutil.copy(path, folder / "data")
+    return folder / "data"
+
+
+@pytest.mark.parametrize("name", [sae.WEIGHTS, sae.SUMMARY, ".hydra", "wandb"])
+def test_a_features_job_refuses_another_tools_files_before_any_work(tmp_path, name):
+    plan = features_plan(compose(*SMALL, f"data.path={four_files(tmp_path)}", f"data.cache_dir={tmp_path / 'cache'}",
+                                 config_name="features"))
+    (tmp_path / "job").mkdir()
+    (tmp_path / "job" / name).write_text("another tool's")
+    with pytest.raises(AudiationError, match=rf"holds files audiation did not write \({re.escape(name)}\)"):
+        features_job(plan, tmp_path / "job")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_few_files_hold_one_out_in_pieces_of_max_seconds_on_the_plans_threads_and_run_again_in_their_folder(tmp_path):
+    """held_out=0.1 of 4 files rounds to none: one file is held out all the same, never two. The cache cuts
+    each file into pieces of at most `data.max_seconds`, torch runs on the plan's threads, and a second run
+    writes over the folder the first one wrote."""
+    plan = features_plan(compose("model=random_small", "model.layer=2", "threads=1", "data.max_seconds=0.5",
+                                 f"data.path={four_files(tmp_path)}", f"data.cache_dir={tmp_path / 'cache'}",
+                                 "features=64", "k=4", "steps=2", "batch=64", config_name="features"))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        summary = features_job(plan, tmp_path / "job")
+        assert summary["threads"] == torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
     assert len(summary["held_out_files"]) == 1 and summary["train_files"] == 3
+    pieces = ActivationCache(summary["cache"]).pieces
+    assert len(pieces) >= 2 + 3 + 5 + 2 and max(piece.num_frames for piece in pieces) <= 25  # 50 frames a second
+    assert features_job(plan, tmp_path / "job")["held_out_files"] == summary["held_out_files"]
 
 
 def test_the_decoder_bias_starts_at_the_mean_of_every_chunk_of_training_frames():

@@ -15,13 +15,14 @@ import tempfile
 import unicodedata
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from test_gallery import _dom, needs_chromium
 
 from audiation.config.checks import parse_units, safe_name
-from audiation.data import audio_files
+from audiation.data import audio_files, splits
 from audiation.errors import AudiationError
 from audiation.models import layers
 from audiation.outputs import record_schema, results
@@ -406,3 +407,23 @@ def test_any_metadata_tsv_bytes_read_without_a_traceback(raw):
         forget_read_metadata()
         assert isinstance(audio_files.transcript(folder / "a.wav"), (str, type(None)))
         assert isinstance(audio_files.speaker(folder / "a.wav", folder), (str, type(None)))
+
+
+# --- 6. held-out splits -----------------------------------------------------------------------------------
+
+@FAST
+@given(st.integers(2, 300), st.floats(0, 1, exclude_min=True, exclude_max=True), st.integers(0, 2**32 - 1))
+@example(2, 0.9, 0)  # rounds to every item: one is kept to fit on
+@example(4, 0.1, 0)  # rounds to none: one is held out all the same
+def test_a_held_out_split_parts_every_item_once_in_the_share_asked_and_the_seeds_order(count, fraction, seed):
+    train, held = splits.held_out(count, fraction, seed)
+    assert len(held) == min(max(1, round(count * fraction)), count - 1) and len(train) == count - len(held)
+    assert sorted([*train, *held]) == list(range(count))
+    assert list(train) == sorted(train) and list(held) == sorted(held)
+    again = splits.held_out(count, fraction, seed)
+    assert np.array_equal(again[0], train) and np.array_equal(again[1], held)
+
+
+def test_the_seed_chooses_which_items_are_held_out():
+    """Of 40 items, half held out: 5 seeds give 5 different splits (by chance two agree in ~1e-11)."""
+    assert len({tuple(splits.held_out(40, 0.5, seed)[1]) for seed in range(5)}) == 5

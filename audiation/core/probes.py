@@ -30,13 +30,6 @@ def clip_vectors(cache: ActivationCache) -> tuple[list[str], np.ndarray]:
     return files, np.stack([sums[f] / counts[f] for f in files]).astype(np.float32)
 
 
-def held_out(count: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(training rows, held-out rows) of `count` clips: a seeded shuffle, at least one clip in each part."""
-    order = np.random.default_rng(seed).permutation(count)
-    size = min(max(1, round(count * fraction)), count - 1)
-    return np.sort(order[size:]), np.sort(order[:size])
-
-
 def auc(positive: np.ndarray, negative: np.ndarray) -> float:
     """The probability that a random positive scores above a random negative (ties count half)."""
     difference = positive[:, None] - negative[None, :]

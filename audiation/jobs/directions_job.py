@@ -16,6 +16,7 @@ from audiation.core import probes
 from audiation.core.runtime import configure
 from audiation.data import audio_files
 from audiation.data.activations import open_cache
+from audiation.data.splits import held_out
 from audiation.errors import AudiationError
 from audiation.hearing import judges
 from audiation.jobs.folder import json_holds, refuse_foreign
@@ -40,7 +41,7 @@ def directions_job(plan: DirectionsPlan, job_dir: Path, audiate: Audiate | None 
     for side, files in plan.files.items():
         cache = open_cache(spec, layer, plan.model_config, files, plan.cache_dir, device, plan.max_seconds)
         clip_files[side], vectors[side] = probes.clip_vectors(cache)
-    splits = {side: probes.held_out(len(v), plan.held_out, plan.seed) for side, v in vectors.items()}
+    splits = {side: held_out(len(v), plan.held_out, plan.seed) for side, v in vectors.items()}
     train = {side: vectors[side][splits[side][0]] for side in vectors}
     test = {side: vectors[side][splits[side][1]] for side in vectors}
     fitted = {"mean": probes.mean_difference(train["positive"], train["negative"]),

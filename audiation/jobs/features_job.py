@@ -12,13 +12,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from audiation.config.job_plans import FeaturesPlan
 from audiation.core import sae
 from audiation.core.runtime import configure
 from audiation.data.activations import open_cache
+from audiation.data.splits import held_out
 from audiation.errors import AudiationError
 from audiation.jobs.folder import refuse_foreign
 
@@ -31,9 +31,9 @@ def features_job(plan: FeaturesPlan, job_dir: Path) -> dict:
     configure(device, plan.threads)
     cache = open_cache(spec, layer, plan.model_config, plan.files, plan.cache_dir, device, plan.max_seconds)
     names = sorted(cache.files)
-    rng = np.random.default_rng(settings.seed)
-    held = {str(f) for f in rng.choice(names, size=max(1, round(plan.held_out * len(names))), replace=False)}
-    train_frames = sae.frame_ranges(cache.pieces, set(names) - held)
+    train_rows, held_rows = held_out(len(names), plan.held_out, settings.seed)
+    held = {names[row] for row in held_rows}
+    train_frames = sae.frame_ranges(cache.pieces, {names[row] for row in train_rows})
     held_frames = sae.frame_ranges(cache.pieces, held)
     try:
         model, numbers = sae.train(cache.activations, train_frames, held_frames, settings, device,
