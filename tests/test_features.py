@@ -68,6 +68,7 @@ def dictionary(tmp_path_factory) -> str:
 def test_the_features_job_writes_the_sae_and_what_it_measured(dictionary):
     summary = json.loads((sae.Path(dictionary) / sae.SUMMARY).read_text())
     assert summary["layer"] == "L2" and summary["units"] == 32 and summary["features"] == 64 and summary["k"] == 4
+    assert summary["data"] == str(SLICE.resolve()) and summary["cache"].startswith(str(sae.Path(dictionary).parent / "cache"))
     assert 0 < summary["variance_explained"] <= 1
     assert len(summary["firing_frequency"]) == 64 and len(summary["nearest_features"]) == 64
     assert sae.read_summary(dictionary)["features"] == 64
@@ -307,6 +308,15 @@ def test_a_features_job_refuses_another_tools_files_before_any_work(tmp_path, na
     with pytest.raises(AudiationError, match=rf"holds files audiation did not write \({re.escape(name)}\)"):
         features_job(plan, tmp_path / "job")
     assert not (tmp_path / "cache").exists()
+
+
+def test_a_features_job_with_less_data_than_one_batch_says_so_in_one_line(tmp_path):
+    given = four_files(tmp_path)  # 5.4 s: ~270 frames, three files' of them trained on
+    plan = features_plan(compose(*SMALL, f"data.path={given}", f"data.cache_dir={tmp_path / 'cache'}", "batch=1024",
+                                 config_name="features"))
+    with pytest.raises(AudiationError, match=rf"^data.path={re.escape(str(given))}: \d+ training frames: fewer than "
+                                             r"one batch of 1024; use more audio or a smaller batch$"):
+        features_job(plan, tmp_path / "job")
 
 
 def test_a_few_files_hold_one_out_in_pieces_of_max_seconds_on_the_plans_threads_and_run_again_in_their_folder(tmp_path):
