@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import types
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from audiation.core.kinds import TargetKind
 from audiation.data import splits
 from audiation.data.activations import ActivationCache
 from audiation.errors import AudiationError
+from audiation.jobs import features_job as features_job_module
 from audiation.jobs.audiate_job import audiate_folder
 from audiation.jobs.features_job import features_job
 from audiation.models.encoder import load_encoder
@@ -69,6 +71,7 @@ def test_the_features_job_writes_the_sae_and_what_it_measured(dictionary):
     summary = json.loads((sae.Path(dictionary) / sae.SUMMARY).read_text())
     assert summary["layer"] == "L2" and summary["units"] == 32 and summary["features"] == 64 and summary["k"] == 4
     assert summary["data"] == str(SLICE.resolve()) and summary["cache"].startswith(str(sae.Path(dictionary).parent / "cache"))
+    assert summary["device"] == "cpu" and summary["loss_every_50_steps"] == []  # 40 steps: none logged yet
     assert 0 < summary["variance_explained"] <= 1
     assert len(summary["firing_frequency"]) == 64 and len(summary["nearest_features"]) == 64
     assert sae.read_summary(dictionary)["features"] == 64
@@ -160,6 +163,8 @@ def test_a_feature_sweep_resumes_and_a_retrained_sae_is_another_objective(dictio
     (["features=8", "k=8"], "k=8 must be below features=8"),
     (["features=100000000"], "needs about"),
     (["+kk=3"], "kk is not a key"),
+    # its features would be measured and judged as the letters of their indices
+    (["model=tiny", "model.layer=logits"], "^model.layer=logits: the CTC outputs are letters already"),
 ])
 def test_bad_training_settings_are_one_line_before_any_work(tmp_path, overrides, message):
     with pytest.raises(AudiationError, match=message):
@@ -250,6 +255,7 @@ def _damaged(folder, how):
     (["W_dec width"], r"does not describe .*'W_dec': \[64, 31\]"),
     (["new weights"], "describes other weights than"),
     (["objective.kind=layer"], "objective.kind=layer: an SAE.s features are units"),
+    (["model=tiny", "model.layer=logits"], "^model.layer=logits: the CTC outputs are letters already"),
 ])
 def test_an_sae_that_does_not_fit_the_run_is_one_line(dictionary, tmp_path, change, message):
     folder = tmp_path / "sae"
@@ -319,10 +325,11 @@ def test_a_features_job_with_less_data_than_one_batch_says_so_in_one_line(tmp_pa
         features_job(plan, tmp_path / "job")
 
 
-def test_a_few_files_hold_one_out_in_pieces_of_max_seconds_on_the_plans_threads_and_run_again_in_their_folder(tmp_path):
+def test_a_few_files_hold_one_out_in_pieces_of_max_seconds_on_the_plans_threads_and_run_again_in_their_folder(
+        tmp_path, monkeypatch):
     """held_out=0.1 of 4 files rounds to none: one file is held out all the same, never two. The cache cuts
     each file into pieces of at most `data.max_seconds`, torch runs on the plan's threads, and a second run
-    writes over the folder the first one wrote."""
+    writes over the folder the first one wrote, timed from start to end."""
     plan = features_plan(compose("model=random_small", "model.layer=2", "threads=1", "data.max_seconds=0.5",
                                  f"data.path={four_files(tmp_path)}", f"data.cache_dir={tmp_path / 'cache'}",
                                  "features=64", "k=4", "steps=2", "batch=64", config_name="features"))
@@ -336,7 +343,10 @@ def test_a_few_files_hold_one_out_in_pieces_of_max_seconds_on_the_plans_threads_
     assert len(summary["held_out_files"]) == 1 and summary["train_files"] == 3
     pieces = ActivationCache(summary["cache"]).pieces
     assert len(pieces) >= 2 + 3 + 5 + 2 and max(piece.num_frames for piece in pieces) <= 25  # 50 frames a second
-    assert features_job(plan, tmp_path / "job")["held_out_files"] == summary["held_out_files"]
+    clock = iter([100.0, 112.345])  # the job's own clock: when it started and when it ended
+    monkeypatch.setattr(features_job_module, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
+    again = features_job(plan, tmp_path / "job")
+    assert again["held_out_files"] == summary["held_out_files"] and again["seconds"] == 12.3
 
 
 def test_the_decoder_bias_starts_at_the_mean_of_every_chunk_of_training_frames():

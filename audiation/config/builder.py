@@ -298,6 +298,7 @@ def plan(cfg: DictConfig) -> Plan:
             raise AudiationError("objective.sae is required: a features job's folder (python -m audiation.features)")
         if not kind.of_units:
             raise AudiationError(f"objective.kind={kind.value}: an SAE's features are units, so a unit or a channel")
+        refuse_sae_on_logits(layer)
         sae_folder, units = feature_dictionary(cfg.objective.sae, "objective.sae", spec, layer)
     samples = round(seconds * spec.sample_rate)
     per_target = checked["samples"]
@@ -409,6 +410,14 @@ def signal_options(checked: dict, sample_rate: int) -> None:
 def batch_rows(batch_size: int, samples: int) -> int:
     """The rows of a batch: whole targets' samples, which share one batch, so never fewer than `samples`."""
     return max(samples, batch_size // samples * samples)
+
+
+def refuse_sae_on_logits(layer: Layer) -> None:
+    """An SAE is for a layer inside the model. The CTC outputs are letters already, and features there would
+    be measured and judged as if each were the letter of its index."""
+    if layer.kind == "logits":
+        raise AudiationError("model.layer=logits: the CTC outputs are letters already; an SAE's features are for "
+                             "a layer inside the model (e.g. model.layer=6)")
 
 
 def feature_dictionary(value, option: str, spec: ModelSpec, layer: Layer) -> tuple[Path, int]:

@@ -100,6 +100,7 @@ def features_plan(cfg: DictConfig) -> FeaturesPlan:
     threads = checks.threads(checked["threads"])
     device = resolve_device(cfg.device)
     spec, config, layer = model_and_layer(cfg)
+    builder.refuse_sae_on_logits(layer)
     units = num_units(layer, config)
     settings = settings_of(cfg, units)
     files = audio_files.list_audio(cfg.data.path)

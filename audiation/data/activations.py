@@ -46,10 +46,10 @@ import torch
 from tqdm.auto import tqdm
 
 from audiation.data import audio_files
-from audiation.outputs import disk
 from audiation.errors import AudiationError
-from audiation.models.families import family_of
 from audiation.models.encoder import Layer, ModelSpec, frame_grid, load_encoder, num_units
+from audiation.models.families import family_of
+from audiation.outputs import disk
 
 log = logging.getLogger(__name__)
 
