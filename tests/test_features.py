@@ -41,6 +41,8 @@ def test_topk_keeps_exactly_the_k_largest_pre_activations_rectified():
     top = pre.topk(5, dim=1)
     expected = torch.zeros_like(pre).scatter(1, top.indices, top.values.relu())
     assert torch.equal(code, expected)
+    # frames of a batch of clips (batch, frames, features): the same k per frame, along the features
+    assert torch.equal(model.code(pre.reshape(4, 25, 32)), expected.reshape(4, 25, 32))
 
 
 def test_a_topk_sae_recovers_a_sparse_dictionary():
