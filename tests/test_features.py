@@ -331,14 +331,14 @@ def test_a_few_files_hold_one_out_in_pieces_of_max_seconds_on_the_plans_threads_
         tmp_path, monkeypatch):
     """held_out=0.1 of 4 files rounds to none: one file is held out all the same, never two. The cache cuts
     each file into pieces of at most `data.max_seconds`, torch runs on the plan's threads, and a second run
-    writes over the folder the first one wrote, timed from start to end."""
+    writes over the folder the first one wrote (in a folder made for it), timed from start to end."""
     plan = features_plan(compose("model=random_small", "model.layer=2", "threads=1", "data.max_seconds=0.5",
                                  f"data.path={four_files(tmp_path)}", f"data.cache_dir={tmp_path / 'cache'}",
                                  "features=64", "k=4", "steps=2", "batch=64", config_name="features"))
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        summary = features_job(plan, tmp_path / "job")
+        summary = features_job(plan, tmp_path / "new" / "job")
         assert summary["threads"] == torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(threads)
@@ -347,7 +347,7 @@ def test_a_few_files_hold_one_out_in_pieces_of_max_seconds_on_the_plans_threads_
     assert len(pieces) >= 2 + 3 + 5 + 2 and max(piece.num_frames for piece in pieces) <= 25  # 50 frames a second
     clock = iter([100.0, 112.345])  # the job's own clock: when it started and when it ended
     monkeypatch.setattr(features_job_module, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
-    again = features_job(plan, tmp_path / "job")
+    again = features_job(plan, tmp_path / "new" / "job")
     assert again["held_out_files"] == summary["held_out_files"] and again["seconds"] == 12.3
 
 
