@@ -233,9 +233,13 @@ def _damaged(folder, how):
     summary = json.loads((folder / sae.SUMMARY).read_text())
     if how == "missing":
         (folder / sae.WEIGHTS).unlink()
-    elif how == "truncated":
+    elif how == "truncated":  # one byte short: the header is whole, the tensors are not
         data = (folder / sae.WEIGHTS).read_bytes()
-        (folder / sae.WEIGHTS).write_bytes(data[: len(data) // 2])
+        (folder / sae.WEIGHTS).write_bytes(data[:-1])
+    elif how == "no summary":
+        (folder / sae.SUMMARY).unlink()
+    elif how == "summary not JSON":
+        (folder / sae.SUMMARY).write_text("{")
     elif how in ("no k", "short firing_frequency"):
         summary.pop("k") if how == "no k" else summary["firing_frequency"].pop()
         (folder / sae.SUMMARY).write_text(json.dumps(summary))
@@ -251,7 +255,9 @@ def _damaged(folder, how):
     (["model.layer=1"], "is an SAE of random_small layer L2; this run is random_small layer L1"),
     (["model=tiny", "model.layer=2"], "this run is tiny-w2v2-espeak layer L2"),
     (["missing"], "has no sae.safetensors"),
-    (["truncated"], "is damaged"),
+    (["truncated"], r"sae.safetensors is damaged \(it is truncated\)$"),
+    (["no summary"], r"has no features.json: not an SAE folder \(python -m audiation.features makes one\)$"),
+    (["summary not JSON"], r"/sae/features.json could not be read: Expecting property name"),
     (["no k"], r"is not an SAE's summary \(k must be a whole number in 1..64\)"),
     (["short firing_frequency"], "firing_frequency must hold 64 numbers"),
     (["W_dec width"], r"does not describe .*'W_dec': \[64, 31\]"),
@@ -409,6 +415,7 @@ def test_a_summary_fits_from_one_feature_and_one_unit_up_and_says_what_does_not(
 def test_a_folder_is_ours_by_its_summary_or_by_the_k_our_save_writes_into_the_weights(tmp_path):
     """`written_here` decides whether the features job may write over a folder: a whole save (its summary
     names the weights), a save cut off before its summary (the weights carry our `k`), and nothing else."""
+    from safetensors import safe_open
     from safetensors.torch import save_file
 
     whole = tmp_path / "whole"
@@ -420,6 +427,8 @@ def test_a_folder_is_ours_by_its_summary_or_by_the_k_our_save_writes_into_the_we
     sae.SAE(4, 8, 2, torch.Generator().manual_seed(0)).save(cut, {"k": 2})
     (cut / sae.SUMMARY).unlink()  # stopped between the weights and the summary
     assert sae.written_here(cut)
+    with safe_open(str(cut / sae.WEIGHTS), "pt") as weights:  # what tells our cut-off save from another tool's
+        assert weights.metadata() == {"k": "2"}
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     save_file({"W_enc": torch.zeros(8, 4)}, str(foreign / sae.WEIGHTS), metadata={"format": "pt"})
