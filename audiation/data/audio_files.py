@@ -77,7 +77,7 @@ def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     Raises UnreadableAudio with the reason when the file cannot be decoded or holds no samples."""
     try:
         signal, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as error:
+    except Exception as error:  # libsndfile reports corrupt data in several ways
         raise UnreadableAudio(_reason(error)) from None
     if signal.size == 0:
         raise UnreadableAudio("no audio samples")
