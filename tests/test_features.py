@@ -338,7 +338,7 @@ def test_a_few_files_hold_one_out_in_pieces_of_max_seconds_on_the_plans_threads_
     """held_out=0.1 of 4 files rounds to none: one file is held out all the same, never two. The cache cuts
     each file into pieces of at most `data.max_seconds`, torch runs on the plan's threads, and a second run
     writes over the folder the first one wrote (in a folder made for it), timed from start to end."""
-    plan = features_plan(compose("model=random_small", "model.layer=2", "threads=1", "data.max_seconds=0.5",
+    plan = features_plan(compose(*SMALL, "data.max_seconds=0.5",
                                  f"data.path={four_files(tmp_path)}", f"data.cache_dir={tmp_path / 'cache'}",
                                  "features=64", "k=4", "steps=2", "batch=64", config_name="features"))
     threads = torch.get_num_threads()
