@@ -380,14 +380,14 @@ def main() -> None:
     parser.add_argument("--remap", action="store_true", help="map the suite's tests again, from scratch")
     parser.add_argument("--retry-survivors", action="store_true", help="test the modules' survivors again")
     parser.add_argument("--scores", action="store_true", help="only report what was found so far")
-    parser.add_argument("--survivors", action="store_true", help="list every surviving mutant")
+    parser.add_argument("--survivors", action="store_true", help="list every surviving mutant (runs nothing)")
     args = parser.parse_args()
     every = modules()
     chosen = [m if m.startswith("audiation/") else f"audiation/{m}" for m in args.modules] or every
     unknown = sorted(set(chosen) - set(every))
     if unknown:
         sys.exit(f"mutants: not a module of the package: {', '.join(unknown)} (e.g. hearing/judges.py)")
-    if not args.scores:
+    if not (args.scores or args.survivors):  # a list asked for alone started a run of every module
         if importlib.util.find_spec("mutmut") is None:  # else every step "runs" in no time and tests nothing
             sys.exit(f"mutants: mutmut is not installed in {sys.executable} (pip install mutmut==3.8.1; "
                      "`make mutants` installs it)")

@@ -243,6 +243,18 @@ def test_without_mutmut_the_driver_says_so_in_one_line_and_makes_nothing(tmp_pat
     assert not (tmp_path / "package").exists()
 
 
+def test_asking_for_the_survivors_lists_them_and_runs_nothing(tmp_path, monkeypatch, capsys):
+    driver = _driver(tmp_path)
+    _meta(driver, CODES)
+    monkeypatch.setattr(driver, "prepare", lambda: pytest.fail("a list of survivors started a run"))
+    monkeypatch.setattr("sys.argv", ["mutants.py", "--survivors", "outputs/record_schema.py"])
+    driver.main()
+    listed = capsys.readouterr().out
+    assert "survived  audiation.outputs.record_schema.x_describe__mutmut_2" in listed
+    assert "no tests  audiation.outputs.record_schema.x_describe__mutmut_3" in listed
+    assert "x_describe__mutmut_1" not in listed  # killed
+
+
 def test_a_child_run_under_mutmut_imports_the_mutated_copy_and_reports_its_functions_to_the_map(tmp_path,
                                                                                                  monkeypatch):
     import os
