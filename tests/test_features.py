@@ -412,6 +412,36 @@ def test_a_summary_fits_from_one_feature_and_one_unit_up_and_says_what_does_not(
         "nearest_features must hold 1 lists of (feature, cosine)")  # feature 1 of one feature (0) does not exist
 
 
+TWO = {"features": 2, "units": 3, "k": 2, "layer": "L1", "model": {}, "weights_sha256": "0" * 64,
+       "firing_frequency": [0.5, 1], "nearest_features": [[[1, 0.2]], []]}
+WHOLE, K, NAMES, WEIGHTS = ("features and units must be whole numbers >= 1", "k must be a whole number in 1..2",
+                            "it names no model and layer", "it does not name its weights")
+FREQUENCY, NEAREST = "firing_frequency must hold 2 numbers", "nearest_features must hold 2 lists of (feature, cosine)"
+
+
+@pytest.mark.parametrize("change, misfit", [
+    ({"features": True}, WHOLE), ({"units": None}, WHOLE), ({"units": "3"}, WHOLE),
+    ({"k": 0}, K), ({"k": 3}, K), ({"k": 1.0}, K), ({"k": True}, K), ({"k": 1}, None),
+    ({"layer": 6}, NAMES), ({"model": None}, NAMES), ({"model": []}, NAMES),
+    ({"weights_sha256": None}, WEIGHTS),
+    ({"firing_frequency": [0.5]}, FREQUENCY), ({"firing_frequency": [0.5, "1"]}, FREQUENCY),
+    ({"firing_frequency": [0.5, True]}, FREQUENCY), ({"firing_frequency": {"a": 1, "b": 2}}, FREQUENCY),
+    ({"nearest_features": [[]]}, NEAREST), ({"nearest_features": [[], "ab"]}, NEAREST),
+    ({"nearest_features": [[], [[1, 0.2, 3]]]}, NEAREST), ({"nearest_features": [[], [[2, 0.2]]]}, NEAREST),
+    ({"nearest_features": [[], [[-1, 0.2]]]}, NEAREST), ({"nearest_features": [[], [[1.0, 0.2]]]}, NEAREST),
+    ({"nearest_features": [[], [[0, "0.2"]]]}, NEAREST), ({"nearest_features": [[], [[0, False]]]}, NEAREST),
+    ({"nearest_features": None}, NEAREST), ({"nearest_features": [[[0, 1]], [[0, -1.0], [1, 0.0]]]}, None),
+])
+def test_a_summary_says_the_first_thing_that_does_not_fit_word_for_word(change, misfit):
+    """Each number an objective=feature run reads from `features.json`, of its kind and at its edges."""
+    assert sae._summary_misfit(TWO) is None
+    assert sae._summary_misfit({**TWO, **change}) == misfit
+
+
+def test_a_summary_that_is_not_an_object_says_so():
+    assert sae._summary_misfit([TWO]) == "not a JSON object"
+
+
 def test_a_folder_is_ours_by_its_summary_or_by_the_k_our_save_writes_into_the_weights(tmp_path):
     """`written_here` decides whether the features job may write over a folder: a whole save (its summary
     names the weights), a save cut off before its summary (the weights carry our `k`), and nothing else."""
