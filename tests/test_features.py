@@ -227,6 +227,14 @@ def test_training_is_the_same_for_a_seed_and_needs_one_whole_batch():
         sae.train(frames, np.arange(15), np.arange(16, 20), settings)
 
 
+def test_training_shows_its_label_and_its_steps_so_the_bar_can_say_when_it_ends(capsys):
+    frames = np.random.default_rng(0).standard_normal((32, 4)).astype(np.float32)
+    sae.train(frames, np.arange(32), np.arange(8), sae.TrainSettings(features=8, k=2, steps=3, batch=16),
+              label="sae L3")
+    shown = capsys.readouterr().err
+    assert "sae L3:" in shown and "0/3" in shown  # a bar without its total has no ETA
+
+
 def _damaged(folder, how):
     from safetensors.torch import load_file, save_file
 
