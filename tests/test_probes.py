@@ -72,6 +72,56 @@ def test_leaving_each_speaker_out_scores_the_contrast_on_voices_never_fitted():
     assert missing is None and f"{len(positive)} clip(s) have no speaker" in note
 
 
+def test_a_clip_is_the_mean_of_all_its_frames_over_its_pieces_in_float64():
+    from types import SimpleNamespace
+
+    from audiation.data.activations import Piece
+
+    rows = np.array([[1, 60000], [3, 60000], [5, 60000], [7, 60000], [9, 60000], [-2, 4]], dtype=np.float16)
+    pieces = [Piece("a.wav", 0.0, 0, 2, 3.0), Piece("b.wav", 0.0, 5, 1, 1.0), Piece("a.wav", 1.0, 2, 3, 3.0)]
+    cache = SimpleNamespace(files=["b.wav", "a.wav"], num_units=2, pieces=pieces, activations=rows)
+    files, vectors = probes.clip_vectors(cache)
+    assert files == ["b.wav", "a.wav"] and vectors.dtype == np.float32
+    # a's five frames weigh alike (the mean of its pieces' means would be 3.5); in float16 the sum overflows
+    assert vectors.tolist() == [[-2.0, 4.0], [5.0, 60000.0]]
+
+
+def test_the_probe_with_a_strong_penalty_points_along_the_standardised_mean_difference_over_the_scale():
+    """As l2 grows the weights shrink to the loss's gradient at zero: the standardised features' mean
+    difference; mapped back to raw coordinates that is (mean+ - mean-) / scale**2."""
+    rng = np.random.default_rng(1)
+    scale = np.array([0.5, 2.0, 8.0])
+    positive = rng.standard_normal((60, 3)) * scale + [1.0, 1.0, -1.0] + 10
+    negative = rng.standard_normal((40, 3)) * scale - [1.0, 0.5, 2.0] + 10
+    both = np.concatenate([positive, negative])
+    expected = (positive.mean(0) - negative.mean(0)) / (both.std(0) + 1e-6) ** 2
+    got = probes.logistic_probe(positive, negative, l2=1e6)
+    assert got.dtype == np.float32 and np.allclose(got, expected / np.linalg.norm(expected), atol=1e-4)
+    weak = probes.logistic_probe(positive, negative, l2=1e-3)
+    assert not np.allclose(weak, got, atol=1e-2)  # the penalty is l2, not a constant
+    assert np.allclose(probes.logistic_probe(positive, negative, l2=1e-3, steps=1000), weak, atol=1e-5)  # converged
+    # the penalty is per clip against a mean loss: twice the clips weigh as half the penalty does
+    twice = probes.logistic_probe(np.concatenate([positive] * 2), np.concatenate([negative] * 2), l2=20)
+    half = probes.logistic_probe(positive, negative, l2=10)
+    assert np.allclose(twice, half, atol=1e-5) and not np.allclose(half, probes.logistic_probe(positive, negative, l2=20), atol=1e-3)
+
+
+def test_leaving_a_speaker_out_passes_the_penalty_and_says_why_it_cannot_word_for_word(monkeypatch):
+    positive, negative = np.eye(4)[:2], np.eye(4)[2:]
+    missing, note = probes.leave_one_speaker_out(positive, negative, [None, "a"], [None, None])
+    assert missing is None and note == ("3 clip(s) have no speaker (a speaker column in metadata.tsv, or one "
+                                        "subfolder per speaker)")
+    assert probes.leave_one_speaker_out(positive, negative, ["a", "b"], ["a", "c"]) == (
+        None, "clips of at least two speakers on both sides are needed; found 1 (a)")
+    assert probes.leave_one_speaker_out(positive, negative, ["a", "b"], ["c", "d"])[1].endswith("found 0 (none)")
+    seen = []
+    real = probes.logistic_probe
+    monkeypatch.setattr(probes, "logistic_probe", lambda p, n, l2: seen.append(l2) or real(p, n, l2))
+    positive, negative = np.array([[1.0, 0.0], [1.0, 1.0]]), np.array([[-1.0, 1.0], [-1.0, 0.0]])  # 0: the side
+    held, note = probes.leave_one_speaker_out(positive, negative, ["a", "b"], ["b", "a"], l2=0.25)
+    assert note is None and seen == [0.25, 0.25] and held == {"probe": 1.0, "mean": 1.0, "speakers": 2}
+
+
 def test_a_speaker_comes_from_the_metadata_column_or_a_subfolder(tmp_path):
     from audiation.data import audio_files
 
