@@ -232,7 +232,7 @@ def test_training_shows_its_label_and_its_steps_so_the_bar_can_say_when_it_ends(
     sae.train(frames, np.arange(32), np.arange(8), sae.TrainSettings(features=8, k=2, steps=3, batch=16),
               label="sae L3")
     shown = capsys.readouterr().err
-    assert "sae L3:" in shown and "0/3" in shown  # a bar without its total has no ETA
+    assert "sae L3:" in shown and "0/3" in shown and "step/s" in shown  # a bar without its total has no ETA
 
 
 def _damaged(folder, how):
