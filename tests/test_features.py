@@ -235,6 +235,33 @@ def test_training_shows_its_label_and_its_steps_so_the_bar_can_say_when_it_ends(
     assert "sae L3:" in shown and "0/3" in shown and "step/s" in shown  # a bar without its total has no ETA
 
 
+def test_training_takes_exactly_its_steps_in_whole_batches(monkeypatch):
+    frames = np.random.default_rng(0).standard_normal((63, 4)).astype(np.float32)
+    sizes = []
+    forward = sae.SAE.forward
+    monkeypatch.setattr(sae.SAE, "forward", lambda self, x: sizes.append(len(x)) or forward(self, x))
+    _, numbers = sae.train(frames, np.arange(63), np.arange(8), sae.TrainSettings(features=8, k=2, steps=50, batch=16))
+    # three whole batches a pass (not a fourth of 15), and it stops within a pass; then the held-out frames
+    assert sizes[:51] == [16] * 50 + [8] and len(numbers["loss_every_50_steps"]) == 1
+
+
+def test_the_auxiliary_loss_trains_dead_features_and_only_them():
+    """A feature that has not fired for `dead_after` frames is dead: its top pre-activations are asked to
+    explain what the live ones missed (weighted by `aux_weight`); with none dead the weight changes nothing."""
+    frames = np.random.default_rng(0).standard_normal((64, 6)).astype(np.float32)
+
+    def weights(**given):
+        settings = sae.TrainSettings(**{"features": 16, "k": 1, "steps": 4, "batch": 32, "seed": 2, **given})
+        model, _ = sae.train(frames, np.arange(64), np.arange(8), settings)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    assert torch.equal(weights(aux_weight=0.0), weights(aux_weight=1.0))  # none dead after 128 frames
+    dead_soon = weights(aux_weight=0.0, dead_after=32)
+    assert not torch.equal(dead_soon, weights(aux_weight=1.0, dead_after=32))
+    assert not torch.equal(weights(aux_weight=1.0, dead_after=32), weights(aux_weight=1.0, dead_after=32, aux_k=1))
+    assert torch.equal(weights(aux_weight=1.0, dead_after=32, aux_k=15), weights(aux_weight=1.0, dead_after=32, aux_k=64))
+
+
 def _damaged(folder, how):
     from safetensors.torch import load_file, save_file
 
