@@ -240,7 +240,8 @@ def test_training_takes_exactly_its_steps_in_whole_batches(monkeypatch):
     sizes = []
     forward = sae.SAE.forward
     monkeypatch.setattr(sae.SAE, "forward", lambda self, x: sizes.append(len(x)) or forward(self, x))
-    _, numbers = sae.train(frames, np.arange(63), np.arange(8), sae.TrainSettings(features=8, k=2, steps=50, batch=16))
+    model, numbers = sae.train(frames, np.arange(63), np.arange(8), sae.TrainSettings(features=8, k=2, steps=50, batch=16))
+    assert not any(p.requires_grad for p in model.parameters())  # frozen once trained, as the model is
     # three whole batches a pass (not a fourth of 15), and it stops within a pass; then the held-out frames
     assert sizes[:51] == [16] * 50 + [8] and len(numbers["loss_every_50_steps"]) == 1
 
