@@ -263,6 +263,35 @@ def test_the_auxiliary_loss_trains_dead_features_and_only_them():
     assert torch.equal(weights(aux_weight=1.0, dead_after=32, aux_k=15), weights(aux_weight=1.0, dead_after=32, aux_k=64))
 
 
+def test_a_batch_loss_is_its_unexplained_share_plus_the_dead_features_share_of_what_is_left():
+    """Exact, on a 3-unit SAE of 4 features (k=1): rows' codes below 1 still fire; features 1 and 3 have not
+    fired for 12 frames (dead_after 12: at the edge), so their top aux_k pre-activations explain the error, per row."""
+    model = sae.SAE(3, 4, 1)
+    with torch.no_grad():
+        rows = torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, 1], [2 ** -0.5, 2 ** -0.5, 0]])
+        model.W_dec.copy_(rows)
+        model.W_enc.copy_(rows)
+    x = torch.tensor([[0.5, 0.1, 0.0], [0.0, 0.0, 0.7]])  # codes: 0.5 on feature 0, 0.7 on feature 2
+
+    def loss(since=10.0, **given):
+        settings = sae.TrainSettings(**{"features": 4, "k": 1, "aux_weight": 0.25, "dead_after": 12, **given})
+        model.zero_grad()
+        value, since_fired = sae.batch_loss(model, x, 0.5, torch.full((4,), since), settings)
+        value.backward()
+        return value.item(), since_fired.tolist(), model.W_enc.grad[[0, 2]].clone(), model.W_dec.grad[[0, 2]].clone()
+
+    # reconstruction: rows' squared errors 0.01 and 0, their mean over the variance 0.5 is 0.01
+    assert loss(since=0.0)[:2] == (pytest.approx(0.01), [0.0, 2.0, 0.0, 2.0])  # none dead yet
+    # aux_k=1: row 0's error [0, 0.1, 0] less 0.6 / sqrt(2) of feature 3 leaves [-0.3, -0.2, 0]: 0.13 over 2 rows
+    value, since_fired, enc, dec = loss(aux_k=1)
+    assert (value, since_fired) == (pytest.approx(0.01 + 0.25 * 0.13 / 2 / 0.5), [0.0, 12.0, 0.0, 12.0])
+    # aux_k=2 (or more: only two are dead) adds 0.1 of feature 1: [-0.3, -0.3, 0] leaves 0.18
+    assert loss(aux_k=2)[0] == pytest.approx(0.01 + 0.25 * 0.18 / 2 / 0.5) == loss(aux_k=64)[0]
+    # the auxiliary loss trains the dead features only: the live ones' gradients are as without it
+    _, _, live_enc, live_dec = loss(aux_k=1, aux_weight=0.0)
+    assert torch.equal(enc, live_enc) and torch.equal(dec, live_dec)
+
+
 def _damaged(folder, how):
     from safetensors.torch import load_file, save_file
 

@@ -275,18 +275,8 @@ def train(activations: np.ndarray, train_frames: np.ndarray, held_out_frames: np
             data = torch.from_numpy(np.asarray(activations[chunk], dtype=np.float32))
             data = data[torch.randperm(len(data), generator=generator)].to(device)
             for start in range(0, len(data) - settings.batch + 1, settings.batch):
-                x = data[start:start + settings.batch]
-                x_hat, code, pre = sae(x)
-                error = x - x_hat
-                loss = error.pow(2).sum(dim=1).mean() / variance
-                fired = (code > 0).any(dim=0)
-                since_fired = torch.where(fired, torch.zeros_like(since_fired), since_fired + len(x))
-                dead = since_fired >= settings.dead_after
-                if dead.any():  # the dead features' top pre-activations explain what the live ones missed
-                    masked = torch.where(dead, pre, torch.full_like(pre, -torch.inf))
-                    aux_code = sae.code(masked, min(settings.aux_k, int(dead.sum())))
-                    aux = (error.detach() - aux_code @ sae.W_dec).pow(2).sum(dim=1).mean() / variance
-                    loss = loss + settings.aux_weight * torch.nan_to_num(aux)
+                loss, since_fired = batch_loss(sae, data[start:start + settings.batch], variance, since_fired,
+                                               settings)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
@@ -305,6 +295,25 @@ def train(activations: np.ndarray, train_frames: np.ndarray, held_out_frames: np
     numbers = evaluate(sae, activations, held_out_frames, settings.chunk_frames, device)
     numbers["loss_every_50_steps"] = [round(v, 5) for v in history]
     return sae.cpu(), numbers
+
+
+def batch_loss(sae: SAE, x: torch.Tensor, variance: float, since_fired: torch.Tensor,
+               settings: TrainSettings) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch's loss: the mean squared reconstruction error as a share of `variance`, plus, where some
+    features have not fired for `dead_after` frames, `aux_weight` times the share of that error the dead
+    features' top `aux_k` pre-activations leave. Returns it with each feature's frames since it last fired."""
+    x_hat, code, pre = sae(x)
+    error = x - x_hat
+    loss = error.pow(2).sum(dim=1).mean() / variance
+    fired = (code > 0).any(dim=0)
+    since_fired = torch.where(fired, torch.zeros_like(since_fired), since_fired + len(x))
+    dead = since_fired >= settings.dead_after
+    if dead.any():  # the dead features' top pre-activations explain what the live ones missed
+        masked = torch.where(dead, pre, torch.full_like(pre, -torch.inf))
+        aux_code = sae.code(masked, min(settings.aux_k, int(dead.sum())))
+        aux = (error.detach() - aux_code @ sae.W_dec).pow(2).sum(dim=1).mean() / variance
+        loss = loss + settings.aux_weight * torch.nan_to_num(aux)
+    return loss, since_fired
 
 
 @torch.no_grad()
