@@ -50,10 +50,10 @@ def test_leaving_each_speaker_out_scores_the_contrast_on_voices_never_fitted():
         return np.concatenate(rows), names
 
     (positive, pos_names), (negative, neg_names) = clips(+1), clips(-1)
-    held, note = probes.leave_one_speaker_out(positive, negative, pos_names, neg_names)
+    held, note = probes.leave_one_speaker_out(positive, negative, pos_names, neg_names, 1.0)
     assert note is None and held["speakers"] == 5 and held["probe"] > 0.95 and held["mean"] > 0.95
     # each speaker on one side only: there is no speaker to test on both sides
-    only, note = probes.leave_one_speaker_out(positive, negative, ["a"] * len(positive), ["b"] * len(negative))
+    only, note = probes.leave_one_speaker_out(positive, negative, ["a"] * len(positive), ["b"] * len(negative), 1.0)
     assert only is None and "at least two speakers on both sides" in note and "found 0" in note
     # each voice marks the contrast in a dimension of its own: nothing carries over to an unseen voice
     own = {name: 4 + i for i, name in enumerate(voices)}
@@ -66,9 +66,9 @@ def test_leaving_each_speaker_out_scores_the_contrast_on_voices_never_fitted():
             rows.append(x)
         return np.concatenate(rows)
 
-    held, _ = probes.leave_one_speaker_out(private(+1), private(-1), pos_names, neg_names)
+    held, _ = probes.leave_one_speaker_out(private(+1), private(-1), pos_names, neg_names, 1.0)
     assert held["probe"] < 0.75 and held["mean"] < 0.75
-    missing, note = probes.leave_one_speaker_out(positive, negative, [None] * len(positive), neg_names)
+    missing, note = probes.leave_one_speaker_out(positive, negative, [None] * len(positive), neg_names, 1.0)
     assert missing is None and f"{len(positive)} clip(s) have no speaker" in note
 
 
@@ -108,12 +108,12 @@ def test_the_probe_with_a_strong_penalty_points_along_the_standardised_mean_diff
 
 def test_leaving_a_speaker_out_passes_the_penalty_and_says_why_it_cannot_word_for_word(monkeypatch):
     positive, negative = np.eye(4)[:2], np.eye(4)[2:]
-    missing, note = probes.leave_one_speaker_out(positive, negative, [None, "a"], [None, None])
+    missing, note = probes.leave_one_speaker_out(positive, negative, [None, "a"], [None, None], 1.0)
     assert missing is None and note == ("3 clip(s) have no speaker (a speaker column in metadata.tsv, or one "
                                         "subfolder per speaker)")
-    assert probes.leave_one_speaker_out(positive, negative, ["a", "b"], ["a", "c"]) == (
+    assert probes.leave_one_speaker_out(positive, negative, ["a", "b"], ["a", "c"], 1.0) == (
         None, "clips of at least two speakers on both sides are needed; found 1 (a)")
-    assert probes.leave_one_speaker_out(positive, negative, ["a", "b"], ["c", "d"])[1].endswith("found 0 (none)")
+    assert probes.leave_one_speaker_out(positive, negative, ["a", "b"], ["c", "d"], 1.0)[1].endswith("found 0 (none)")
     seen = []
     real = probes.logistic_probe
     monkeypatch.setattr(probes, "logistic_probe", lambda p, n, l2: seen.append(l2) or real(p, n, l2))

@@ -44,7 +44,7 @@ def mean_difference(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
     return _unit(positive.mean(axis=0) - negative.mean(axis=0))
 
 
-def logistic_probe(positive: np.ndarray, negative: np.ndarray, l2: float = 1.0, steps: int = 200) -> np.ndarray:
+def logistic_probe(positive: np.ndarray, negative: np.ndarray, l2: float, steps: int = 200) -> np.ndarray:
     """L2-regularised logistic regression (L-BFGS, full batch) on standardised features; the weight
     vector divided by the features' scale is the direction in raw coordinates."""
     features = np.concatenate([positive, negative]).astype(np.float64)
@@ -67,7 +67,7 @@ def logistic_probe(positive: np.ndarray, negative: np.ndarray, l2: float = 1.0, 
 
 
 def leave_one_speaker_out(positive: np.ndarray, negative: np.ndarray, positive_speakers: list[str | None],
-                          negative_speakers: list[str | None], l2: float = 1.0) -> tuple[dict | None, str | None]:
+                          negative_speakers: list[str | None], l2: float) -> tuple[dict | None, str | None]:
     """Does the direction hold for a voice it never saw? For each speaker with clips on both sides: both
     methods fitted on every other speaker's clips, scored (AUC) on this speaker's. Returns ({method: mean
     AUC over speakers, "speakers": how many}, None), or (None, why not) when it cannot be measured."""
