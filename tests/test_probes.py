@@ -212,6 +212,56 @@ def test_a_direction_is_audiated_towards_each_side_from_one_file_of_both(tmp_pat
         ("direction_0", 2.0, "note 0"), ("direction_1", 1.0, "note 1")]  # why a judge said nothing, kept
 
 
+class PastTheCheck(Exception):
+    """Raised where a job's work would begin: its folder was taken."""
+
+
+def _stop_past_the_check(*_):
+    raise PastTheCheck
+
+
+@pytest.mark.parametrize("name,out,refused", [
+    ("directions.json", None, True), ("both_ways.npy", None, True), ("audiated", None, True), (".hydra", None, True),
+    ("high.npy", "job", True),  # the direction's own name, where it is written into the folder
+    ("high.npy", "elsewhere", False), ("direction.npy", None, True),  # the default out: direction.npy in the folder
+])
+def test_a_directions_job_refuses_another_tools_files_before_any_work(tmp_path, monkeypatch, name, out, refused):
+    from audiation.config.configs import compose
+    from audiation.config.job_plans import directions_plan
+    from audiation.errors import AudiationError
+    from audiation.jobs import directions_job
+
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / name).write_text("another tool's")
+    given = [f"out={tmp_path / out / 'high.npy'}"] if out else []
+    plan = directions_plan(compose("model=tiny", f"positive={CONTRAST / 'high'}", f"negative={CONTRAST / 'low'}",
+                                   *given, config_name="directions"), job)
+    monkeypatch.setattr(directions_job, "configure", _stop_past_the_check)
+    with pytest.raises(AudiationError if refused else PastTheCheck) as raised:
+        directions_job.directions_job(plan, job)
+    assert (f"holds files audiation did not write ({name})" in str(raised.value)) is refused
+    assert (job / name).read_text() == "another tool's"
+
+
+@pytest.mark.parametrize("summary,ours", [({"held_out_auc": {"probe": 0.9}}, True), ({"held_out_auc": 0.9}, False),
+                                          ({"auc": {}}, False)])
+def test_a_directions_job_writes_again_over_its_own_folder_told_by_its_summary(tmp_path, monkeypatch, summary, ours):
+    from audiation.config.configs import compose
+    from audiation.config.job_plans import directions_plan
+    from audiation.errors import AudiationError
+    from audiation.jobs import directions_job
+
+    (tmp_path / "directions.json").write_text(json.dumps(summary))
+    (tmp_path / "both_ways.npy").write_text("an earlier run's")
+    plan = directions_plan(compose("model=tiny", f"positive={CONTRAST / 'high'}", f"negative={CONTRAST / 'low'}",
+                                   config_name="directions"), tmp_path)
+    monkeypatch.setattr(directions_job, "configure", _stop_past_the_check)
+    with pytest.raises(PastTheCheck if ours else AudiationError, match=None if ours else
+                       r"did not write \(directions.json, both_ways.npy\)"):
+        directions_job.directions_job(plan, tmp_path)
+
+
 def test_a_directions_jobs_audiation_run_has_its_steps_no_logger_the_judges_and_the_jobs_model():
     from audiation.config.configs import compose
     from audiation.config.job_plans import direction_run
