@@ -262,6 +262,56 @@ def test_a_directions_job_writes_again_over_its_own_folder_told_by_its_summary(t
         directions_job.directions_job(plan, tmp_path)
 
 
+def test_a_directions_job_fits_on_its_training_clips_and_writes_what_its_numbers_rest_on(tmp_path, monkeypatch, caplog):
+    """The job without the model: each side's clip vectors stand in for the cache's (one per file)."""
+    import logging
+
+    from audiation.config.configs import compose
+    from audiation.config.job_plans import directions_plan
+    from audiation.data import audio_files
+    from audiation.data.splits import held_out
+    from audiation.errors import AudiationError
+    from audiation.jobs import directions_job
+
+    rng = np.random.default_rng(0)
+    vectors = {"positive": rng.standard_normal((32, 3)) + [1, 0, 0], "negative": rng.standard_normal((32, 3))}
+    out = tmp_path / "two" / "deep" / "high.npy"
+    plan = directions_plan(compose("model=tiny", f"positive={CONTRAST / 'high'}", f"negative={CONTRAST / 'low'}",
+                                   "method=mean", "l2=0.5", "threads=1", "data.max_seconds=7", f"out={out}",
+                                   config_name="directions"), tmp_path / "job")
+    asked = []
+    monkeypatch.setattr(directions_job, "configure", lambda *given: asked.append(("configure", given)))
+
+    def open_cache(spec, layer, model_config, files, cache_dir, device, max_seconds):
+        asked.append(("cache", max_seconds))
+        return files, vectors["positive" if files == plan.files["positive"] else "negative"]
+
+    monkeypatch.setattr(directions_job, "open_cache", open_cache)
+    monkeypatch.setattr(probes, "clip_vectors", lambda cache: cache)
+    monkeypatch.setattr(audio_files, "speaker", lambda *_: None)
+    with caplog.at_level(logging.WARNING):
+        summary = directions_job.directions_job(plan, tmp_path / "job")
+    assert asked == [("configure", (plan.device, 1)), ("cache", 7.0), ("cache", 7.0)]
+    train, test = held_out(32, 0.25, 0)
+    fitted = probes.mean_difference(vectors["positive"][train], vectors["negative"][train])
+    assert np.array_equal(np.load(out), fitted)  # fitted on the training clips only
+    assert summary == {
+        "model": plan.spec.short_name, "layer": plan.layer.label, "method": "mean", "out": str(out),
+        "held_out_auc": {m: probes.auc(vectors["positive"][test] @ d, vectors["negative"][test] @ d) for m, d in (
+            ("mean", fitted), ("probe", probes.logistic_probe(vectors["positive"][train], vectors["negative"][train], 0.5)))},
+        "leave_one_speaker_out_auc": None, "leave_one_speaker_out_note": "64 clip(s) have no speaker (a speaker column "
+        "in metadata.tsv, or one subfolder per speaker)", "clips": {"positive": 32, "negative": 32},
+        "held_out_clips": {"positive": 8, "negative": 8}, "l2": 0.5, "positive": str(CONTRAST / "high"),
+        "negative": str(CONTRAST / "low")}
+    assert json.loads((tmp_path / "job" / "directions.json").read_text()) == summary
+    assert "warning: no leave-one-speaker-out AUC: 64 clip(s) have no speaker" in caplog.text
+    vectors["negative"] = vectors["positive"]  # the same clips on both sides: no direction, in one line
+    with pytest.raises(AudiationError) as raised:
+        directions_job.directions_job(plan, tmp_path / "job")
+    assert str(raised.value) == (f"no mean direction could be fitted at layer {plan.layer.label}: the two sides' "
+                                 "activations do not differ (are they the same clips?)")
+
+
 def test_a_directions_jobs_audiation_run_has_its_steps_no_logger_the_judges_and_the_jobs_model():
     from audiation.config.configs import compose
     from audiation.config.job_plans import direction_run

@@ -37,7 +37,8 @@ def auc(positive: np.ndarray, negative: np.ndarray) -> float:
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
-    return (vector / np.linalg.norm(vector)).astype(np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a zero vector is NaN: the caller says why, in one line
+        return (vector / np.linalg.norm(vector)).astype(np.float32)
 
 
 def mean_difference(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
