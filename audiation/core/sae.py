@@ -16,6 +16,9 @@ gradient never vanishes the way the TopK code's does when the feature is off.
 Training reads the activation cache (`activations.ActivationCache`, float16, memory-mapped) in shuffled
 chunks of frames, so data larger than memory works; frames of held-out *files* measure the fraction of
 variance explained.
+
+Why ~360 lines in one module: the SAE, its training and its saved pair (weights named by the summary that
+measures them) change together; a change to one's fields is a change to the others' checks.
 """
 
 from __future__ import annotations
