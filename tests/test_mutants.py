@@ -314,3 +314,33 @@ def test_a_run_shows_its_progress_and_when_it_ends_at_the_pace_since_the_clean_r
                                "quickest first, so later ones go slower); the box ends in 35 min")
     now[0] = 4000
     assert progress.line().endswith("the box ends in 0 s")
+
+
+def test_a_mutants_tests_run_fastest_first_with_each_files_tests_together(tmp_path):
+    """mutmut's fork server passes a mutant's tests in a set's order; run at the first failure's stop, the order
+    sets what a killed mutant costs. The conftest sorts them from mutmut's timings, only for a mutant's run."""
+    import subprocess
+    import sys
+
+    from conftest import child_env, fastest_first
+
+    seconds = {"a.py::slow": 9.0, "a.py::quick": 0.05, "b.py::quick": 0.1, "c.py::middle": 1.0}
+    assert fastest_first(["a.py::slow", "c.py::middle", "b.py::quick", "a.py::quick", "d.py::new"], seconds) == [
+        "d.py::new", "a.py::quick", "a.py::slow", "b.py::quick", "c.py::middle"]  # an untimed test counts as 0 s
+
+    for name in ("a", "b"):
+        (tmp_path / f"test_{name}.py").write_text("".join(
+            f"def test_{test}():\n    open('ran', 'a').write('{name}.{test} ')\n\n\n" for test in ("one", "two")))
+    (tmp_path / "mutmut-stats.json").write_text(json.dumps({"duration_by_test": {
+        "test_a.py::test_one": 3.0, "test_a.py::test_two": 2.0, "test_b.py::test_one": 0.5, "test_b.py::test_two": 1.0}}))
+    runs = {}
+    for mutant in ("audiation.x_f__mutmut_1", None):
+        (tmp_path / "ran").unlink(missing_ok=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "conftest", "test_a.py", "test_b.py"],
+            cwd=tmp_path, env={**child_env(MUTANT_UNDER_TEST=mutant), "PYTHONPATH": str(ROOT / "tests")},
+            capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        runs[mutant] = (tmp_path / "ran").read_text().split()
+    assert runs == {"audiation.x_f__mutmut_1": ["b.one", "b.two", "a.two", "a.one"],
+                    None: ["a.one", "a.two", "b.one", "b.two"]}

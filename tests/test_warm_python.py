@@ -130,3 +130,37 @@ def test_a_warm_command_ends_when_its_client_is_killed(tmp_path):
     except FileNotFoundError:  # reaped between the kill and the read
         state = "State:\tgone"
     assert "State:\tZ" in state or "State:\tgone" in state
+
+
+def test_the_sessions_mutmut_forks_one_per_mutant_share_one_warm_server(tmp_path):
+    """Each pytest session has its own temporary folder, and the variables read at import pointed into it: a
+    server per mutant, each ~700 MB for ten minutes (14 and 9.8 GiB three minutes into a sitting)."""
+    (tmp_path / "hello.py").write_text("print('hi')\n")
+    (tmp_path / "test_hello.py").write_text(
+        "from conftest import run_module\n\n\ndef test_hello(tmp_path):\n"
+        f"    assert run_module('hello', cwd={str(tmp_path)!r}).stdout == 'hi\\n'\n")
+    # as mutmut's fork server: the tests imported once, then a session per mutant forked from it
+    forks = f"""
+import os, sys
+sys.path.insert(0, {str(ROOT / 'tests')!r})
+import pytest, conftest
+codes = []
+for n in (1, 2):
+    pid = os.fork()
+    if pid == 0:
+        os.environ["MUTANT_UNDER_TEST"] = f"audiation.x_none__mutmut_{{n}}"
+        os._exit(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "conftest", "test_hello.py"]))
+    codes.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+servers = [p for p in os.listdir("/proc") if p.isdigit() and os.path.exists(f"/proc/{{p}}/cmdline")]
+def argv(p):
+    try:
+        return open(f"/proc/{{p}}/cmdline", "rb").read().split(b"\\0")
+    except OSError:
+        return []
+ours = [p for p in servers if any(a.endswith(b"warm_python.py") for a in argv(p)[:2])
+        and str(os.getpid()).encode() in argv(p)[2:4] and int(p) != os.getpid()]
+print(codes, len({{os.getpgid(int(p)) for p in ours}}))
+"""
+    done = subprocess.run([sys.executable, "-c", forks], cwd=tmp_path, env=child_env(), capture_output=True,
+                          text=True, timeout=240)
+    assert done.stdout.splitlines()[-1:] == ["[0, 0] 1"], done.stdout + done.stderr
