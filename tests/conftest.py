@@ -21,10 +21,6 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 ROOT = Path(__file__).resolve().parents[1]
-_OWNER = os.getpid()  # the process that imported the tests; mutmut forks a session per mutant from it
-# Variables that a library reads when it is imported: a child with other values than the warm process's needs
-# another warm process (or, while mutmut maps the tests, a fresh interpreter: its tracer starts with the child)
-_READ_AT_IMPORT = ("HF_", "HUGGINGFACE", "TRANSFORMERS", "PYTHON", "OMP_", "MKL", "CUDA", "TORCH_", "MPL")
 CONF = ROOT / "conf"
 # Phone labels spell the words CMUdict lacks with Debian's espeak-ng, so values pinned on them rest on it: skipped
 # on a workstation without it, failing in CI (CI=true, which installs it).
@@ -36,11 +32,12 @@ needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None and not os.e
 def _quiet_offline_home(tmp_path_factory):
     """W&B and matplotlib write to $HOME unless told otherwise; keep tests inside a temp folder."""
     home = tmp_path_factory.mktemp("home")
-    # mutmut runs a pytest session per mutant, each with its own temporary folder, all forked from one process:
-    # what the libraries read at import points into a folder of that process's instead, so that its sessions
-    # share one warm server (one per session, ~700 MB each for ten minutes: 14 and 9.8 GiB three minutes into a sitting)
-    read_at_import = Path(tempfile.gettempdir()) / f"audiation-home-{_OWNER}" if "MUTANT_UNDER_TEST" in os.environ \
-        else home
+    # mutmut forks a pytest session per mutant from its fork server, each with its own temporary folder (and
+    # this file imported again): what the libraries read at import points into a folder named for the fork server
+    # instead, so that its sessions share one warm server (one per session, ~700 MB each for ten minutes: 14 of
+    # them, 9.8 GiB, three minutes into a sitting)
+    read_at_import = Path(tempfile.gettempdir()) / f"audiation-home-{os.getppid()}" \
+        if "MUTANT_UNDER_TEST" in os.environ else home
     for name in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "MPLCONFIGDIR", "HF_HOME"):
         os.environ[name] = str((read_at_import if name.startswith(_READ_AT_IMPORT) else home) / name.lower())
     os.environ.update(WANDB_SILENT="true", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
@@ -150,6 +147,11 @@ def pytest_runtest_call(item):
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run `python -m audiation.run` in a subprocess, offline and quiet."""
     return run_module("audiation.run", *args, cwd=cwd, timeout=timeout)
+
+# Variables that a library reads when it is imported: a child with other values than the warm process's needs
+# another warm process (or, while mutmut maps the tests, a fresh interpreter: its tracer starts with the child)
+_READ_AT_IMPORT = ("HF_", "HUGGINGFACE", "TRANSFORMERS", "PYTHON", "OMP_", "MKL", "CUDA", "TORCH_", "MPL")
+_OWNER = os.getpid()
 
 
 class WarmPython:

@@ -4,6 +4,7 @@ fresh `python -m` would to the test that reads it."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -134,32 +135,34 @@ def test_a_warm_command_ends_when_its_client_is_killed(tmp_path):
 
 def test_the_sessions_mutmut_forks_one_per_mutant_share_one_warm_server(tmp_path):
     """Each pytest session has its own temporary folder, and the variables read at import pointed into it: a
-    server per mutant, each ~700 MB for ten minutes (14 and 9.8 GiB three minutes into a sitting)."""
+    server per mutant, each ~700 MB for ten minutes (14 of them, 9.8 GiB, three minutes into a sitting)."""
+    (tmp_path / "tests").mkdir()
+    for name in ("conftest.py", "warm_python.py"):
+        shutil.copy(ROOT / "tests" / name, tmp_path / "tests")
     (tmp_path / "hello.py").write_text("print('hi')\n")
-    (tmp_path / "test_hello.py").write_text(
-        "from conftest import run_module\n\n\ndef test_hello(tmp_path):\n"
+    (tmp_path / "tests" / "test_hello.py").write_text(
+        "from conftest import run_module\n\n\ndef test_hello():\n"
         f"    assert run_module('hello', cwd={str(tmp_path)!r}).stdout == 'hi\\n'\n")
-    # as mutmut's fork server: the tests imported once, then a session per mutant forked from it
-    forks = f"""
-import os, sys
-sys.path.insert(0, {str(ROOT / 'tests')!r})
-import pytest, conftest
+    # as mutmut's fork server: the tests collected once, then a session per mutant forked from it (where pytest
+    # imports the conftest again, and the test module keeps the one it imported first)
+    forks = """
+import os, pytest
+pytest.main(["--collect-only", "-qqq", "-p", "no:cacheprovider", "tests"])
 codes = []
 for n in (1, 2):
     pid = os.fork()
     if pid == 0:
-        os.environ["MUTANT_UNDER_TEST"] = f"audiation.x_none__mutmut_{{n}}"
-        os._exit(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "conftest", "test_hello.py"]))
+        os.environ["MUTANT_UNDER_TEST"] = f"audiation.x_none__mutmut_{n}"
+        os._exit(pytest.main(["-q", "-p", "no:cacheprovider", "tests/test_hello.py::test_hello"]))
     codes.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
-servers = [p for p in os.listdir("/proc") if p.isdigit() and os.path.exists(f"/proc/{{p}}/cmdline")]
-def argv(p):
+def argv(pid):
     try:
-        return open(f"/proc/{{p}}/cmdline", "rb").read().split(b"\\0")
+        return open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")
     except OSError:
         return []
-ours = [p for p in servers if any(a.endswith(b"warm_python.py") for a in argv(p)[:2])
-        and str(os.getpid()).encode() in argv(p)[2:4] and int(p) != os.getpid()]
-print(codes, len({{os.getpgid(int(p)) for p in ours}}))
+servers = {a[2] for a in map(argv, os.listdir("/proc")) if len(a) > 3 and a[1].endswith(b"warm_python.py")
+           and a[3] == str(os.getpid()).encode()}
+print(codes, len(servers))
 """
     done = subprocess.run([sys.executable, "-c", forks], cwd=tmp_path, env=child_env(), capture_output=True,
                           text=True, timeout=240)
