@@ -21,6 +21,14 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 ROOT = Path(__file__).resolve().parents[1]
+# A mutant can ask for any amount of memory (two of sae's took 11 and 20 GiB within a minute, on a 24-GiB
+# machine): under mutmut each process, and every process it starts, gets at most this much data, past which an
+# allocation fails, and so does the test. mutmut's clean run (the suite under the same limit) shows it is enough.
+MUTANT_DATA_BYTES = 8 * 2**30
+if "MUTANT_UNDER_TEST" in os.environ:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_DATA, (MUTANT_DATA_BYTES, MUTANT_DATA_BYTES))
 CONF = ROOT / "conf"
 # Phone labels spell the words CMUdict lacks with Debian's espeak-ng, so values pinned on them rest on it: skipped
 # on a workstation without it, failing in CI (CI=true, which installs it).

@@ -344,3 +344,21 @@ def test_a_mutants_tests_run_fastest_first_with_each_files_tests_together(tmp_pa
         runs[mutant] = (tmp_path / "ran").read_text().split()
     assert runs == {"audiation.x_f__mutmut_1": ["b.one", "b.two", "a.two", "a.one"],
                     None: ["a.one", "a.two", "b.one", "b.two"]}
+
+
+def test_under_mutmut_a_process_of_the_suite_cannot_take_more_than_its_share_of_memory(tmp_path):
+    """Without the limit `numpy.empty` reserves 9 GiB and touches none of it; under mutmut it is refused."""
+    import subprocess
+    import sys
+
+    from conftest import MUTANT_DATA_BYTES, child_env
+
+    ask = ("import conftest, numpy\ntry:\n    numpy.empty(9 * 2**30, dtype=numpy.uint8)\n    print('given')\n"
+           "except MemoryError:\n    print('refused')\n")
+    said = {}
+    for mutant in ("audiation.x_f__mutmut_1", None):
+        done = subprocess.run([sys.executable, "-c", ask], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                              env={**child_env(MUTANT_UNDER_TEST=mutant), "PYTHONPATH": str(ROOT / "tests")})
+        said[mutant] = done.stdout.strip() or done.stderr
+    assert said == {"audiation.x_f__mutmut_1": "refused", None: "given"}
+    assert 9 * 2**30 > MUTANT_DATA_BYTES
