@@ -303,6 +303,8 @@ def _damaged(folder, how):
         (folder / sae.WEIGHTS).write_bytes(data[:-1])
     elif how == "no summary":
         (folder / sae.SUMMARY).unlink()
+    elif how == "header a list":  # a safetensors header is a JSON table
+        (folder / sae.WEIGHTS).write_bytes((2).to_bytes(8, "little") + b"[]")
     elif how == "summary not JSON":
         (folder / sae.SUMMARY).write_text("{")
     elif how in ("no k", "short firing_frequency"):
@@ -326,7 +328,9 @@ def _damaged(folder, how):
     (["no k"], r"is not an SAE's summary \(k must be a whole number in 1..64\)"),
     (["short firing_frequency"], "firing_frequency must hold 64 numbers"),
     (["W_dec width"], r"does not describe .*'W_dec': \[64, 31\]"),
-    (["new weights"], "describes other weights than"),
+    (["new weights"], r"/sae/features.json describes other weights than .*/sae/sae.safetensors \(its training was cut "
+                      r"off between the two\?\); train it again$"),
+    (["header a list"], r"/sae/sae.safetensors is damaged \(its header is not a table\)$"),
     (["objective.kind=layer"], "objective.kind=layer: an SAE.s features are units"),
     (["model=tiny", "model.layer=logits"], "^model.layer=logits: the CTC outputs are letters already"),
 ])
@@ -362,6 +366,19 @@ def test_the_examples_of_features_come_from_the_layers_cache_without_the_model(d
     for unit in summary["units"]:  # the features' own statistics, not the layer's units'
         assert unit["examples"][0]["activation"] == pytest.approx(unit["stats"]["max"], rel=2e-3)
     assert json.loads((sae.Path(summary["cache"]) / "meta.json").read_text())["transform"] == f"features of {dictionary}"
+
+
+def test_a_dictionary_that_needs_more_than_memory_gb_is_refused_with_what_it_needs():
+    from audiation.config.job_plans import settings_of
+
+    # 4 bytes x (weights, gradients and Adam's moments: 8 x features x units + codes and grads: 4 x batch x features)
+    fits = compose(*SMALL, "data.path=x", "features=16384", "batch=2048", "memory_gb=1", config_name="features")
+    assert settings_of(fits, 1024).features == 16384  # 2**30 bytes exactly: it fits
+    with pytest.raises(AudiationError) as raised:
+        settings_of(compose(*SMALL, "data.path=x", "features=16385", "batch=2048", "memory_gb=1", config_name="features"),
+                    1024)
+    assert str(raised.value) == ("features=16385 at 1024 units needs about 1.0 GiB to train (more than memory_gb=1); "
+                                 "choose fewer features or a smaller batch")
 
 
 def test_the_dictionary_is_eight_times_the_layer_unless_said():

@@ -328,3 +328,13 @@ def test_a_directions_jobs_audiation_run_has_its_steps_no_logger_the_judges_and_
     mine = direction_run(compose("model=random_small", "positive=a", "negative=b",
                                  "audiate_with=['steps=3','quality.judges=false']", config_name="directions"), ROOT / "d.npy")
     assert mine.steps == 3 and mine.quality.judges is False
+
+
+def test_a_directions_jobs_audiation_run_is_judged_whatever_the_runs_default(monkeypatch):
+    """Its summary's F0 and voiced share come from the judges, so they are on even where a run's default is off."""
+    from audiation.config import job_plans
+    from audiation.config.configs import compose
+
+    cfg = compose("model=random_small", "positive=a", "negative=b", config_name="directions")
+    monkeypatch.setattr(job_plans, "compose", lambda *overrides: compose("quality.judges=false", *overrides))
+    assert job_plans.direction_run(cfg, ROOT / "d.npy").quality.judges is True

@@ -140,6 +140,8 @@ def read_summary(folder: Path) -> dict:
         with open(path, "rb") as handle:
             size = int.from_bytes(handle.read(8), "little")
             header = json.loads(handle.read(size))
+        if not isinstance(header, dict):
+            raise ValueError("its header is not a table")
         end = max(int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__")
         if path.stat().st_size < 8 + size + end:
             raise ValueError("it is truncated")
