@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
 import types
 
 import numpy as np
@@ -244,6 +245,17 @@ def test_training_takes_exactly_its_steps_in_whole_batches(monkeypatch):
     assert not any(p.requires_grad for p in model.parameters())  # frozen once trained, as the model is
     # three whole batches a pass (not a fourth of 15), and it stops within a pass; then the held-out frames
     assert sizes[:51] == [16] * 50 + [8] and len(numbers["loss_every_50_steps"]) == 1
+    # batches larger than the chunks read from the memory map (batch=100000 on a big dataset) trained on nothing,
+    # forever, under a bar at 0
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail("training never ended"))
+    signal.alarm(20)
+    try:
+        sizes.clear()
+        sae.train(frames, np.arange(63), np.arange(8), sae.TrainSettings(features=8, k=2, steps=50, batch=16,
+                                                                            chunk_frames=10))
+    finally:
+        signal.alarm(0)
+    assert sizes[:51] == [16] * 50 + [8]
 
 
 def test_the_auxiliary_loss_trains_dead_features_and_only_them():
