@@ -37,7 +37,7 @@ def auc(positive: np.ndarray, negative: np.ndarray) -> float:
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore", divide="ignore"):  # a zero vector is NaN: the caller says why, in one line
+    with np.errstate(invalid="ignore"):  # a zero vector is NaN (0 / 0): the caller says why, in one line
         return (vector / np.linalg.norm(vector)).astype(np.float32)
 
 
