@@ -13,7 +13,7 @@ import types
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, spec
 from test_gallery import data
 
 from audiation.browser.page import write_gallery
@@ -391,6 +391,30 @@ def test_a_dictionary_that_needs_more_than_memory_gb_is_refused_with_what_it_nee
                     1024)
     assert str(raised.value) == ("features=16385 at 1024 units needs about 1.0 GiB to train (more than memory_gb=1); "
                                  "choose fewer features or a smaller batch")
+
+
+def test_an_sae_starts_with_unit_decoder_rows_and_the_encoder_their_copy():
+    model = sae.SAE(5, 7, 2, torch.Generator().manual_seed(0))
+    assert torch.allclose(model.W_dec.norm(dim=1), torch.ones(7)) and torch.equal(model.W_enc, model.W_dec)
+    assert model.W_enc.data_ptr() != model.W_dec.data_ptr()  # two parameters, trained apart
+    assert not model.b_enc.any() and not model.b_dec.any()
+
+
+def test_an_sae_knows_its_model_by_name_and_weights_or_random_config_and_its_own_weights_by_content(tmp_path):
+    """Both are written into features.json and compared on reading it: an SAE trained before a change of these
+    must still be recognised."""
+    import hashlib
+
+    from audiation.models.encoder import weights_digest
+
+    random, local = spec(*SMALL), spec("model=tiny")
+    assert sae.identity(random) == {"name": "random_small", "weights_sha256": None, "random_init": True,
+                                    "config": random.config} and random.config
+    assert sae.identity(local) == {"name": "tiny-w2v2-espeak", "weights_sha256": weights_digest(local),
+                                   "random_init": False, "config": {}} and weights_digest(local)
+    content = bytes(range(256)) * (5 << 12)  # 5 MiB: read in more than one piece
+    (tmp_path / sae.WEIGHTS).write_bytes(content)
+    assert sae.content_digest(tmp_path) == hashlib.sha256(content).hexdigest()[:16]
 
 
 def test_the_dictionary_is_eight_times_the_layer_unless_said():
