@@ -253,6 +253,29 @@ def _compose(*overrides: str):
     return compose(*overrides, config_name="examples")
 
 
+def test_an_examples_plan_holds_the_folder_threads_units_and_resolved_config_its_record_is_written_from():
+    cfg = _compose("model=tiny", f"data.path={SLICE}/.", "units=[3,5]", "threads=1", "clip_seconds=${min_gap_seconds}")
+    plan = job_plans.examples_plan(cfg)
+    assert (plan.data, plan.threads, plan.units, plan.units_given) == (SLICE.resolve(), 1, [3, 5], [3, 5])
+    assert plan.config_record["clip_seconds"] == plan.clip_seconds == 1.0  # as run, not as typed
+    assert plan.config_record["units"] == [3, 5] and plan.config_record["model"]["name"] == str(ROOT / "audiation" / "assets" / "tiny-w2v2-espeak")
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ([], "data.path is required: the folder of audio files to search (data.path=/path/to/audio)"),
+    (["data.path="], "data.path is required: the folder of audio files to search (data.path=/path/to/audio)"),
+    ([f"data.path={SLICE}", "data.cache_dir=FILE/cache"], "data.cache_dir=FILE/cache cannot be a folder: FILE is a file"),
+    ([f"data.path={SLICE}", "sae=/no/such"],
+     "sae=/no/such: /no/such has no features.json: not an SAE folder (python -m audiation.features makes one)"),
+])
+def test_an_examples_plans_refusals_are_whole_lines_naming_the_option(tmp_path, overrides, message):
+    (tmp_path / "file").write_text("")
+    overrides = [o.replace("FILE", str(tmp_path / "file")) for o in overrides]
+    with pytest.raises(AudiationError) as raised:
+        job_plans.examples_plan(_compose("model=tiny", *overrides))
+    assert str(raised.value) == message.replace("FILE", str(tmp_path / "file"))
+
+
 @pytest.mark.parametrize("overrides,message", [
     ([], "data.path is required"),
     (["data.path=/no/such/folder"], "data.path=/no/such/folder: no such folder"),

@@ -107,6 +107,29 @@ def test_the_probe_with_a_strong_penalty_points_along_the_standardised_mean_diff
     assert np.allclose(twice, half, atol=1e-5) and not np.allclose(half, probes.logistic_probe(positive, negative, l2=20), atol=1e-3)
 
 
+def test_the_probe_is_the_penalised_logistic_optimum_with_its_bias_on_unbalanced_shifted_classes():
+    """Newton's method on the same loss (mean cross-entropy + l2 |w|^2 / n, the bias free) is the reference: a
+    bias held at 0, or L-BFGS's default 20 steps (1 - cos 1.2e-5 here, against 6e-9), still separates these clips
+    but points elsewhere."""
+    rng = np.random.default_rng(3)
+    mix = rng.standard_normal((40, 40))  # 40 correlated features: 20 steps are not enough
+    positive = rng.standard_normal((60, 40)) @ mix + rng.standard_normal(40)
+    negative = rng.standard_normal((180, 40)) @ mix * 1.3
+    features = np.concatenate([positive, negative])
+    mean, scale = features.mean(axis=0), features.std(axis=0) + 1e-6
+    x = np.hstack([(features - mean) / scale, np.ones((len(features), 1))])
+    y = np.r_[np.ones(60), np.zeros(180)]
+    l2, n = 1.0, len(y)
+    penalty = np.diag([2 * l2 / n] * 40 + [0.0])
+    theta = np.zeros(41)
+    for _ in range(60):
+        p = 1 / (1 + np.exp(-x @ theta))
+        theta -= np.linalg.solve(x.T @ (x * (p * (1 - p))[:, None]) / n + penalty, x.T @ (p - y) / n + penalty @ theta)
+    assert abs(theta[40]) > 1  # the optimum's bias is far from 0
+    expected = theta[:40] / scale / np.linalg.norm(theta[:40] / scale)
+    assert 1 - float(probes.logistic_probe(positive, negative, l2) @ expected) < 1e-7
+
+
 def test_leaving_a_speaker_out_passes_the_penalty_and_says_why_it_cannot_word_for_word(monkeypatch):
     positive, negative = np.eye(4)[:2], np.eye(4)[2:]
     missing, note = probes.leave_one_speaker_out(positive, negative, [None, "a"], [None, None], 1.0)
@@ -157,6 +180,36 @@ def test_a_pitch_direction_separates_held_out_clips_and_drives_an_audiation(tmp_
     assert audiated.returncode == 0, audiated.stderr[-2000:]
     target = json.loads((tmp_path / "run" / "metrics.json").read_text())["targets"][0]
     assert target["name"] == "L1-D0-direction" and target["final_activation"] > target["initial_activation"]
+
+
+def test_a_directions_plan_takes_two_files_a_side_and_refuses_the_rest_in_whole_lines(tmp_path):
+    from audiation.config.configs import compose
+    from audiation.config.job_plans import directions_plan
+    from audiation.data.audio_files import list_audio
+    from audiation.errors import AudiationError
+
+    for side, clips in (("a", ("000", "001")), ("b", ("002", "003"))):
+        (tmp_path / side).mkdir()
+        for clip in clips:
+            (tmp_path / side / f"{clip}.flac").write_bytes((CONTRAST / "low" / f"{clip}.flac").read_bytes())
+    (tmp_path / "file").write_text("")
+
+    def plan(*overrides):
+        return directions_plan(compose("model=tiny", f"positive={tmp_path / 'a'}", f"negative={tmp_path / 'b'}",
+                                       f"data.cache_dir={tmp_path / 'cache'}", *overrides, config_name="directions"),
+                               tmp_path / "job")
+
+    assert [len(files) for files in plan().files.values()] == [2, 2]  # two a side are enough
+    for override, message in (
+            (f"data.cache_dir={tmp_path / 'file' / 'cache'}",
+             f"data.cache_dir={tmp_path / 'file' / 'cache'} cannot be a folder: {tmp_path / 'file'} is a file"),
+            (f"negative={tmp_path / 'a'}", f"positive and negative share 2 audio file(s) (e.g. "
+             f"{min(list_audio(tmp_path / 'a', name='positive'))}): a direction needs two different sets of clips"),
+            (f"out={tmp_path}", f"out={tmp_path} is a folder; give the .npy file to write (e.g. "
+             f"out={tmp_path / 'direction.npy'})")):
+        with pytest.raises(AudiationError) as raised:
+            plan(override)
+        assert str(raised.value) == message
 
 
 @pytest.mark.parametrize("overrides,message", [

@@ -49,6 +49,22 @@ def test_the_result_line_gives_seconds_per_target(tmp_path):
     assert f"{run['seconds_per_target']:.2f} s per target" in result_line(metrics, tmp_path)
 
 
+def test_the_result_line_says_the_mean_activation_before_and_after_and_what_to_open(tmp_path):
+    run = {"targets": 2, "name": "unit", "wall_seconds": 3.26, "seconds_per_target": 1.5, "steps_per_second": 12.346}
+    two = [{"initial_activation": 1.0, "final_activation": 5.0, "files": {"wav_16bit": "targets/a/audio_16bit.wav"}},
+           {"initial_activation": 3.0, "final_activation": 9.0, "files": {"wav_16bit": "targets/b/audio_16bit.wav"}}]
+    assert result_line({"run": run, "targets": two}, tmp_path) == (
+        f"2 target(s) of unit in {tmp_path} (3.3 s, 1.50 s per target, 12.35 steps/s); activation 2 -> 7 (mean); "
+        f"browse: python -m audiation.gallery {tmp_path}")
+    assert result_line({"run": run, "targets": two[:1]}, tmp_path) == (
+        f"2 target(s) of unit in {tmp_path} (3.3 s, 1.50 s per target, 12.35 steps/s); activation 1 -> 5; "
+        f"listen: {tmp_path / 'targets/a/audio_16bit.wav'}")
+    # nothing finished, nothing timed: no activation, no seconds per target, 0 steps/s; the page to open
+    none = {"targets": 1, "name": "unit", "wall_seconds": 0.04, "steps_per_second": None}
+    assert result_line({"run": none, "targets": [{"final_activation": None}]}, tmp_path, tmp_path / "index.html") == (
+        f"1 target(s) of unit in {tmp_path} (0.0 s, 0.00 steps/s); page: {tmp_path / 'index.html'}")
+
+
 def _sweep_config(**job):
     return OmegaConf.create({"hydra": {"sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
                                                    "params": None},
