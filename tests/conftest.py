@@ -156,6 +156,7 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subproce
     """Run `python -m audiation.run` in a subprocess, offline and quiet."""
     return run_module("audiation.run", *args, cwd=cwd, timeout=timeout)
 
+
 # Variables that a library reads when it is imported: a child with other values than the warm process's needs
 # another warm process (or, while mutmut maps the tests, a fresh interpreter: its tracer starts with the child)
 _READ_AT_IMPORT = ("HF_", "HUGGINGFACE", "TRANSFORMERS", "PYTHON", "OMP_", "MKL", "CUDA", "TORCH_", "MPL")

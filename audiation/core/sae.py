@@ -275,7 +275,7 @@ def train(activations: np.ndarray, train_frames: np.ndarray, held_out_frames: np
     since_fired = torch.zeros(settings.features, device=device)
     step, history = 0, []
     bar = tqdm(total=settings.steps, desc=label, unit="step", dynamic_ncols=True, leave=False)
-    while step < settings.steps:  # chunks of at least a batch: a smaller one holds no whole batch, and none would
+    while step < settings.steps:  # chunks of at least one batch: no batch is taken from a smaller one, ever
         for chunk in _chunks(train_frames, max(settings.chunk_frames, settings.batch), rng):
             data = torch.from_numpy(np.asarray(activations[chunk], dtype=np.float32))
             data = data[torch.randperm(len(data), generator=generator)].to(device)
