@@ -104,6 +104,59 @@ def test_a_rerun_keeps_timing_and_every_targets_history_and_auto_batch_works_whe
     assert third["run"]["audiated_now"] == 0 and third["run"]["wall_seconds"] >= second["run"]["wall_seconds"]
 
 
+def test_a_folders_lock_refuses_a_second_holder_in_one_line_and_a_finished_run_leaves_no_file(tmp_path):
+    job = tmp_path / "job"
+    with FolderLock(job) as held:
+        assert held.path == job / ".audiation.lock" and held.path.exists()
+        with pytest.raises(errors.AudiationError) as busy:
+            FolderLock(job).__enter__()
+        assert str(busy.value) == f"{job} is in use by another run; wait for it or choose another folder"
+    assert list(job.iterdir()) == []
+    with FolderLock(job):
+        pass
+
+
+@pytest.mark.parametrize("replaced", [True, False])
+def test_a_lock_file_removed_by_the_run_before_between_open_and_lock_is_not_the_one_held(tmp_path, monkeypatch,
+                                                                                          replaced):
+    import fcntl
+
+    lock, calls = FolderLock(tmp_path), []
+    real = fcntl.flock
+
+    def flock(handle, how):
+        calls.append(how)
+        if len(calls) == 1:  # the run before ends now: it removes its file (and another run may make a new one)
+            lock.path.unlink()
+            if replaced:
+                lock.path.write_text("")
+        return real(handle, how)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    with lock:
+        assert len(calls) == 2 and os.fstat(lock.handle.fileno()).st_ino == os.stat(lock.path).st_ino
+
+
+def test_a_folder_is_refused_only_when_it_holds_our_names_without_our_marks_or_our_content(tmp_path):
+    from audiation.jobs.folder import refuse_foreign
+
+    refuse_foreign(tmp_path / "new")  # nothing there yet
+    for name in ("index.html", "metrics.json", "notes.txt"):
+        (tmp_path / name).write_text("{}")
+    with pytest.raises(errors.AudiationError) as refused:
+        refuse_foreign(tmp_path)
+    assert str(refused.value) == (f"{tmp_path} holds files audiation did not write (metrics.json, index.html) and "
+                                  "would write over them; choose another folder")
+    refuse_foreign(tmp_path, writes=("notes.txt",), marks=("notes.txt",))  # its own mark: ours
+    seen = []
+    refuse_foreign(tmp_path, ours=lambda folder: seen.append(folder) or True)  # told ours by its content
+    assert seen == [tmp_path]
+    with pytest.raises(errors.AudiationError, match=r"\(notes.txt\)"):
+        refuse_foreign(tmp_path, writes=("notes.txt", "absent"), marks=(), ours=lambda folder: False)
+    (tmp_path / "targets").mkdir()
+    refuse_foreign(tmp_path)
+
+
 def test_one_run_per_folder_and_a_dead_runs_lock_does_not_stick(tmp_path):
     with FolderLock(tmp_path):
         busy = run_cli(*SMALL, "steps=2", f"hydra.run.dir={tmp_path}")

@@ -435,3 +435,71 @@ def test_examples_jobs_are_read_with_their_misfit_units_and_foreign_files_named(
     (warning,) = [r.getMessage() for r in caplog.records]
     assert f"{tmp_path / 'a' / 'examples.json'} (not an examples job's)" in warning
     assert f"1 unit(s) of {tmp_path / 'b' / 'examples.json'} (stats: missing or not" in warning
+
+
+def _settings_changed(settings: dict, keys: list[str]) -> dict:
+    return {**settings, **{key: f"{settings[key]}-changed" for key in keys}}
+
+
+def test_a_rerun_skips_what_is_complete_refuses_what_was_made_otherwise_and_says_each_in_one_line(tmp_path, caplog):
+    from audiation.jobs.folder import targets_to_do
+
+    caplog.set_level("INFO", logger="audiation.jobs.folder")
+    cfg = compose(*SMALL, "steps=1", "quality.judges=false", "objective.unit=0:6")
+    audiate_folder(cfg, tmp_path)
+    plan = builder.plan(cfg)
+    targets, settings = plan.targets, plan.result_settings
+    names = [t.name for t in targets]
+    caplog.clear()
+    assert targets_to_do(targets, settings, tmp_path, redo=False) == []
+    assert [r.getMessage() for r in caplog.records] == [
+        f"6 of 6 targets already complete in {tmp_path}; audiating the other 0"]
+
+    (tmp_path / "targets" / names[4] / "target.json").unlink()
+    caplog.clear()
+    assert [t.name for t in targets_to_do(targets, settings, tmp_path, redo=False)] == [names[4]]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"5 of 6 targets already complete in {tmp_path}; audiating the other 1"]
+
+    shaping = sorted(key for key, value in settings.items() if isinstance(value, str))[:5]
+    assert len(shaping) == 5
+    for changed, more in ((shaping, " ..."), (shaping[:4], "")):
+        shown = ", ".join(f"{key}: {settings[key]} -> {settings[key]}-changed" for key in changed[:4])
+        with pytest.raises(AudiationError) as refused:
+            targets_to_do(targets, _settings_changed(settings, changed), tmp_path, redo=False)
+        assert str(refused.value) == (f"5 target(s) in {tmp_path} were made with other settings ({shown}{more}); "
+                                      "use a new folder, or redo=true to audiate them again")
+    caplog.clear()
+    redone = targets_to_do(targets, _settings_changed(settings, shaping[:1]), tmp_path, redo=True)
+    assert [t.name for t in redone] == names and [r.getMessage() for r in caplog.records] == []
+
+    measures = {"quality.draws": "robust_activation", "quality.listener": "listener_transcript"}
+    caplog.clear()
+    assert [t.name for t in targets_to_do(targets, settings, tmp_path, False, measures)] == [names[4]]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"warning: in {tmp_path}, 5 target(s) lack quality.draws's measures, 5 target(s) lack "
+        "quality.listener's measures (made without them); add redo=true to audiate them again with them",
+        f"5 of 6 targets already complete in {tmp_path}; audiating the other 1"]
+    caplog.clear()
+    assert [t.name for t in targets_to_do(targets, settings, tmp_path, True, measures)] == names
+    assert [r.getMessage() for r in caplog.records] == []
+    assert targets_to_do(targets, settings, tmp_path, True, {"quality.draws": "steps"}) == [targets[4]]  # all have it
+    for name in names[:4]:
+        (tmp_path / "targets" / name / "target.json").unlink()
+    caplog.clear()
+    assert targets_to_do(targets, settings, tmp_path, redo=False) == targets[:5]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"1 of 6 targets already complete in {tmp_path}; audiating the other 5"]
+
+
+def test_a_targets_samples_are_redone_together_or_not_at_all(tmp_path):
+    from audiation.jobs.folder import targets_to_do
+
+    cfg = compose(*SMALL, "steps=1", "quality.judges=false", "objective.unit=0:3", "samples=2")
+    audiate_folder(cfg, tmp_path)
+    plan = builder.plan(cfg)
+    names = [t.name for t in plan.targets]
+    assert len(names) == 6 and targets_to_do(plan.targets, plan.result_settings, tmp_path, redo=False) == []
+    (tmp_path / "targets" / names[3] / "target.json").unlink()  # the second sample of the second unit
+    todo = targets_to_do(plan.targets, plan.result_settings, tmp_path, redo=False)
+    assert [t.name for t in todo] == names[2:4] and todo[0].group == todo[1].group

@@ -87,3 +87,49 @@ def test_the_report_command_prints_the_report_and_where_it_is(tmp_path, capsys):
     assert printed == (tmp_path / "report.md").read_text() + \
         f"audiation: report in {tmp_path / 'report.md'} (and report.csv, report.png)\n"
     assert "| final_activation | L2 | 2 |" in printed
+
+
+def test_the_reports_numbers_per_measure_and_layer_are_those_of_the_finished_targets(tmp_path):
+    import json
+
+    from audiation.report import write_report
+
+    def target(layer, unit, **fields):
+        return {"name": f"{layer}-U{unit}-unit", "layer": layer, "unit": unit, **fields}
+
+    jobs = {"a": [target("L10", 0, final_activation=4.0, activation_ratio=0.5, phone_hit=True, phone_chance=0.0),
+                  target("L10", 1, final_activation=None, activation_ratio=2.0, phone_hit=False),
+                  target("L2", 0, final_activation=1.0, phone_lift=3.0),
+                  target("L2", 1, final_activation=2.0, phone_lift=2.0),
+                  target("L2", 2, final_activation=100.0, phone_lift=9.0, phone_hit=True, stopped="interrupted")],
+            "b": [target("L2", 3, final_activation=3.0, phone_lift=4.0),
+                  target("L2", 4, final_activation=4.0, activation_ratio=1.0, whisper_text_hit=True),
+                  target("L10", 2, final_activation=float("nan"), activation_ratio=1.5, phone_hit=False, phone_chance=0.5)]}
+    for job, targets in jobs.items():
+        (tmp_path / job).mkdir()
+        (tmp_path / job / "metrics.json").write_text(json.dumps({"run": {}, "targets": targets}))
+    header = "| measure | layer | targets | median | q1 | q3 | min | max | share_above_1 | share_lift_3 |\n" + "|---" * 10
+    assert write_report(tmp_path).read_text() == f"""# Audiation report: {tmp_path.name}
+
+{header}|
+| final_activation | L2 | 4 | 2.5 | 1.75 | 3.25 | 1 | 4 |  |  |
+| final_activation | L10 | 1 | 4 | 4 | 4 | 4 | 4 |  |  |
+| activation_ratio | L2 | 1 | 1 | 1 | 1 | 1 | 1 | 0 |  |
+| activation_ratio | L10 | 3 | 1.5 | 1 | 1.75 | 0.5 | 2 | 0.667 |  |
+| phone_chance | L10 | 2 | 0.25 | 0.125 | 0.375 | 0 | 0.5 |  |  |
+| phone_lift | L2 | 3 | 3 | 2.5 | 3.5 | 2 | 4 |  | 0.667 |
+
+Each judge's verdict beside its chance rate (the label heard in the other targets' audiations of the same job):
+
+| verdict | layer | targets | hit_rate | chance_rate |
+|---|---|---|---|---|
+| whisper_text | L2 | 1 | 1 |  |
+| phone | L10 | 3 | 0.333 | 0.25 |
+
+1 unfinished target(s) (interrupted or stopped) are left out.
+"""
+    assert (tmp_path / "report.csv").read_text().splitlines() == [
+        "measure,layer,targets,median,q1,q3,min,max,share_above_1,share_lift_3",
+        "final_activation,L2,4,2.5,1.75,3.25,1.0,4.0,,", "final_activation,L10,1,4.0,4.0,4.0,4.0,4.0,,",
+        "activation_ratio,L2,1,1.0,1.0,1.0,1.0,1.0,0.0,", "activation_ratio,L10,3,1.5,1.0,1.75,0.5,2.0,0.6666666666666666,",
+        "phone_chance,L10,2,0.25,0.125,0.375,0.0,0.5,,", "phone_lift,L2,3,3.0,2.5,3.5,2.0,4.0,,0.6666666666666666"]
