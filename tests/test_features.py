@@ -59,6 +59,8 @@ def test_a_topk_sae_recovers_a_sparse_dictionary():
     _, numbers = sae.train(frames, np.arange(20000), np.arange(20000, 24000), settings)
     assert numbers["variance_explained"] > 0.95, numbers["variance_explained"]
     assert numbers["mean_l0"] <= 3 and numbers["dead_share"] <= 0.3
+    losses = numbers["loss_every_50_steps"]  # a curve to plot, at 5 decimals
+    assert len(losses) == 40 and losses == [round(v, 5) for v in losses] != [round(v, 4) for v in losses]
 
 
 @pytest.fixture(scope="module")
@@ -585,6 +587,10 @@ def test_a_folder_is_ours_by_its_summary_or_by_the_k_our_save_writes_into_the_we
     (foreign / sae.WEIGHTS).write_bytes(b"\xff" * 12)  # not safetensors at all
     assert not sae.written_here(foreign)
     (foreign / sae.WEIGHTS).write_bytes((3).to_bytes(8, "little") + b"[1]")  # a header, but no object
+    assert not sae.written_here(foreign)
+    # a header of several MiB is no save of ours (ours is a few hundred bytes): it is not read whole to find out
+    huge = json.dumps({"__metadata__": {"k": "2", "pad": "x" * (3 << 19)}}).encode()
+    (foreign / sae.WEIGHTS).write_bytes(len(huge).to_bytes(8, "little") + huge)
     assert not sae.written_here(foreign)
     assert not sae.written_here(tmp_path / "nothing")
     (cut / "features.json").write_text("[1, 2]")  # a summary that is no object, beside our weights
