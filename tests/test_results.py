@@ -120,6 +120,12 @@ def test_the_measures_a_run_asks_for_are_each_named_by_a_field_only_it_adds():
                                                                "quality.draws": "robust_activation"}
     assert asked("quality.judges=false", "quality.data=" + str(ROOT / "audiation/assets/speech-slice")) == {
         "quality.data": "activation_ratio"}
+    tiny = ["model=tiny", *SMALL[1:], "quality.judges=false"]  # a model with a listener, heard at its logits
+    assert asked_measures(builder.plan(compose(*tiny, "model.layer=logits"))) == {
+        "quality.listener": "listener_transcript"}
+    data = "quality.data=" + str(ROOT / "audiation/assets/speech-slice")  # a ratio to the data: for units only
+    assert asked_measures(builder.plan(compose(*tiny, "objective=text", "objective.text=moon", data))) == {
+        "quality.listener": "listener_transcript"}
 
 
 def test_a_summary_is_ours_only_when_it_is_json_with_our_keys_of_their_types(tmp_path):
