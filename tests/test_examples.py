@@ -516,3 +516,88 @@ def test_a_files_reason_is_its_errors_last_line_or_the_errors_type_when_it_says_
 
     assert _reason(RuntimeError("Error opening 'a.wav':\n  Format not recognised. ")) == "Format not recognised."
     assert _reason(RuntimeError("  \n ")) == "RuntimeError" and _reason(OSError()) == "OSError"
+
+
+def test_a_data_path_is_one_file_or_a_tree_walked_once_and_each_refusal_is_one_line(tmp_path, caplog):
+    clip = sorted(SLICE.glob("*.flac"))[0]
+    (tmp_path / "set" / "sub").mkdir(parents=True)
+    shutil.copy(clip, tmp_path / "set" / "sub" / "b.Ogg")
+    shutil.copy(clip, tmp_path / "set" / "a.flac")
+    (tmp_path / "set" / "notes.txt").write_text("")
+    os.symlink(tmp_path / "set", tmp_path / "set" / "sub" / "loop")  # a loop: walked once
+    os.symlink(tmp_path / "set" / "sub", tmp_path / "set" / "again")  # a folder twice: its files once
+    assert audio_files.list_audio(tmp_path / "set") == [tmp_path / "set" / "a.flac", tmp_path / "set" / "again" / "b.Ogg"]
+    assert audio_files.list_audio(tmp_path / "set" / "a.flac") == [tmp_path / "set" / "a.flac"]
+    for path, why in ((tmp_path / "set" / "notes.txt", "is not an audio file (.wav, .flac, .ogg)"),
+                      (tmp_path / "set" / "sub" / "none", ": no such folder")):
+        with pytest.raises(AudiationError) as refused:
+            audio_files.list_audio(path, name="positive")
+        assert str(refused.value) == f"positive={path}{'' if why[0] == ':' else ' '}{why}"
+    (tmp_path / "quiet").mkdir()
+    with pytest.raises(AudiationError) as refused:
+        audio_files.list_audio(tmp_path / "quiet")
+    assert str(refused.value) == (f"data.path={tmp_path / 'quiet'} contains no audio files (.wav, .flac, .ogg, "
+                                  "searched recursively)")
+    # a job folder is left out below the root, never the root itself; metrics.json without targets/ is no job
+    for job in ("j1", "j2", "j3"):
+        (tmp_path / "set" / job / "targets").mkdir(parents=True)
+        (tmp_path / "set" / job / "metrics.json").write_text("{}")
+        shutil.copy(clip, tmp_path / "set" / job / "x.flac")
+    (tmp_path / "set" / "notes").mkdir()
+    (tmp_path / "set" / "notes" / "metrics.json").write_text("{}")
+    shutil.copy(clip, tmp_path / "set" / "notes" / "c.wav")
+    caplog.clear()
+    assert audio_files.list_audio(tmp_path / "set")[-1] == tmp_path / "set" / "notes" / "c.wav"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"warning: data.path: left out 3 folder(s) of audiation's own results ({tmp_path / 'set' / 'j1'}, "
+        f"{tmp_path / 'set' / 'j2'} ...)"]
+    assert audio_files.list_audio(tmp_path / "set" / "j2") == [tmp_path / "set" / "j2" / "x.flac"]
+    shutil.rmtree(tmp_path / "set" / "j3")
+    caplog.clear()
+    audio_files.list_audio(tmp_path / "set")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"warning: data.path: left out 2 folder(s) of audiation's own results ({tmp_path / 'set' / 'j1'}, "
+        f"{tmp_path / 'set' / 'j2'})"]
+
+
+def test_a_file_without_samples_or_with_non_finite_ones_is_unreadable_with_its_reason(tmp_path):
+    sf.write(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32), 16000)
+    sf.write(tmp_path / "nan.wav", np.array([0.0, np.nan, 0.1], dtype=np.float32), 16000, subtype="FLOAT")
+    (tmp_path / "text.flac").write_text("not audio\n")
+    for name, reason in (("empty.wav", "no audio samples"), ("nan.wav", "non-finite samples")):
+        with pytest.raises(audio_files.UnreadableAudio) as unreadable:
+            audio_files.read_audio(tmp_path / name, 16000)
+        assert str(unreadable.value) == reason
+    with pytest.raises(audio_files.UnreadableAudio) as unreadable:
+        audio_files.read_audio(tmp_path / "text.flac", 16000)
+    assert str(unreadable.value) and "\n" not in str(unreadable.value)  # libsndfile's last line only
+    assert audio_files._reason(RuntimeError("Error opening\n  Format not recognised. \n")) == "Format not recognised."
+    assert audio_files._reason(RuntimeError("")) == "RuntimeError"
+
+
+def test_transcripts_and_speakers_come_from_the_nearest_metadata_and_a_bad_one_is_said_once(tmp_path, caplog):
+    root = tmp_path / "up" / "set"
+    folder = root / "anna"
+    folder.mkdir(parents=True)
+    (folder / "metadata.tsv").write_bytes(b"file\ttext\tspeaker\n a.wav \t hello \t  \nb\tby stem\tbo\nc.wav\n")
+    (folder / "x.trans.txt").write_text("a A LIBRISPEECH LINE\n\nd  TWO  SPACES \nb NOT THE METADATA'S\n")
+    (tmp_path / "up" / "metadata.tsv").write_text("file\tspeaker\nset/anna/a.wav\tabove\n")  # in root's parent
+    (tmp_path / "metadata.tsv").write_text("file\tspeaker\nup/set/anna/d.flac\tfar\n")  # above it: not read
+    assert [audio_files.transcript(folder / n) for n in ("a.wav", "b.wav", "c.wav", "d.flac", "e.wav")] == [
+        "hello", "by stem", None, "TWO  SPACES", None]
+    # the nearest speaker column naming the file (a blank one is none), else the first subfolder of the root
+    assert [audio_files.speaker(folder / n, root) for n in ("b", "a.wav", "d.flac")] == ["bo", "above", "anna"]
+    assert audio_files.speaker(root / "top.wav", root) is None
+    latin = tmp_path / "latin"
+    latin.mkdir()
+    (latin / "metadata.tsv").write_bytes("file\ttext\nz.wav\tna\xefve\n".encode("latin-1"))
+    assert audio_files.transcript(latin / "z.wav") == "na\xefve"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"warning: {latin / 'metadata.tsv'} is not UTF-8 (byte 18); read as Latin-1"]  # after 18 bytes of ASCII
+    caplog.clear()
+    huge = tmp_path / "huge"
+    huge.mkdir()
+    (huge / "metadata.tsv").write_text("file\ttext\nz.wav\t" + "x" * (200 << 10) + "\n")
+    assert audio_files.transcript(huge / "z.wav") is None
+    [message] = [r.getMessage() for r in caplog.records]
+    assert message.startswith(f"warning: {huge / 'metadata.tsv'} is not read (field larger than field limit")
