@@ -56,6 +56,22 @@ def test_records_without_a_label_or_a_verdict_are_left_out():
 
 def test_words_drop_punctuation_and_case():
     assert words(" Moon, STAR. (music)") == ["moon", "star", "music"]
+    assert words("Don't: 42 re-enter!") == ["don't", "42", "re-enter"] and words(None) == []
+
+
+def test_rates_are_rounded_to_four_places_and_a_unit_where_nothing_is_heard_hears_silence():
+    records = [_unit("S", "S"), _unit("M", "S"), _unit("K", "M")]
+    assert annotate(records)["phone"] == {"hits": 1, "targets": 3, "hit_rate": 0.3333, "chance_rate": 0.3333}
+    assert [r["phone_chance"] for r in records] == [0.5, 0.5, 0.0]
+    quiet = [_unit("SIL", None), _unit("S", "S")]
+    annotate(quiet)
+    assert [r["phone_hit"] for r in quiet] == [True, True] and quiet[1]["phone_chance"] == 0.0
+
+
+def test_only_a_single_letter_is_a_letter_target():
+    records = [{"character": c, "whisper_transcript": "a"} for c in ("a", "ab", "1", 5, "", None, "'")]
+    annotate(records)
+    assert [r.get("whisper_letter_hit") for r in records] == [True] + [None] * 6
 
 
 def test_the_report_puts_each_verdict_beside_its_chance_rate(tmp_path):
