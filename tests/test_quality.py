@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from conftest import compose
 
 from audiation.config.configs import ASSETS
@@ -210,3 +211,52 @@ def test_the_reports_plot_is_one_titled_box_plot_per_measure_and_hides_the_empty
     assert not [line for line in shown[1].lines if line.get_linestyle() == "--"]  # the dataset's maximum: ratios only
     assert figure.texts[0].get_text() == "a sweep" and (tmp_path / "report.png").stat().st_size > 1000
     plt.close("all")
+
+
+class _Hearer(torch.nn.Module):
+    """A CTC model that hears `heard` in any clip: the error rates are then known exactly."""
+
+    def __init__(self, heard: str):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.heard, self.name, self.sample_rate, self.tokens = heard, "hearer", 16000, None
+        self.head, self.vocabulary, self.lengths = object(), ["a"], []
+
+    def transcribe(self, batch):
+        self.lengths.append(batch.shape[-1])
+        return [self.heard]
+
+
+def test_the_models_error_rate_on_its_data_is_the_mean_over_readable_transcribed_files_and_kept(tmp_path, caplog):
+    import soundfile as sf
+
+    from audiation.hearing.quality import cached_data_error_rate, data_error_rate
+
+    for name, seconds in (("a.wav", 1), ("b.wav", 2), ("c.wav", 30), ("long.wav", 30.5), ("untold.wav", 1)):
+        sf.write(tmp_path / name, np.zeros(int(16000 * seconds), dtype=np.float32), 16000)
+    (tmp_path / "bad.wav").write_text("not audio")
+    (tmp_path / "metadata.tsv").write_text("file\ttext\na.wav\tmoon\nb.wav\tmoan\nc.wav\tmoon\nlong.wav\tmoon\nbad.wav\tmoon\n")
+    files = sorted(tmp_path.glob("*.wav"))
+    hearer = _Hearer("moon")  # right on a.wav and c.wav (0), one letter of four wrong on b.wav (0.25); past 30 s: not
+    assert data_error_rate(hearer, files) == {"cer": 0.0833, "files": 3} and hearer.lengths == [16000, 32000, 480000]
+    assert data_error_rate(_Hearer("moon"), files, limit=1) == {"cer": 0.0, "files": 1}
+    assert data_error_rate(hearer, files[2:], limit=1) is None  # its one transcribed file is unreadable
+    assert data_error_rate(_Hearer("moon"), files[1:], limit=1) == {"cer": 0.25, "files": 1}
+    assert not caplog.records
+    assert data_error_rate(_Hearer("mo"), [tmp_path / "a.wav"]) == {"cer": 0.5, "files": 1}  # at the bar: said nothing
+    assert not caplog.records and data_error_rate(_Hearer("x"), [tmp_path / "untold.wav"]) is None
+    no_head = _Hearer("moon")
+    no_head.head = None
+    assert data_error_rate(no_head, files) is None  # it cannot transcribe
+    no_head.head, no_head.vocabulary = object(), None
+    assert data_error_rate(no_head, files) is None
+
+    cache, made = tmp_path / "cache", []
+    cache.mkdir()
+    assert cached_data_error_rate(cache, lambda: made.append(1) or _Hearer("xyzzy"), files) == {"cer": 1.25, "files": 3}
+    assert cached_data_error_rate(cache, lambda: pytest.fail("loaded again"), files) == {"cer": 1.25, "files": 3}
+    assert made == [1] and [r.getMessage() for r in caplog.records] == [
+        "warning: hearer hears its transcribed data at CER 1.25 (3 files): unit names measured on data a model does "
+        "not understand describe its confusion, not speech"] * 2
+    (cache / "model_cer.json").write_text('{"model": "hearer"}')  # damaged: measured again
+    assert cached_data_error_rate(cache, lambda: _Hearer("moon"), files) == {"cer": 0.0833, "files": 3}
