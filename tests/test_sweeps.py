@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from conftest import compose, run_cli
@@ -119,3 +120,82 @@ def test_a_named_sweep_folder_gets_its_start_time_in_the_wandb_group():
 
     assert sweep_group("2026-12-02_10-00-00", "2026-12-02_10-00-01") == "2026-12-02_10-00-00"
     assert sweep_group("demo", "2026-12-02_10-00-01") == "demo_2026-12-02_10-00-01"
+
+
+BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def _multirun(tmp_path, task, params=None, sweeper=BASIC, **top):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "sweep")}, "job": {"config_name": "config"},
+                                       "sweeper": {"_target_": sweeper, "params": params},
+                                       "overrides": {"task": task}}, **top})
+
+
+def test_a_sweep_is_checked_on_one_job_per_swept_value_not_on_their_product(tmp_path):
+    from audiation.jobs.sweep_callbacks import basic_sweep_size, sweep_jobs, sweep_size
+
+    task = ["a=1,2", "b=x", "c=3,4,5"]
+    assert sweep_jobs(task) == [["a=1", "b=x", "c=3"], ["a=2", "b=x", "c=3"], ["a=1", "b=x", "c=4"],
+                                ["a=1", "b=x", "c=5"]]
+    assert sweep_jobs(["b=x"], {"d": "p,q"}) == [["d=p", "b=x"], ["d=q", "b=x"]]  # the sweeper's params first
+    assert sweep_size(task) == 6 and sweep_size(task, {"d": "p,q"}) == 12 and sweep_size(["b=x"]) == 1
+    assert basic_sweep_size(_multirun(tmp_path, task, {"d": "p,q"})) == 12
+    assert basic_sweep_size(_multirun(tmp_path, task, sweeper="hydra_plugins.optuna.OptunaSweeper")) is None
+
+
+def test_an_error_in_one_line_keeps_hydras_cause():
+    from hydra.errors import ConfigCompositionException
+
+    from audiation.jobs.sweep_callbacks import first_lines
+
+    assert first_lines(ValueError("the line\nand more")) == "the line" and first_lines(KeyError()) == "KeyError"
+    composed = ConfigCompositionException("Error merging override x=1\nmore")
+    assert first_lines(composed) == "Error merging override x=1"
+    composed.__cause__ = ValueError("Value 'x' is not an int\n    full_key: x")
+    assert first_lines(composed) == "Error merging override x=1: Value 'x' is not an int"
+    composed.__cause__ = ValueError("")
+    assert first_lines(composed) == "Error merging override x=1"
+    plain = ValueError("line")
+    plain.__cause__ = ValueError("not said: only Hydra's causes are")
+    assert first_lines(plain) == "line"
+
+
+def test_a_bad_job_stops_the_sweep_before_it_starts_in_one_line(tmp_path, monkeypatch, capsys, caplog):
+    from audiation.config import configs
+    from audiation.jobs.sweep_callbacks import CheckSweep
+
+    caplog.set_level("INFO", logger="audiation.jobs.sweep_callbacks")
+    for name in (configs.GROUP, configs.SWEPT):
+        monkeypatch.setenv(name, "")  # restored after the test
+    good = ["model=random_small", "logger=none", "objective.unit=0,1", "model.layer=1,2"]
+    CheckSweep().on_multirun_start(_multirun(tmp_path, good))
+    assert os.environ[configs.SWEPT] == "objective.unit,model.layer" and os.environ[configs.GROUP].startswith("sweep_")
+    assert [r.getMessage() for r in caplog.records] == ["checked 3 job configs covering every value of the sweep"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
+        CheckSweep().on_multirun_start(_multirun(tmp_path, ["model=random_small", "objective.unit=0,1.5"]))
+    assert stopped.value.code == 2 and capsys.readouterr().err == (
+        "audiation: error: in the job model=random_small objective.unit=1.5: objective.unit=1.5 is not a unit index (valid: 0..31)\n")
+    CheckSweep().on_multirun_start(_multirun(tmp_path, ["objective.unit=1.5,2"], sweeper="other.Sweeper"))
+    assert os.environ[configs.SWEPT] == ""  # another sweeper chooses as it goes: nothing checked, nothing named
+
+
+def test_a_finished_sweep_says_where_its_report_and_page_are_and_fails_when_a_job_did(tmp_path, capsys):
+    from audiation.config import configs
+    from audiation.jobs.sweep_callbacks import Gallery
+
+    sweep = tmp_path / "sweep"
+    audiate_folder(compose("model=random_small", "logger=none", "threads=1", "steps=1", "quality.judges=false",
+                           "quality.draws=0"), sweep / "0")
+    capsys.readouterr()
+    Gallery().on_multirun_end(_multirun(tmp_path, [], dry_run=True))
+    assert not (sweep / "index.html").exists()  # a dry run audiated nothing
+    Gallery().on_multirun_end(_multirun(tmp_path, []))
+    assert capsys.readouterr().out == f"audiation: gallery in {sweep / 'index.html'}, report in {sweep / 'report.md'}\n"
+    (sweep / configs.FAILED_JOBS).write_text("job 1: a\njob 2: b\n")
+    with pytest.raises(SystemExit) as stopped:
+        Gallery().on_multirun_end(_multirun(tmp_path, []))
+    assert stopped.value.code == 2 and capsys.readouterr().err == (
+        f"audiation: error: 2 job(s) of the sweep failed (listed in {sweep / configs.FAILED_JOBS})\n")
