@@ -559,6 +559,24 @@ def test_a_held_back_signal_is_raised_as_what_it_stands_for(monkeypatch, receive
     assert caught.type is raised  # exactly: a Ctrl-C raised as Terminated would exit 143, not 130
 
 
+def test_a_shielded_stretch_off_the_main_thread_shields_nothing_and_ends_cleanly():
+    import threading
+
+    handlers, failed = {s: signal.getsignal(s) for s in errors.STOP_SIGNALS}, []
+
+    def work():
+        try:
+            with errors.Shielded() as shield:
+                assert shield.previous == {} and not shield.came
+        except BaseException as error:  # whatever it is: a thread would only print it
+            failed.append(error)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert failed == [] and {s: signal.getsignal(s) for s in errors.STOP_SIGNALS} == handlers
+
+
 def test_a_value_in_an_error_line_is_shown_as_typed_or_quoted_when_it_does_not_print():
     assert errors.shown("L8:U3") == "L8:U3" and errors.shown(7) == "7"
     assert errors.shown("a\nb") == "'a\\nb'" and errors.shown("\x1b[2J") == "'\\x1b[2J'"

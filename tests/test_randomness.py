@@ -5,6 +5,7 @@ random calls does not grow with the batch."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from conftest import compose
 
@@ -74,3 +75,5 @@ def test_the_streams_are_pinned_so_a_changed_constant_cannot_silently_change_eve
     np.testing.assert_allclose(streams.normal(4).numpy(), [[0.26230901, 1.02202749, -1.05240583, -1.81023014],
                                                            [0.71939242, -1.29759133, -0.57681876, -0.02908173]],
                                rtol=0, atol=1e-6)
+    # a normal's tails come from the smallest integers, where a shifted offset shows (bits + 2: 4.88476)
+    assert float(Streams(3, [1]).normal(1 << 20).abs().max()) == pytest.approx(4.888371, rel=1e-5)

@@ -98,3 +98,26 @@ def test_the_notebook_call_is_the_packages_and_an_unknown_name_says_so():
     assert audiation.audiate is api.audiate and audiation.Audiation is api.Audiation
     with pytest.raises(AttributeError, match=r"^module 'audiation' has no attribute 'audiat'$"):
         audiation.audiat  # noqa: B018
+
+
+def test_a_console_message_that_cannot_be_formatted_is_said_by_logging_not_raised(capsys):
+    handler = audiation.ConsoleHandler()
+    bad = logging.LogRecord("audiation", logging.WARNING, __file__, 1, "%d targets", ("x",), None)
+    handler.emit(bad)  # the run goes on
+    err = capsys.readouterr().err
+    assert "--- Logging error ---" in err and "Message: '%d targets'\nArguments: ('x',)" in err
+    handler.emit(logging.LogRecord("audiation", logging.INFO, __file__, 1, "said", (), None))
+    quiet = logging.LogRecord("audiation", logging.INFO, __file__, 1, "in the log file only", (), None)
+    quiet.file_only = True
+    handler.emit(quiet)
+    assert capsys.readouterr().err == "said\n"
+
+
+def test_bf16_is_bfloat16_on_every_device_type_not_autocasts_default_there():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no CUDA here: the context is off, and its dtype still chosen
+        assert runtime.autocast("cuda", "bf16").fast_dtype == torch.bfloat16  # CUDA's default is float16
+    assert runtime.autocast("cpu", "bf16").fast_dtype == torch.bfloat16
+    assert runtime.autocast("cpu", "bf16")._enabled and not runtime.autocast("cpu", "fp32")._enabled
