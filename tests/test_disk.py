@@ -91,3 +91,33 @@ def test_the_writer_does_its_tasks_in_order_on_its_own_thread_and_ends_with_them
         assert done == list(range(50)) and threads == {"audiation-writer"}
         writer.submit(lambda: done.append("last"))
     assert done[-1] == "last" and not writer._thread.is_alive()
+
+
+def test_a_spectrogram_pictures_ticks_frame_and_scale_bar_are_where_their_numbers_say():
+    from io import BytesIO
+
+    from PIL import Image
+
+    indices, hop = disk.spectrogram_indices(torch.zeros(1, 16000), 16000)
+    image = Image.open(BytesIO(disk.spectrogram_png(indices[0], hop, 16000, 16000, "a title", mark_seconds=0.25)))
+    pixels = np.asarray(image)
+    top, left = disk.MARGIN_TOP, disk.MARGIN_LEFT
+    bottom, right = top + 201, left + 401
+    assert pixels.shape == (bottom + disk.MARGIN_BOTTOM, right + disk.MARGIN_RIGHT)
+    black = pixels == disk.BLACK
+    mark = round(left + 0.25 * 400)  # the target frame's dashes reach the frame's bottom edge
+    assert black[top - 1, left - 1:right + 1].all() and np.delete(black[bottom, left - 1:right + 1], mark - left + 1).all()
+    assert black[top - 1:bottom + 1, left - 1].all() and black[top - 1:bottom + 1, right].all()
+    for seconds in (0, 0.2, 0.4, 0.6, 0.8, 1.0):  # a tick every 0.2 s, 400 columns to the second
+        assert black[bottom + 1:bottom + 4, round(left + seconds * 400)].all(), seconds
+    assert not black[bottom + 1:bottom + 4, left + 40].any()
+    for khz in (0, 2, 4, 6, 8):  # a tick every 2 kHz, 8 kHz at the top row
+        assert black[round(bottom - khz / 8 * 200), left - 4:left - 1].all(), khz
+    bar = right + 8
+    for db in (0, 20, 40, 60, 80):
+        assert black[round(top + db / 80 * 200), bar + 8:bar + 12].all(), db
+    cyan = pixels[:, mark] == disk.CYAN  # the target frame, dashed 4 rows in 6
+    assert cyan[top:top + 4].all() and not cyan[top + 4:top + 6].any() and not cyan[:top].any()
+    picture = np.delete(pixels[top:bottom, left:right], mark - left, axis=1)
+    assert (picture == disk.COLOURS - 1).all()  # silence on its own scale: flat, all at its own peak
+    assert black[2:top - 4, left:left + 30].any()  # the title, drawn above the picture
