@@ -315,6 +315,19 @@ def test_text_outside_ascii_says_how_to_quote_it_and_quoted_it_reaches_the_vocab
         builder.plan(compose("model=tiny", "objective=text", 'objective.text=["café","moon"]'))
 
 
+@pytest.mark.parametrize("argv", [["objective.text=café", "steps=3"], ["objective.text=café", "hydra.run.dir=/tmp/x"],
+                                  ["model.name=/data/naïve", "objective.text=moon"]])
+def test_text_outside_ascii_is_said_in_one_line_wherever_it_stands_among_the_overrides(argv):
+    from audiation.config.checks import check_output_overrides
+
+    bad = next(a for a in argv if not a.isascii())
+    key, _, value = bad.partition("=")
+    with pytest.raises(AudiationError) as refused:
+        check_output_overrides(argv)
+    assert str(refused.value) == f"""{bad}: Hydra reads letters outside ASCII only inside quotes; write '{key}="{value}"'"""
+    check_output_overrides([f'{key}="{value}"', *[a for a in argv if a != bad]])  # quoted: Hydra reads it
+
+
 # --- 16. the page and the report read only what is ours ------------------------------------------------------
 
 

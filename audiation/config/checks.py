@@ -97,9 +97,6 @@ def check_output_overrides(argv: list[str]) -> None:
     """The job folders given on the command line (`hydra.run.dir=`, `hydra.sweep.dir=`), checked before
     Hydra makes them: Hydra's own failure is a traceback, or an empty value writes into the current folder.
     And text outside ASCII, which Hydra's grammar reads only inside quotes: one line showing how."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import OverrideParseException
-
     given = set()
     for argument in argv:
         key, sep, value = argument.lstrip("+").partition("=")
@@ -107,6 +104,8 @@ def check_output_overrides(argv: list[str]) -> None:
             given.add(key)
             # `<folder>/${now:%H}`: what comes before the first interpolation is a folder as it is
             writable_folder(value if "${" not in value else value.split("${")[0].rpartition("/")[0] or ".", key)
+        if sep and not argument.isascii():  # every argument: Hydra's own refusal is a lexer's trace
+            _quoted_outside_ascii(argument, key, value)
     used = "hydra.sweep.dir" if {"-m", "--multirun"} & set(argv) else "hydra.run.dir"
     if used not in given:  # Hydra makes its default folder inside `outputs/` first
         try:
@@ -114,16 +113,21 @@ def check_output_overrides(argv: list[str]) -> None:
         except AudiationError as error:
             raise AudiationError(f"{error} (the default: jobs go inside {OUTPUTS}/ of the current folder; give "
                                  f"{used}= another folder)") from None
-        if sep and not argument.isascii():
-            try:
-                OverridesParser.create().parse_overrides([argument])
-            except OverrideParseException:
-                words = [w.strip() for w in value.strip("[]").split(",")]
-                quoted = ",".join(f'"{w}"' for w in words)
-                raise AudiationError(f"{argument}: Hydra reads letters outside ASCII only inside quotes; write "
-                                     f"'{key}=[{quoted}]'" if value.startswith("[") or len(words) > 1 else
-                                     f"{argument}: Hydra reads letters outside ASCII only inside quotes; write "
-                                     f"'{key}=\"{value}\"'") from None
+
+
+def _quoted_outside_ascii(argument: str, key: str, value: str) -> None:
+    """Refuse an override that Hydra's grammar cannot read, showing it quoted."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    try:
+        OverridesParser.create().parse_overrides([argument])
+    except OverrideParseException:
+        words = [w.strip() for w in value.strip("[]").split(",")]
+        quoted = ",".join(f'"{w}"' for w in words)
+        written = f"{key}=[{quoted}]" if value.startswith("[") or len(words) > 1 else f'{key}="{value}"'
+        raise AudiationError(f"{argument}: Hydra reads letters outside ASCII only inside quotes; write "
+                             f"'{written}'") from None
 
 
 def threads(checked) -> int | None:
