@@ -101,3 +101,45 @@ def test_a_number_in_its_range_is_returned_as_its_kind():
     assert checks.number(0, "gain", float, 0.0, False) == 0.0 and checks.number(1, "share", maximum=1.0) == 1.0
     assert checks.number("inf", "seconds", finite=False) == float("inf")
     assert checks.number(0.999, "p", below=1.0) == 0.999
+
+
+def test_a_folder_that_cannot_be_written_is_refused_in_one_line(tmp_path):
+    assert checks.writable_folder(tmp_path / "new" / "deeper", "out") == tmp_path / "new" / "deeper"
+    assert not (tmp_path / "new").exists() and list(tmp_path.iterdir()) == []  # tried, and nothing left behind
+    for empty in (None, "", "  "):
+        assert _refusal(checks.writable_folder, empty, "out") == "out is empty: it must name a folder"
+    (tmp_path / "file").write_text("")
+    assert _refusal(checks.writable_folder, tmp_path / "file" / "job", "out") == (
+        f"out={tmp_path / 'file' / 'job'} cannot be a folder: {tmp_path / 'file'} is a file")
+    assert _refusal(checks.writable_folder, "/proc/audiation-job", "out").startswith(
+        "out=/proc/audiation-job is not writable (/proc: ")  # even for root: tried, not read off the permissions
+
+
+def test_keys_no_schema_declares_the_logger_and_threads(monkeypatch):
+    from omegaconf import OmegaConf
+
+    from audiation.config import config_schema
+
+    monkeypatch.setattr(config_schema, "unknown_keys", lambda cfg: ["stpes", "a.b", "c"])
+    assert _refusal(checks.known_keys, None) == (
+        "stpes is not a key of this config (nor are 2 more): check its spelling against conf/ (or --help)")
+    monkeypatch.setattr(config_schema, "unknown_keys", lambda cfg: ["stpes", "c"])
+    assert _refusal(checks.known_keys, None).startswith("stpes is not a key of this config (nor are 1 more): ")
+    monkeypatch.setattr(config_schema, "unknown_keys", lambda cfg: ["stpes"])
+    assert _refusal(checks.known_keys, None) == "stpes is not a key of this config: check its spelling against conf/ (or --help)"
+    monkeypatch.setattr(config_schema, "unknown_keys", lambda cfg: [])
+    checks.known_keys(None)
+    assert _refusal(checks.check_logger, OmegaConf.create({"enabled": True, "mode": "bogus"})) == (
+        "logger.mode=bogus is not one of auto, online, offline, disabled")
+    checks.check_logger(OmegaConf.create({"enabled": False, "mode": "bogus"}))  # no logger: its mode is not read
+    checks.check_logger(None)
+    assert checks.threads("auto") is None and checks.threads(2) == 2
+
+
+def test_a_name_that_becomes_a_file_name_is_refused_whole():
+    assert checks.safe_name("my.run+2", "objective.name") == "my.run+2"
+    assert _refusal(checks.safe_name, "../x", "objective.name") == (
+        "objective.name='../x' cannot be part of a file name: use up to 64 letters, digits and _ . + - "
+        "(not starting with . or holding ..)")
+    assert checks.safe_name("a" * 64, "n") and _refusal(checks.safe_name, "a" * 65, "n").startswith("n='aaa")
+    assert _refusal(checks.safe_name, "a..b", "n").startswith("n='a..b' cannot")
