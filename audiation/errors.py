@@ -34,6 +34,16 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, delivered as an interruption so every `except KeyboardInterrupt` saves work for it too."""
 
 
+def exit_code(kind: type[BaseException] | None) -> int:
+    """The exit code `run_or_exit` ends with after an exception of this type (0 for none): what a W&B run is
+    finished with, so the dashboard says what the console did."""
+    if kind is None:
+        return 0
+    if issubclass(kind, KeyboardInterrupt):
+        return 143 if issubclass(kind, Terminated) else 130
+    return 2 if issubclass(kind, (AudiationError, OSError, JobRefused)) else 1
+
+
 _received: set[int] = set()  # the signals that stopped this process's job: the loop re-raises a plain KeyboardInterrupt
 
 

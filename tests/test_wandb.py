@@ -6,6 +6,7 @@ stays in the job folder."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -146,3 +147,20 @@ def test_media_during_optimisation_are_the_first_targets_audio_and_spectrograms_
     names = [name for name, _ in media[:tracking.ROWS_LOGGED_APART]]
     assert row["audio"] == [("audio", name, 16000, 1600) for name in names]
     assert row["spectrogram"] == [("image", name, 3, 3) for name in names]  # RGB pictures
+
+
+def test_a_run_is_finished_with_the_exit_code_the_console_ends_with():
+    from audiation import errors
+    from audiation.outputs.tracking import Tracker
+
+    class Recorded(Tracker):
+        def finish(self, exit_code=0):
+            codes.append(exit_code)
+
+    codes = []
+    for raised in (None, errors.AudiationError, OSError, errors.JobRefused, KeyboardInterrupt, errors.Terminated,
+                   ValueError):
+        with contextlib.suppress(BaseException), Recorded():
+            if raised is not None:
+                raise raised()
+    assert codes == [0, 2, 2, 2, 130, 143, 1]  # Ctrl-C, SIGTERM and a bug as run_or_exit exits

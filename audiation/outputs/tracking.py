@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from audiation.errors import exit_code
 from audiation.outputs import record_schema
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ class Tracker:
         return self
 
     def __exit__(self, kind, error, _traceback):
-        self.finish(0 if kind is None else 130 if issubclass(kind, KeyboardInterrupt) else 1)
+        self.finish(exit_code(kind))
         return False
 
 
