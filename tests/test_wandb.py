@@ -164,3 +164,59 @@ def test_a_run_is_finished_with_the_exit_code_the_console_ends_with():
             if raised is not None:
                 raise raised()
     assert codes == [0, 2, 2, 2, 130, 143, 1]  # Ctrl-C, SIGTERM and a bug as run_or_exit exits
+
+
+def test_loss_terms_line_up_on_each_targets_own_step_over_the_targets_that_reached_it():
+    from audiation.outputs.tracking import history_records
+
+    histories = {"a": {"loss": np.array([3.0, 2.0, 1.0]), "activation": np.array([0.5, 1.5, 2.5])},
+                 "b": {"loss": np.array([5.0, 4.0])}, "c": {}}
+    assert history_records(histories) == [
+        {"optimisation_step": 0, "loss/mean": 4.0, "loss/min": 3.0, "loss/max": 5.0,
+         "activation/mean": 0.5, "activation/min": 0.5, "activation/max": 0.5},
+        {"optimisation_step": 1, "loss/mean": 3.0, "loss/min": 2.0, "loss/max": 4.0,
+         "activation/mean": 1.5, "activation/min": 1.5, "activation/max": 1.5},
+        {"optimisation_step": 2, "loss/mean": 1.0, "loss/min": 1.0, "loss/max": 1.0,
+         "activation/mean": 2.5, "activation/min": 2.5, "activation/max": 2.5}]
+    assert history_records({}) == [] and history_records({"c": {}}) == []
+
+
+def test_every_run_has_one_unit_or_null_and_a_targets_run_its_own(monkeypatch, tmp_path):
+    from audiation.outputs import tracking
+
+    flat = {"layer_index": 8, "unit_min": 3, "unit_max": 3}
+    assert tracking.run_config(flat, 3) == {**flat, "unit": 3, "unit_spec": "3", "target": None}
+    several = {"layer_index": 8, "unit_min": 0, "unit_max": 63}
+    assert tracking.run_config(several, "0:64") == {**several, "unit": None, "unit_spec": "0:64", "target": None}
+    assert tracking.run_config(flat, None)["unit_spec"] is None
+    assert tracking.target_config(tracking.run_config(several, "0:64"), {"name": "L8-U5-unit", "unit": 5}) == {
+        **several, "unit": 5, "unit_min": 5, "unit_max": 5, "unit_spec": "0:64", "target": "L8-U5-unit"}
+    monkeypatch.setenv("WANDB_API_KEY", "x")
+    assert tracking.resolve_mode("auto") == "online" and tracking.resolve_mode("offline") == "offline"
+    monkeypatch.delenv("WANDB_API_KEY")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("NETRC", raising=False)
+    assert tracking.resolve_mode("auto") == "offline"  # no key, no ~/.netrc
+    (tmp_path / ".netrc").write_text("machine api.wandb.ai login user password key\n")
+    (tmp_path / ".netrc").chmod(0o600)
+    assert tracking.logged_in() and tracking.resolve_mode("auto") == "online"
+    monkeypatch.setenv("WANDB_BASE_URL", "https://wandb.example.org/sub")
+    assert not tracking.logged_in()  # a key for another host
+    monkeypatch.setenv("WANDB_BASE_URL", "https://api.wandb.ai/v1/")
+    assert tracking.logged_in()  # the host, not its path
+    assert tracking.resolve_mode("disabled") == "disabled"
+
+
+def test_w_and_bs_staging_folder_is_the_jobs_unless_the_user_chose_one(monkeypatch, tmp_path):
+    import os
+
+    from audiation.outputs import tracking
+
+    monkeypatch.delenv("WANDB_DATA_DIR", raising=False)
+    with tracking._data_dir(tmp_path / "job"):
+        assert os.environ["WANDB_DATA_DIR"] == str((tmp_path / "job").resolve() / "wandb")
+    assert "WANDB_DATA_DIR" not in os.environ
+    monkeypatch.setenv("WANDB_DATA_DIR", "/mine")
+    with tracking._data_dir(tmp_path / "job"):
+        assert os.environ["WANDB_DATA_DIR"] == "/mine"
+    assert os.environ["WANDB_DATA_DIR"] == "/mine"

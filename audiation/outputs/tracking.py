@@ -255,7 +255,7 @@ def history_records(histories: dict[str, dict[str, np.ndarray]]) -> list[dict]:
     """The loss terms of every target, step by step, aligned on the step within each target's own
     optimisation (a job's batches run one after the other, but each target's step 0 is step 0):
     `<term>/mean|min|max` over the targets that reached that step."""
-    histories = [h for h in histories.values() if h]
+    histories = list(histories.values())
     steps = max((len(v) for h in histories for v in h.values()), default=0)
     terms = list(dict.fromkeys(term for h in histories for term in h))
     records = []
