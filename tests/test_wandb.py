@@ -220,3 +220,26 @@ def test_w_and_bs_staging_folder_is_the_jobs_unless_the_user_chose_one(monkeypat
     with tracking._data_dir(tmp_path / "job"):
         assert os.environ["WANDB_DATA_DIR"] == "/mine"
     assert os.environ["WANDB_DATA_DIR"] == "/mine"
+
+
+def test_media_are_logged_for_the_first_batch_only_every_media_every_steps_and_at_its_end(tmp_path):
+    from types import SimpleNamespace
+
+    from audiation.jobs.subscribers import Tracking
+    from audiation.outputs.tracking import Tracker
+
+    class Recorded(Tracker):
+        def wants_media(self, step):
+            return step % 4 == 0
+
+        def log_media(self, step, media):
+            logged.append((step, [name for name, _ in media]))
+
+    logged = []
+    tracking = Tracking(Recorded(), tmp_path, steps=8)
+    for batch in (["a", "b"], ["c"]):
+        tracking.batch_started(batch)
+        for first in (0, 2, 4, 6):  # the loop reports every 2 steps
+            tracking.steps(first, {"loss": np.zeros(2)}, lambda: [np.zeros(3)] * len(batch))
+        tracking.batch_done(SimpleNamespace(steps=8, signal=[np.zeros(3)] * len(batch)), [], [])
+    assert logged == [(4, ["a", "b"]), (8, ["a", "b"])]  # the last step once: at the batch's end
