@@ -588,6 +588,7 @@ def test_transcripts_and_speakers_come_from_the_nearest_metadata_and_a_bad_one_i
     # the nearest speaker column naming the file (a blank one is none), else the first subfolder of the root
     assert [audio_files.speaker(folder / n, root) for n in ("b", "a.wav", "d.flac")] == ["bo", "above", "anna"]
     assert audio_files.speaker(root / "top.wav", root) is None
+    assert audio_files.speaker(tmp_path / "up" / "outside.wav", root) is None  # not under the root: no subfolder
     latin = tmp_path / "latin"
     latin.mkdir()
     (latin / "metadata.tsv").write_bytes("file\ttext\nz.wav\tna\xefve\n".encode("latin-1"))

@@ -199,3 +199,13 @@ def test_a_finished_sweep_says_where_its_report_and_page_are_and_fails_when_a_jo
         Gallery().on_multirun_end(_multirun(tmp_path, []))
     assert stopped.value.code == 2 and capsys.readouterr().err == (
         f"audiation: error: 2 job(s) of the sweep failed (listed in {sweep / configs.FAILED_JOBS})\n")
+
+
+def test_a_dry_sweep_that_never_wrote_its_multirun_yaml_leaves_no_folder_and_no_error(tmp_path, capsys):
+    from audiation.jobs.sweep_callbacks import SweepProgress
+
+    progress = SweepProgress()
+    progress.on_multirun_start(_multirun(tmp_path, ["objective.unit=0,1"], dry_run=True))
+    (tmp_path / "sweep").mkdir()  # made, but Hydra stopped before its multirun.yaml
+    progress.on_multirun_end(_multirun(tmp_path, [], dry_run=True))
+    assert not (tmp_path / "sweep").exists() and capsys.readouterr().out == ""
