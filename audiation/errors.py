@@ -34,14 +34,17 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, delivered as an interruption so every `except KeyboardInterrupt` saves work for it too."""
 
 
+BAD_INPUT, INTERRUPTED, TERMINATED = 2, 130, 143  # the exit codes of one line, Ctrl-C and SIGTERM
+
+
 def exit_code(kind: type[BaseException] | None) -> int:
     """The exit code `run_or_exit` ends with after an exception of this type (0 for none): what a W&B run is
     finished with, so the dashboard says what the console did."""
     if kind is None:
         return 0
     if issubclass(kind, KeyboardInterrupt):
-        return 143 if issubclass(kind, Terminated) else 130
-    return 2 if issubclass(kind, (AudiationError, OSError, JobRefused)) else 1
+        return TERMINATED if issubclass(kind, Terminated) else INTERRUPTED
+    return BAD_INPUT if issubclass(kind, (AudiationError, OSError, JobRefused)) else 1
 
 
 _received: set[int] = set()  # the signals that stopped this process's job: the loop re-raises a plain KeyboardInterrupt
@@ -116,7 +119,7 @@ def run_or_exit(job: Callable, *args, saved: Callable[[], str], on_stop: Callabl
         print(f"audiation: error: {message}", file=sys.stderr)
         if in_sweep:
             raise JobRefused(message) from None
-        sys.exit(2)
+        sys.exit(BAD_INPUT)
     except Exception as error:  # a bug: alone it is a traceback; in a sweep it ends its own job, not the sweep
         if not in_sweep:
             raise
@@ -132,7 +135,7 @@ def run_or_exit(job: Callable, *args, saved: Callable[[], str], on_stop: Callabl
         if on_stop is not None:
             on_stop()
         print(f"audiation: {'terminated (SIGTERM)' if terminated else 'interrupted'}; {saved()}", file=sys.stderr)
-        sys.exit(143 if terminated else 130)
+        sys.exit(TERMINATED if terminated else INTERRUPTED)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
