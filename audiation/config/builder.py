@@ -125,11 +125,14 @@ def expand_targets(objective_cfg: DictConfig, layer: Layer, count: int, texts: l
         units = checks.parse_units(objective_cfg.unit, count, f"layer {layer.label}")
         return [Target(label, layer, key=u, kind=kind, unit=u) for u in units]
     if kind is TargetKind.direction:
-        if OmegaConf.is_missing(objective_cfg, "direction"):
-            raise AudiationError("objective.direction is required: a .npy path or an inline list")
         vectors = checks.parse_directions(objective_cfg.direction, count)
         return [Target(label, layer, key=i, kind=kind, vector=v, index=i) for i, v in enumerate(vectors)]
     return [Target(label, layer, key=0, kind=kind)]
+
+
+# What a value left `???` in an objective's option file is asked for with.
+REQUIRED_HINTS = {"unit": "an int, a list, a range 0:8 or all", "direction": "a .npy path or an inline list",
+                  "text": "a text or a list of them"}
 
 
 # --- the job plan ----------------------------------------------------------------------------------------
@@ -237,8 +240,6 @@ def plan(cfg: DictConfig) -> Plan:
         raise AudiationError(f"precision={cfg.precision} is not one of fp32, bf16")
     if cfg.regularizer.get("speech") and spec.sample_rate != judges.SAMPLE_RATE:
         raise AudiationError(f"regularizer.speech needs a {judges.SAMPLE_RATE} Hz model (silero-vad's rate)")
-    if cfg.parameterization.name == "speech" and cfg.parameterization.get("init"):
-        raise AudiationError("parameterization=speech cannot start from a clip (parameterization.init): use fft")
     if cfg.regularizer.get("stay_close") and not cfg.parameterization.get("init"):
         raise AudiationError("regularizer.stay_close needs parameterization.init=<audio file> to stay close to")
     quality = QualityOptions(checked["quality.draws"], bool(cfg.quality.judges), bool(cfg.quality.whisper))
@@ -264,8 +265,11 @@ def plan(cfg: DictConfig) -> Plan:
 
         whisper.check_window(spec.window, seconds)
     token_ids, kind = {}, target_kind(cfg.objective)
-    if kind.key is not None and kind.key not in cfg.objective:  # an option file of the user's own
+    # `in` on a DictConfig is False for a key left `???`: keys() has it, so that each case gets its own line
+    if kind.key is not None and kind.key not in cfg.objective.keys():  # an option file of the user's own
         raise AudiationError(f"objective.kind={kind.value} needs objective.{kind.key}: which targets")
+    if kind.key is not None and OmegaConf.is_missing(cfg.objective, kind.key):
+        raise AudiationError(f"objective.{kind.key} is required: which targets ({REQUIRED_HINTS[kind.key]})")
     if kind is TargetKind.text:  # a text is read by the CTC head or the decoder, whatever model.layer says
         texts = OmegaConf.to_container(cfg.objective, resolve=True)["text"]
         if family_of(config).name == "whisper":  # the decoder reads the encoder's output
@@ -293,7 +297,7 @@ def plan(cfg: DictConfig) -> Plan:
     for name in spec.ensemble:
         ctc_peer("model.ensemble", name, spec, config, same_frames=True)
     sae_folder, units = None, num_units(layer, config)
-    if "sae" in cfg.objective:  # the layer seen through a sparse autoencoder: its features are the units
+    if "sae" in cfg.objective.keys():  # the layer seen through a sparse autoencoder: its features are the units
         if OmegaConf.is_missing(cfg.objective, "sae") or not cfg.objective.sae:
             raise AudiationError("objective.sae is required: a features job's folder (python -m audiation.features)")
         if not kind.of_units:
@@ -516,7 +520,7 @@ def build_objective(plan_: Plan, targets: list[Target], encoder=None) -> Objecti
     if regularizer["high_frequency"]:
         objective = objective - regularizer["high_frequency"] * objectives.high_frequency(
             geometry, regularizer["cutoff_hz"], device)
-    if recipe.diversity and targets[0].sample is not None:
+    if recipe.diversity:  # the plan asks for samples >= 2 with it
         groups = {name: i for i, name in enumerate(dict.fromkeys(t.group for t in targets))}
         ids = torch.tensor([groups[t.group] for t in targets], device=device)
         objective = objective - recipe.diversity * objectives.diversity(ids)
