@@ -260,3 +260,11 @@ def test_the_models_error_rate_on_its_data_is_the_mean_over_readable_transcribed
         "not understand describe its confusion, not speech"] * 2
     (cache / "model_cer.json").write_text('{"model": "hearer"}')  # damaged: measured again
     assert cached_data_error_rate(cache, lambda: _Hearer("moon"), files) == {"cer": 0.0833, "files": 3}
+
+
+def test_the_ids_that_are_not_letters_are_the_blank_the_word_gap_and_the_specials():
+    from audiation.hearing import quality
+
+    model = SimpleNamespace(config=SimpleNamespace(pad_token_id=9),
+                            vocabulary=["<pad>", "a", "<unk>", "|", "b", "<s>", "</s>", "'", "c"])
+    assert quality.not_letters(model) == [9, 0, 2, 3, 5, 6]
