@@ -58,7 +58,7 @@ class ModelSpec:
     def short_name(self) -> str:
         """The model's one display name: `tiny-w2v2-espeak`, `wav2vec2-base`, `random_base`, and for an
         ensemble its members joined by `+`."""
-        return "+".join(Path(str(name).rstrip("/")).name or "model" for name in (self.name, *self.ensemble))
+        return "+".join(Path(str(name)).name or "model" for name in (self.name, *self.ensemble))
 
     def peer(self, name) -> ModelSpec:
         """Another trained checkpoint read the same way (an ensemble member, a listener)."""
@@ -300,17 +300,19 @@ def load_config(spec: ModelSpec):
     """The model's config only (a small JSON file): enough to validate layers and units cheaply."""
     from transformers import AutoConfig
 
+    # transformers checks a config's fields with huggingface_hub's strict dataclasses, whose errors are neither
+    # ValueError nor TypeError, and say the field on one line and the reason on the next: any error is the value's
     if spec.random_init:
         try:
             return AutoConfig.for_model(spec.architecture, **spec.config)
-        except (ValueError, TypeError) as error:
-            raise AudiationError(f"model.config for {spec.architecture}: {error}".splitlines()[0]) from None
+        except Exception as error:
+            raise AudiationError(f"model.config for {spec.architecture}: {_one_line(error)}") from None
     try:
         config = AutoConfig.from_pretrained(**_pretrained_kwargs(spec.name))
     except AudiationError:
         raise
-    except (OSError, ValueError) as error:
-        raise AudiationError(f"model.name={spec.name} could not be opened: {error}".splitlines()[0]) from None
+    except Exception as error:
+        raise AudiationError(f"model.name={spec.name} could not be opened: {_one_line(error)}") from None
     try:
         family = family_of(config)
     except AudiationError:
@@ -321,6 +323,10 @@ def load_config(spec: ModelSpec):
     if folder is not None:
         _check_weights(folder)
     return config
+
+
+def _one_line(error: Exception, limit: int = 200) -> str:
+    return " ".join(str(error).split())[:limit]
 
 
 def local_folder(name: str) -> Path | None:
