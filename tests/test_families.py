@@ -92,3 +92,37 @@ def test_a_model_of_no_family_of_ours_is_one_line():
     with pytest.raises(AudiationError, match=r"^a bert model is not a speech encoder this project can audiate "
                                              r"\(families: whisper, wav2vec2\)$"):
         family_of(BertConfig())
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("13", "model.layer=13 is not a layer of this model (valid: 0..12, conv1..conv7, mlp1..mlp12)"),
+    (-1, "model.layer=-1 is not a layer of this model (valid: 0..12, conv1..conv7, mlp1..mlp12)"),
+    ("conv0", "model.layer=conv0 is not a layer of this model (valid: 0..12, conv1..conv7, mlp1..mlp12)"),
+    ("conv8", "model.layer=conv8 is not a layer of this model (valid: 0..12, conv1..conv7, mlp1..mlp12)"),
+    ("mlp0", "model.layer=mlp0 is not a layer of this model (valid: 0..12, conv1..conv7, mlp1..mlp12)"),
+    ("mlp13", "model.layer=mlp13 is not a layer of this model (valid: 0..12, conv1..conv7, mlp1..mlp12)"),
+    ("logits", "model.layer=logits is not a layer of this model (valid: 0..12, conv1..conv7, mlp1..mlp12)"),
+    ("1" * 19, f"model.layer={'1' * 19} is not a layer of this model (valid: 0..12, conv1..conv7, mlp1..mlp12)"),
+    ("L8", "model.layer=L8 is not a layer of this model (valid: 0..12, conv1..conv7, mlp1..mlp12)")])
+def test_a_layer_that_the_model_does_not_have_is_refused_with_the_valid_ones(spec, message):
+    from audiation.models import layers
+
+    with pytest.raises(AudiationError) as refused:
+        layers.parse(spec, 12, 7, False)
+    assert str(refused.value) == message
+
+
+def test_layer_names_as_typed_and_as_shown():
+    from audiation.models import layers
+
+    assert [layers.parse(spec, 12, 7, True) for spec in (" 8 ", "CONV3", "Mlp12", "logits", 0, "conv7", "mlp1", 12)] == [
+        Layer("transformer", 8), Layer("conv", 3), Layer("mlp", 12), Layer("logits"), Layer("transformer", 0),
+        Layer("conv", 7), Layer("mlp", 1), Layer("transformer", 12)]
+    assert [Layer(*kind).label for kind in (("transformer", 8), ("conv", 3), ("mlp", 2), ("logits",), ("output",))] == [
+        "L8", "conv3", "mlp2", "logits", "output"]
+    with pytest.raises(AudiationError) as refused:
+        layers.parse("logits", 4, 2, False, "Whisper has no CTC head")
+    assert str(refused.value) == "model.layer=logits: Whisper has no CTC head (valid: 0..4, conv1..conv2, mlp1..mlp4)"
+    with pytest.raises(AudiationError) as refused:
+        layers.parse("99", 4, 2, True)
+    assert str(refused.value) == "model.layer=99 is not a layer of this model (valid: 0..4, conv1..conv2, mlp1..mlp4, logits)"
