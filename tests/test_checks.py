@@ -54,7 +54,8 @@ def test_a_direction_that_is_not_a_vector_of_the_layer_is_refused_in_one_line(tm
         "objective.direction=['a', 'b'] is not numbers: give a .npy array of floats or an inline list of numbers")
     assert _refusal(checks.parse_directions, [1, 2, 3], 4) == (
         "objective.direction has shape (1, 3); expected (4,) or (k, 4)")
-    for vector in ([0, 0], [1, float("nan")], [float("inf"), 1]):
+    assert checks.parse_directions([[1, 0], [0, 2]], 2).tolist() == [[1, 0], [0, 2]]  # a stack, inline
+    for vector in ([0, 0], [1, float("nan")], [float("inf"), 1], [[1, 0], [0, 0]]):  # each vector of a stack
         assert _refusal(checks.parse_directions, vector, 2) == "objective.direction contains a zero or non-finite vector"
 
 
@@ -63,12 +64,15 @@ def test_a_text_is_spelled_in_the_vocabulary_of_the_model_or_refused_in_one_line
     assert checks.parse_texts(" Moon  on ", tokens, "tiny") == [("Moon on", [2, 3, 3, 4, 1, 3, 4])]
     assert checks.parse_texts(["no", "on"], tokens, "tiny") == [("no", [4, 3]), ("on", [3, 4])]
     assert checks.parse_texts("x", None, "w", encode=lambda text: [len(text)]) == [("x", [1])]
+    assert checks.parse_texts(["x", " yz "], None, "w", encode=lambda text: [len(text)]) == [("x", [1]), ("yz", [2])]
     assert _refusal(checks.parse_texts, "moon", None, "wav2vec2") == (
         "objective=text needs a CTC model with a vocabulary; wav2vec2 has none")
     for spec in ("", " ", [], ["moon", 3], None):
         assert _refusal(checks.parse_texts, spec, tokens, "tiny") == "objective.text must be a word or a list of words"
     assert _refusal(checks.parse_texts, "zoom", tokens, "tiny") == (
         "objective.text=zoom: 'z' not in the vocabulary of tiny (it has: mon')")
+    assert _refusal(checks.parse_texts, "zoo?", tokens, "tiny") == (
+        "objective.text=zoo?: '?', 'z' not in the vocabulary of tiny (it has: mon')")
     assert _refusal(checks.parse_texts, ["moon", " moon "], tokens, "tiny") == (
         "objective.text names a text twice (or two that make the same target name): each target once")
     mixed = ["<pad>", "|", "M", "o"]  # two cases: letters are taken as written

@@ -250,6 +250,12 @@ def test_the_models_error_rate_on_its_data_is_the_mean_over_readable_transcribed
     assert data_error_rate(no_head, files) is None  # it cannot transcribe
     no_head.head, no_head.vocabulary = object(), None
     assert data_error_rate(no_head, files) is None
+    decoder = _Hearer("moon")  # a Whisper: its decoder's tokens, no CTC head
+    decoder.head, decoder.vocabulary, decoder.tokens = None, None, object()
+    assert data_error_rate(decoder, files) == {"cer": 0.0833, "files": 3}
+    bare = _Hearer("moon")
+    del bare.tokens  # an encoder that never had a decoder's tokens
+    assert data_error_rate(bare, files) == {"cer": 0.0833, "files": 3}
 
     cache, made = tmp_path / "cache", []
     cache.mkdir()
