@@ -48,20 +48,20 @@ def test_axis_ticks_are_round_steps_from_zero_to_the_span():
 def test_a_spectrogram_is_db_of_a_hann_stft_floored_80_db_below_its_peak_with_high_frequencies_on_top():
     t = torch.arange(16000) / 16000
     sine = torch.sin(2 * torch.pi * 1000 * t)[None]
-    db, hop = disk.log_spectrograms(sine, 16000)
+    db, hop = disk.log_spectrograms(sine)
     assert hop == 40 and db.shape == (1, 201, 401)  # 400 columns, 201 rows of 40 Hz
     assert int(db[0, :, 200].argmax()) == 25  # 1 kHz / 40 Hz
     assert float(db.max()) == pytest.approx(40.0, abs=0.05)  # |X| = amplitude x sum(hann) / 2 = 100
     assert float(db.min()) == pytest.approx(float(db.max()) - 80, abs=1e-4)
-    indices, hop = disk.spectrogram_indices(sine, 16000)
+    indices, hop = disk.spectrogram_indices(sine)
     assert indices.dtype == np.uint8 and indices.shape == (1, 201, 401) and hop == 40
     assert indices[0, 200 - 25, 200] == disk.COLOURS - 1 and indices.min() == 0  # flipped: 1 kHz 25 rows up
     peak = float(db.max())
-    shared, _ = disk.spectrogram_indices(sine, 16000, (peak - 60, peak + 20))
+    shared, _ = disk.spectrogram_indices(sine, (peak - 60, peak + 20))
     assert shared.max() == round(0.75 * (disk.COLOURS - 1)) and shared.min() == 0  # 3/4 up the shared range
-    longer, hop = disk.log_spectrograms(torch.zeros(1, 16001), 16000)
+    longer, hop = disk.log_spectrograms(torch.zeros(1, 16001))
     assert hop == 41 and longer.shape[2] == 391  # at most 400 columns, whatever the length
-    tiny, hop = disk.log_spectrograms(torch.ones(1, 1), 16000)
+    tiny, hop = disk.log_spectrograms(torch.ones(1, 1))
     assert hop == 1 and tiny.shape == (1, 2, 2)  # one sample: a 2-point transform, not a crash
 
 
@@ -98,7 +98,7 @@ def test_a_spectrogram_pictures_ticks_frame_and_scale_bar_are_where_their_number
 
     from PIL import Image
 
-    indices, hop = disk.spectrogram_indices(torch.zeros(1, 16000), 16000)
+    indices, hop = disk.spectrogram_indices(torch.zeros(1, 16000))
     image = Image.open(BytesIO(disk.spectrogram_png(indices[0], hop, 16000, 16000, "a title", mark_seconds=0.25)))
     pixels = np.asarray(image)
     top, left = disk.MARGIN_TOP, disk.MARGIN_LEFT

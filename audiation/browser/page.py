@@ -262,11 +262,11 @@ def _shared_scale(cards: list[dict], out: Path, media: _Media) -> None:
                             str(error).splitlines()[0][:80])
     if not signals:
         return
-    peak = max(float(log_spectrograms(torch.from_numpy(x)[None], rate)[0].max()) for x, rate in signals.values())
+    peak = max(float(log_spectrograms(torch.from_numpy(x)[None])[0].max()) for x, _ in signals.values())
     folder = out.with_name(out.stem + ".shared")
     for number, card in enumerate(c for c in cards if id(c) in signals):
         signal, rate = signals[id(card)]
-        indices, hop = spectrogram_indices(torch.from_numpy(np.asarray(signal))[None], rate,
+        indices, hop = spectrogram_indices(torch.from_numpy(np.asarray(signal))[None],
                                            (peak - DYNAMIC_RANGE_DB, peak))
         path = folder / f"{number:05d}.png"
         write_bytes(path, spectrogram_png(indices[0], hop, len(signal), rate, f"{card['name']} (shared scale)"))

@@ -78,7 +78,7 @@ class Files(Subscriber):
         written, and its record comes last (it marks it complete), with their verdicts."""
         plan, job_dir = self.plan, self.job_dir
         rate = plan.geometry.sample_rate
-        indices, hop = disk.spectrogram_indices(torch.from_numpy(result.signal).to(plan.device), rate)
+        indices, hop = disk.spectrogram_indices(torch.from_numpy(result.signal).to(plan.device))
         disk.palette()  # imports matplotlib here: an import racing between two threads leaves it half-made
         mark = None if plan.frame is None else plan.geometry.frame_centre_seconds(plan.frame)
 

@@ -107,7 +107,7 @@ WHITE, BLACK, GREY, CYAN = COLOURS, COLOURS + 1, COLOURS + 2, COLOURS + 3
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 46, 52, 18, 30  # the right one holds the dB scale bar
 
 
-def log_spectrograms(signals: torch.Tensor, sample_rate: int) -> tuple[torch.Tensor, int]:
+def log_spectrograms(signals: torch.Tensor) -> tuple[torch.Tensor, int]:
     """(rows, frequencies, frames) magnitudes in dB of a Hann-windowed STFT, low frequencies first, each
     row floored 80 dB below its own peak; and the hop in samples. Runs on the signals' device."""
     signals = signals.float()
@@ -121,13 +121,12 @@ def log_spectrograms(signals: torch.Tensor, sample_rate: int) -> tuple[torch.Ten
     return torch.maximum(db, peak - DYNAMIC_RANGE_DB), hop
 
 
-def spectrogram_indices(signals: torch.Tensor, sample_rate: int,
-                        db_range: tuple[float, float] | None = None) -> tuple[np.ndarray, int]:
+def spectrogram_indices(signals: torch.Tensor, db_range: tuple[float, float] | None = None) -> tuple[np.ndarray, int]:
     """Palette indices (rows, frequencies high to low, frames) uint8, quantised on the device: what a
     batch of spectrogram pictures needs from the GPU is one small transfer. Each picture spans the 80 dB
     below its own peak, or the shared `db_range` (low, high) so pictures compare: the scale bar's
     0 to -80 dB either way."""
-    db, hop = log_spectrograms(signals, sample_rate)
+    db, hop = log_spectrograms(signals)
     if db_range is None:
         high = db.amax(dim=(1, 2), keepdim=True)
         low = high - DYNAMIC_RANGE_DB
@@ -215,7 +214,7 @@ def write_spectrogram(path: Path, signal: np.ndarray, sample_rate: int, title: s
                       mark_seconds: float | None = None) -> str:
     """One signal's spectrogram PNG (for batches, call `spectrogram_indices` once and `spectrogram_png`
     per row)."""
-    indices, hop = spectrogram_indices(torch.from_numpy(np.asarray(signal, dtype=np.float32))[None], sample_rate)
+    indices, hop = spectrogram_indices(torch.from_numpy(np.asarray(signal, dtype=np.float32))[None])
     return write_bytes(path, spectrogram_png(indices[0], hop, len(signal), sample_rate, title, mark_seconds))
 
 

@@ -154,7 +154,7 @@ class WandbTracker(Tracker):
         run.log({"optimisation_step": step,
                  "audio": [self.wandb.Audio(signal, sample_rate=self.sample_rate, caption=name)
                            for name, signal in shown],
-                 "spectrogram": [self.wandb.Image(spectrogram_image(signal, self.sample_rate), caption=name)
+                 "spectrogram": [self.wandb.Image(spectrogram_image(signal), caption=name)
                                  for name, signal in shown]})
 
     def log_job(self, rows, histories):
@@ -288,13 +288,13 @@ def summary_of(rows: list[dict]) -> dict:
     return summary
 
 
-def spectrogram_image(signal: np.ndarray, sample_rate: int) -> np.ndarray:
+def spectrogram_image(signal: np.ndarray) -> np.ndarray:
     """An RGB picture of the log spectrogram (low frequencies at the bottom), cheap enough to log often."""
     import torch
 
     from audiation.outputs.disk import palette, spectrogram_indices
 
-    indices, _hop = spectrogram_indices(torch.from_numpy(np.asarray(signal, dtype=np.float32))[None], sample_rate)
+    indices, _hop = spectrogram_indices(torch.from_numpy(np.asarray(signal, dtype=np.float32))[None])
     colours = np.array(palette(), dtype=np.uint8).reshape(-1, 3)
     return colours[indices[0]]
 
