@@ -265,11 +265,11 @@ def plan(cfg: DictConfig) -> Plan:
 
         whisper.check_window(spec.window, seconds)
     token_ids, kind = {}, target_kind(cfg.objective)
-    # `in` on a DictConfig is False for a key left `???`: keys() has it, so that each case gets its own line
-    if kind.key is not None and kind.key not in cfg.objective.keys():  # an option file of the user's own
-        raise AudiationError(f"objective.kind={kind.value} needs objective.{kind.key}: which targets")
-    if kind.key is not None and OmegaConf.is_missing(cfg.objective, kind.key):
-        raise AudiationError(f"objective.{kind.key} is required: which targets ({REQUIRED_HINTS[kind.key]})")
+    if kind.key is not None:  # `in` on a DictConfig is False for a key left `???`; keys() has it
+        if kind.key not in cfg.objective.keys():  # an option file of the user's own
+            raise AudiationError(f"objective.kind={kind.value} needs objective.{kind.key}: which targets")
+        if OmegaConf.is_missing(cfg.objective, kind.key):
+            raise AudiationError(f"objective.{kind.key} is required: which targets ({REQUIRED_HINTS[kind.key]})")
     if kind is TargetKind.text:  # a text is read by the CTC head or the decoder, whatever model.layer says
         texts = OmegaConf.to_container(cfg.objective, resolve=True)["text"]
         if family_of(config).name == "whisper":  # the decoder reads the encoder's output
